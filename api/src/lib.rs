@@ -1,0 +1,1 @@
+//! Reporting API (issue 6): not built yet.

@@ -1,0 +1,1 @@
+//! Dispatcher Lambda (issue 5): not built yet.

@@ -1,0 +1,170 @@
+//! Strict RFC 4180 field splitting of one record.
+//!
+//! simd-csv finds record boundaries fast but treats every `"` as a toggle, so a stray quote in
+//! an unquoted field (`15" keg`) silently swallows the following lines. Every record it returns
+//! is therefore re-read here under the strict rules: a quote may only open a field, `""` is an
+//! escaped quote, and a closing quote must be followed by a comma or the end of the record.
+//! A record that passes is split exactly as simd-csv split it; one that fails is reported so the
+//! caller can quarantine it and resynchronise.
+
+use memchr::{memchr, memchr_iter, memchr2};
+
+/// One field of a record: a byte range of the record, and whether its text must be unescaped
+/// (it contained `""`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldSpan {
+    pub start: u32,
+    pub end: u32,
+    pub escaped: bool,
+}
+
+/// How a record breaks the quoting rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteError {
+    /// A quote inside an unquoted field, or text after a closing quote.
+    Stray,
+    /// A quoted field that does not close before the end of the record.
+    Unterminated,
+}
+
+/// Splits `record` (without its line terminator) into `out`.
+#[inline]
+pub fn split_fields(record: &[u8], out: &mut Vec<FieldSpan>) -> Result<(), QuoteError> {
+    out.clear();
+    if memchr(b'"', record).is_none() {
+        // Fast path: no quoting at all.
+        let mut start = 0u32;
+        for comma in memchr_iter(b',', record) {
+            out.push(FieldSpan {
+                start,
+                end: comma as u32,
+                escaped: false,
+            });
+            start = comma as u32 + 1;
+        }
+        out.push(FieldSpan {
+            start,
+            end: record.len() as u32,
+            escaped: false,
+        });
+        return Ok(());
+    }
+    split_quoted(record, out)
+}
+
+fn split_quoted(record: &[u8], out: &mut Vec<FieldSpan>) -> Result<(), QuoteError> {
+    let len = record.len();
+    let mut i = 0usize;
+    loop {
+        if i < len && record[i] == b'"' {
+            let content_start = i + 1;
+            let mut escaped = false;
+            let mut j = content_start;
+            let content_end = loop {
+                match memchr(b'"', &record[j..]) {
+                    None => return Err(QuoteError::Unterminated),
+                    Some(k) => {
+                        let q = j + k;
+                        if q + 1 < len && record[q + 1] == b'"' {
+                            escaped = true;
+                            j = q + 2;
+                        } else {
+                            break q;
+                        }
+                    }
+                }
+            };
+            out.push(FieldSpan {
+                start: content_start as u32,
+                end: content_end as u32,
+                escaped,
+            });
+            let after = content_end + 1;
+            if after == len {
+                return Ok(());
+            }
+            if record[after] != b',' {
+                return Err(QuoteError::Stray);
+            }
+            i = after + 1;
+        } else {
+            match memchr2(b',', b'"', &record[i..]) {
+                None => {
+                    out.push(FieldSpan {
+                        start: i as u32,
+                        end: len as u32,
+                        escaped: false,
+                    });
+                    return Ok(());
+                }
+                Some(k) if record[i + k] == b',' => {
+                    out.push(FieldSpan {
+                        start: i as u32,
+                        end: (i + k) as u32,
+                        escaped: false,
+                    });
+                    i += k + 1;
+                }
+                Some(_) => return Err(QuoteError::Stray),
+            }
+        }
+    }
+}
+
+/// The text of a field: borrowed when it needs no unescaping, else `""` → `"` into `scratch`.
+#[inline]
+pub fn field_text<'a>(record: &'a [u8], f: FieldSpan, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    let raw = &record[f.start as usize..f.end as usize];
+    if !f.escaped {
+        return raw;
+    }
+    scratch.clear();
+    let mut rest = raw;
+    while let Some(q) = memchr(b'"', rest) {
+        scratch.extend_from_slice(&rest[..=q]);
+        rest = &rest[q + 2..];
+    }
+    scratch.extend_from_slice(rest);
+    scratch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(rec: &str) -> Result<Vec<String>, QuoteError> {
+        let mut spans = Vec::new();
+        split_fields(rec.as_bytes(), &mut spans)?;
+        let mut scratch = Vec::new();
+        Ok(spans
+            .iter()
+            .map(|&f| {
+                String::from_utf8(field_text(rec.as_bytes(), f, &mut scratch).to_vec()).unwrap()
+            })
+            .collect())
+    }
+
+    #[test]
+    fn plain_and_quoted() {
+        assert_eq!(fields("a,b,c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(fields("a,,").unwrap(), ["a", "", ""]);
+        assert_eq!(fields("").unwrap(), [""]);
+        assert_eq!(fields(r#""a,b",c"#).unwrap(), ["a,b", "c"]);
+        assert_eq!(
+            fields(r#"x,"say ""hi""","#).unwrap(),
+            ["x", r#"say "hi""#, ""]
+        );
+        assert_eq!(fields("\"two\nlines\",z").unwrap(), ["two\nlines", "z"]);
+        assert_eq!(fields(r#""""#).unwrap(), [""]);
+        assert_eq!(fields(r#""""""#).unwrap(), ["\""]);
+    }
+
+    #[test]
+    fn quoting_errors() {
+        assert_eq!(fields(r#"1,15" keg,2"#), Err(QuoteError::Stray));
+        assert_eq!(fields(r#"1,"abc"def,2"#), Err(QuoteError::Stray));
+        assert_eq!(fields(r#"1, "abc",2"#), Err(QuoteError::Stray));
+        assert_eq!(fields(r#"1,"abc,2"#), Err(QuoteError::Unterminated));
+        assert_eq!(fields(r#"1,"abc"""#), Err(QuoteError::Unterminated));
+    }
+}

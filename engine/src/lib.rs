@@ -1,0 +1,47 @@
+//! # duff-engine
+//!
+//! Turns order CSV files into a validated, deduplicated, enriched Parquet lake with a star
+//! schema. The core knows nothing of AWS: it reads bytes (a memory map or a stream) and writes a
+//! lake rooted at a local directory; cloud adapters live elsewhere.
+//!
+//! ```no_run
+//! use duff_engine::{LocalLake, RunOptions, RunOutcome, run_local};
+//!
+//! let lake = LocalLake::open("lake")?;
+//! match run_local("orders.csv".as_ref(), &lake, &RunOptions::default(), &|_| {})? {
+//!     RunOutcome::Succeeded(m) => println!("{} rows written", m.counts.rows_written),
+//!     RunOutcome::Failed(m) => eprintln!("rejected: {}", m.error.unwrap_or_default()),
+//!     RunOutcome::Skipped(m) => println!("run {} was already done", m.run_id),
+//! }
+//! # Ok::<(), duff_engine::Error>(())
+//! ```
+//!
+//! The pipeline: [`window`] splits the input into ranges parsed in parallel ([`chunk`], with
+//! simd-csv and the strict [`fields`] splitter), [`dedup`] judges keys in sharded hash tables,
+//! [`assemble`] builds Arrow batches, [`writer`] threads encode Parquet, and [`lake`] publishes
+//! the staged files and commits the [`manifest`].
+
+mod assemble;
+mod chunk;
+mod dedup;
+pub mod error;
+pub mod fields;
+pub mod header;
+pub mod input;
+pub mod lake;
+pub mod manifest;
+pub mod number;
+pub mod reason;
+pub mod rules;
+pub mod run;
+pub mod schema;
+mod window;
+pub mod writer;
+
+pub use error::Error;
+pub use lake::LocalLake;
+pub use manifest::{Counts, Manifest, RunStatus};
+pub use reason::Reason;
+pub use rules::Channels;
+pub use run::{Progress, RunOptions, RunOutcome, peak_rss_bytes, run_local};
+pub use writer::{Codec, ParquetOptions};

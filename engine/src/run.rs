@@ -1,0 +1,677 @@
+//! One run: an input file processed into the lake, exactly once.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rayon::prelude::*;
+use serde::Serialize;
+use simd_csv::TotalReaderBuilder;
+
+use crate::assemble::{self, Assembled, ProductInfo, QuarantineRow, RunConstants};
+use crate::chunk::ParseCtx;
+use crate::dedup::Deduper;
+use crate::error::Error;
+use crate::header::{HeaderMap, parse_header};
+use crate::input::{InputBytes, LocalInput, run_id_for};
+use crate::lake::LocalLake;
+use crate::manifest::{Counts, Manifest, RunStatus, SourceInfo, Throughput, Timings};
+use crate::rules::Channels;
+use crate::schema::{
+    DIM_CHANNELS, DIM_CLIENTS, DIM_PRODUCTS, DIM_STATUS, FACT_ORDERS, ORDERS, QUARANTINE, Table,
+};
+use crate::window::parse_window;
+use crate::writer::{
+    Destination, Naming, ParquetOptions, TableWriter, WrittenFile, write_small_table,
+};
+
+/// How a run behaves. `Default` is what `duff run` uses.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// Bytes per parallel parse range.
+    pub chunk_bytes: usize,
+    /// Longest accepted record. A longer multi-line record is treated as a broken quote; a single
+    /// longer line fails the file.
+    pub max_record_bytes: usize,
+    pub channels: Channels,
+    /// Partition date; default: the input's modification (upload) date, UTC.
+    pub pa_date: Option<NaiveDate>,
+    /// Ingestion timestamp stamped on every row; default: the run's start. Set it to make reruns
+    /// byte-identical.
+    pub ingested_at: Option<DateTime<Utc>>,
+    pub parquet: ParquetOptions,
+    /// The run fails when more than this fraction of its rows is quarantined.
+    pub max_bad_fraction: f64,
+    /// Reprocess even when the run's manifest exists.
+    pub force: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            threads: 0,
+            chunk_bytes: 4 << 20,
+            max_record_bytes: 1 << 20,
+            channels: Channels::default(),
+            pa_date: None,
+            ingested_at: None,
+            parquet: ParquetOptions::default(),
+            max_bad_fraction: 0.1,
+            force: false,
+        }
+    }
+}
+
+impl RunOptions {
+    fn validate(&self) -> Result<(), Error> {
+        if self.chunk_bytes < 1024 && self.chunk_bytes != 0 {
+            // Tiny ranges are allowed (tests use them) but not zero.
+        }
+        if self.chunk_bytes == 0 {
+            return Err(Error::Config("chunk_bytes must be > 0".into()));
+        }
+        if self.max_record_bytes < 64 {
+            return Err(Error::Config("max_record_bytes must be at least 64".into()));
+        }
+        if !(0.0..=1.0).contains(&self.max_bad_fraction) {
+            return Err(Error::Config(
+                "max_bad_fraction must be between 0 and 1".into(),
+            ));
+        }
+        if self.parquet.batch_rows == 0 {
+            return Err(Error::Config("batch_rows must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    fn effective_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        }
+    }
+
+    /// Window size: enough ranges to keep every thread busy while the writers encode.
+    fn window_bytes(&self, threads: usize) -> usize {
+        self.chunk_bytes
+            .saturating_mul((threads * 4).max(4))
+            .max(self.max_record_bytes * 2)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// Processed and published.
+    Succeeded(Manifest),
+    /// A file-level problem; a `failed` manifest was committed and nothing else was published.
+    Failed(Manifest),
+    /// The run's manifest already existed: nothing was done.
+    Skipped(Manifest),
+}
+
+impl RunOutcome {
+    pub fn manifest(&self) -> &Manifest {
+        match self {
+            RunOutcome::Succeeded(m) | RunOutcome::Failed(m) | RunOutcome::Skipped(m) => m,
+        }
+    }
+}
+
+/// Progress of a run, reported after each window.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Input bytes processed (decompressed bytes for gzip).
+    pub bytes_done: u64,
+    /// Total input bytes, when known up front.
+    pub bytes_total: Option<u64>,
+    pub rows_read: u64,
+}
+
+/// Processes a local file into the lake. File-level problems give `Ok(RunOutcome::Failed)`;
+/// `Err` means the environment failed (I/O, configuration) and the run may be retried.
+pub fn run_local(
+    input: &Path,
+    lake: &LocalLake,
+    options: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RunOutcome, Error> {
+    options.validate()?;
+    let started = Utc::now();
+    let clock = Instant::now();
+    let input = LocalInput::open(input)?;
+    let source = input.source_info();
+    let run_id = run_id_for(&source);
+    if !options.force
+        && let Some(existing) = lake.read_manifest(&run_id)?
+    {
+        tracing::info!(run_id, status = ?existing.status, "run already committed; skipping");
+        return Ok(RunOutcome::Skipped(existing));
+    }
+    let pa_date = options.pa_date.unwrap_or_else(|| input.default_pa_date());
+    let ingested_at = options.ingested_at.unwrap_or(started);
+    let threads = options.effective_threads();
+    let staging = lake.reset_staging(&run_id)?;
+    let constants = RunConstants {
+        source_file: source.uri.clone(),
+        run_id: run_id.clone(),
+        ingested_at_ms: ingested_at.timestamp_millis(),
+        channel_names: options.channels.names(),
+        channel_ids: options.channels.entries().iter().map(|e| e.0).collect(),
+    };
+    let context = RunContext {
+        options,
+        constants,
+        staging: staging.clone(),
+        partition: format!("pa_date={pa_date}"),
+        threads,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("duff-parse-{i}"))
+        .build()
+        .map_err(|e| Error::Config(format!("thread pool: {e}")))?;
+    let processed = pool.install(|| process(&context, &input, progress));
+
+    let mut manifest = Manifest {
+        run_id: run_id.clone(),
+        status: RunStatus::Succeeded,
+        error_code: None,
+        error: None,
+        source,
+        pa_date: pa_date.to_string(),
+        ingested_at: ingested_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
+        finished_at: String::new(),
+        engine_version: env!("CARGO_PKG_VERSION").to_string(),
+        threads,
+        counts: Counts::default(),
+        nothing_lost: false,
+        extra_columns: Vec::new(),
+        input_bytes: input.size,
+        output_bytes: 0,
+        outputs: Vec::new(),
+        timings: Timings::default(),
+        throughput: Throughput::default(),
+        peak_rss_bytes: None,
+        dedup_keys: 0,
+        dedup_heap_bytes: 0,
+        options: options_json(options),
+    };
+    let outcome = processed.and_then(|p| {
+        let read = p.counts.rows_read;
+        if read > 0 && p.counts.quarantined as f64 > options.max_bad_fraction * read as f64 {
+            manifest.counts = p.counts.clone();
+            return Err(Error::TooManyBadRows {
+                quarantined: p.counts.quarantined,
+                read,
+                max_fraction: options.max_bad_fraction,
+            });
+        }
+        Ok(p)
+    });
+    match outcome {
+        Ok(p) => {
+            let publish = Instant::now();
+            failpoint("before_publish");
+            for (i, file) in p.outputs.iter().enumerate() {
+                lake.publish_file(&run_id, &file.path)?;
+                if i == 0 {
+                    failpoint("mid_publish");
+                }
+            }
+            let mut timings = p.timings;
+            timings.publish_ms = ms(publish.elapsed());
+            timings.total_ms = ms(clock.elapsed());
+            let secs = clock.elapsed().as_secs_f64().max(1e-9);
+            manifest.throughput = Throughput {
+                input_mb_per_s: p.bytes_processed as f64 / 1e6 / secs,
+                rows_per_s: p.counts.rows_read as f64 / secs,
+            };
+            manifest.nothing_lost = p.counts.nothing_lost();
+            manifest.counts = p.counts;
+            manifest.extra_columns = p.extra_columns;
+            manifest.output_bytes = p.outputs.iter().map(|f| f.bytes).sum();
+            manifest.outputs = p.outputs;
+            manifest.timings = timings;
+            manifest.dedup_keys = p.dedup_keys;
+            manifest.dedup_heap_bytes = p.dedup_heap_bytes;
+            manifest.peak_rss_bytes = peak_rss_bytes();
+            manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+            lake.write_manifest(&manifest)?;
+            lake.discard_staging(&run_id);
+            tracing::info!(run_id, rows = manifest.counts.rows_read, "run published");
+            Ok(RunOutcome::Succeeded(manifest))
+        }
+        Err(e) if e.is_file_level() => {
+            lake.discard_staging(&run_id);
+            manifest.status = RunStatus::Failed;
+            manifest.error_code = Some(e.code().to_string());
+            manifest.error = Some(e.to_string());
+            manifest.nothing_lost = manifest.counts.nothing_lost();
+            manifest.timings.total_ms = ms(clock.elapsed());
+            manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+            lake.write_manifest(&manifest)?;
+            tracing::warn!(run_id, error = %e, "run failed on a file-level error");
+            Ok(RunOutcome::Failed(manifest))
+        }
+        Err(e) => {
+            lake.discard_staging(&run_id);
+            Err(e)
+        }
+    }
+}
+
+fn options_json(o: &RunOptions) -> serde_json::Value {
+    #[derive(Serialize)]
+    struct Recorded<'a> {
+        chunk_bytes: usize,
+        max_record_bytes: usize,
+        channels: Vec<String>,
+        max_bad_fraction: f64,
+        parquet: &'a ParquetOptions,
+    }
+    serde_json::to_value(Recorded {
+        chunk_bytes: o.chunk_bytes,
+        max_record_bytes: o.max_record_bytes,
+        channels: o.channels.names(),
+        max_bad_fraction: o.max_bad_fraction,
+        parquet: &o.parquet,
+    })
+    .expect("options serialise")
+}
+
+/// Aborts the process at a named point when `DUFF_FAILPOINT` names it: the crash tests use it to
+/// kill a run exactly between staging and publication.
+fn failpoint(name: &str) {
+    if std::env::var("DUFF_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Peak resident set size of this process (Linux), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+struct RunContext<'a> {
+    options: &'a RunOptions,
+    constants: RunConstants,
+    staging: std::path::PathBuf,
+    partition: String,
+    threads: usize,
+}
+
+impl RunContext<'_> {
+    fn destination(&self, table: &Table, naming: Naming) -> Destination {
+        Destination {
+            root: self.staging.clone(),
+            dir: format!("{}/{}", table.prefix, self.partition),
+            stem: self.constants.run_id.clone(),
+            naming,
+        }
+    }
+}
+
+struct Processed {
+    counts: Counts,
+    extra_columns: Vec<String>,
+    outputs: Vec<WrittenFile>,
+    timings: Timings,
+    bytes_processed: u64,
+    dedup_keys: u64,
+    dedup_heap_bytes: u64,
+}
+
+/// Header, windows, writers: everything between opening the input and publishing.
+fn process(
+    cx: &RunContext<'_>,
+    input: &LocalInput,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Processed, Error> {
+    let max_record = cx.options.max_record_bytes;
+    let window_bytes = cx.options.window_bytes(cx.threads);
+    let total = (!input.gzip).then_some(input.size);
+    match input.bytes()? {
+        InputBytes::Empty => Err(Error::EmptyFile),
+        InputBytes::Mapped(map) => {
+            let header_clock = Instant::now();
+            let header = read_header(&map, true, max_record)?;
+            let mut p = Pipeline::new(cx, &header, header_clock)?;
+            let mut start = header.data_start;
+            let len = map.len();
+            while start < len {
+                let limit = len.min(start + window_bytes + max_record + 1);
+                let eof = limit == len;
+                let next = p.window(&map[..limit], start, eof)?;
+                release_pages(&map, start, next);
+                start = next;
+                progress(Progress {
+                    bytes_done: start as u64,
+                    bytes_total: total,
+                    rows_read: p.counts.rows_read,
+                });
+                if eof {
+                    break;
+                }
+            }
+            p.finish(len as u64)
+        }
+        InputBytes::Stream(mut reader) => {
+            let path = input.path.display().to_string();
+            let mut buf = Vec::with_capacity(window_bytes + max_record + 2);
+            let mut eof = fill(&mut reader, &mut buf, window_bytes + max_record + 1, &path)?;
+            let header_clock = Instant::now();
+            let header = read_header(&buf, eof, max_record)?;
+            let mut p = Pipeline::new(cx, &header, header_clock)?;
+            let mut start = header.data_start;
+            let mut consumed: u64 = 0;
+            loop {
+                if !eof {
+                    eof = fill(
+                        &mut reader,
+                        &mut buf,
+                        start + window_bytes + max_record + 1,
+                        &path,
+                    )?;
+                }
+                if start >= buf.len() && eof {
+                    break;
+                }
+                let next = p.window(&buf, start, eof)?;
+                progress(Progress {
+                    bytes_done: consumed + next as u64,
+                    bytes_total: total,
+                    rows_read: p.counts.rows_read,
+                });
+                if eof {
+                    consumed += buf.len() as u64;
+                    break;
+                }
+                // Keep the line end before `next`: every range starts just after one.
+                consumed += (next - 1) as u64;
+                buf.drain(..next - 1);
+                start = 1;
+            }
+            p.finish(consumed)
+        }
+    }
+}
+
+/// Reads until `buf` holds `want` bytes or the stream ends; returns whether it ended.
+fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>, want: usize, path: &str) -> Result<bool, Error> {
+    let mut chunk = vec![0u8; 1 << 20];
+    while buf.len() < want {
+        match reader.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::Gzip {
+                    path: path.to_string(),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Drops already-processed pages of the map from this process's resident set, so memory stays
+/// bounded by the window, not the file. (The pages stay in the OS page cache.)
+fn release_pages(map: &memmap2::Mmap, from: usize, to: usize) {
+    const PAGE: usize = 4096;
+    let start = from / PAGE * PAGE;
+    let end = to / PAGE * PAGE;
+    if end > start {
+        // SAFETY: the mapping is read-only and file-backed: after MADV_DONTNEED a later access
+        // faults the same bytes back in from the file, so no reference observes a change.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
+    }
+}
+
+struct Header {
+    map: HeaderMap,
+    /// First byte after the header's line end.
+    data_start: usize,
+    /// Line number of the header (1 unless blank lines precede it).
+    line: u64,
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn read_header(buf: &[u8], eof: bool, max_record: usize) -> Result<Header, Error> {
+    let mut at = if buf.starts_with(BOM) { BOM.len() } else { 0 };
+    let mut line = 1;
+    while at < buf.len() && matches!(buf[at], b'\n' | b'\r') {
+        line += (buf[at] == b'\n') as u64;
+        at += 1;
+    }
+    if at >= buf.len() {
+        return Err(Error::EmptyFile);
+    }
+    let mut reader = TotalReaderBuilder::new()
+        .has_headers(false)
+        .from_bytes(&buf[at..]);
+    let record = reader.split_record().ok_or(Error::EmptyFile)?;
+    let end = at + record.len();
+    let terminated = record.ends_with(b"\n");
+    if record.len() > max_record || (!terminated && !eof) {
+        return Err(Error::LineTooLong {
+            line,
+            max_bytes: max_record,
+        });
+    }
+    let content = record.strip_suffix(b"\n").unwrap_or(record);
+    let content = content.strip_suffix(b"\r").unwrap_or(content);
+    let header_newlines = memchr::memchr_iter(b'\n', record).count() as u64;
+    Ok(Header {
+        map: parse_header(content)?,
+        data_start: end,
+        line: line + header_newlines,
+    })
+}
+
+/// Per-run state across windows: dedup, writers, dimensions, counters.
+struct Pipeline<'a> {
+    cx: &'a RunContext<'a>,
+    header: HeaderMap,
+    deduper: Deduper,
+    orders: TableWriter,
+    fact: TableWriter,
+    quarantine: TableWriter,
+    clients: BTreeMap<i64, String>,
+    products: BTreeMap<i64, ProductInfo>,
+    counts: Counts,
+    timings: Timings,
+    /// Line number of the next window's first byte.
+    next_line: u64,
+    repaired_ranges: usize,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(cx: &'a RunContext<'a>, header: &Header, header_clock: Instant) -> Result<Self, Error> {
+        let opts = &cx.options.parquet;
+        Ok(Pipeline {
+            cx,
+            header: header.map.clone(),
+            deduper: Deduper::new(),
+            orders: TableWriter::spawn(
+                &ORDERS,
+                cx.destination(&ORDERS, Naming::Parts),
+                opts.clone(),
+            ),
+            fact: TableWriter::spawn(
+                &FACT_ORDERS,
+                cx.destination(&FACT_ORDERS, Naming::Parts),
+                opts.clone(),
+            ),
+            quarantine: TableWriter::spawn(
+                &QUARANTINE,
+                cx.destination(&QUARANTINE, Naming::Single),
+                opts.clone(),
+            ),
+            clients: BTreeMap::new(),
+            products: BTreeMap::new(),
+            counts: Counts::default(),
+            timings: Timings {
+                header_ms: ms(header_clock.elapsed()),
+                ..Timings::default()
+            },
+            next_line: header.line + 1,
+            repaired_ranges: 0,
+        })
+    }
+
+    /// Processes the records of `buf` from `start`; returns where the next window starts.
+    fn window(&mut self, buf: &[u8], start: usize, eof: bool) -> Result<usize, Error> {
+        let cx = self.cx;
+        let ctx = ParseCtx {
+            header: &self.header,
+            channels: &cx.options.channels,
+            max_record: cx.options.max_record_bytes,
+        };
+        let t = Instant::now();
+        let parsed = parse_window(&ctx, buf, start, eof, cx.options.chunk_bytes);
+        self.timings.parse_ms += ms(t.elapsed());
+        self.repaired_ranges += parsed.repaired;
+
+        let mut first_lines = Vec::with_capacity(parsed.ranges.len());
+        let mut line = self.next_line;
+        for r in &parsed.ranges {
+            if let Some(rel) = r.line_too_long {
+                return Err(Error::LineTooLong {
+                    line: line + rel,
+                    max_bytes: cx.options.max_record_bytes,
+                });
+            }
+            first_lines.push(line);
+            line += r.newlines;
+        }
+        self.next_line = line;
+
+        let t = Instant::now();
+        let valid: Vec<_> = parsed.ranges.iter().map(|r| &r.valid).collect();
+        let verdicts = self.deduper.judge(&valid, &first_lines);
+        self.timings.dedup_ms += ms(t.elapsed());
+
+        let t = Instant::now();
+        let constants = &cx.constants;
+        let assembled: Vec<Assembled> = parsed
+            .ranges
+            .into_par_iter()
+            .zip(verdicts)
+            .zip(first_lines)
+            .map(|((range, drops), first_line)| {
+                assemble::assemble(range, drops, first_line, buf, constants)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut quarantined: Vec<QuarantineRow> = Vec::new();
+        for a in assembled {
+            self.counts.rows_read += a.records;
+            self.counts.blank_lines += a.blank_lines;
+            self.counts.exact_duplicates += a.exact_duplicates;
+            self.counts.rows_written += a.orders.num_rows() as u64;
+            self.clients.extend(a.clients);
+            self.products.extend(a.products);
+            quarantined.extend(a.quarantine);
+            let wait = Instant::now();
+            self.orders.send(a.orders)?;
+            self.fact.send(a.fact)?;
+            self.timings.queue_wait_ms += ms(wait.elapsed());
+        }
+        for q in &quarantined {
+            self.counts.quarantined += 1;
+            *self
+                .counts
+                .quarantined_by_reason
+                .entry(q.reason.code().to_string())
+                .or_default() += 1;
+        }
+        if !quarantined.is_empty() {
+            self.quarantine
+                .send(assemble::quarantine_batch(&quarantined, constants)?)?;
+        }
+        self.timings.assemble_ms += ms(t.elapsed());
+        Ok(parsed.next)
+    }
+
+    fn finish(mut self, bytes_processed: u64) -> Result<Processed, Error> {
+        let cx = self.cx;
+        let orders = self.orders.finish()?;
+        let fact = self.fact.finish()?;
+        let quarantine = self.quarantine.finish()?;
+        self.timings.encode_busy_orders_ms = ms(orders.busy);
+        self.timings.encode_busy_fact_ms = ms(fact.busy);
+        self.timings.encode_busy_quarantine_ms = ms(quarantine.busy);
+
+        let t = Instant::now();
+        let k = &cx.constants;
+        let opts = &cx.options.parquet;
+        let clients: Vec<(i64, String)> = std::mem::take(&mut self.clients).into_iter().collect();
+        let products: Vec<(i64, ProductInfo)> =
+            std::mem::take(&mut self.products).into_iter().collect();
+        self.counts.distinct_clients = clients.len() as u64;
+        self.counts.distinct_products = products.len() as u64;
+        let mut outputs = Vec::new();
+        outputs.extend(orders.files);
+        outputs.extend(fact.files);
+        if self.counts.rows_written > 0 {
+            let dims = [
+                (&DIM_CLIENTS, assemble::dim_clients_batch(&clients, k)?),
+                (&DIM_PRODUCTS, assemble::dim_products_batch(&products, k)?),
+                (&DIM_STATUS, assemble::dim_status_batch()?),
+                (&DIM_CHANNELS, assemble::dim_channels_batch(k)?),
+            ];
+            for (table, batch) in dims {
+                outputs.extend(write_small_table(
+                    table,
+                    cx.destination(table, Naming::Single),
+                    opts,
+                    &batch,
+                )?);
+            }
+        }
+        outputs.extend(quarantine.files);
+        self.timings.dimensions_ms = ms(t.elapsed());
+        if self.repaired_ranges > 0 {
+            tracing::debug!(
+                repaired = self.repaired_ranges,
+                "ranges re-parsed after a wrong boundary guess"
+            );
+        }
+        Ok(Processed {
+            counts: self.counts,
+            extra_columns: self.header.extra_columns.clone(),
+            outputs,
+            timings: self.timings,
+            bytes_processed,
+            dedup_keys: self.deduper.keys() as u64,
+            dedup_heap_bytes: self.deduper.heap_bytes() as u64,
+        })
+    }
+}
+
+/// Source information for a local path, without running anything (used by the CLI to show the
+/// run id a file would get).
+pub fn describe_local(path: &Path) -> Result<(SourceInfo, String), Error> {
+    let input = LocalInput::open(path)?;
+    let source = input.source_info();
+    let id = run_id_for(&source);
+    Ok((source, id))
+}

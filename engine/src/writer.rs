@@ -1,0 +1,305 @@
+//! Parquet table writers: one thread per table, fed batches in file order.
+//!
+//! Batches are cut into fixed-size slices before they reach the Parquet encoder, so page, row
+//! group and file boundaries depend only on the data, never on chunk or window sizes: the same
+//! input gives byte-identical files with any number of threads.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::schema::{ColumnType, Table};
+
+/// Parquet compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    #[default]
+    Snappy,
+    Zstd,
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "snappy" => Ok(Codec::Snappy),
+            "zstd" => Ok(Codec::Zstd),
+            _ => Err(format!("unknown codec {s:?} (expected snappy or zstd)")),
+        }
+    }
+}
+
+/// How tables are laid out in Parquet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ParquetOptions {
+    pub codec: Codec,
+    /// Rows handed to the encoder at a time (fixed, for deterministic output).
+    pub batch_rows: usize,
+    /// A row group is closed once its encoded size reaches this many bytes.
+    pub row_group_bytes: usize,
+    /// A part file is closed once it reaches this many bytes; the next part starts.
+    pub file_bytes: u64,
+}
+
+impl Default for ParquetOptions {
+    fn default() -> Self {
+        ParquetOptions {
+            codec: Codec::Snappy,
+            batch_rows: 64 * 1024,
+            row_group_bytes: 128 << 20,
+            file_bytes: 512 << 20,
+        }
+    }
+}
+
+impl ParquetOptions {
+    fn properties(&self, table: &Table) -> WriterProperties {
+        let compression = match self.codec {
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")),
+        };
+        let mut b = WriterProperties::builder()
+            .set_compression(compression)
+            .set_created_by(format!("duff-engine {}", env!("CARGO_PKG_VERSION")))
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_max_row_group_row_count(None)
+            .set_max_row_group_bytes(Some(self.row_group_bytes))
+            .set_write_batch_size(8 * 1024);
+        // Dictionaries pay off for repeated strings; for near-unique numbers they are wasted work.
+        for c in table.columns {
+            let worth_it = matches!(c.ty, ColumnType::String | ColumnType::LowCardinalityString)
+                || matches!(
+                    c.name,
+                    "client_id" | "product_id" | "product_price" | "product_volume" | "unit_price"
+                );
+            b = b.set_column_dictionary_enabled(ColumnPath::from(c.name), worth_it);
+        }
+        b.build()
+    }
+}
+
+/// A file written for a run, relative to the lake root.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub table: String,
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// What a writer thread returns.
+pub(crate) struct WriterReport {
+    pub files: Vec<WrittenFile>,
+    pub busy: Duration,
+}
+
+/// The sending half of a table writer thread.
+pub(crate) struct TableWriter {
+    tx: Option<SyncSender<RecordBatch>>,
+    handle: Option<JoinHandle<Result<WriterReport, Error>>>,
+}
+
+/// File naming within a table's partition directory.
+#[derive(Clone)]
+pub(crate) enum Naming {
+    /// `<stem>-<n>.parquet`, a new part every `file_bytes`.
+    Parts,
+    /// `<stem>.parquet`, one file.
+    Single,
+}
+
+pub(crate) struct Destination {
+    /// Root the files are written under (the run's staging directory).
+    pub root: PathBuf,
+    /// Directory relative to the lake root, e.g. `orders/pa_date=2026-11-22`.
+    pub dir: String,
+    pub stem: String,
+    pub naming: Naming,
+}
+
+impl TableWriter {
+    pub fn spawn(table: &'static Table, dest: Destination, options: ParquetOptions) -> Self {
+        let (tx, rx) = sync_channel::<RecordBatch>(16);
+        let handle = std::thread::Builder::new()
+            .name(format!("write-{}", table.name))
+            .spawn(move || write_table(table, dest, options, rx))
+            .expect("spawn writer thread");
+        TableWriter {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Queues a batch; blocks while the writer is behind (bounded memory).
+    pub fn send(&self, batch: RecordBatch) -> Result<(), Error> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        // A closed channel means the writer stopped on an error, which `finish` reports.
+        let _ = self.tx.as_ref().expect("not finished").send(batch);
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<WriterReport, Error> {
+        drop(self.tx.take());
+        self.handle
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| Error::WriterPanicked)?
+    }
+}
+
+fn write_table(
+    table: &'static Table,
+    dest: Destination,
+    options: ParquetOptions,
+    rx: Receiver<RecordBatch>,
+) -> Result<WriterReport, Error> {
+    let schema = table.arrow_schema();
+    let mut out = PartWriter::new(table, &dest, &options, schema.clone());
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0usize;
+    let mut busy = Duration::ZERO;
+    for batch in rx {
+        let t = Instant::now();
+        pending_rows += batch.num_rows();
+        pending.push(batch);
+        if pending_rows >= options.batch_rows {
+            let all = concat_batches(&schema, &pending)?;
+            pending.clear();
+            let whole = all.num_rows() / options.batch_rows * options.batch_rows;
+            let mut at = 0;
+            while at < whole {
+                out.write(&all.slice(at, options.batch_rows))?;
+                at += options.batch_rows;
+            }
+            pending_rows = all.num_rows() - whole;
+            if pending_rows > 0 {
+                pending.push(all.slice(whole, pending_rows));
+            }
+        }
+        busy += t.elapsed();
+    }
+    let t = Instant::now();
+    if pending_rows > 0 {
+        out.write(&concat_batches(&schema, &pending)?)?;
+    }
+    let files = out.finish()?;
+    busy += t.elapsed();
+    Ok(WriterReport { files, busy })
+}
+
+/// Writes parts of one table, rolling to a new file at the size limit.
+struct PartWriter<'a> {
+    table: &'static Table,
+    dest: &'a Destination,
+    options: &'a ParquetOptions,
+    schema: SchemaRef,
+    current: Option<(ArrowWriter<BufWriter<File>>, String, u64)>,
+    files: Vec<WrittenFile>,
+}
+
+impl<'a> PartWriter<'a> {
+    fn new(
+        table: &'static Table,
+        dest: &'a Destination,
+        options: &'a ParquetOptions,
+        schema: SchemaRef,
+    ) -> Self {
+        PartWriter {
+            table,
+            dest,
+            options,
+            schema,
+            current: None,
+            files: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        if self.current.is_none() {
+            let name = match self.dest.naming {
+                Naming::Parts => format!("{}-{}.parquet", self.dest.stem, self.files.len()),
+                Naming::Single => format!("{}.parquet", self.dest.stem),
+            };
+            let rel = format!("{}/{}", self.dest.dir, name);
+            let path = self.dest.root.join(&rel);
+            create_parent(&path)?;
+            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let writer = ArrowWriter::try_new(
+                BufWriter::with_capacity(1 << 20, file),
+                self.schema.clone(),
+                Some(self.options.properties(self.table)),
+            )?;
+            self.current = Some((writer, rel, 0));
+        }
+        let (writer, _, rows) = self.current.as_mut().expect("opened above");
+        writer.write(batch)?;
+        *rows += batch.num_rows() as u64;
+        let size = (writer.bytes_written() + writer.in_progress_size()) as u64;
+        if matches!(self.dest.naming, Naming::Parts) && size >= self.options.file_bytes {
+            self.close_current()?;
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<(), Error> {
+        if let Some((writer, rel, rows)) = self.current.take() {
+            let inner = writer.into_inner()?;
+            let file = inner
+                .into_inner()
+                .map_err(|e| Error::io(&rel, e.into_error()))?;
+            file.sync_all().map_err(|e| Error::io(&rel, e))?;
+            let bytes = file.metadata().map_err(|e| Error::io(&rel, e))?.len();
+            self.files.push(WrittenFile {
+                table: self.table.name.to_string(),
+                path: rel,
+                rows,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<WrittenFile>, Error> {
+        self.close_current()?;
+        Ok(self.files)
+    }
+}
+
+pub(crate) fn create_parent(path: &Path) -> Result<(), Error> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    Ok(())
+}
+
+/// Writes one small table in a single call (dimensions).
+pub(crate) fn write_small_table(
+    table: &'static Table,
+    dest: Destination,
+    options: &ParquetOptions,
+    batch: &RecordBatch,
+) -> Result<Option<WrittenFile>, Error> {
+    if batch.num_rows() == 0 {
+        return Ok(None);
+    }
+    let mut out = PartWriter::new(table, &dest, options, table.arrow_schema());
+    out.write(batch)?;
+    Ok(out.finish()?.pop())
+}

@@ -1,0 +1,48 @@
+//! `duff quickstart`: the front door. Sample file → lake → summary.
+
+use std::process::ExitCode;
+
+use duff_datagen::{Dirt, GenConfig, Size};
+use duff_engine::{LocalLake, RunOptions, RunOutcome};
+
+use crate::cli::QuickstartArgs;
+use crate::summary;
+
+pub fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
+    let inbox = args.dir.join("inbox");
+    let sample = inbox.join(format!("orders-sample-{}.csv", args.seed));
+    let cfg = GenConfig {
+        seed: args.seed,
+        size: Size::Rows(args.rows),
+        dirt: Dirt::typical(),
+        ..GenConfig::default()
+    };
+    if !sample.exists() {
+        eprintln!("generating {} ({} rows)…", sample.display(), args.rows);
+        super::datagen::write_file(&cfg, &sample)?;
+    }
+    let lake = LocalLake::open(args.dir.join("lake"))?;
+    let options = RunOptions {
+        threads: args.threads,
+        ..RunOptions::default()
+    };
+    let outcome = super::run::run_one(&sample, &lake, &options, true)?;
+    summary::print(std::slice::from_ref(&outcome), lake.root());
+    if let RunOutcome::Succeeded(_) | RunOutcome::Skipped(_) = outcome {
+        println!();
+        println!("The lake is in {}:", lake.root().display());
+        println!("  orders/  model/fact_orders/  model/dim_*/  quarantine/  _runs/<run_id>.json");
+        println!(
+            "Expected counts of the sample: {}",
+            duff_datagen::sidecar_path(&sample).display()
+        );
+        println!(
+            "Process your own files with: duff run <file.csv> --lake {}",
+            lake.root().display()
+        );
+    }
+    Ok(match outcome {
+        RunOutcome::Failed(_) => ExitCode::from(super::EXIT_INPUT_REJECTED),
+        _ => ExitCode::SUCCESS,
+    })
+}
