@@ -92,7 +92,7 @@ fn constant(value: &str, n: usize) -> Result<ArrayRef, Error> {
 }
 
 fn timestamps(ms: i64, n: usize) -> ArrayRef {
-    Arc::new(TimestampMillisecondArray::from(vec![ms; n]).with_timezone("UTC"))
+    Arc::new(TimestampMillisecondArray::from(vec![ms; n]).with_timezone("+00:00"))
 }
 
 /// Builds the batches of one range. `first_line` is the absolute line of the range's start;

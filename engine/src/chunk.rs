@@ -8,10 +8,10 @@
 //! next line, so the rows after a bad quote are never lost.
 
 use memchr::{memchr, memchr_iter};
-use simd_csv::TotalReaderBuilder;
+use simd_csv::SplitterBuilder;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::fields::{FieldSpan, QuoteError, field_text, split_fields};
+use crate::fields::{FieldSpan, QuoteError, field_text, record_end, split_fields};
 use crate::header::HeaderMap;
 use crate::number::{NumError, checked_total, parse_decimal, parse_positive_int, trim};
 use crate::reason::Reason;
@@ -162,16 +162,19 @@ pub(crate) fn parse_range(
         let slice_end = limit.min(pos + budget);
         let slice_is_eof = eof && slice_end == limit;
         // Start one byte early, on the previous line end: simd-csv skips it as a blank line,
-        // and can never mistake the record's first bytes for a byte-order mark.
+        // and can never mistake the record's first bytes for a byte-order mark. (The Splitter,
+        // unlike TotalReader, keeps its quote state consistent after probing the first record.)
         let base = pos - 1;
-        let mut reader = TotalReaderBuilder::new()
+        let mut reader = SplitterBuilder::new()
             .has_headers(false)
-            .from_bytes(&buf[base..slice_end]);
+            .buffer_capacity(64 * 1024)
+            .from_reader(&buf[base..slice_end]);
         loop {
             if pos >= nominal_end {
                 break 'readers;
             }
-            if reader.split_record().is_none() {
+            // Reading from a slice cannot fail.
+            if reader.split_record().ok().flatten().is_none() {
                 // Only blank lines up to the end of the slice.
                 let blank = memchr_iter(b'\n', &buf[pos..slice_end]).count() as u64;
                 out.newlines += blank;
@@ -182,33 +185,52 @@ pub(crate) fn parse_range(
                 }
                 continue 'readers;
             }
-            let slice_end_abs = base + reader.position() as usize;
+            let mut record_end_at = base + reader.position() as usize;
             let mut content_start = pos;
-            while content_start < slice_end_abs && matches!(buf[content_start], b'\n' | b'\r') {
+            while content_start < record_end_at && matches!(buf[content_start], b'\n' | b'\r') {
                 if buf[content_start] == b'\n' {
                     out.newlines += 1;
                     out.blank_lines += 1;
                 }
                 content_start += 1;
             }
-            let terminated = buf[slice_end_abs - 1] == b'\n';
-            let mut content_end = slice_end_abs - terminated as usize;
+            let mut restart_reader = false;
+            if record_end_at == slice_end && !slice_is_eof {
+                // The slice ran out inside this record, or exactly at its end: settle it exactly,
+                // looking no further than the record limit.
+                restart_reader = true;
+                let longest = content_start + ctx.max_record + 2;
+                let probe_end = limit.min(longest);
+                record_end_at = match record_end(buf, content_start, probe_end) {
+                    Some(e) => e,
+                    // Longer than the limit, wherever the window ends.
+                    None if probe_end == longest => longest,
+                    // The last record, without a final newline.
+                    None if eof => limit,
+                    None => {
+                        // It runs past this window (only possible when it starts after the
+                        // range's nominal end): the next window starts with it.
+                        pos = content_start;
+                        break 'readers;
+                    }
+                };
+            } else if buf[record_end_at - 1] != b'\n' && record_end_at < slice_end {
+                // simd-csv's `\r`-after-quote quirk (see `fields::record_end`): redo this record
+                // exactly and restart the splitter after it.
+                restart_reader = true;
+                record_end_at = record_end(buf, content_start, slice_end).unwrap_or(slice_end);
+            }
+            let terminated = buf[record_end_at - 1] == b'\n';
+            let mut content_end = record_end_at - terminated as usize;
             if content_end > content_start && buf[content_end - 1] == b'\r' {
                 content_end -= 1;
             }
-            let cut = !terminated && !slice_is_eof;
-            if cut && slice_end - content_start <= ctx.max_record {
-                // The slice was too short to tell; read again from this record with a full budget.
-                pos = content_start;
-                recovering = false;
-                continue 'readers;
-            }
             let record = &buf[content_start..content_end];
             let line_rel = out.newlines;
-            if cut || record.len() > ctx.max_record {
+            out.records += 1;
+            if record.len() > ctx.max_record {
                 match split_first_line(record) {
                     Some(first) if first.len() <= ctx.max_record => {
-                        out.records += 1;
                         out.bad.push(row.bad_line(first, line_rel));
                         out.newlines += 1;
                         pos = content_start + memchr(b'\n', record).unwrap() + 1;
@@ -221,7 +243,6 @@ pub(crate) fn parse_range(
                     }
                 }
             }
-            out.records += 1;
             match row.parse(record) {
                 Ok(()) => row.push_valid(&mut out.valid, record, content_start, line_rel),
                 Err(Rejection::Quoting(_)) if memchr(b'\n', record).is_some() => {
@@ -239,8 +260,11 @@ pub(crate) fn parse_range(
                 out.newlines += memchr_iter(b'\n', record).count() as u64;
             }
             out.newlines += terminated as u64;
-            pos = slice_end_abs;
+            pos = record_end_at;
             recovering = false;
+            if restart_reader {
+                continue 'readers;
+            }
         }
     }
     out.next = pos.min(limit).max(start);

@@ -111,6 +111,36 @@ fn split_quoted(record: &[u8], out: &mut Vec<FieldSpan>) -> Result<(), QuoteErro
     }
 }
 
+/// End (just after its `\n`) of the record starting at `start`, under simd-csv's quote-toggle
+/// rules, or `None` if it does not end before `end`.
+///
+/// simd-csv 0.14 mis-reads a `\r` after a closing quote (it looks two bytes ahead), ending such
+/// a record before its newline depending on where its buffer happens to end. That only happens
+/// on malformed records; the parser detects it and asks this exact, scalar version instead.
+pub fn record_end(buf: &[u8], start: usize, end: usize) -> Option<usize> {
+    let mut i = start;
+    loop {
+        // Outside quotes: the next newline ends the record, the next quote opens a quoted run.
+        let k = memchr2(b'\n', b'"', &buf[i..end])?;
+        i += k + 1;
+        if buf[i - 1] == b'\n' {
+            return Some(i);
+        }
+        // Inside quotes until a quote that is not doubled.
+        loop {
+            i += memchr(b'"', &buf[i..end])? + 1;
+            if i < end && buf[i] == b'"' {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if i == end {
+            return None;
+        }
+    }
+}
+
 /// The text of a field: borrowed when it needs no unescaping, else `""` → `"` into `scratch`.
 #[inline]
 pub fn field_text<'a>(record: &'a [u8], f: FieldSpan, scratch: &'a mut Vec<u8>) -> &'a [u8] {
@@ -157,6 +187,20 @@ mod tests {
         assert_eq!(fields("\"two\nlines\",z").unwrap(), ["two\nlines", "z"]);
         assert_eq!(fields(r#""""#).unwrap(), [""]);
         assert_eq!(fields(r#""""""#).unwrap(), ["\""]);
+    }
+
+    #[test]
+    fn record_ends() {
+        let b = b"a,b\n\"x\ny\",z\n\"a\"\rq\nrest\n\"open";
+        let first = record_end(b, 0, b.len()).unwrap();
+        assert_eq!(&b[..first], b"a,b\n");
+        let second = record_end(b, first, b.len()).unwrap();
+        assert_eq!(&b[first..second], b"\"x\ny\",z\n");
+        let third = record_end(b, second, b.len()).unwrap();
+        assert_eq!(&b[second..third], b"\"a\"\rq\n");
+        let fourth = record_end(b, third, b.len()).unwrap();
+        assert_eq!(record_end(b, fourth, b.len()), None);
+        assert_eq!(record_end(b"\"a\"\"\"\n", 0, 6), Some(6));
     }
 
     #[test]

@@ -449,8 +449,8 @@ struct Header {
     map: HeaderMap,
     /// First byte after the header's line end.
     data_start: usize,
-    /// Line number of the header (1 unless blank lines precede it).
-    line: u64,
+    /// Line number of the first line after the header.
+    first_data_line: u64,
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -483,7 +483,7 @@ fn read_header(buf: &[u8], eof: bool, max_record: usize) -> Result<Header, Error
     Ok(Header {
         map: parse_header(content)?,
         data_start: end,
-        line: line + header_newlines,
+        first_data_line: line + header_newlines,
     })
 }
 
@@ -533,7 +533,7 @@ impl<'a> Pipeline<'a> {
                 header_ms: ms(header_clock.elapsed()),
                 ..Timings::default()
             },
-            next_line: header.line + 1,
+            next_line: header.first_data_line,
             repaired_ranges: 0,
         })
     }

@@ -33,7 +33,7 @@ impl ColumnType {
             }
             ColumnType::Decimal => DataType::Decimal128(PRECISION, SCALE as i8),
             ColumnType::TimestampMillis => {
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+                DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()))
             }
             ColumnType::Binary => DataType::Binary,
         }

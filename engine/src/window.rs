@@ -65,3 +65,163 @@ pub(crate) fn parse_window(
         repaired,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::parse_header;
+    use crate::rules::Channels;
+    use proptest::prelude::*;
+
+    const HEADER: &str = "client_id,client_name,order_id,product_id,product_description,product_price,product_ccf,product_volume,point_of_sale_channel,status";
+
+    /// One observable outcome per record: (absolute line, what happened).
+    type Event = (u64, String);
+
+    /// Parses `data` (header included) window by window like the run driver does, and flattens
+    /// every record's outcome with its absolute line number.
+    fn events(
+        data: &[u8],
+        range_bytes: usize,
+        window_bytes: usize,
+        max_record: usize,
+    ) -> (Vec<Event>, u64) {
+        let header_end = memchr::memchr(b'\n', data).unwrap() + 1;
+        let header = parse_header(HEADER.as_bytes()).unwrap();
+        let channels = Channels::default();
+        let ctx = ParseCtx {
+            header: &header,
+            channels: &channels,
+            max_record,
+        };
+        let mut out = Vec::new();
+        let mut line = 2u64;
+        let mut records = 0u64;
+        let mut start = header_end;
+        while start < data.len() {
+            let limit = data.len().min(start + window_bytes + max_record + 1);
+            let eof = limit == data.len();
+            let w = parse_window(&ctx, &data[..limit], start, eof, range_bytes);
+            for r in &w.ranges {
+                if let Some(rel) = r.line_too_long {
+                    // The whole file fails: only the error (and where) matters.
+                    return (vec![(line + rel, "line_too_long".to_string())], 0);
+                }
+                records += r.records;
+                let v = &r.valid;
+                for i in 0..v.len() {
+                    let name = &v.client_name.values
+                        [v.client_name.offsets[i] as usize..v.client_name.offsets[i + 1] as usize];
+                    let desc = &v.description.values
+                        [v.description.offsets[i] as usize..v.description.offsets[i + 1] as usize];
+                    out.push((
+                        line + v.line_rel[i],
+                        format!(
+                            "ok {} {:?} {} {} {:?} {} {} {} {} {} {:?}",
+                            v.client_id[i],
+                            String::from_utf8_lossy(name),
+                            v.order_id[i],
+                            v.product_id[i],
+                            String::from_utf8_lossy(desc),
+                            v.price[i],
+                            v.ccf[i],
+                            v.volume[i],
+                            v.channel[i],
+                            v.status[i],
+                            &data[v.raw[i].0..v.raw[i].0 + v.raw[i].1 as usize]
+                        ),
+                    ));
+                }
+                for b in &r.bad {
+                    out.push((line + b.line_rel, format!("bad {} {:?}", b.reason, b.raw)));
+                }
+                line += r.newlines;
+            }
+            start = w.next;
+            if eof {
+                break;
+            }
+        }
+        out.sort();
+        (out, records)
+    }
+
+    /// A field: valid values, text with commas/quotes/newlines, and raw garbage.
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[1-9][0-9]{0,3}",
+            2 => "[0-9]{1,3}\\.[0-9]{1,5}",
+            2 => prop::sample::select(vec!["Retail", "online", "B2B", "created", "Delivered", "broken", "x"]).prop_map(String::from),
+            3 => "[a-c ,\"\n\r]{0,6}",
+            1 => Just(String::new()),
+        ]
+    }
+
+    /// How a field is written: properly quoted (with `""` escapes) or raw (maybe malformed).
+    fn record() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec((field(), any::<bool>()), 8..12),
+            any::<bool>(),
+        )
+            .prop_map(|(fields, _)| {
+                fields
+                    .into_iter()
+                    .map(|(f, quote)| {
+                        if quote {
+                            format!("\"{}\"", f.replace('"', "\"\""))
+                        } else {
+                            f
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+    }
+
+    fn file() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::collection::vec((record(), 0u8..10), 0..40),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(records, crlf, final_newline)| {
+                let eol = if crlf { "\r\n" } else { "\n" };
+                let mut s = format!("{HEADER}{eol}");
+                let n = records.len();
+                for (i, (r, extra)) in records.into_iter().enumerate() {
+                    s.push_str(&r);
+                    if extra == 0 {
+                        s.push_str(eol); // a blank line
+                    }
+                    if i + 1 < n || final_newline {
+                        s.push_str(eol);
+                    }
+                }
+                s.into_bytes()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Ranges and windows of any size give exactly the sequential result.
+        #[test]
+        fn ranges_and_windows_match_sequential(
+            data in file(),
+            range_bytes in 1usize..80,
+            window_bytes in 1usize..300,
+            max_record in 64usize..200,
+        ) {
+            let sequential = events(&data, usize::MAX / 4, usize::MAX / 4, max_record);
+            let parallel = events(&data, range_bytes, window_bytes, max_record);
+            prop_assert_eq!(sequential, parallel);
+        }
+
+        /// Every record is accounted for: kept or quarantined, never dropped by the splitter.
+        #[test]
+        fn every_record_is_accounted_for(data in file(), range_bytes in 1usize..80) {
+            let (events, records) = events(&data, range_bytes, 1 << 20, 1 << 20);
+            prop_assert_eq!(events.len() as u64, records);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The `duff` command as a user runs it.
+
+use std::process::Command;
+
+fn duff(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_duff"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_documents_every_option_with_its_default() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["run", "datagen", "quickstart"] {
+        let out = duff(&[sub, "--help"], dir.path());
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        for line in help
+            .lines()
+            .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help"))
+        {
+            let option = line.split_whitespace().next().unwrap();
+            let flag_only = !line.contains('<');
+            let documented = help.split(option).nth(1).unwrap_or("");
+            let block = documented.split("\n  -").next().unwrap_or("");
+            assert!(
+                flag_only
+                    || block.contains("[default")
+                    || option == "--rows"
+                    || option == "--size"
+                    || option == "--pa-date"
+                    || option == "--ingested-at"
+                    || option == "--lake",
+                "duff {sub}: {option} does not state its default:\n{block}"
+            );
+        }
+    }
+}
+
+#[test]
+fn datagen_run_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = duff(
+        &[
+            "datagen",
+            "--out",
+            "in/orders.csv",
+            "--rows",
+            "3000",
+            "--seed",
+            "9",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("in/orders.csv.expected.json").exists());
+
+    let out = duff(
+        &["run", "in/orders.csv", "--lake", "lake", "--json"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("in/orders.csv.expected.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["counts"]["rows_written"], expected["kept"]);
+    assert_eq!(manifest["status"], "succeeded");
+
+    let out = duff(&["run", "in/orders.csv", "--lake", "lake"], dir.path());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("skipped"));
+
+    std::fs::write(dir.path().join("bad.csv"), "order_id,status\n1,created\n").unwrap();
+    let out = duff(&["run", "bad.csv", "--lake", "lake"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "a rejected input exits 2");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("missing required column"));
+
+    let out = duff(&["run", "missing.csv", "--lake", "lake"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "an unreadable input exits 1");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.csv"));
+
+    let out = duff(
+        &[
+            "run",
+            "in/orders.csv",
+            "--lake",
+            "lake2",
+            "--channels",
+            "Retail,retail",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listed twice"));
+}
+
+#[test]
+fn quickstart_generates_processes_and_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = duff(&["quickstart", "--rows", "5000", "--dir", "qs"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("published"), "{stdout}");
+    assert!(dir.path().join("qs/lake/_runs").read_dir().unwrap().count() == 1);
+    let again = duff(&["quickstart", "--rows", "5000", "--dir", "qs"], dir.path());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("skipped"));
+}

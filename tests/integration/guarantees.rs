@@ -1,0 +1,222 @@
+//! DESIGN §3 guarantees: deterministic, idempotent, atomic.
+
+use std::process::Command;
+
+use duff_datagen::{Dirt, GenConfig, Size};
+use duff_engine::{Manifest, RunOptions, RunOutcome};
+
+use crate::common::{self, snapshot, visible_data};
+
+fn sample(dir: &std::path::Path, rows: u64) -> std::path::PathBuf {
+    let cfg = GenConfig {
+        seed: 7,
+        size: Size::Rows(rows),
+        dirt: Dirt::every_kind(0.003),
+        ..GenConfig::default()
+    };
+    common::datagen(dir, "orders.csv", &cfg).0
+}
+
+/// The parts of a manifest that must not depend on how the work was scheduled.
+fn stable(m: &Manifest) -> serde_json::Value {
+    let mut v = serde_json::to_value(m).unwrap();
+    let o = v.as_object_mut().unwrap();
+    for volatile in [
+        "started_at",
+        "finished_at",
+        "threads",
+        "timings",
+        "throughput",
+        "peak_rss_bytes",
+        "options",
+    ] {
+        o.remove(volatile);
+    }
+    v
+}
+
+#[test]
+fn one_two_and_eight_threads_give_byte_identical_lakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 60_000);
+    let mut lakes = Vec::new();
+    for (threads, chunk_bytes) in [(1, 4 << 20), (2, 64 * 1024), (8, 3000), (2, 1 << 20)] {
+        let lake = dir.path().join(format!("lake-{threads}-{chunk_bytes}"));
+        let options = RunOptions {
+            threads,
+            chunk_bytes,
+            ..common::fixed_options()
+        };
+        let RunOutcome::Succeeded(m) = common::run(&input, &lake, &options) else {
+            panic!()
+        };
+        lakes.push((snapshot(&lake, false), stable(&m)));
+    }
+    assert!(
+        lakes[0].0.len() >= 7,
+        "expected every table: {:?}",
+        lakes[0].0.keys()
+    );
+    for other in &lakes[1..] {
+        assert_eq!(
+            other.0.keys().collect::<Vec<_>>(),
+            lakes[0].0.keys().collect::<Vec<_>>()
+        );
+        for (k, v) in &other.0 {
+            assert!(v == &lakes[0].0[k], "{k} differs");
+        }
+        assert_eq!(other.1, lakes[0].1);
+    }
+}
+
+#[test]
+fn a_second_run_of_the_same_input_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 5_000);
+    let lake = dir.path().join("lake");
+    let RunOutcome::Succeeded(first) = common::run(&input, &lake, &RunOptions::default()) else {
+        panic!()
+    };
+    let before = snapshot(&lake, true);
+    let RunOutcome::Skipped(again) = common::run(&input, &lake, &RunOptions::default()) else {
+        panic!()
+    };
+    assert_eq!(again, first, "the skip reports the committed manifest");
+    assert_eq!(snapshot(&lake, true), before, "nothing changed");
+}
+
+#[test]
+fn forced_reprocessing_with_fixed_timestamps_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 5_000);
+    let lake = dir.path().join("lake");
+    assert!(matches!(
+        common::run(&input, &lake, &common::fixed_options()),
+        RunOutcome::Succeeded(_)
+    ));
+    let before = snapshot(&lake, false);
+    let forced = RunOptions {
+        force: true,
+        ..common::fixed_options()
+    };
+    assert!(matches!(
+        common::run(&input, &lake, &forced),
+        RunOutcome::Succeeded(_)
+    ));
+    assert_eq!(snapshot(&lake, false), before);
+}
+
+#[test]
+fn a_changed_input_is_a_new_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GenConfig {
+        seed: 8,
+        size: Size::Rows(2_000),
+        dirt: Dirt::typical(),
+        ..GenConfig::default()
+    };
+    let input = common::datagen(dir.path(), "orders.csv", &cfg).0;
+    let lake = dir.path().join("lake");
+    let RunOutcome::Succeeded(a) = common::run(&input, &lake, &RunOptions::default()) else {
+        panic!()
+    };
+    let mut data = std::fs::read(&input).unwrap();
+    data.extend_from_slice(b"42,Late Client,99999999,10001,Duff Lager,1.00,1,0.5,Retail,created\n");
+    std::fs::write(&input, data).unwrap();
+    let RunOutcome::Succeeded(b) = common::run(&input, &lake, &RunOptions::default()) else {
+        panic!()
+    };
+    assert_ne!(a.run_id, b.run_id);
+    assert_eq!(b.counts.rows_read, a.counts.rows_read + 1);
+}
+
+fn duff(args: &[&str], failpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_duff"));
+    cmd.args(args);
+    if let Some(f) = failpoint {
+        cmd.env("DUFF_FAILPOINT", f);
+    }
+    cmd.output().unwrap()
+}
+
+/// Kill the process at a failpoint, check what is visible, rerun, and compare with a clean run.
+fn crash_then_rerun(failpoint: &str, visible_after_crash: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 20_000);
+    let (input, crashed, clean) = (
+        input.to_str().unwrap(),
+        dir.path().join("crashed"),
+        dir.path().join("clean"),
+    );
+    let fixed = [
+        "--pa-date",
+        "2026-11-22",
+        "--ingested-at",
+        "2026-11-22T10:00:00Z",
+        "--no-progress",
+    ];
+    let args = |lake: &std::path::Path| {
+        let mut a = vec!["run", input, "--lake", lake.to_str().unwrap()];
+        a.extend(fixed);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let crashed_args = args(&crashed);
+    let out = duff(
+        &crashed_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        Some(failpoint),
+    );
+    assert!(!out.status.success(), "the failpoint must kill the run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(failpoint));
+    assert!(
+        !crashed.join("_runs").exists()
+            || std::fs::read_dir(crashed.join("_runs")).unwrap().count() == 0,
+        "no manifest: the run is not committed"
+    );
+    assert_eq!(
+        visible_data(&crashed).len(),
+        visible_after_crash,
+        "{:?}",
+        visible_data(&crashed)
+    );
+
+    let out = duff(
+        &crashed_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean_args = args(&clean);
+    assert!(
+        duff(
+            &clean_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            None
+        )
+        .status
+        .success()
+    );
+    assert_eq!(
+        snapshot(&crashed, false),
+        snapshot(&clean, false),
+        "the rerun leaves exactly what one run leaves"
+    );
+    assert!(
+        !crashed
+            .join("_staging")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "staging cleaned"
+    );
+}
+
+#[test]
+fn a_crash_before_publication_leaves_nothing_visible_and_the_rerun_completes() {
+    crash_then_rerun("before_publish", 0);
+}
+
+#[test]
+fn a_crash_during_publication_is_uncommitted_and_the_rerun_converges() {
+    crash_then_rerun("mid_publish", 1);
+}
