@@ -68,14 +68,12 @@ impl Default for RunOptions {
 
 impl RunOptions {
     fn validate(&self) -> Result<(), Error> {
-        if self.chunk_bytes < 1024 && self.chunk_bytes != 0 {
-            // Tiny ranges are allowed (tests use them) but not zero.
-        }
         if self.chunk_bytes == 0 {
             return Err(Error::Config("chunk_bytes must be > 0".into()));
         }
-        if self.max_record_bytes < 64 {
-            return Err(Error::Config("max_record_bytes must be at least 64".into()));
+        // Field offsets within a record are 32-bit.
+        if !(64..=1 << 30).contains(&self.max_record_bytes) {
+            return Err(Error::Config("max_record_bytes must be between 64 and 1 GiB".into()));
         }
         if !(0.0..=1.0).contains(&self.max_bad_fraction) {
             return Err(Error::Config(
