@@ -1,6 +1,5 @@
 //! Turning a parsed range and its dedup verdicts into Arrow batches for every table.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -10,6 +9,7 @@ use arrow::array::{
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::compute::FilterBuilder;
 use arrow::datatypes::Int32Type;
+use hashbrown::HashMap;
 
 use crate::chunk::{ChunkRows, StrCol};
 use crate::dedup::Verdict;

@@ -104,6 +104,19 @@ impl Deduper {
         per_range
     }
 
+    /// Makes room for about `keys` distinct keys in total, so the tables do not grow (and rehash)
+    /// while the file is read.
+    pub fn reserve(&mut self, keys: usize) {
+        let per_shard = keys / SHARDS + keys / SHARDS / 8 + 16;
+        for table in &mut self.shards {
+            if table.capacity() < per_shard {
+                table.reserve(per_shard - table.len(), |s| {
+                    table_hash(key_hash(s.order_id, s.product_id))
+                });
+            }
+        }
+    }
+
     /// Distinct keys seen.
     pub fn keys(&self) -> usize {
         self.shards.iter().map(HashTable::len).sum()

@@ -73,7 +73,9 @@ impl RunOptions {
         }
         // Field offsets within a record are 32-bit.
         if !(64..=1 << 30).contains(&self.max_record_bytes) {
-            return Err(Error::Config("max_record_bytes must be between 64 and 1 GiB".into()));
+            return Err(Error::Config(
+                "max_record_bytes must be between 64 and 1 GiB".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.max_bad_fraction) {
             return Err(Error::Config(
@@ -348,7 +350,7 @@ fn process(
         InputBytes::Mapped(map) => {
             let header_clock = Instant::now();
             let header = read_header(&map, true, max_record)?;
-            let mut p = Pipeline::new(cx, &header, header_clock)?;
+            let mut p = Pipeline::new(cx, &header, header_clock, total)?;
             let mut start = header.data_start;
             let len = map.len();
             while start < len {
@@ -374,7 +376,7 @@ fn process(
             let mut eof = fill(&mut reader, &mut buf, window_bytes + max_record + 1, &path)?;
             let header_clock = Instant::now();
             let header = read_header(&buf, eof, max_record)?;
-            let mut p = Pipeline::new(cx, &header, header_clock)?;
+            let mut p = Pipeline::new(cx, &header, header_clock, total)?;
             let mut start = header.data_start;
             let mut consumed: u64 = 0;
             loop {
@@ -499,11 +501,19 @@ struct Pipeline<'a> {
     timings: Timings,
     /// Line number of the next window's first byte.
     next_line: u64,
+    /// Input size when known up front (not for streams), to size the dedup tables.
+    total_bytes: Option<u64>,
+    dedup_sized: bool,
     repaired_ranges: usize,
 }
 
 impl<'a> Pipeline<'a> {
-    fn new(cx: &'a RunContext<'a>, header: &Header, header_clock: Instant) -> Result<Self, Error> {
+    fn new(
+        cx: &'a RunContext<'a>,
+        header: &Header,
+        header_clock: Instant,
+        total_bytes: Option<u64>,
+    ) -> Result<Self, Error> {
         let opts = &cx.options.parquet;
         Ok(Pipeline {
             cx,
@@ -532,6 +542,8 @@ impl<'a> Pipeline<'a> {
                 ..Timings::default()
             },
             next_line: header.first_data_line,
+            total_bytes,
+            dedup_sized: false,
             repaired_ranges: 0,
         })
     }
@@ -564,6 +576,15 @@ impl<'a> Pipeline<'a> {
         self.next_line = line;
 
         let t = Instant::now();
+        if !self.dedup_sized {
+            // Size the dedup tables once, from the first window's row density.
+            self.dedup_sized = true;
+            let rows: usize = parsed.ranges.iter().map(|r| r.valid.len()).sum();
+            if let (Some(total), true) = (self.total_bytes, parsed.next > start) {
+                let estimate = rows as f64 * total as f64 / (parsed.next - start) as f64;
+                self.deduper.reserve(estimate.min(1e10) as usize);
+            }
+        }
         let valid: Vec<_> = parsed.ranges.iter().map(|r| &r.valid).collect();
         let verdicts = self.deduper.judge(&valid, &first_lines);
         self.timings.dedup_ms += ms(t.elapsed());
