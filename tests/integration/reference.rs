@@ -23,18 +23,8 @@ pub struct RefOutput {
     pub clients: HashMap<i64, String>,
 }
 
-const REQUIRED: [&str; 10] = [
-    "client_id",
-    "client_name",
-    "order_id",
-    "product_id",
-    "product_description",
-    "product_price",
-    "product_ccf",
-    "product_volume",
-    "point_of_sale_channel",
-    "status",
-];
+// Column names are data, not logic: the reference shares only these with the engine.
+use duff_engine::rules::REQUIRED_COLUMNS as REQUIRED;
 
 /// Ok, or the reason code of the quoting error; a plain character loop.
 fn check_quoting(raw: &[u8]) -> Result<(), &'static str> {
