@@ -15,13 +15,13 @@ use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::schema::{ColumnType, Table};
+use crate::schema::Table;
 
 /// Parquet compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -59,7 +59,7 @@ impl Default for ParquetOptions {
     fn default() -> Self {
         ParquetOptions {
             codec: Codec::Snappy,
-            batch_rows: 64 * 1024,
+            batch_rows: 8 * 1024,
             row_group_bytes: 128 << 20,
             file_bytes: 512 << 20,
         }
@@ -78,15 +78,21 @@ impl ParquetOptions {
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_max_row_group_row_count(None)
             .set_max_row_group_bytes(Some(self.row_group_bytes))
-            .set_write_batch_size(8 * 1024);
-        // Dictionaries pay off for repeated strings; for near-unique numbers they are wasted work.
+            .set_write_batch_size(self.batch_rows);
+        // Dictionaries pay off for repeated values (names, ids, prices, units, the constant
+        // lineage columns); sequences (line numbers, order ids) are delta-encoded; the rest
+        // (totals) is plain. Smaller pages also mean less work for the compressor.
         for c in table.columns {
-            let worth_it = matches!(c.ty, ColumnType::String | ColumnType::LowCardinalityString)
-                || matches!(
-                    c.name,
-                    "client_id" | "product_id" | "product_price" | "product_volume" | "unit_price"
-                );
-            b = b.set_column_dictionary_enabled(ColumnPath::from(c.name), worth_it);
+            let path = ColumnPath::from(c.name);
+            b = match c.name {
+                "source_line" | "order_id" => b
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED),
+                "total_price" | "total_volume" | "raw" | "raw_text" | "detail" => {
+                    b.set_column_dictionary_enabled(path, false)
+                }
+                _ => b.set_column_dictionary_enabled(path, true),
+            };
         }
         b.build()
     }
@@ -177,20 +183,23 @@ fn write_table(
     let mut busy = Duration::ZERO;
     for batch in rx {
         let t = Instant::now();
-        pending_rows += batch.num_rows();
-        pending.push(batch);
-        if pending_rows >= options.batch_rows {
-            let all = concat_batches(&schema, &pending)?;
-            pending.clear();
-            let whole = all.num_rows() / options.batch_rows * options.batch_rows;
-            let mut at = 0;
-            while at < whole {
-                out.write(&all.slice(at, options.batch_rows))?;
-                at += options.batch_rows;
+        // Cut at global multiples of `batch_rows`: whole slices go to the encoder without a
+        // copy; only the pieces that straddle a boundary are concatenated.
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (options.batch_rows - pending_rows).min(batch.num_rows() - offset);
+            let piece = batch.slice(offset, take);
+            offset += take;
+            if pending_rows == 0 && take == options.batch_rows {
+                out.write(&piece)?;
+                continue;
             }
-            pending_rows = all.num_rows() - whole;
-            if pending_rows > 0 {
-                pending.push(all.slice(whole, pending_rows));
+            pending.push(piece);
+            pending_rows += take;
+            if pending_rows == options.batch_rows {
+                out.write(&concat_batches(&schema, &pending)?)?;
+                pending.clear();
+                pending_rows = 0;
             }
         }
         busy += t.elapsed();
