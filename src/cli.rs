@@ -103,8 +103,9 @@ pub struct EngineArgs {
     /// Start a new Parquet part file once a part reaches this many MiB.
     #[arg(long, default_value_t = 512)]
     pub file_mib: u64,
-    /// Close a Parquet row group once it reaches this many MiB.
-    #[arg(long, default_value_t = 128)]
+    /// Close a Parquet row group once it reaches this many MiB (a row group is buffered in
+    /// memory until it is closed).
+    #[arg(long, default_value_t = 64)]
     pub row_group_mib: usize,
     /// Fail the whole file when more than this fraction of its rows is quarantined.
     #[arg(long, default_value_t = 0.1)]

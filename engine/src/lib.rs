@@ -23,6 +23,7 @@
 
 mod assemble;
 mod chunk;
+pub mod decode;
 mod dedup;
 pub mod error;
 pub mod fields;

@@ -445,17 +445,17 @@ fn release_pages(map: &memmap2::Mmap, from: usize, to: usize) {
     }
 }
 
-struct Header {
-    map: HeaderMap,
+pub(crate) struct Header {
+    pub map: HeaderMap,
     /// First byte after the header's line end.
-    data_start: usize,
+    pub data_start: usize,
     /// Line number of the first line after the header.
-    first_data_line: u64,
+    pub first_data_line: u64,
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-fn read_header(buf: &[u8], eof: bool, max_record: usize) -> Result<Header, Error> {
+pub(crate) fn read_header(buf: &[u8], eof: bool, max_record: usize) -> Result<Header, Error> {
     let mut at = if buf.starts_with(BOM) { BOM.len() } else { 0 };
     let mut line = 1;
     while at < buf.len() && matches!(buf[at], b'\n' | b'\r') {

@@ -60,7 +60,7 @@ impl Default for ParquetOptions {
         ParquetOptions {
             codec: Codec::Snappy,
             batch_rows: 8 * 1024,
-            row_group_bytes: 128 << 20,
+            row_group_bytes: 64 << 20,
             file_bytes: 512 << 20,
         }
     }
@@ -139,7 +139,7 @@ pub(crate) struct Destination {
 
 impl TableWriter {
     pub fn spawn(table: &'static Table, dest: Destination, options: ParquetOptions) -> Self {
-        let (tx, rx) = sync_channel::<RecordBatch>(16);
+        let (tx, rx) = sync_channel::<RecordBatch>(4);
         let handle = std::thread::Builder::new()
             .name(format!("write-{}", table.name))
             .spawn(move || write_table(table, dest, options, rx))
@@ -296,6 +296,24 @@ pub(crate) fn create_parent(path: &Path) -> Result<(), Error> {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     Ok(())
+}
+
+/// Encodes batches of a table into one in-memory Parquet file with the engine's settings (the
+/// Parquet-encoding benchmark uses this).
+pub fn encode_batches(
+    table: &'static Table,
+    batches: &[RecordBatch],
+    options: &ParquetOptions,
+) -> Result<Vec<u8>, Error> {
+    let mut writer = ArrowWriter::try_new(
+        Vec::new(),
+        table.arrow_schema(),
+        Some(options.properties(table)),
+    )?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    Ok(writer.into_inner()?)
 }
 
 /// Writes one small table in a single call (dimensions).

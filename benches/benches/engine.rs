@@ -1,0 +1,131 @@
+//! `cargo bench -p duff-benches`: one group per concern, each with a baseline measured beside it.
+//!
+//! - `parse`: split + strict fields + typed parse + validate, 1 and 2 threads, against the `csv`
+//!   crate only reading records (a lower bound for a naive reader).
+//! - `dedup`: the same with the sharded dedup added.
+//! - `parquet_encode`: encoding the orders table's batches with the engine's settings, against
+//!   the parquet crate's defaults.
+//! - `end_to_end`: the whole job into a fresh local lake, 1 and 2 threads.
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use duff_benches::{input, pool};
+use duff_engine::decode::{DecodeOptions, decode_bytes};
+use duff_engine::schema::ORDERS;
+use duff_engine::writer::encode_batches;
+use duff_engine::{LocalLake, ParquetOptions, RunOptions, RunOutcome, run_local};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const INPUT_BYTES: u64 = 64_000_000;
+
+fn parse(c: &mut Criterion) {
+    let data = std::fs::read(input(INPUT_BYTES)).unwrap();
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Bytes(data.len() as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    g.bench_function("csv_crate_records_1t", |b| {
+        b.iter(|| {
+            let mut r = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_reader(&data[..]);
+            let mut rec = csv::ByteRecord::new();
+            let mut n = 0u64;
+            while r.read_byte_record(&mut rec).unwrap() {
+                n += 1;
+            }
+            n
+        })
+    });
+    for (label, dedup) in [("parse_validate", false), ("parse_validate_dedup", true)] {
+        for threads in [1, 2] {
+            let p = pool(threads);
+            let options = DecodeOptions {
+                dedup,
+                ..DecodeOptions::default()
+            };
+            g.bench_with_input(
+                BenchmarkId::new(label, format!("{threads}t")),
+                &threads,
+                |b, _| b.iter(|| p.install(|| decode_bytes(&data, &options).unwrap())),
+            );
+        }
+    }
+    g.finish();
+}
+
+fn parquet_encode(c: &mut Criterion) {
+    // The orders batches of one real run, read back from its lake.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LocalLake::open(dir.path()).unwrap();
+    let outcome = run_local(&input(INPUT_BYTES), &lake, &RunOptions::default(), &|_| {}).unwrap();
+    let RunOutcome::Succeeded(m) = outcome else {
+        panic!("bench input rejected")
+    };
+    let orders = m.outputs.iter().find(|f| f.table == "orders").unwrap();
+    let file = std::fs::File::open(lake.root().join(&orders.path)).unwrap();
+    let batches: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .with_batch_size(8192)
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut g = c.benchmark_group("parquet_encode");
+    g.throughput(Throughput::Elements(rows as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    let engine = ParquetOptions::default();
+    g.bench_function("orders_engine_settings", |b| {
+        b.iter(|| encode_batches(&ORDERS, &batches, &engine).unwrap())
+    });
+    g.bench_function("orders_parquet_defaults", |b| {
+        b.iter(|| {
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(Vec::new(), ORDERS.arrow_schema(), None)
+                    .unwrap();
+            for batch in &batches {
+                w.write(batch).unwrap();
+            }
+            w.into_inner().unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let path = input(INPUT_BYTES);
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    let mut g = c.benchmark_group("end_to_end");
+    g.throughput(Throughput::Bytes(bytes))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for threads in [1, 2] {
+        g.bench_with_input(
+            BenchmarkId::new("run_local", format!("{threads}t")),
+            &threads,
+            |b, &threads| {
+                b.iter_with_setup(
+                    || tempfile::tempdir().unwrap(),
+                    |dir| {
+                        let lake = LocalLake::open(dir.path()).unwrap();
+                        let options = RunOptions {
+                            threads,
+                            ..RunOptions::default()
+                        };
+                        run_local(&path, &lake, &options, &|_| {}).unwrap()
+                    },
+                )
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse, parquet_encode, end_to_end);
+criterion_main!(benches);

@@ -1,0 +1,478 @@
+"""Runs the engine and its single-node peers side by side on one file and checks they agree.
+
+    python compare.py --csv FILE --duff BIN [--runs 3] [--peers duckdb,polars,pyspark]
+                      [--threads 2] [--timeout 900] [--diff] [--work DIR] [--results DIR]
+
+Normally started by run.sh, which prepares the venv, the binary and the input. Each round runs
+every tool once, in the same order (engine first), each in its own subprocess writing into a
+fresh output folder that is deleted afterwards; the input is read once before every run so it is
+in the page cache. Reported per tool: the median wall time over the rounds, MB/s (input bytes /
+10^6 / median wall), the peak RSS of the whole process tree over all rounds, the ratio of the
+median to the engine's, and whether its results match.
+
+Results compared: rows read, rows kept, exact duplicates, rows rejected, the exact sums of
+total_price and total_volume over kept rows, kept rows per status, and rejected rows per reason.
+The engine's come from its manifest (counts) and a DuckDB query over its `orders/` Parquet (sums,
+per status), computed after the timing. Every tool must equal the engine and the datagen sidecar
+(`<csv>.expected.json`). `--diff` also compares the last round's output tables row by row
+(diff_lake.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from decimal import Decimal
+
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from common import PA_DATE, REASONS, STATUSES, fixed4  # noqa: E402
+
+TOOLS = {
+    "duckdb": "peer_duckdb.py",
+    "polars": "peer_polars.py",
+    "pyspark": "peer_spark.py",
+}
+FIELDS = [
+    "rows_read",
+    "kept",
+    "exact_duplicates",
+    "rejected",
+    "sum_total_price",
+    "sum_total_volume",
+    "by_status",
+    "rejected_by_reason",
+]
+
+
+# --- Measuring one run -----------------------------------------------------------------------
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed RSS of a process and all its descendants every `interval` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self.stop.is_set():
+            total = 0
+            try:
+                procs = [root] + root.children(recursive=True)
+            except psutil.Error:
+                break
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self.stop.wait(self.interval)
+
+
+def prewarm(path: str) -> None:
+    """Reads the file so the timed run finds it in the page cache."""
+    with open(path, "rb", buffering=0) as f:
+        while f.read(16 << 20):
+            pass
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def measure(cmd: list[str], env: dict, timeout: float, log: str) -> dict:
+    """Runs `cmd`; returns wall seconds, peak tree RSS, exit status and stdout."""
+    with open(log, "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True
+        )
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        out_chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()))
+        reader.start()
+        timed_out = False
+        deadline = start + timeout
+        status, rusage = None, None
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                timed_out = True
+                kill_tree(proc)
+                _, status, rusage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.005)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        sampler.stop.set()
+        sampler.join()
+        # Whatever the tool left running (a JVM after its driver exited) goes too.
+        kill_tree(proc)
+        reader.join(timeout=10)
+    # ru_maxrss (KiB) is exact for a single-process tool; the sampler sees the whole tree.
+    peak = max(sampler.peak, rusage.ru_maxrss * 1024 if rusage else 0)
+    return {
+        "wall_s": wall,
+        "peak_rss": peak,
+        "exit": proc.returncode,
+        "timed_out": timed_out,
+        "stdout": b"".join(out_chunks).decode("utf-8", "replace"),
+    }
+
+
+# --- What each tool computed ------------------------------------------------------------------
+
+
+def engine_result(lake: str) -> dict:
+    """The engine's result in the peers' format: counts from its manifest, sums and per-status
+    counts by DuckDB over its orders/ Parquet (run after the timing)."""
+    import duckdb
+
+    manifests = glob.glob(os.path.join(lake, "_runs", "*.json"))
+    if len(manifests) != 1:
+        raise RuntimeError(f"expected one manifest in {lake}/_runs, found {len(manifests)}")
+    with open(manifests[0]) as f:
+        m = json.load(f)
+    if m.get("status") != "succeeded":
+        raise RuntimeError(f"engine run did not succeed: {m.get('status')} {m.get('error')}")
+    c = m["counts"]
+    con = duckdb.connect()
+    orders = f"read_parquet('{lake}/orders/**/*.parquet', hive_partitioning=false)"
+    price, volume = con.execute(
+        f"SELECT sum(total_price), sum(total_volume) FROM {orders}"
+    ).fetchone()
+    by_status = dict(con.execute(f"SELECT status, count(*) FROM {orders} GROUP BY 1").fetchall())
+    con.close()
+    return {
+        "rows_read": c["rows_read"],
+        "kept": c["rows_written"],
+        "exact_duplicates": c["exact_duplicates"],
+        "rejected": c["quarantined"],
+        "sum_total_price": fixed4(price),
+        "sum_total_volume": fixed4(volume),
+        "by_status": {n: by_status.get(n, 0) for _, n in STATUSES},
+        "rejected_by_reason": {r: v for r, v in c["quarantined_by_reason"].items() if v},
+        "blank_lines": c.get("blank_lines", 0),
+        "engine_total_ms": m.get("timings", {}).get("total_ms"),
+    }
+
+
+def sidecar_view(expected: dict) -> dict:
+    return {
+        "rows_read": expected["rows"],
+        "kept": expected["kept"],
+        "exact_duplicates": expected["exact_duplicates"],
+        "rejected": expected["quarantined"],
+        "rejected_by_reason": {
+            r: v for r, v in expected.get("quarantined_by_reason", {}).items() if v
+        },
+    }
+
+
+def normalise(result: dict) -> dict:
+    out = {k: result.get(k) for k in FIELDS}
+    for k in ("sum_total_price", "sum_total_volume"):
+        if out[k] is not None:
+            out[k] = Decimal(out[k])
+    if out["rejected_by_reason"] is not None:
+        out["rejected_by_reason"] = dict(sorted(out["rejected_by_reason"].items()))
+    return out
+
+
+def differences(result: dict, reference: dict, keys: list[str]) -> list[str]:
+    a, b = normalise(result), normalise(reference)
+    bad = []
+    for k in keys:
+        if a[k] != b[k]:
+            if isinstance(a[k], dict) and isinstance(b[k], dict):
+                sub = sorted(
+                    f"{s}:{a[k].get(s, 0)}≠{b[k].get(s, 0)}"
+                    for s in set(a[k]) | set(b[k])
+                    if a[k].get(s, 0) != b[k].get(s, 0)
+                )
+                bad.append(f"{k}({', '.join(sub)})")
+            else:
+                bad.append(f"{k}({a[k]}≠{b[k]})")
+    return bad
+
+
+# --- Machine and versions ---------------------------------------------------------------------
+
+
+def machine(duff: str, peers: list[str]) -> dict:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    versions = {
+        "duff": subprocess.run([duff, "--version"], capture_output=True, text=True).stdout.strip(),
+        "python": platform.python_version(),
+    }
+    if "duckdb" in peers:
+        import duckdb
+
+        versions["duckdb"] = duckdb.__version__
+    if "polars" in peers:
+        import polars
+
+        versions["polars"] = polars.__version__
+    if "pyspark" in peers:
+        import pyspark
+
+        versions["pyspark"] = pyspark.__version__
+        java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+        versions["java"] = java.splitlines()[0] if java else "missing"
+    import pyarrow
+
+    versions["pyarrow"] = pyarrow.__version__
+    versions["psutil"] = psutil.__version__
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "versions": versions,
+    }
+
+
+# --- Main ---------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--duff", required=True, help="the duff binary")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--peers", default="duckdb,polars,pyspark")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
+    ap.add_argument("--diff", action="store_true", help="row-by-row check of the last round")
+    ap.add_argument("--work", default=None, help="where the temporary output folders go")
+    ap.add_argument("--results", default=None, help="folder for the JSON and Markdown report")
+    args = ap.parse_args()
+
+    csv = os.path.abspath(args.csv)
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    for p in peers:
+        if p not in TOOLS:
+            sys.exit(f"unknown peer {p!r}; known: {', '.join(TOOLS)}")
+    size = os.path.getsize(csv)
+    with open(csv + ".expected.json") as f:
+        expected = json.load(f)
+    work = args.work or tempfile.gettempdir()
+    os.makedirs(work, exist_ok=True)
+    info = machine(args.duff, peers)
+    print(
+        f"machine: {info['nproc']} cores ({info['cpu']}), {info['mem_gib']} GiB; "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+        flush=True,
+    )
+    print(
+        f"input: {csv} ({size / 1e6:.1f} MB, {expected['rows']} rows); "
+        f"{args.runs} rounds, --threads {args.threads}, timeout {args.timeout:.0f} s",
+        flush=True,
+    )
+
+    tools = ["engine"] + peers
+    runs: dict[str, list[dict]] = {t: [] for t in tools}
+    results: dict[str, list[dict]] = {t: [] for t in tools}
+    last_out: dict[str, str] = {}
+    python = sys.executable
+    t_all = time.perf_counter()
+    for r in range(1, args.runs + 1):
+        for tool in tools:
+            out = tempfile.mkdtemp(prefix=f"duff-cmp-{tool}-", dir=work)
+            env = dict(os.environ)
+            if tool == "engine":
+                cmd = [
+                    args.duff, "run", csv, "--lake", out, "--threads", str(args.threads),
+                    "--no-progress", "--force", "--pa-date", PA_DATE,
+                ]
+            else:
+                cmd = [python, os.path.join(HERE, TOOLS[tool]), csv, out, str(args.threads)]
+                if tool == "polars":
+                    env["POLARS_MAX_THREADS"] = str(args.threads)
+            prewarm(csv)
+            log = out + ".stderr.log"
+            m = measure(cmd, env, args.timeout, log)
+            m["round"] = r
+            result = None
+            if m["timed_out"]:
+                m["error"] = "timeout"
+            elif m["exit"] != 0:
+                with open(log, errors="replace") as f:
+                    m["error"] = f"exit {m['exit']}: " + f.read()[-2000:].strip()
+            else:
+                try:
+                    if tool == "engine":
+                        result = engine_result(out)
+                    else:
+                        result = json.loads(m["stdout"].strip().splitlines()[-1])
+                except Exception as e:  # noqa: BLE001
+                    m["error"] = f"no result: {e}"
+            m.pop("stdout", None)
+            runs[tool].append(m)
+            if result is not None:
+                results[tool].append(result)
+            status = m.get("error", "ok")
+            print(
+                f"  round {r} {tool:8} {m['wall_s']:8.2f} s  peak RSS "
+                f"{m['peak_rss'] / 2**20:8.0f} MiB  {status.splitlines()[0] if status else ''}",
+                flush=True,
+            )
+            if args.diff and r == args.runs and result is not None:
+                last_out[tool] = out
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+            if "error" not in m:
+                os.remove(log)
+    elapsed = time.perf_counter() - t_all
+
+    # --- Checks ---------------------------------------------------------------------------------
+    engine_ref = results["engine"][0] if results["engine"] else None
+    sidecar = sidecar_view(expected)
+    checks: dict[str, str] = {}
+    for tool in tools:
+        problems = []
+        if not results[tool]:
+            problems.append(runs[tool][-1].get("error", "no result").splitlines()[0])
+        else:
+            first = results[tool][0]
+            for other in results[tool][1:]:
+                d = differences(other, first, FIELDS)
+                if d:
+                    problems.append("runs differ: " + "; ".join(d))
+            d = differences(first, engine_ref, FIELDS) if engine_ref else ["no engine result"]
+            if tool != "engine" and d:
+                problems.append("vs engine: " + "; ".join(d))
+            d = differences(first, {**first, **sidecar}, list(sidecar))
+            if d:
+                problems.append("vs sidecar: " + "; ".join(d))
+        checks[tool] = "yes" if not problems else "NO: " + " | ".join(problems)
+
+    diffs: dict[str, str] = {}
+    if args.diff and "engine" in last_out:
+        from diff_lake import diff
+
+        for tool in peers:
+            if tool in last_out:
+                print(f"row-by-row, {tool} vs engine:", flush=True)
+                diffs[tool] = "same" if diff(last_out["engine"], last_out[tool]) else "DIFFERENT"
+                if diffs[tool] != "same":
+                    checks[tool] = (checks[tool] if checks[tool] != "yes" else "NO:") + " rows differ"
+        for out in last_out.values():
+            shutil.rmtree(out, ignore_errors=True)
+
+    # --- Table ----------------------------------------------------------------------------------
+    def median_wall(tool: str) -> float | None:
+        ok = [m["wall_s"] for m in runs[tool] if "error" not in m]
+        return statistics.median(ok) if ok else None
+
+    eng = median_wall("engine")
+    rows = []
+    for tool in tools:
+        med = median_wall(tool)
+        timed_out = any(m.get("timed_out") for m in runs[tool])
+        peak = max((m["peak_rss"] for m in runs[tool]), default=0)
+        if med is None:
+            wall = "timeout" if timed_out else "failed"
+            mbps = ratio = "–"
+        else:
+            wall = f"{med:.2f}"
+            mbps = f"{size / 1e6 / med:.0f}"
+            ratio = "1.00" if tool == "engine" else (f"{med / eng:.2f}" if eng else "–")
+        name = "duff (engine)" if tool == "engine" else tool
+        rows.append((name, wall, mbps, f"{peak / 2**20:.0f}", ratio, checks[tool]))
+
+    v = info["versions"]
+    lines = [
+        f"Input: `{os.path.basename(csv)}`, {size / 1e6:.1f} MB, {expected['rows']:,} rows "
+        f"(datagen seed {expected.get('seed')}); {args.runs} alternating rounds; "
+        f"`--threads {args.threads}` for every tool; file in page cache.",
+        f"Machine: {info['nproc']} cores ({info['cpu']}), {info['mem_gib']} GiB RAM, "
+        f"Linux {info['kernel']}. Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + ".",
+        "",
+        "| tool | wall s (median) | MB/s | peak RSS MiB | ratio vs engine | matches |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    lines.append("")
+    lines.append(
+        "Per run (wall s): "
+        + "; ".join(
+            f"{t}: " + ", ".join(
+                m.get("error", f"{m['wall_s']:.2f}").splitlines()[0][:20]
+                if "error" in m else f"{m['wall_s']:.2f}"
+                for m in runs[t]
+            )
+            for t in tools
+        )
+        + f". Total time of the comparison: {elapsed:.0f} s."
+    )
+    if engine_ref:
+        lines.append(
+            "Engine result: "
+            + ", ".join(f"{k} {engine_ref[k]}" for k in ("rows_read", "kept", "exact_duplicates", "rejected"))
+            + f", sum_total_price {engine_ref['sum_total_price']}, "
+            f"sum_total_volume {engine_ref['sum_total_volume']}, by_status {engine_ref['by_status']}."
+        )
+    if diffs:
+        lines.append("Row-by-row (last round): " + ", ".join(f"{t} {d}" for t, d in diffs.items()) + ".")
+    report = "\n".join(lines)
+    print()
+    print(report)
+
+    if args.results:
+        os.makedirs(args.results, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        base = os.path.join(args.results, f"compare-{stamp}")
+        with open(base + ".md", "w") as f:
+            f.write(report + "\n")
+        with open(base + ".json", "w") as f:
+            json.dump(
+                {
+                    "input": csv, "bytes": size, "expected": expected, "machine": info,
+                    "runs": runs, "results": results, "checks": checks, "diffs": diffs,
+                    "elapsed_s": elapsed,
+                },
+                f, indent=2, default=str,
+            )
+        print(f"\nreport: {base}.md, {base}.json")
+    return 0 if all(c == "yes" for c in checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+//! Peak memory of one run: `cargo run --release -p duff-benches --bin peak-memory -- <MB> [threads]`.
+//! Generates (once) a datagen file of about <MB> megabytes, processes it into a fresh lake, and
+//! prints wall time, throughput, the dedup tables' size and the process's peak RSS (VmHWM).
+
+use std::time::Instant;
+
+use anyhow::Context;
+use duff_engine::{LocalLake, RunOptions, RunOutcome, peak_rss_bytes, run_local};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mb: u64 = args
+        .next()
+        .context("usage: peak-memory <MB> [threads]")?
+        .parse()?;
+    let threads: usize = args.next().map(|t| t.parse()).transpose()?.unwrap_or(0);
+    let path = duff_benches::input(mb * 1_000_000);
+    let dir = tempfile::tempdir()?;
+    let lake = LocalLake::open(dir.path())?;
+    let started = Instant::now();
+    let outcome = run_local(
+        &path,
+        &lake,
+        &RunOptions {
+            threads,
+            ..RunOptions::default()
+        },
+        &|_| {},
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    let RunOutcome::Succeeded(m) = outcome else {
+        anyhow::bail!("run did not succeed: {outcome:?}")
+    };
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "input {:.0} MB, {} rows, threads {}: {:.2} s, {:.0} MB/s, {:.2} M rows/s, dedup tables {:.0} MiB, peak RSS {:.0} MiB",
+        m.input_bytes as f64 / 1e6,
+        m.counts.rows_read,
+        m.threads,
+        secs,
+        m.input_bytes as f64 / 1e6 / secs,
+        m.counts.rows_read as f64 / 1e6 / secs,
+        mib(m.dedup_heap_bytes),
+        mib(peak_rss_bytes().unwrap_or(0)),
+    );
+    Ok(())
+}
