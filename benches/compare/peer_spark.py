@@ -303,6 +303,8 @@ def main() -> None:
         .drop("rec", "quoting", "nf", "bad_utf8")
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
+    if os.environ.get("PEER_SPARK_EXPLAIN"):
+        checked.explain(mode="formatted")
     blank_lines = (
         lines.join(F.broadcast(covered), "ln", "left_anti").where(col("body") == "").count()
     )
