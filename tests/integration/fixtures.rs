@@ -301,3 +301,22 @@ fn a_missing_input_is_an_error_not_a_failed_run() {
     assert!(!err.is_file_level());
     assert!(err.to_string().contains("nope.csv"), "{err}");
 }
+
+#[test]
+fn a_truncated_gzip_stream_fails_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = duff_datagen::GenConfig {
+        size: duff_datagen::Size::Rows(20_000),
+        ..Default::default()
+    };
+    let (input, _) = common::datagen(dir.path(), "orders.csv.gz", &cfg);
+    let bytes = std::fs::read(&input).unwrap();
+    std::fs::write(&input, &bytes[..bytes.len() / 2]).unwrap();
+    let lake = dir.path().join("lake");
+    let RunOutcome::Failed(m) = common::run(&input, &lake, &RunOptions::default()) else {
+        panic!()
+    };
+    assert_eq!(m.error_code.as_deref(), Some("gzip_corrupt"));
+    assert!(m.error.unwrap().contains("orders.csv.gz"));
+    assert_eq!(visible_data(&lake), Vec::<String>::new());
+}
