@@ -685,12 +685,3 @@ impl<'a> Pipeline<'a> {
         })
     }
 }
-
-/// Source information for a local path, without running anything (used by the CLI to show the
-/// run id a file would get).
-pub fn describe_local(path: &Path) -> Result<(SourceInfo, String), Error> {
-    let input = LocalInput::open(path)?;
-    let source = input.source_info();
-    let id = run_id_for(&source);
-    Ok((source, id))
-}
