@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::header::{HeaderMap, parse_header};
 use crate::input::{InputBytes, LocalInput, run_id_for};
 use crate::lake::LocalLake;
-use crate::manifest::{Counts, Manifest, RunStatus, SourceInfo, Throughput, Timings};
+use crate::manifest::{Counts, Manifest, RunStatus, Throughput, Timings};
 use crate::rules::Channels;
 use crate::schema::{
     DIM_CHANNELS, DIM_CLIENTS, DIM_PRODUCTS, DIM_STATUS, FACT_ORDERS, ORDERS, QUARANTINE, Table,
