@@ -88,9 +88,6 @@ RE_INT = r"^[0-9]+$"
 RE_DECIMAL = r"^[0-9]+(\.[0-9]{1,4})?$"
 # More than 14 integer digits once leading zeros are ignored: too large for DECIMAL(18,4).
 RE_DECIMAL_TOO_LONG = r"^0*[1-9][0-9]{14,}"
-# i64::MAX; an id with more significant digits, or the same number of digits and a larger
-# value, does not fit BIGINT.
-I64_MAX = "9223372036854775807"
 
 
 def parse_header(path: str) -> tuple[dict[str, int], int]:
@@ -116,6 +113,13 @@ def parse_header(path: str) -> tuple[dict[str, int], int]:
             sys.exit(f"header of {path} lacks the column {col}: {names}")
         index[col] = names.index(col)
     return index, len(names)
+
+
+def memory_budget_gib(path: str) -> int:
+    """Memory for a peer that takes a budget (Spark's driver heap, DuckDB's memory_limit):
+    4 × the file plus 2 GiB, between 3 and 16 GiB."""
+    gib = os.path.getsize(path) / 2**30
+    return max(3, min(16, int(4 * gib + 2.999)))
 
 
 def source_uri(path: str) -> str:

@@ -238,7 +238,9 @@ def machine(duff: str, peers: list[str]) -> dict:
     with open("/proc/meminfo") as f:
         mem_kib = int(f.readline().split()[1])
     versions = {
-        "duff": subprocess.run([duff, "--version"], capture_output=True, text=True).stdout.strip(),
+        "duff": subprocess.run([duff, "--version"], capture_output=True, text=True)
+        .stdout.strip()
+        .removeprefix("duff "),
         "python": platform.python_version(),
     }
     if "duckdb" in peers:
@@ -312,6 +314,7 @@ def main() -> int:
     last_out: dict[str, str] = {}
     python = sys.executable
     t_all = time.perf_counter()
+    load_start = os.getloadavg()
     for r in range(1, args.runs + 1):
         for tool in tools:
             out = tempfile.mkdtemp(prefix=f"duff-cmp-{tool}-", dir=work)
@@ -360,6 +363,7 @@ def main() -> int:
             if "error" not in m:
                 os.remove(log)
     elapsed = time.perf_counter() - t_all
+    load_end = os.getloadavg()
 
     # --- Checks ---------------------------------------------------------------------------------
     engine_ref = results["engine"][0] if results["engine"] else None
@@ -412,7 +416,8 @@ def main() -> int:
             mbps = ratio = "–"
         else:
             wall = f"{med:.2f}"
-            mbps = f"{size / 1e6 / med:.0f}"
+            rate = size / 1e6 / med
+            mbps = f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
             ratio = "1.00" if tool == "engine" else (f"{med / eng:.2f}" if eng else "–")
         name = "duff (engine)" if tool == "engine" else tool
         rows.append((name, wall, mbps, f"{peak / 2**20:.0f}", ratio, checks[tool]))
@@ -420,7 +425,8 @@ def main() -> int:
     v = info["versions"]
     lines = [
         f"Input: `{os.path.basename(csv)}`, {size / 1e6:.1f} MB, {expected['rows']:,} rows "
-        f"(datagen seed {expected.get('seed')}); {args.runs} alternating rounds; "
+        f"(datagen seed {expected.get('seed')}); {args.runs} alternating round"
+        f"{'s' if args.runs != 1 else ''}; "
         f"`--threads {args.threads}` for every tool; file in page cache.",
         f"Machine: {info['nproc']} cores ({info['cpu']}), {info['mem_gib']} GiB RAM, "
         f"Linux {info['kernel']}. Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + ".",
@@ -440,7 +446,11 @@ def main() -> int:
             )
             for t in tools
         )
-        + f". Total time of the comparison: {elapsed:.0f} s."
+        + f". Total time of the comparison: {elapsed:.0f} s. Load average (1/5/15 min) at start "
+        + "/".join(f"{x:.2f}" for x in load_start)
+        + ", at end "
+        + "/".join(f"{x:.2f}" for x in load_end)
+        + " (anything else running on the machine skews the numbers)."
     )
     if engine_ref:
         lines.append(
@@ -466,7 +476,7 @@ def main() -> int:
                 {
                     "input": csv, "bytes": size, "expected": expected, "machine": info,
                     "runs": runs, "results": results, "checks": checks, "diffs": diffs,
-                    "elapsed_s": elapsed,
+                    "elapsed_s": elapsed, "loadavg": [load_start, load_end],
                 },
                 f, indent=2, default=str,
             )

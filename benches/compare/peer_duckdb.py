@@ -47,6 +47,7 @@ from common import (  # noqa: E402
     STATUSES,
     Phases,
     emit,
+    memory_budget_gib,
     parse_header,
     source_uri,
     usage,
@@ -64,6 +65,8 @@ def main() -> None:
     ph = Phases()
     con = duckdb.connect()
     con.execute(f"SET threads={threads}")
+    # The same memory budget as the Spark peer's driver; DuckDB spills beyond it.
+    con.execute(f"SET memory_limit='{memory_budget_gib(csv)}GiB'")
     con.execute("SET preserve_insertion_order=true")
     tmp = os.path.join(outdir, "_duckdb_tmp")
     con.execute(f"SET temp_directory={q(tmp)}")
@@ -220,6 +223,7 @@ def main() -> None:
         "WHERE rtrim(l.line, chr(13)) = ''"
     ).fetchone()[0]
     con.execute("DROP TABLE lines")
+    rows_read = con.execute("SELECT count(*) FROM starts").fetchone()[0]
     ph.mark("records")
 
     # 3. Fields: every record that passed the strict quoting rules is written, prefixed with its
@@ -323,6 +327,7 @@ def main() -> None:
         )
         """
     )
+    con.execute("DROP TABLE fields")
     # Every rejected record with its reason (the key conflicts come after dedup).
     con.execute(
         f"""
@@ -342,17 +347,19 @@ def main() -> None:
     ph.mark("validate")
 
     # 5. Dedup: first occurrence by line wins ----------------------------------------------------
+    # The window runs over a narrow projection; the kept rows are then taken from `valid`.
     con.execute(
         """
         CREATE TEMP TABLE judged AS
-        SELECT * EXCLUDE (fp, first_fp),
+        SELECT ln, kept_line,
                CASE WHEN ln = kept_line THEN 'kept'
                     WHEN fp = first_fp THEN 'duplicate' ELSE 'key_conflict' END AS verdict
         FROM (
-            SELECT *, first_value(ln) OVER w AS kept_line, first_value(fp) OVER w AS first_fp
+            SELECT ln, fp, first_value(ln) OVER w AS kept_line, first_value(fp) OVER w AS first_fp
             FROM (
-                SELECT *, hash(client_id, client_name, product_description, product_price,
-                               product_ccf, product_volume, point_of_sale_channel, status) AS fp
+                SELECT ln, order_id, product_id,
+                       hash(client_id, client_name, product_description, product_price,
+                            product_ccf, product_volume, point_of_sale_channel, status) AS fp
                 FROM valid WHERE reason IS NULL
             )
             WINDOW w AS (PARTITION BY order_id, product_id ORDER BY ln
@@ -361,8 +368,14 @@ def main() -> None:
         """
     )
     con.execute(
-        "CREATE TEMP TABLE kept AS SELECT * FROM judged WHERE verdict = 'kept' ORDER BY ln"
+        """
+        CREATE TEMP TABLE kept AS
+        SELECT v.* EXCLUDE (reason) FROM valid v
+        SEMI JOIN (SELECT ln FROM judged WHERE verdict = 'kept') k ON v.ln = k.ln
+        ORDER BY v.ln
+        """
     )
+    con.execute("DROP TABLE valid")
     ph.mark("dedup")
 
     # 6. Parquet -------------------------------------------------------------------------------
@@ -384,6 +397,19 @@ def main() -> None:
         else:
             con.execute(f"COPY ({select}) TO {q(target)} ({pq})")
 
+    copy(
+        f"""SELECT {src} AS source_file, b.ln AS source_line, b.reason, s.rec AS raw_text,
+                   b.kept_line, TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at,
+                   'duckdb' AS run_id
+            FROM (SELECT ln, reason, CAST(NULL AS BIGINT) AS kept_line FROM bad
+                  UNION ALL
+                  SELECT ln, 'key_conflict', kept_line FROM judged
+                  WHERE verdict = 'key_conflict') b
+            JOIN starts s ON s.ln = b.ln
+            ORDER BY source_line""",
+        "quarantine",
+    )
+    con.execute("DROP TABLE starts")
     status_id = "CASE status " + " ".join(f"WHEN '{n}' THEN {i}" for i, n in STATUSES) + " END"
     channel_id = (
         "CASE point_of_sale_channel "
@@ -421,18 +447,6 @@ def main() -> None:
     copy(f"SELECT * FROM (VALUES {values}) t(status_id, status)", "model/dim_status")
     values = ", ".join(f"({i}, '{n}')" for i, n in CHANNELS)
     copy(f"SELECT * FROM (VALUES {values}) t(channel_id, channel)", "model/dim_channels")
-    copy(
-        f"""SELECT {src} AS source_file, b.ln AS source_line, b.reason, s.rec AS raw_text,
-                   b.kept_line, TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at,
-                   'duckdb' AS run_id
-            FROM (SELECT ln, reason, CAST(NULL AS BIGINT) AS kept_line FROM bad
-                  UNION ALL
-                  SELECT ln, 'key_conflict', kept_line FROM judged
-                  WHERE verdict = 'key_conflict') b
-            JOIN starts s ON s.ln = b.ln
-            ORDER BY source_line""",
-        "quarantine",
-    )
     ph.mark("write")
 
     # Aggregates (part of the job) ---------------------------------------------------------------
@@ -447,7 +461,6 @@ def main() -> None:
     by_status = dict(con.execute("SELECT status, count(*) FROM kept GROUP BY status").fetchall())
     ph.mark("aggregates")
 
-    rows_read = con.execute("SELECT count(*) FROM starts").fetchone()[0]
     rejected_rules = con.execute("SELECT count(*) FROM bad").fetchone()[0]
     counts = dict(con.execute("SELECT verdict, count(*) FROM judged GROUP BY verdict").fetchall())
     by_reason = dict(

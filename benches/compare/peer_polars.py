@@ -171,6 +171,7 @@ def main() -> None:
         .item()
     )
     del lines, members, odd
+    rows_read = starts.height
     ph.mark("records")
 
     # 3. Fields -----------------------------------------------------------------------------------
@@ -252,6 +253,9 @@ def main() -> None:
         .drop("fs", "wide_price", "wide_volume", "quoting", "quoted")
         .collect()
     )
+    rule_rejects = checked.filter(col("reason").is_not_null()).select("ln", "reason")
+    valid = checked.filter(col("reason").is_null()).drop("reason", "rec", "bad_utf8")
+    del checked
     ph.mark("parse_validate")
 
     # 5. Dedup ------------------------------------------------------------------------------------
@@ -266,25 +270,28 @@ def main() -> None:
         "status",
     ]
     keys = ["order_id", "product_id"]
+    # The window runs over a narrow projection; the kept rows are then taken from `valid`.
     judged = (
-        checked.lazy()
-        .filter(col("reason").is_null())
-        .with_columns(fp=pl.struct(value_cols).hash(seed=0))
+        valid.lazy()
+        .select("ln", *keys, fp=pl.struct(value_cols).hash(seed=0))
         .with_columns(
             kept_line=col("ln").first().over(keys),
             first_fp=col("fp").first().over(keys),
         )
-        .with_columns(
+        .select(
+            "ln",
+            "kept_line",
             verdict=pl.when(col("ln") == col("kept_line"))
             .then(pl.lit("kept"))
             .when(col("fp") == col("first_fp"))
             .then(pl.lit("duplicate"))
-            .otherwise(pl.lit("key_conflict"))
+            .otherwise(pl.lit("key_conflict")),
         )
-        .drop("fp", "first_fp")
         .collect()
     )
-    kept = judged.filter(col("verdict") == "kept")
+    kept = valid.filter(judged["verdict"] == "kept")
+    del valid
+
     ph.mark("dedup")
 
     # 6. Parquet ----------------------------------------------------------------------------------
@@ -303,6 +310,28 @@ def main() -> None:
         name = "part-0.parquet" if partitioned else os.path.basename(table)
         df.write_parquet(os.path.join(folder, name), compression="snappy")
 
+    rejected = pl.concat(
+        [
+            starts.filter(col("quoting") != "ok").select(
+                "ln", reason="quoting", kept_line=pl.lit(None, pl.Int64)
+            ),
+            rule_rejects.with_columns(kept_line=pl.lit(None, pl.Int64)),
+            judged.filter(col("verdict") == "key_conflict").select(
+                "ln", reason=pl.lit("key_conflict"), kept_line="kept_line"
+            ),
+        ]
+    )
+    write(
+        rejected.join(starts.select("ln", "rec"), on="ln")
+        .sort("ln")
+        .select(
+            pl.lit(src).alias("source_file"), col("ln").alias("source_line"), "reason",
+            col("rec").alias("raw_text"), "kept_line", ingested.alias("ingested_at"),
+            pl.lit("polars").alias("run_id"),
+        ),
+        "quarantine",
+    )
+    del starts
     write(
         kept.select(
             "client_id", "client_name", "order_id", "product_id", "product_description",
@@ -345,29 +374,6 @@ def main() -> None:
         pl.DataFrame(CHANNELS, schema=["channel_id", "channel"], orient="row"),
         "model/dim_channels",
     )
-    rejected = pl.concat(
-        [
-            starts.filter(col("quoting") != "ok").select(
-                "ln", reason="quoting", kept_line=pl.lit(None, pl.Int64)
-            ),
-            checked.filter(col("reason").is_not_null()).select(
-                "ln", "reason", kept_line=pl.lit(None, pl.Int64)
-            ),
-            judged.filter(col("verdict") == "key_conflict").select(
-                "ln", reason=pl.lit("key_conflict"), kept_line="kept_line"
-            ),
-        ]
-    )
-    write(
-        rejected.join(starts.select("ln", "rec"), on="ln")
-        .sort("ln")
-        .select(
-            pl.lit(src).alias("source_file"), col("ln").alias("source_line"), "reason",
-            col("rec").alias("raw_text"), "kept_line", ingested.alias("ingested_at"),
-            pl.lit("polars").alias("run_id"),
-        ),
-        "quarantine",
-    )
     ph.mark("write")
 
     # Aggregates (part of the job) ------------------------------------------------------------------
@@ -385,7 +391,7 @@ def main() -> None:
     verdicts = dict(judged.group_by("verdict").len().iter_rows())
     sums = kept.select(col("total_price").sum(), col("total_volume").sum()).row(0)
     emit(
-        rows_read=starts.height,
+        rows_read=rows_read,
         kept=kept.height,
         exact_duplicates=verdicts.get("duplicate", 0),
         rejected=rejected.height,

@@ -50,6 +50,7 @@ from common import (  # noqa: E402
     STATUSES,
     Phases,
     emit,
+    memory_budget_gib,
     parse_header,
     source_uri,
     usage,
@@ -59,21 +60,20 @@ col = F.col
 lit = F.lit
 
 
-def driver_memory(path: str) -> str:
-    """Enough heap for the cached lines and the shuffles: 4× the file plus 2 GiB, 3–16 GiB."""
-    gib = os.path.getsize(path) / 2**30
-    return f"{max(3, min(16, int(4 * gib + 2.999)))}g"
-
-
 def main() -> None:
     csv, outdir, threads = usage(sys.argv, "peer_spark.py")
     index, field_count = parse_header(csv)
     ph = Phases()
+    # Local mode only talks to itself: keep the driver on the loopback interface.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     spark = (
         SparkSession.builder.master(f"local[{threads}]")
         .appName("duff-compare")
-        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", driver_memory(csv)))
+        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", f"{memory_budget_gib(csv)}g"))
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", str(4 * threads))
         .config("spark.sql.parquet.compression.codec", "snappy")
         .config("spark.local.dir", os.path.join(outdir, "_spark_tmp"))
@@ -303,10 +303,8 @@ def main() -> None:
         .drop("rec", "quoting", "nf", "bad_utf8")
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    if os.environ.get("PEER_SPARK_EXPLAIN"):
-        checked.explain(mode="formatted")
     blank_lines = (
-        lines.join(F.broadcast(covered), "ln", "left_anti").where(col("body") == "").count()
+        lines.where(col("body") == "").join(F.broadcast(covered), "ln", "left_anti").count()
     )
     rows_read = checked.count()
     ph.mark("parse_validate")
