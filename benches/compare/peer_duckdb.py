@@ -181,24 +181,6 @@ def main() -> None:
     )
     ph.mark("records")
 
-    # 3.–4. Fields and rules -------------------------------------------------------------------
-    def fld(col: str) -> str:
-        return f"trim(fs[{index[col] + 1}], ' ' || chr(9))"
-
-    def int_ok(v: str) -> str:
-        return (
-            f"(regexp_full_match({v}, {q(RE_INT)}) AND TRY_CAST({v} AS BIGINT) IS NOT NULL "
-            f"AND TRY_CAST({v} AS BIGINT) > 0)"
-        )
-
-    def dec_ok(v: str) -> str:
-        return (
-            f"(regexp_full_match({v}, {q(RE_DECIMAL)}) "
-            f"AND NOT regexp_matches({v}, {q(RE_DECIMAL_TOO_LONG)}))"
-        )
-
-    status_case = " ".join(f"WHEN '{n}' THEN '{n}'" for _, n in STATUSES)
-    channel_case = " ".join(f"WHEN '{n.lower()}' THEN '{n}'" for _, n in CHANNELS)
     # Which line starts a record, and is its quoting valid?
     con.execute(
         f"""
