@@ -59,6 +59,8 @@ pub enum Error {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("{0}")]
+    Storage(#[from] crate::storage::StorageError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("a writer thread panicked")]
@@ -88,6 +90,22 @@ impl Error {
         )
     }
 
+    /// True when retrying the same run later may succeed (throttling, network, disk, a crashed
+    /// writer); false for file-level errors and permanent environment errors (missing object,
+    /// access denied, an object replaced while it was read, bad configuration).
+    pub fn is_retryable(&self) -> bool {
+        use crate::storage::StorageErrorKind;
+        match self {
+            Error::Storage(e) => e.kind == StorageErrorKind::Transient,
+            Error::Config(_) | Error::Manifest { .. } => false,
+            Error::Io { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ),
+            e => !e.is_file_level(),
+        }
+    }
+
     /// A stable code for manifests, logs and exit statuses.
     pub fn code(&self) -> &'static str {
         match self {
@@ -103,6 +121,7 @@ impl Error {
             Error::Parquet(_) => "parquet",
             Error::Arrow(_) => "arrow",
             Error::Manifest { .. } => "manifest",
+            Error::Storage(e) => e.kind.code(),
             Error::Config(_) => "config",
             Error::WriterPanicked => "writer_panicked",
         }

@@ -1,7 +1,6 @@
 //! Local input files: identity (which fixes the run id) and bytes (memory map or gzip stream).
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -11,14 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::manifest::SourceInfo;
-
-/// The bytes of an input: mapped whole, or streamed through a decoder.
-pub enum InputBytes {
-    Mapped(Mmap),
-    Stream(Box<dyn Read + Send>),
-    /// A zero-length file (which cannot be mapped).
-    Empty,
-}
+use crate::storage::{InputBytes, Source};
 
 /// A local input file and its identity.
 #[derive(Debug, Clone)]
@@ -59,7 +51,14 @@ impl LocalInput {
         format!("file://{}", self.path.display())
     }
 
-    pub fn source_info(&self) -> SourceInfo {
+    /// The UTC date of the file's last modification: the local stand-in for the upload date.
+    pub fn default_pa_date(&self) -> NaiveDate {
+        self.modified.date_naive()
+    }
+}
+
+impl Source for LocalInput {
+    fn info(&self) -> SourceInfo {
         SourceInfo {
             uri: self.uri(),
             size_bytes: self.size,
@@ -68,12 +67,11 @@ impl LocalInput {
         }
     }
 
-    /// The UTC date of the file's last modification: the local stand-in for the upload date.
-    pub fn default_pa_date(&self) -> NaiveDate {
-        self.modified.date_naive()
+    fn modified(&self) -> DateTime<Utc> {
+        self.modified
     }
 
-    pub fn bytes(&self) -> Result<InputBytes, Error> {
+    fn open(&self) -> Result<InputBytes, Error> {
         let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         if self.gzip {
             let decoder =

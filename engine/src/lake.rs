@@ -6,13 +6,16 @@
 //! starts with its run id), so a crash before or during publication exposes nothing, and the
 //! retry, which writes the same names, converges on exactly what one run would have left.
 
+use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::manifest::Manifest;
-use crate::writer::create_parent;
+use crate::run::failpoint;
+use crate::storage::{Commit, Lake, ObjectWriter, Stage};
+use crate::writer::{WrittenFile, create_parent};
 
 pub const RUNS_DIR: &str = "_runs";
 pub const STAGING_DIR: &str = "_staging";
@@ -81,8 +84,62 @@ impl LocalLake {
         self.root.join(STAGING_DIR).join(run_id)
     }
 
-    /// Removes what an earlier, interrupted attempt of the run left in staging.
-    pub fn reset_staging(&self, run_id: &str) -> Result<PathBuf, Error> {
+    /// Writes the manifest atomically (temporary file, fsync, then link or rename).
+    fn write_manifest(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error> {
+        let path = self.manifest_path(&manifest.run_id);
+        create_parent(&path)?;
+        // A unique temporary name: concurrent attempts of the same run must not share it.
+        let tmp = path.with_extension(format!(
+            "json.{}.{:?}.tmp",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        // One line of JSON: the `runs` table reads `_runs/` as newline-delimited JSON (Athena's
+        // JSON SerDe and the embedded engine both need one object per line).
+        let mut json = serde_json::to_vec(manifest).expect("manifest serialises");
+        json.push(b'\n');
+        let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&json)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
+        let placed = if overwrite {
+            fs::rename(&tmp, &path)
+        } else {
+            // link(2) fails if the name exists: a create-only commit.
+            let linked = fs::hard_link(&tmp, &path);
+            let _ = fs::remove_file(&tmp);
+            linked
+        };
+        match placed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let existing = self
+                    .read_manifest(&manifest.run_id)?
+                    .ok_or_else(|| Error::io(&path, std::io::Error::other("manifest vanished")))?;
+                return Ok(Commit::AlreadyCommitted(Box::new(existing)));
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::io(&path, e));
+            }
+        }
+        if let Some(dir) = path.parent().and_then(|d| fs::File::open(d).ok()) {
+            let _ = dir.sync_all();
+        }
+        Ok(Commit::Written)
+    }
+}
+
+impl Lake for LocalLake {
+    fn uri(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    fn read_manifest(&self, run_id: &str) -> Result<Option<Manifest>, Error> {
+        LocalLake::read_manifest(self, run_id)
+    }
+
+    fn stage(&self, run_id: &str) -> Result<Box<dyn Stage>, Error> {
         let dir = self.staging_dir(run_id);
         match fs::remove_dir_all(&dir) {
             Ok(()) => {}
@@ -90,36 +147,122 @@ impl LocalLake {
             Err(e) => return Err(Error::io(dir, e)),
         }
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        Ok(dir)
+        Ok(Box::new(LocalStage {
+            root: self.root.clone(),
+            dir,
+            run_id: run_id.to_string(),
+        }))
     }
 
-    pub fn discard_staging(&self, run_id: &str) {
-        let _ = fs::remove_dir_all(self.staging_dir(run_id));
+    fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error> {
+        self.write_manifest(manifest, overwrite)
     }
+}
 
-    /// Moves one staged file (path relative to the lake root) into place.
-    pub fn publish_file(&self, run_id: &str, rel: &str) -> Result<(), Error> {
-        let from = self.staging_dir(run_id).join(rel);
-        let to = self.root.join(rel);
-        create_parent(&to)?;
-        fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
-        Ok(())
-    }
+/// A run's staging directory, `_staging/<run_id>/`, mirroring the final layout.
+struct LocalStage {
+    root: PathBuf,
+    dir: PathBuf,
+    run_id: String,
+}
 
-    /// Writes the manifest atomically (temporary file, fsync, rename): the commit point.
-    pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), Error> {
-        let path = self.manifest_path(&manifest.run_id);
+impl Stage for LocalStage {
+    fn create(&self, rel: &str) -> Result<Box<dyn ObjectWriter>, Error> {
+        let path = self.dir.join(rel);
         create_parent(&path)?;
-        let tmp = path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
-        let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&json)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| Error::io(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        if let Some(dir) = path.parent().and_then(|d| fs::File::open(d).ok()) {
-            let _ = dir.sync_all();
+        let file = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Box::new(LocalFile {
+            out: BufWriter::with_capacity(1 << 20, file),
+            path,
+        }))
+    }
+
+    fn publish(&self, files: &[WrittenFile]) -> Result<(), Error> {
+        let mut dirs = BTreeSet::new();
+        for (i, file) in files.iter().enumerate() {
+            let from = self.dir.join(&file.path);
+            let to = self.root.join(&file.path);
+            create_parent(&to)?;
+            fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+            if i == 0 {
+                failpoint("mid_publish");
+            }
+            if let Some(parent) = to.parent() {
+                dirs.insert(parent.to_path_buf());
+            }
         }
+        let keep: BTreeSet<PathBuf> = files.iter().map(|f| self.root.join(&f.path)).collect();
+        for dir in dirs {
+            let entries = fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+            for entry in entries {
+                let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                if name.is_some_and(|n| is_file_of_run(&n, &self.run_id)) && !keep.contains(&path) {
+                    tracing::info!(path = %path.display(), "removing a stale part of this run");
+                    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                }
+            }
+        }
+        self.abort();
         Ok(())
+    }
+
+    fn abort(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// True for `<run_id>.parquet` and `<run_id>-<n>.parquet`.
+pub fn is_file_of_run(name: &str, run_id: &str) -> bool {
+    name.strip_prefix(run_id).is_some_and(|rest| {
+        rest == ".parquet"
+            || rest
+                .strip_prefix('-')
+                .and_then(|r| r.strip_suffix(".parquet"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+struct LocalFile {
+    out: BufWriter<fs::File>,
+    path: PathBuf,
+}
+
+impl Write for LocalFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl ObjectWriter for LocalFile {
+    fn finish(self: Box<Self>) -> Result<u64, Error> {
+        let LocalFile { out, path } = *self;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        Ok(file.metadata().map_err(|e| Error::io(&path, e))?.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_file_names_are_recognised_exactly() {
+        assert!(is_file_of_run("abc.parquet", "abc"));
+        assert!(is_file_of_run("abc-0.parquet", "abc"));
+        assert!(is_file_of_run("abc-12.parquet", "abc"));
+        assert!(!is_file_of_run("abcd-0.parquet", "abc"));
+        assert!(!is_file_of_run("abc-.parquet", "abc"));
+        assert!(!is_file_of_run("abc-x.parquet", "abc"));
+        assert!(!is_file_of_run("abc-0.parquet.tmp", "abc"));
     }
 }

@@ -1,8 +1,9 @@
 //! # duff-engine
 //!
 //! Turns order CSV files into a validated, deduplicated, enriched Parquet lake with a star
-//! schema. The core knows nothing of AWS: it reads bytes (a memory map or a stream) and writes a
-//! lake rooted at a local directory; cloud adapters live elsewhere.
+//! schema. The core knows nothing of AWS: it reads bytes from a [`Source`] (a memory map or a
+//! stream) and writes through a [`Lake`]; [`LocalLake`] and [`input::LocalInput`] implement
+//! them over local files, the `duff-s3` crate over S3.
 //!
 //! ```no_run
 //! use duff_engine::{LocalLake, RunOptions, RunOutcome, run_local};
@@ -36,6 +37,7 @@ pub mod reason;
 pub mod rules;
 pub mod run;
 pub mod schema;
+pub mod storage;
 mod window;
 pub mod writer;
 
@@ -44,5 +46,6 @@ pub use lake::LocalLake;
 pub use manifest::{Counts, Manifest, RunStatus};
 pub use reason::Reason;
 pub use rules::Channels;
-pub use run::{Progress, RunOptions, RunOutcome, peak_rss_bytes, run_local};
+pub use run::{Progress, RunOptions, RunOutcome, peak_rss_bytes, run, run_local};
+pub use storage::{Lake, Source, StorageError, StorageErrorKind};
 pub use writer::{Codec, ParquetOptions};

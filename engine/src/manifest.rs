@@ -103,4 +103,37 @@ pub struct Manifest {
     /// Memory held by the dedup tables at the end of the run.
     pub dedup_heap_bytes: u64,
     pub options: serde_json::Value,
+    /// Compute used, when the caller said what it was given (the Batch job and the Lambda do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostEstimate>,
+}
+
+/// The resources a run was given, to turn its wall time into billable units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostBasis {
+    pub vcpus: f64,
+    pub memory_gib: f64,
+    /// Where the figures came from, e.g. `cgroup` or `lambda`.
+    pub source: String,
+}
+
+/// Billable units of a run: what Fargate (vCPU-seconds, GB-seconds) and Lambda (GB-seconds)
+/// charge for. Multiply by the region's prices to get money.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostEstimate {
+    pub basis: CostBasis,
+    pub wall_seconds: f64,
+    pub vcpu_seconds: f64,
+    pub gb_seconds: f64,
+}
+
+impl CostEstimate {
+    pub fn new(basis: CostBasis, wall_seconds: f64) -> Self {
+        CostEstimate {
+            vcpu_seconds: basis.vcpus * wall_seconds,
+            gb_seconds: basis.memory_gib * wall_seconds,
+            wall_seconds,
+            basis,
+        }
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -15,13 +16,14 @@ use crate::chunk::ParseCtx;
 use crate::dedup::Deduper;
 use crate::error::Error;
 use crate::header::{HeaderMap, parse_header};
-use crate::input::{InputBytes, LocalInput, run_id_for};
+use crate::input::{LocalInput, run_id_for};
 use crate::lake::LocalLake;
-use crate::manifest::{Counts, Manifest, RunStatus, Throughput, Timings};
+use crate::manifest::{CostEstimate, Counts, Manifest, RunStatus, Throughput, Timings};
 use crate::rules::Channels;
 use crate::schema::{
     DIM_CHANNELS, DIM_CLIENTS, DIM_PRODUCTS, DIM_STATUS, FACT_ORDERS, ORDERS, QUARANTINE, Table,
 };
+use crate::storage::{Commit, InputBytes, Lake, Source, Stage, StorageError};
 use crate::window::parse_window;
 use crate::writer::{
     Destination, Naming, ParquetOptions, TableWriter, WrittenFile, write_small_table,
@@ -40,14 +42,17 @@ pub struct RunOptions {
     pub channels: Channels,
     /// Partition date; default: the input's modification (upload) date, UTC.
     pub pa_date: Option<NaiveDate>,
-    /// Ingestion timestamp stamped on every row; default: the run's start. Set it to make reruns
-    /// byte-identical.
+    /// Ingestion timestamp stamped on every row; default: when the input was uploaded (S3
+    /// LastModified, or the local file's modification time), so every attempt of a run writes
+    /// the same bytes and a later upload of an order line supersedes an earlier one.
     pub ingested_at: Option<DateTime<Utc>>,
     pub parquet: ParquetOptions,
     /// The run fails when more than this fraction of its rows is quarantined.
     pub max_bad_fraction: f64,
     /// Reprocess even when the run's manifest exists.
     pub force: bool,
+    /// Resources the run was given; when set, the manifest carries a cost estimate.
+    pub cost_basis: Option<crate::manifest::CostBasis>,
 }
 
 impl Default for RunOptions {
@@ -62,6 +67,7 @@ impl Default for RunOptions {
             parquet: ParquetOptions::default(),
             max_bad_fraction: 0.1,
             force: false,
+            cost_basis: None,
         }
     }
 }
@@ -133,19 +139,29 @@ pub struct Progress {
     pub rows_read: u64,
 }
 
-/// Processes a local file into the lake. File-level problems give `Ok(RunOutcome::Failed)`;
-/// `Err` means the environment failed (I/O, configuration) and the run may be retried.
+/// Processes a local file into a local lake: [`run`] over [`LocalInput`] and [`LocalLake`].
 pub fn run_local(
     input: &Path,
     lake: &LocalLake,
     options: &RunOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RunOutcome, Error> {
+    run(&LocalInput::open(input)?, lake, options, progress)
+}
+
+/// Processes one input into a lake, exactly once. File-level problems give
+/// `Ok(RunOutcome::Failed)` (a `failed` manifest is committed); `Err` means the environment
+/// failed (storage, I/O, configuration): see [`Error::is_retryable`].
+pub fn run(
+    input: &dyn Source,
+    lake: &dyn Lake,
+    options: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RunOutcome, Error> {
     options.validate()?;
     let started = Utc::now();
     let clock = Instant::now();
-    let input = LocalInput::open(input)?;
-    let source = input.source_info();
+    let source = input.info();
     let run_id = run_id_for(&source);
     if !options.force
         && let Some(existing) = lake.read_manifest(&run_id)?
@@ -153,10 +169,11 @@ pub fn run_local(
         tracing::info!(run_id, status = ?existing.status, "run already committed; skipping");
         return Ok(RunOutcome::Skipped(existing));
     }
-    let pa_date = options.pa_date.unwrap_or_else(|| input.default_pa_date());
-    let ingested_at = options.ingested_at.unwrap_or(started);
+    let uploaded = input.modified();
+    let pa_date = options.pa_date.unwrap_or_else(|| uploaded.date_naive());
+    let ingested_at = options.ingested_at.unwrap_or(uploaded);
     let threads = options.effective_threads();
-    let staging = lake.reset_staging(&run_id)?;
+    let stage: Arc<dyn Stage> = Arc::from(lake.stage(&run_id)?);
     let constants = RunConstants {
         source_file: source.uri.clone(),
         run_id: run_id.clone(),
@@ -167,7 +184,7 @@ pub fn run_local(
     let context = RunContext {
         options,
         constants,
-        staging: staging.clone(),
+        stage: stage.clone(),
         partition: format!("pa_date={pa_date}"),
         threads,
     };
@@ -176,14 +193,14 @@ pub fn run_local(
         .thread_name(|i| format!("duff-parse-{i}"))
         .build()
         .map_err(|e| Error::Config(format!("thread pool: {e}")))?;
-    let processed = pool.install(|| process(&context, &input, progress));
+    let processed = pool.install(|| process(&context, input, &source, progress));
 
     let mut manifest = Manifest {
         run_id: run_id.clone(),
         status: RunStatus::Succeeded,
         error_code: None,
         error: None,
-        source,
+        source: source.clone(),
         pa_date: pa_date.to_string(),
         ingested_at: ingested_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -193,7 +210,7 @@ pub fn run_local(
         counts: Counts::default(),
         nothing_lost: false,
         extra_columns: Vec::new(),
-        input_bytes: input.size,
+        input_bytes: source.size_bytes,
         output_bytes: 0,
         outputs: Vec::new(),
         timings: Timings::default(),
@@ -202,6 +219,7 @@ pub fn run_local(
         dedup_keys: 0,
         dedup_heap_bytes: 0,
         options: options_json(options),
+        cost: None,
     };
     let outcome = processed.and_then(|p| {
         let read = p.counts.rows_read;
@@ -219,11 +237,9 @@ pub fn run_local(
         Ok(p) => {
             let publish = Instant::now();
             failpoint("before_publish");
-            for (i, file) in p.outputs.iter().enumerate() {
-                lake.publish_file(&run_id, &file.path)?;
-                if i == 0 {
-                    failpoint("mid_publish");
-                }
+            if let Err(e) = stage.publish(&p.outputs) {
+                stage.abort();
+                return Err(stage.take_failure().unwrap_or(e));
             }
             let mut timings = p.timings;
             timings.publish_ms = ms(publish.elapsed());
@@ -242,27 +258,61 @@ pub fn run_local(
             manifest.dedup_keys = p.dedup_keys;
             manifest.dedup_heap_bytes = p.dedup_heap_bytes;
             manifest.peak_rss_bytes = peak_rss_bytes();
+            manifest.cost = options
+                .cost_basis
+                .clone()
+                .map(|b| CostEstimate::new(b, clock.elapsed().as_secs_f64()));
             manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-            lake.write_manifest(&manifest)?;
-            lake.discard_staging(&run_id);
-            tracing::info!(run_id, rows = manifest.counts.rows_read, "run published");
-            Ok(RunOutcome::Succeeded(manifest))
+            commit(lake, manifest, options.force, RunOutcome::Succeeded)
         }
         Err(e) if e.is_file_level() => {
-            lake.discard_staging(&run_id);
+            stage.abort();
             manifest.status = RunStatus::Failed;
             manifest.error_code = Some(e.code().to_string());
             manifest.error = Some(e.to_string());
             manifest.nothing_lost = manifest.counts.nothing_lost();
             manifest.timings.total_ms = ms(clock.elapsed());
+            manifest.cost = options
+                .cost_basis
+                .clone()
+                .map(|b| CostEstimate::new(b, clock.elapsed().as_secs_f64()));
             manifest.finished_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-            lake.write_manifest(&manifest)?;
             tracing::warn!(run_id, error = %e, "run failed on a file-level error");
-            Ok(RunOutcome::Failed(manifest))
+            commit(lake, manifest, options.force, RunOutcome::Failed)
         }
         Err(e) => {
-            lake.discard_staging(&run_id);
+            // A writer's storage failure explains a generic encoder error better.
+            let e = stage.take_failure().unwrap_or(e);
+            stage.abort();
             Err(e)
+        }
+    }
+}
+
+/// Commits the manifest; when a concurrent attempt of the same run committed first, this
+/// attempt reports the other's manifest as skipped (its files are byte-identical).
+fn commit(
+    lake: &dyn Lake,
+    manifest: Manifest,
+    overwrite: bool,
+    outcome: fn(Manifest) -> RunOutcome,
+) -> Result<RunOutcome, Error> {
+    match lake.commit(&manifest, overwrite)? {
+        Commit::Written => {
+            tracing::info!(
+                run_id = manifest.run_id,
+                status = ?manifest.status,
+                rows = manifest.counts.rows_read,
+                "run committed"
+            );
+            Ok(outcome(manifest))
+        }
+        Commit::AlreadyCommitted(existing) => {
+            tracing::info!(
+                run_id = manifest.run_id,
+                "a concurrent attempt of this run committed first"
+            );
+            Ok(RunOutcome::Skipped(*existing))
         }
     }
 }
@@ -287,8 +337,8 @@ fn options_json(o: &RunOptions) -> serde_json::Value {
 }
 
 /// Aborts the process at a named point when `DUFF_FAILPOINT` names it: the crash tests use it to
-/// kill a run exactly between staging and publication.
-fn failpoint(name: &str) {
+/// kill a run exactly between staging and publication (lakes call it mid-publication too).
+pub fn failpoint(name: &str) {
     if std::env::var("DUFF_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
@@ -310,7 +360,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 struct RunContext<'a> {
     options: &'a RunOptions,
     constants: RunConstants,
-    staging: std::path::PathBuf,
+    stage: Arc<dyn Stage>,
     partition: String,
     threads: usize,
 }
@@ -318,7 +368,7 @@ struct RunContext<'a> {
 impl RunContext<'_> {
     fn destination(&self, table: &Table, naming: Naming) -> Destination {
         Destination {
-            root: self.staging.clone(),
+            stage: self.stage.clone(),
             dir: format!("{}/{}", table.prefix, self.partition),
             stem: self.constants.run_id.clone(),
             naming,
@@ -339,13 +389,14 @@ struct Processed {
 /// Header, windows, writers: everything between opening the input and publishing.
 fn process(
     cx: &RunContext<'_>,
-    input: &LocalInput,
+    input: &dyn Source,
+    source: &crate::manifest::SourceInfo,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Processed, Error> {
     let max_record = cx.options.max_record_bytes;
     let window_bytes = cx.options.window_bytes(cx.threads);
-    let total = (!input.gzip).then_some(input.size);
-    match input.bytes()? {
+    let total = (!source.gzip).then_some(source.size_bytes);
+    match input.open()? {
         InputBytes::Empty => Err(Error::EmptyFile),
         InputBytes::Mapped(map) => {
             let header_clock = Instant::now();
@@ -371,9 +422,9 @@ fn process(
             p.finish(len as u64)
         }
         InputBytes::Stream(mut reader) => {
-            let path = input.path.display().to_string();
+            let src = (source.uri.as_str(), source.gzip);
             let mut buf = Vec::with_capacity(window_bytes + max_record + 2);
-            let mut eof = fill(&mut reader, &mut buf, window_bytes + max_record + 1, &path)?;
+            let mut eof = fill(&mut reader, &mut buf, window_bytes + max_record + 1, src)?;
             let header_clock = Instant::now();
             let header = read_header(&buf, eof, max_record)?;
             let mut p = Pipeline::new(cx, &header, header_clock, total)?;
@@ -385,7 +436,7 @@ fn process(
                         &mut reader,
                         &mut buf,
                         start + window_bytes + max_record + 1,
-                        &path,
+                        src,
                     )?;
                 }
                 if start >= buf.len() && eof {
@@ -412,22 +463,41 @@ fn process(
 }
 
 /// Reads until `buf` holds `want` bytes or the stream ends; returns whether it ended.
-fn fill(reader: &mut dyn Read, buf: &mut Vec<u8>, want: usize, path: &str) -> Result<bool, Error> {
-    let mut chunk = vec![0u8; 1 << 20];
-    while buf.len() < want {
-        match reader.read(&mut chunk) {
-            Ok(0) => return Ok(true),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+/// `source` is the input's URI and whether it is gzip, to classify read errors.
+fn fill(
+    reader: &mut dyn Read,
+    buf: &mut Vec<u8>,
+    want: usize,
+    source: (&str, bool),
+) -> Result<bool, Error> {
+    let mut len = buf.len();
+    if buf.capacity() < want {
+        buf.reserve(want - len);
+    }
+    // Read straight into the window buffer (no intermediate copy).
+    buf.resize(want.max(len), 0);
+    let result = loop {
+        if len >= want {
+            break Ok(false);
+        }
+        match reader.read(&mut buf[len..want]) {
+            Ok(0) => break Ok(true),
+            Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                return Err(Error::Gzip {
-                    path: path.to_string(),
-                    source: e,
+                break Err(match StorageError::from_io(e) {
+                    Ok(storage) => Error::Storage(storage),
+                    Err(e) if source.1 => Error::Gzip {
+                        path: source.0.to_string(),
+                        source: e,
+                    },
+                    Err(e) => Error::io(source.0, e),
                 });
             }
         }
-    }
-    Ok(false)
+    };
+    buf.truncate(len);
+    result
 }
 
 /// Drops already-processed pages of the map from this process's resident set, so memory stays

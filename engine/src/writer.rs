@@ -4,9 +4,8 @@
 //! group and file boundaries depend only on the data, never on chunk or window sizes: the same
 //! input gives byte-identical files with any number of threads.
 
-use std::fs::File;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::schema::Table;
+use crate::storage::{ObjectWriter, Stage};
 
 /// Parquet compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -129,8 +129,8 @@ pub(crate) enum Naming {
 }
 
 pub(crate) struct Destination {
-    /// Root the files are written under (the run's staging directory).
-    pub root: PathBuf,
+    /// The run's stage the files are created in.
+    pub stage: Arc<dyn Stage>,
     /// Directory relative to the lake root, e.g. `orders/pa_date=2026-11-22`.
     pub dir: String,
     pub stem: String,
@@ -213,13 +213,16 @@ fn write_table(
     Ok(WriterReport { files, busy })
 }
 
+type PartEncoder = ArrowWriter<Box<dyn ObjectWriter>>;
+
 /// Writes parts of one table, rolling to a new file at the size limit.
 struct PartWriter<'a> {
     table: &'static Table,
     dest: &'a Destination,
     options: &'a ParquetOptions,
     schema: SchemaRef,
-    current: Option<(ArrowWriter<BufWriter<File>>, String, u64)>,
+    /// The open part: its encoder, path relative to the lake root, and rows so far.
+    current: Option<(PartEncoder, String, u64)>,
     files: Vec<WrittenFile>,
 }
 
@@ -247,11 +250,9 @@ impl<'a> PartWriter<'a> {
                 Naming::Single => format!("{}.parquet", self.dest.stem),
             };
             let rel = format!("{}/{}", self.dest.dir, name);
-            let path = self.dest.root.join(&rel);
-            create_parent(&path)?;
-            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+            let file = self.dest.stage.create(&rel)?;
             let writer = ArrowWriter::try_new(
-                BufWriter::with_capacity(1 << 20, file),
+                file,
                 self.schema.clone(),
                 Some(self.options.properties(self.table)),
             )?;
@@ -269,12 +270,7 @@ impl<'a> PartWriter<'a> {
 
     fn close_current(&mut self) -> Result<(), Error> {
         if let Some((writer, rel, rows)) = self.current.take() {
-            let inner = writer.into_inner()?;
-            let file = inner
-                .into_inner()
-                .map_err(|e| Error::io(&rel, e.into_error()))?;
-            file.sync_all().map_err(|e| Error::io(&rel, e))?;
-            let bytes = file.metadata().map_err(|e| Error::io(&rel, e))?.len();
+            let bytes = writer.into_inner()?.finish()?;
             self.files.push(WrittenFile {
                 table: self.table.name.to_string(),
                 path: rel,

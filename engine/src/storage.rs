@@ -1,0 +1,185 @@
+//! The storage interface of the engine: where input bytes come from ([`Source`]) and where the
+//! lake is written ([`Lake`], [`Stage`], [`ObjectWriter`]).
+//!
+//! The engine core only sees these traits. [`crate::input::LocalInput`] and
+//! [`crate::lake::LocalLake`] implement them over local files; the `duff-s3` crate implements
+//! them over S3 (ranged GETs, multipart uploads, conditional manifest writes).
+//!
+//! The commit protocol every lake follows:
+//! 1. [`Lake::stage`] a run; [`Stage::create`] each output file (invisible to readers, or at
+//!    least not yet committed);
+//! 2. [`Stage::publish`] the finished files under their final names (deterministic: same run id,
+//!    same names, same bytes) and remove stale parts an earlier attempt of the run left behind;
+//! 3. [`Lake::commit`] the manifest, create-only: of two concurrent attempts exactly one commits.
+//!    Readers only consider rows of runs with a committed `succeeded` manifest.
+
+use std::fmt;
+use std::io::{Read, Write};
+
+use chrono::{DateTime, Utc};
+use memmap2::Mmap;
+
+use crate::error::Error;
+use crate::manifest::{Manifest, SourceInfo};
+use crate::writer::WrittenFile;
+
+/// The bytes of an input: mapped whole, or streamed (decompressed if needed).
+pub enum InputBytes {
+    Mapped(Mmap),
+    /// Read errors that carry a [`StorageError`] (as the `io::Error`'s inner error) keep their
+    /// classification; other errors of a gzip stream are reported as a corrupt file.
+    Stream(Box<dyn Read + Send>),
+    /// A zero-length input (which cannot be mapped).
+    Empty,
+}
+
+/// An input object: its identity and its bytes.
+pub trait Source: Send + Sync {
+    /// Identity of the object (URI, size, version stamp); the run id is derived from it.
+    fn info(&self) -> SourceInfo;
+    /// When the object was uploaded (S3 LastModified) or last modified (local file). It is the
+    /// default partition date and the default `ingested_at`, so a retry days later writes the
+    /// same partition and the same bytes.
+    fn modified(&self) -> DateTime<Utc>;
+    /// Opens the bytes for one pass.
+    fn open(&self) -> Result<InputBytes, Error>;
+}
+
+/// A lake root: a local directory or an S3 prefix.
+pub trait Lake: Send + Sync {
+    /// `file:///…` or `s3://bucket/prefix`, for logs and errors.
+    fn uri(&self) -> String;
+    /// The committed manifest of a run, if any.
+    fn read_manifest(&self, run_id: &str) -> Result<Option<Manifest>, Error>;
+    /// Starts writing a run's files, discarding what an interrupted attempt left in staging.
+    fn stage(&self, run_id: &str) -> Result<Box<dyn Stage>, Error>;
+    /// Writes the manifest: the commit point. Unless `overwrite`, the write is create-only and
+    /// returns the manifest that is already there when another attempt committed first.
+    fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error>;
+}
+
+/// The result of [`Lake::commit`].
+#[derive(Debug)]
+pub enum Commit {
+    Written,
+    /// Another attempt of the same run committed first; nothing was written.
+    AlreadyCommitted(Box<Manifest>),
+}
+
+/// The files of one run being written.
+pub trait Stage: Send + Sync {
+    /// Creates the file at `rel` (a path relative to the lake root, `/`-separated).
+    fn create(&self, rel: &str) -> Result<Box<dyn ObjectWriter>, Error>;
+    /// Makes finished files visible under their final names, then deletes other files of the
+    /// same run id in their directories (parts left by an attempt with different options).
+    fn publish(&self, files: &[WrittenFile]) -> Result<(), Error>;
+    /// Drops everything staged (best effort; used on failure).
+    fn abort(&self);
+    /// The first storage error an object writer hit, if any. Writers report failures through
+    /// `std::io::Write`, which loses their classification; this keeps it.
+    fn take_failure(&self) -> Option<Error> {
+        None
+    }
+}
+
+/// A file being written. Dropped without [`ObjectWriter::finish`], it leaves nothing behind.
+pub trait ObjectWriter: Write + Send {
+    /// Flushes and seals the file; returns its size in bytes.
+    fn finish(self: Box<Self>) -> Result<u64, Error>;
+}
+
+/// What kind of storage failure happened: decides between retrying and failing fast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// Throttling, 5xx, connection resets, timeouts: retrying later may succeed.
+    Transient,
+    /// The object or bucket does not exist.
+    NotFound,
+    /// Access denied or bad credentials.
+    Denied,
+    /// The object changed while it was being read (its ETag no longer matches).
+    Changed,
+    /// Anything else that retrying will not fix (invalid request, bad configuration).
+    Permanent,
+}
+
+impl StorageErrorKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            StorageErrorKind::Transient => "storage_transient",
+            StorageErrorKind::NotFound => "storage_not_found",
+            StorageErrorKind::Denied => "storage_denied",
+            StorageErrorKind::Changed => "object_changed",
+            StorageErrorKind::Permanent => "storage_permanent",
+        }
+    }
+}
+
+/// A failure of a storage backend, with where it happened.
+#[derive(Debug)]
+pub struct StorageError {
+    pub kind: StorageErrorKind,
+    /// The object or prefix concerned, e.g. `s3://bucket/key`.
+    pub uri: String,
+    /// What was being done, e.g. `GET bytes=0-8388607`.
+    pub operation: String,
+    pub message: String,
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}: {}",
+            self.uri,
+            self.operation,
+            match self.kind {
+                StorageErrorKind::Transient => "transient failure (retryable)",
+                StorageErrorKind::NotFound => "not found",
+                StorageErrorKind::Denied => "access denied",
+                StorageErrorKind::Changed => "the object changed while it was read",
+                StorageErrorKind::Permanent => "failed",
+            },
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+impl StorageError {
+    /// Wraps the error for transport through `std::io` (Read/Write implementations).
+    pub fn into_io(self) -> std::io::Error {
+        std::io::Error::other(self)
+    }
+
+    /// Recovers a storage error carried by an `io::Error`, if it is one.
+    pub fn from_io(e: std::io::Error) -> Result<StorageError, std::io::Error> {
+        if e.get_ref().is_some_and(|i| i.is::<StorageError>()) {
+            let inner = e.into_inner().expect("checked above");
+            Ok(*inner.downcast::<StorageError>().expect("checked above"))
+        } else {
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_survive_a_trip_through_io() {
+        let e = StorageError {
+            kind: StorageErrorKind::Changed,
+            uri: "s3://b/k".into(),
+            operation: "GET".into(),
+            message: "412".into(),
+        };
+        let back = StorageError::from_io(e.into_io()).unwrap();
+        assert_eq!(back.kind, StorageErrorKind::Changed);
+        assert_eq!(back.uri, "s3://b/k");
+        let plain = std::io::Error::other("boom");
+        assert!(StorageError::from_io(plain).is_err());
+    }
+}
