@@ -14,7 +14,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    logging::init(args.log_format, args.verbose);
+    // A Batch job has no terminal and no summary table: its info logs are the record.
+    let verbose = match args.command {
+        cli::Command::Job(_) => args.verbose.max(1),
+        _ => args.verbose,
+    };
+    logging::init(args.log_format, verbose);
     match cmd::dispatch(args.command) {
         Ok(code) => code,
         Err(e) => {

@@ -1,7 +1,5 @@
 //! The human summary printed after runs.
 
-use std::path::Path;
-
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use duff_engine::{Manifest, RunOutcome};
 
@@ -22,7 +20,8 @@ fn file_name(m: &Manifest) -> String {
         .to_string()
 }
 
-pub fn print(outcomes: &[RunOutcome], lake: &Path) {
+/// Prints the table of runs; `lake` is the lake's location as the user gave it.
+pub fn print(outcomes: &[RunOutcome], lake: &str) {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
         "input",
@@ -78,5 +77,5 @@ pub fn print(outcomes: &[RunOutcome], lake: &Path) {
             println!("{}: WARNING: row accounting does not balance", file_name(m));
         }
     }
-    println!("manifests: {}", lake.join("_runs").display());
+    println!("manifests: {}/_runs/", lake.trim_end_matches('/'));
 }

@@ -3,9 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use duff_engine::{Channels, Codec, LocalLake, ParquetOptions, RunOptions, RunOutcome, run_local};
+use duff_engine::{Channels, Codec, Lake, ParquetOptions, RunOptions, RunOutcome, Source};
+use duff_s3::Location;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::aws::{connect_if_needed, open_lake, open_source};
 use crate::cli::{EngineArgs, RunArgs};
 use crate::summary;
 
@@ -17,7 +19,7 @@ impl EngineArgs {
             chunk_bytes: self.chunk_kib * 1024,
             max_record_bytes: self.max_record_bytes,
             channels: Channels::new(&self.channels)?,
-            pa_date: self.pa_date,
+            pa_date: self.pa_date.and_then(|d| d.0),
             ingested_at: self.ingested_at,
             parquet: ParquetOptions {
                 codec: self.codec.parse::<Codec>().map_err(anyhow::Error::msg)?,
@@ -27,25 +29,35 @@ impl EngineArgs {
             },
             max_bad_fraction: self.max_bad_fraction,
             force: self.force,
+            cost_basis: None,
         })
     }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = args.engine.to_options()?;
-    let lake = LocalLake::open(&args.lake)
-        .with_context(|| format!("opening lake {}", args.lake.display()))?;
+    let lake_location = Location::parse(&args.lake)?;
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|i| Location::parse(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let aws = connect_if_needed(&args.s3, inputs.iter().chain([&lake_location]))?;
+    let lake = open_lake(&lake_location, aws.as_ref())
+        .with_context(|| format!("opening lake {lake_location}"))?;
     let mut outcomes = Vec::new();
-    for input in &args.inputs {
-        let outcome = run_one(input, &lake, &options, !args.no_progress)
-            .with_context(|| format!("processing {}", input.display()))?;
+    for input in &inputs {
+        let outcome = open_source(input, aws.as_ref(), None)
+            .map_err(anyhow::Error::from)
+            .and_then(|source| run_one(source.as_ref(), lake.as_ref(), &options, !args.no_progress))
+            .with_context(|| format!("processing {input}"))?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(outcome.manifest())?);
         }
         outcomes.push(outcome);
     }
     if !args.json {
-        summary::print(&outcomes, lake.root());
+        summary::print(&outcomes, &args.lake);
     }
     let rejected = outcomes.iter().any(|o| matches!(o, RunOutcome::Failed(_)));
     Ok(if rejected {
@@ -57,8 +69,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs one input with a progress bar (drawn only when stderr is a terminal).
 pub fn run_one(
-    input: &std::path::Path,
-    lake: &LocalLake,
+    source: &dyn Source,
+    lake: &dyn Lake,
     options: &RunOptions,
     show_progress: bool,
 ) -> anyhow::Result<RunOutcome> {
@@ -74,13 +86,9 @@ pub fn run_one(
         .expect("valid template")
         .progress_chars("=> "),
     );
-    bar.set_message(
-        input
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
-    let outcome = run_local(input, lake, options, &|p| {
+    let uri = source.info().uri;
+    bar.set_message(uri.rsplit('/').next().unwrap_or(&uri).to_string());
+    let outcome = duff_engine::run(source, lake, options, &|p| {
         if let Some(total) = p.bytes_total {
             bar.set_length(total);
         }
