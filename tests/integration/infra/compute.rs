@@ -1,0 +1,311 @@
+//! Batch on Fargate, the Lambdas, their queue and schedule, API Gateway: the contracts with the
+//! code and the validity rules cfn-lint does not check.
+
+use serde_json::Value;
+
+use super::LAKE;
+use super::template::{Template, one_or_many, render, scalar};
+
+/// Fargate's valid vCPU / memory (MiB) pairs.
+const FARGATE_SIZES: [(&str, &[u32]); 7] = [
+    ("0.25", &[512, 1024, 2048]),
+    ("0.5", &[1024, 2048, 3072, 4096]),
+    ("1", &[2048, 3072, 4096, 5120, 6144, 7168, 8192]),
+    (
+        "2",
+        &[
+            4096, 5120, 6144, 7168, 8192, 9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384,
+        ],
+    ),
+    (
+        "4",
+        &[
+            8192, 9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384, 17408, 18432, 19456,
+            20480, 21504, 22528, 23552, 24576, 25600, 26624, 27648, 28672, 29696, 30720,
+        ],
+    ),
+    (
+        "8",
+        &[
+            16384, 20480, 24576, 28672, 32768, 36864, 40960, 45056, 49152, 53248, 57344, 61440,
+        ],
+    ),
+    (
+        "16",
+        &[
+            32768, 40960, 49152, 57344, 65536, 73728, 81920, 90112, 98304, 106496, 114688, 122880,
+        ],
+    ),
+];
+
+#[test]
+fn batch_runs_on_fargate_with_a_valid_size_and_retries_only_retryable_exits() {
+    let batch = Template::load("batch.yaml");
+    let jd = batch.resource("JobDefinition");
+    let cp = &jd["ContainerProperties"];
+
+    // The defaults are a valid pair, and the template's Rules allow exactly the valid pairs.
+    let (vcpu, mem) = (
+        batch.default_of("JobVcpu"),
+        batch.default_of("JobMemoryMiB"),
+    );
+    let valid = |v: &str, m: &str| {
+        FARGATE_SIZES
+            .iter()
+            .any(|(c, ms)| *c == v && ms.iter().any(|x| x.to_string() == m))
+    };
+    assert!(
+        valid(&vcpu, &mem),
+        "default JobVcpu {vcpu} / JobMemoryMiB {mem} is not a Fargate pair"
+    );
+    let allowed: Vec<String> = one_or_many(&batch.parameter("JobVcpu")["AllowedValues"])
+        .into_iter()
+        .map(render)
+        .collect();
+    assert_eq!(
+        allowed,
+        FARGATE_SIZES
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect::<Vec<_>>()
+    );
+    let rules = batch.root["Rules"]
+        .as_object()
+        .expect("batch.yaml has Rules");
+    for (cpu, mems) in FARGATE_SIZES {
+        let rule = rules
+            .values()
+            .find(|r| r["RuleCondition"]["Fn::Equals"][1] == cpu)
+            .unwrap_or_else(|| panic!("no Rule for JobVcpu {cpu}"));
+        let listed: Vec<String> = one_or_many(&rule["Assertions"][0]["Assert"]["Fn::Contains"][0])
+            .into_iter()
+            .map(render)
+            .collect();
+        assert_eq!(
+            listed,
+            mems.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            "Rule for {cpu} vCPU"
+        );
+        assert_eq!(
+            render(&rule["Assertions"][0]["Assert"]["Fn::Contains"][1]),
+            "{JobMemoryMiB}"
+        );
+    }
+    let requirement = |ty: &str| {
+        one_or_many(&cp["ResourceRequirements"])
+            .into_iter()
+            .find(|r| r["Type"] == ty)
+            .map(|r| render(&r["Value"]))
+    };
+    assert_eq!(requirement("VCPU").as_deref(), Some("{JobVcpu}"));
+    assert_eq!(requirement("MEMORY").as_deref(), Some("{JobMemoryMiB}"));
+
+    assert_eq!(jd["PlatformCapabilities"], serde_json::json!(["FARGATE"]));
+    assert_eq!(
+        cp["RuntimePlatform"],
+        serde_json::json!({"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"})
+    );
+    let command: Vec<String> = one_or_many(&cp["Command"])
+        .into_iter()
+        .map(render)
+        .collect();
+    assert_eq!(
+        command,
+        [
+            "job",
+            "--bucket",
+            "Ref::bucket",
+            "--key",
+            "Ref::key",
+            "--etag",
+            "Ref::etag",
+            "--pa-date",
+            "Ref::pa_date"
+        ]
+    );
+    assert_eq!(
+        jd["Parameters"],
+        serde_json::json!({"etag": "", "pa_date": ""})
+    );
+    assert!(
+        !jd["Timeout"]["AttemptDurationSeconds"].is_null(),
+        "job timeout"
+    );
+    assert_eq!(cp["LogConfiguration"]["LogDriver"], "awslogs");
+    assert!(!cp["JobRoleArn"].is_null() && !cp["ExecutionRoleArn"].is_null());
+    let env: Vec<String> = one_or_many(&cp["Environment"])
+        .into_iter()
+        .map(|e| render(&e["Name"]))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "DUFF_LAKE",
+            "DUFF_LOG_FORMAT",
+            "AWS_REGION",
+            "DUFF_JOB_VCPUS",
+            "DUFF_JOB_MEMORY_MIB"
+        ]
+    );
+
+    // Retry: exit 75 and a reclaimed host are retried; everything else (0, 2, 3, ...) is final.
+    let retry = &jd["RetryStrategy"];
+    assert_eq!(retry["Attempts"], 3);
+    let rules: Vec<(String, String)> = one_or_many(&retry["EvaluateOnExit"])
+        .into_iter()
+        .map(|e| {
+            let on = ["OnExitCode", "OnStatusReason", "OnReason"]
+                .iter()
+                .filter_map(|k| scalar(&e[*k]).map(|v| format!("{k}={v}")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            (on, render(&e["Action"]))
+        })
+        .collect();
+    assert_eq!(
+        rules.first(),
+        Some(&("OnExitCode=75".into(), "RETRY".into())),
+        "{rules:?}"
+    );
+    assert!(
+        rules.contains(&("OnStatusReason=Host EC2*".into(), "RETRY".into())),
+        "{rules:?}"
+    );
+    assert_eq!(
+        rules.last(),
+        Some(&("OnReason=*".into(), "EXIT".into())),
+        "{rules:?}"
+    );
+    assert!(
+        rules.iter().all(|(on, action)| action == "EXIT"
+            || on == "OnExitCode=75"
+            || on.starts_with("OnStatusReason=")),
+        "{rules:?}"
+    );
+
+    // Spot first, on-demand as the fallback.
+    let ce_type = |id: &str| render(&batch.resource(id)["ComputeResources"]["Type"]);
+    let order: Vec<String> = one_or_many(&batch.resource("JobQueue")["ComputeEnvironmentOrder"])
+        .into_iter()
+        .map(|o| ce_type(render(&o["ComputeEnvironment"]).trim_matches(['{', '}'])))
+        .collect();
+    assert_eq!(order, ["FARGATE_SPOT", "FARGATE"]);
+}
+
+#[test]
+fn lambdas_are_arm64_al2023_with_the_contracted_environment_and_queue_settings() {
+    let dispatch = Template::load("dispatch.yaml");
+    let api = Template::load("api.yaml");
+    let env_keys = |t: &Template, id: &str| -> Vec<String> {
+        let f = t.resource(id);
+        assert_eq!(f["Runtime"], "provided.al2023", "{id}");
+        assert_eq!(f["Architectures"], serde_json::json!(["arm64"]), "{id}");
+        let mut keys: Vec<String> = f["Environment"]["Variables"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        env_keys(&dispatch, "DispatcherFunction"),
+        [
+            "DUFF_BATCH_JOB_DEFINITION",
+            "DUFF_BATCH_JOB_QUEUE",
+            "DUFF_INBOX_PREFIX",
+            "DUFF_LAKE",
+            "DUFF_LOG_FORMAT",
+            "DUFF_SIZE_THRESHOLD_BYTES"
+        ]
+    );
+    assert_eq!(
+        env_keys(&api, "ApiFunction"),
+        [
+            "DUFF_ATHENA_DATABASE",
+            "DUFF_ATHENA_WORKGROUP",
+            "DUFF_LOG_FORMAT"
+        ]
+    );
+    assert_eq!(
+        render(&dispatch.resource("DispatcherFunction")["Environment"]["Variables"]["DUFF_LAKE"]),
+        format!("s3://{LAKE}/")
+    );
+
+    // Visibility timeout >= 6x the function timeout, for every allowed timeout.
+    let map = dispatch.root["Mappings"]["VisibilityTimeout"]
+        .as_object()
+        .unwrap();
+    for timeout in one_or_many(&dispatch.parameter("DispatcherTimeoutSeconds")["AllowedValues"]) {
+        let t: u64 = render(timeout).parse().unwrap();
+        let visibility = map[&render(timeout)]["Seconds"].as_u64().unwrap();
+        assert!(
+            visibility >= 6 * t,
+            "timeout {t}s: visibility {visibility}s < 6x"
+        );
+    }
+    let queue = dispatch.resource("DispatchQueue");
+    assert_eq!(
+        render(&queue["RedrivePolicy"]["deadLetterTargetArn"]),
+        "{DeadLetterQueue.Arn}"
+    );
+    let mapping = dispatch.resource("DispatchQueueMapping");
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+
+    // The backfill event is the one the dispatcher parses.
+    let input = render(&dispatch.resource("BackfillSchedule")["Target"]["Input"]);
+    let event: Value = serde_json::from_str(&input).expect("schedule input is JSON");
+    assert_eq!(
+        event,
+        serde_json::json!({"bucket": "import({StackPrefix}-InboxBucket)", "prefix": "{InboxPrefix}", "dry_run": false})
+    );
+}
+
+#[test]
+fn api_gateway_methods_are_valid_and_keyed() {
+    let mut problems = Vec::new();
+    for t in Template::all() {
+        for (id, m) in t.resources("AWS::ApiGateway::Method") {
+            let method = render(&m["HttpMethod"]);
+            if ![
+                "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY",
+            ]
+            .contains(&method.as_str())
+            {
+                problems.push(format!("{} {id}: HttpMethod {method}", t.file));
+            }
+            if m["ApiKeyRequired"] != true {
+                problems.push(format!("{} {id}: no API key required", t.file));
+            }
+            // Lambda proxy integrations are always invoked with POST, whatever the client used.
+            if m["Integration"]["Type"] == "AWS_PROXY"
+                && m["Integration"]["IntegrationHttpMethod"] != "POST"
+            {
+                problems.push(format!(
+                    "{} {id}: Lambda proxy integration must use POST",
+                    t.file
+                ));
+            }
+        }
+        for (id, s) in t.resources("AWS::ApiGateway::Stage") {
+            for setting in one_or_many(&s["MethodSettings"]) {
+                let method = render(&setting["HttpMethod"]);
+                if ![
+                    "*", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS",
+                ]
+                .contains(&method.as_str())
+                {
+                    problems.push(format!(
+                        "{} {id}: MethodSettings HttpMethod {method}",
+                        t.file
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -1,0 +1,98 @@
+//! `infra/deploy.sh`: the dry run prints every step in order and runs nothing.
+
+use std::process::Command;
+
+/// `deploy.sh --dry-run` with stand-ins for aws, docker and cargo that record any call.
+fn dry_run(args: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls.log");
+    for tool in ["aws", "docker", "cargo", "cargo-lambda"] {
+        let path = dir.path().join(tool);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 1\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/deploy.sh"))
+        .args(args)
+        .env("PATH", path)
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("DUFF_STACK_PREFIX")
+        .output()
+        .expect("run bash");
+    let called = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(
+        called.is_empty(),
+        "the dry run called external tools:\n{called}"
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
+    let (ok, out, err) = dry_run(&[
+        "--dry-run",
+        "--account",
+        "123456789012",
+        "--region",
+        "eu-west-1",
+        "--prefix",
+        "duff-ci",
+    ]);
+    assert!(ok, "deploy.sh --dry-run failed:\n{out}\n{err}");
+    let steps = [
+        "+ cargo lambda build --release --arm64 --output-format zip",
+        "-p duff-dispatcher --bin duff-dispatcher-lambda",
+        "-p duff-api --bin duff-api-lambda",
+        "+ docker buildx build --platform linux/arm64 --file",
+        "+ aws sts get-caller-identity",
+        "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-storage",
+        "+ docker push 123456789012.dkr.ecr.eu-west-1.amazonaws.com/duff-ci/job:",
+        "+ aws s3 cp",
+        "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-catalog",
+        "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-batch",
+        "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-dispatch",
+        "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-api",
+        "+ aws apigateway get-api-key",
+        "API URL:",
+        "API key:",
+    ];
+    let mut from = 0;
+    for step in steps {
+        let at = out[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("dry run: {step:?} missing or out of order in:\n{out}"));
+        from += at + step.len();
+    }
+    for stack in ["storage", "catalog", "batch", "dispatch", "api"] {
+        assert!(out.contains(&format!(
+            "--template-file {}/infra/templates/{stack}.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        )));
+    }
+    assert!(out.contains("--capabilities CAPABILITY_IAM"));
+
+    let (ok, help, _) = dry_run(&["--help"]);
+    assert!(ok && help.contains("Usage: infra/deploy.sh") && help.contains("--dry-run"));
+    let (ok, _, err) = dry_run(&["--dry-run", "--region", "eu-west-1", "--bogus"]);
+    assert!(!ok && err.contains("unknown option"), "{err}");
+    let (ok, _, err) = dry_run(&["--dry-run"]);
+    assert!(!ok && err.contains("region"), "{err}");
+}

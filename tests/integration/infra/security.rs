@@ -1,0 +1,160 @@
+//! Least-privilege IAM and private, encrypted, TLS-only buckets.
+
+use duff_engine::lake::STAGING_DIR;
+
+use super::template::{Template, one_or_many, policy_documents, render};
+
+/// Actions that have no resource type (IAM only accepts `Resource: "*"` for them).
+const RESOURCE_STAR_ONLY: [(&str, &str); 1] = [(
+    "ecr:GetAuthorizationToken",
+    "the registry login token is account-wide; the pull itself is scoped to the repository",
+)];
+
+#[test]
+fn iam_allows_no_wildcard_action_and_no_unscoped_resource() {
+    let mut problems = Vec::new();
+    for t in Template::all() {
+        for (place, doc) in policy_documents(&t) {
+            for (i, st) in one_or_many(&doc["Statement"]).into_iter().enumerate() {
+                let at = format!("{place} statement {i} ({})", render(&st["Sid"]));
+                if st["Effect"] != "Allow" {
+                    continue; // a Deny may be broad: it only takes rights away (e.g. TLS-only)
+                }
+                for key in ["NotAction", "NotResource", "NotPrincipal"] {
+                    if !st[key].is_null() {
+                        problems.push(format!("{at}: Allow with {key}"));
+                    }
+                }
+                let actions: Vec<String> =
+                    one_or_many(&st["Action"]).into_iter().map(render).collect();
+                for a in actions.iter().filter(|a| a.contains('*')) {
+                    problems.push(format!("{at}: wildcard action {a}"));
+                }
+                for r in one_or_many(&st["Resource"]).into_iter().map(render) {
+                    if r == "*" {
+                        for a in &actions {
+                            if !RESOURCE_STAR_ONLY.iter().any(|(x, _)| x == a) {
+                                problems.push(format!(
+                                    "{at}: {a} on Resource \"*\" (it supports a scoped resource)"
+                                ));
+                            }
+                        }
+                    } else if !r.contains('{') && !r.contains("import(") {
+                        problems.push(format!(
+                            "{at}: literal resource {r} (derive it from the stack)"
+                        ));
+                    }
+                }
+                if one_or_many(&st["Resource"]).is_empty() {
+                    problems.push(format!("{at}: no Resource"));
+                }
+                // Resource policies letting an AWS service in must say on whose behalf.
+                if let Some(p) = st["Principal"].as_object() {
+                    if p.contains_key("Service") && st["Condition"].is_null() {
+                        problems.push(format!(
+                            "{at}: service principal without aws:SourceArn/SourceAccount condition"
+                        ));
+                    }
+                    if p.get("AWS").is_some_and(|a| render(a) == "*") {
+                        problems.push(format!("{at}: Allow to every principal"));
+                    }
+                } else if st["Principal"] == "*" {
+                    problems.push(format!("{at}: Allow to every principal"));
+                }
+            }
+        }
+        // No account ids or other literal ARNs anywhere: everything comes from AWS::AccountId,
+        // AWS::Region, parameters and exports.
+        for (n, line) in t.text.lines().enumerate() {
+            let digits12 = line
+                .split(|c: char| !c.is_ascii_digit())
+                .any(|d| d.len() == 12);
+            if digits12 || line.contains("arn:aws:") {
+                problems.push(format!(
+                    "{}:{}: hard-coded account id or ARN: {}",
+                    t.file,
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "IAM least privilege:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn every_bucket_is_private_encrypted_tls_only_and_expires_leftovers() {
+    let mut problems = Vec::new();
+    let mut buckets = 0;
+    for t in Template::all() {
+        for (id, b) in t.resources("AWS::S3::Bucket") {
+            buckets += 1;
+            let at = format!("{} {id}", t.file);
+            let pab = &b["PublicAccessBlockConfiguration"];
+            for k in [
+                "BlockPublicAcls",
+                "BlockPublicPolicy",
+                "IgnorePublicAcls",
+                "RestrictPublicBuckets",
+            ] {
+                if pab[k] != true {
+                    problems.push(format!(
+                        "{at}: PublicAccessBlockConfiguration.{k} is not true"
+                    ));
+                }
+            }
+            let sse = &b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+                ["SSEAlgorithm"];
+            if !["AES256", "aws:kms", "aws:kms:dsse"].contains(&render(sse).as_str()) {
+                problems.push(format!("{at}: no default encryption"));
+            }
+            let rules = one_or_many(&b["LifecycleConfiguration"]["Rules"]);
+            if !rules
+                .iter()
+                .any(|r| r["AbortIncompleteMultipartUpload"].is_object())
+            {
+                problems.push(format!(
+                    "{at}: no lifecycle rule aborting incomplete multipart uploads"
+                ));
+            }
+            // An expiration rule for exactly this prefix (None: the whole bucket).
+            let expires = |prefix: Option<&str>| {
+                rules
+                    .iter()
+                    .any(|r| !r["ExpirationInDays"].is_null() && r["Prefix"].as_str() == prefix)
+            };
+            let staging = format!("{STAGING_DIR}/");
+            if id == "LakeBucket" && !expires(Some(&staging)) {
+                problems.push(format!("{at}: no lifecycle rule expiring {staging}"));
+            }
+            if id == "AthenaResultsBucket" && !expires(None) {
+                problems.push(format!("{at}: query results never expire"));
+            }
+            let tls_only = t.resources("AWS::S3::BucketPolicy").any(|(_, p)| {
+                render(&p["Bucket"]) == format!("{{{id}}}")
+                    && one_or_many(&p["PolicyDocument"]["Statement"])
+                        .iter()
+                        .any(|s| {
+                            let resources: Vec<_> = one_or_many(&s["Resource"])
+                                .into_iter()
+                                .map(render)
+                                .collect();
+                            s["Effect"] == "Deny"
+                                && render(&s["Condition"]["Bool"]["aws:SecureTransport"]) == "false"
+                                && render(&s["Action"]) == "s3:*"
+                                && resources.contains(&format!("{{{id}.Arn}}"))
+                                && resources.contains(&format!("{{{id}.Arn}}/*"))
+                        })
+            });
+            if !tls_only {
+                problems.push(format!("{at}: no bucket policy denying requests without TLS (aws:SecureTransport=false) on the bucket and its objects"));
+            }
+        }
+    }
+    assert_eq!(buckets, 4, "inbox, lake, Athena results, artifacts");
+    assert!(problems.is_empty(), "buckets:\n  {}", problems.join("\n  "));
+}
