@@ -1,4 +1,4 @@
-//! `duff quickstart`: the front door. Sample file → lake → summary.
+//! `duff quickstart`: the front door. Sample file → lake → summary → dashboard.
 
 use std::process::ExitCode;
 
@@ -26,8 +26,12 @@ pub fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         ..RunOptions::default()
     };
-    let outcome = super::run::run_one(&sample, &lake, &options, true)?;
-    summary::print(std::slice::from_ref(&outcome), lake.root());
+    let input = duff_engine::input::LocalInput::open(&sample)?;
+    let outcome = super::run::run_one(&input, &lake, &options, true)?;
+    summary::print(
+        std::slice::from_ref(&outcome),
+        &lake.root().display().to_string(),
+    );
     if let RunOutcome::Succeeded(_) | RunOutcome::Skipped(_) = outcome {
         println!();
         println!("The lake is in {}:", lake.root().display());
@@ -41,8 +45,12 @@ pub fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
             lake.root().display()
         );
     }
-    Ok(match outcome {
-        RunOutcome::Failed(_) => ExitCode::from(super::EXIT_INPUT_REJECTED),
-        _ => ExitCode::SUCCESS,
-    })
+    if let RunOutcome::Failed(_) = outcome {
+        return Ok(ExitCode::from(super::EXIT_INPUT_REJECTED));
+    }
+    if !args.no_serve {
+        println!();
+        super::serve::serve_lake(lake.root(), args.addr, None, args.threads)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

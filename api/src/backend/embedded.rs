@@ -1,0 +1,161 @@
+//! The embedded backend: DataFusion over a local lake, standing in for Athena.
+//!
+//! Each Parquet table is a listing table over `<lake>/<prefix>/` partitioned by `pa_date`, so a
+//! `pa_date` filter skips whole directories; `runs` reads `_runs/*.json` (one manifest a line).
+//! Files are listed at every query, so a run committed while serving is visible at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+
+use super::{Backend, arrow_rows};
+use crate::error::ApiError;
+use crate::reports::{Param, Report};
+use crate::tables::{RUNS_PREFIX, RUNS_TABLE, runs_arrow_schema};
+use crate::value::ResultSet;
+
+#[derive(Clone)]
+pub struct EmbeddedBackend {
+    ctx: SessionContext,
+    root: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBackend")
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl EmbeddedBackend {
+    /// Registers every table of the lake at `root` (which must exist). `threads` = 0: all cores.
+    pub fn open(root: &Path, threads: usize) -> Result<Self, ApiError> {
+        let root = root.canonicalize().map_err(|e| {
+            ApiError::Internal(format!("cannot open the lake {}: {e}", root.display()))
+        })?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            threads
+        };
+        let mut config = SessionConfig::new()
+            .with_target_partitions(threads)
+            .with_information_schema(false);
+        // Evaluate filters while decoding Parquet (late materialisation): a client's page
+        // decodes the wide columns only for its own rows.
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        let ctx = SessionContext::new_with_config(config);
+
+        for table in duff_engine::schema::TABLES {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(vec![(
+                    duff_engine::schema::PARTITION_COLUMN.to_string(),
+                    DataType::Utf8,
+                )]);
+            register(
+                &ctx,
+                table.name,
+                &root.join(table.prefix),
+                options,
+                table.arrow_schema(),
+            )?;
+        }
+        let runs =
+            ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
+        register(
+            &ctx,
+            RUNS_TABLE,
+            &root.join(RUNS_PREFIX),
+            runs,
+            runs_arrow_schema(),
+        )?;
+        Ok(EmbeddedBackend { ctx, root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Runs SQL with `$n` placeholders bound to `params` and returns Arrow batches (used by the
+    /// Athena stand-in in the tests, which speaks Athena's wire protocol over this engine).
+    pub async fn sql_batches(
+        &self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>), ApiError> {
+        let values: Vec<ScalarValue> = params
+            .iter()
+            .map(|p| match p {
+                Param::Int(v) => ScalarValue::Int64(Some(*v)),
+                Param::Text(s) => ScalarValue::Utf8(Some(s.clone())),
+            })
+            .collect();
+        let df = self
+            .ctx
+            .sql(sql)
+            .await
+            .and_then(|df| df.with_param_values(values))
+            .map_err(query_error)?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(query_error)?;
+        Ok((schema, batches))
+    }
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &str,
+    dir: &Path,
+    options: ListingOptions,
+    schema: arrow::datatypes::SchemaRef,
+) -> Result<(), ApiError> {
+    // A trailing slash makes it a directory even before the first run creates it.
+    let url = ListingTableUrl::parse(format!("{}/", dir.display())).map_err(query_error)?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(query_error)?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(query_error)?;
+    Ok(())
+}
+
+/// Local I/O errors may pass (a file replaced while read); anything else is a bug or a lake
+/// that breaks the contract, and retrying will not help.
+fn query_error(e: DataFusionError) -> ApiError {
+    let retryable = matches!(
+        e.find_root(),
+        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_)
+    );
+    ApiError::QueryFailed {
+        message: e.to_string(),
+        retryable,
+    }
+}
+
+impl Backend for EmbeddedBackend {
+    async fn query(
+        &self,
+        report: &'static Report,
+        params: Vec<Param>,
+    ) -> Result<ResultSet, ApiError> {
+        let (schema, batches) = self.sql_batches(report.sql, &params).await?;
+        arrow_rows::to_result_set(&schema, &batches)
+    }
+
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+}

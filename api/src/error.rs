@@ -1,0 +1,193 @@
+//! The one error type of the API and how each error looks on the wire.
+//!
+//! Every error is a JSON body `{"error": {"status", "code", "message", "parameter"?, "retryable"}}`.
+//! 4xx: the request is wrong (never retry as is). 5xx: the backend failed; `retryable` says whether
+//! the same request may succeed later (and a `Retry-After` header is set when it may).
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unknown parameter {name:?}; this route accepts: {allowed}")]
+    UnknownParameter { name: String, allowed: String },
+    #[error("parameter `{name}` is given more than once")]
+    DuplicateParameter { name: String },
+    #[error("missing required parameter `{name}`")]
+    MissingParameter { name: String },
+    #[error("parameter `{name}`: {reason}")]
+    InvalidParameter { name: String, reason: String },
+    #[error("`from` ({from}) is after `to` ({to})")]
+    ReversedRange { from: String, to: String },
+    #[error("the query string is not valid percent-encoded UTF-8")]
+    MalformedQuery,
+    #[error("missing or wrong API key (send it in the `x-api-key` header)")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{method} is not allowed here; use GET")]
+    MethodNotAllowed { method: String },
+    /// The query ran and failed (Athena state FAILED, or an engine error).
+    #[error("query failed: {message}")]
+    QueryFailed { message: String, retryable: bool },
+    /// Athena state CANCELLED (by someone, or by the workgroup's scan limit).
+    #[error("query was cancelled: {0}")]
+    QueryCancelled(String),
+    /// The query did not finish in time; it was asked to stop.
+    #[error("query did not finish within {0:?}; try again or narrow the date range")]
+    Timeout(Duration),
+    /// The backend could not be reached or throttled us.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// A result the API cannot read (a bug, or a table that does not match the contract).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(name: &str, reason: impl Into<String>) -> Self {
+        ApiError::InvalidParameter {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            UnknownParameter { .. }
+            | DuplicateParameter { .. }
+            | MissingParameter { .. }
+            | InvalidParameter { .. }
+            | ReversedRange { .. }
+            | MalformedQuery => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            QueryFailed {
+                retryable: true, ..
+            }
+            | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            QueryFailed { .. } | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            QueryCancelled(_) => StatusCode::BAD_GATEWAY,
+            Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// A stable, machine-readable code (documented in the OpenAPI `Error` schema).
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            UnknownParameter { .. } => "unknown_parameter",
+            DuplicateParameter { .. } => "duplicate_parameter",
+            MissingParameter { .. } => "missing_parameter",
+            InvalidParameter { .. } => "invalid_parameter",
+            ReversedRange { .. } => "reversed_range",
+            MalformedQuery => "malformed_query",
+            Unauthorized => "unauthorized",
+            NotFound(_) => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            QueryFailed { .. } => "query_failed",
+            QueryCancelled(_) => "query_cancelled",
+            Timeout(_) => "timeout",
+            Unavailable(_) => "backend_unavailable",
+            Internal(_) => "internal",
+        }
+    }
+
+    pub fn retryable(&self) -> bool {
+        match self {
+            ApiError::QueryFailed { retryable, .. } => *retryable,
+            ApiError::Timeout(_) | ApiError::Unavailable(_) => true,
+            _ => false,
+        }
+    }
+
+    fn parameter(&self) -> Option<&str> {
+        use ApiError::*;
+        match self {
+            UnknownParameter { name, .. }
+            | DuplicateParameter { name }
+            | MissingParameter { name }
+            | InvalidParameter { name, .. } => Some(name),
+            ReversedRange { .. } => Some("from"),
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut error = json!({
+            "status": self.status().as_u16(),
+            "code": self.code(),
+            "message": self.to_string(),
+            "retryable": self.retryable(),
+        });
+        if let Some(p) = self.parameter() {
+            error["parameter"] = p.into();
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), retryable = self.retryable(), error = %self, "request failed");
+        }
+        let mut response = (status, axum::Json(self.to_json())).into_response();
+        if self.retryable() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Values echoed in error messages are cut short and quoted, so a hostile value cannot make
+/// a huge or confusing message.
+pub fn echo(value: &str) -> String {
+    const MAX: usize = 40;
+    let mut cut: String = value.chars().take(MAX).collect();
+    if value.chars().count() > MAX {
+        cut.push('…');
+    }
+    format!("{cut:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_never_retryable_and_server_errors_say_so() {
+        let bad = ApiError::invalid("client_id", "not an integer");
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bad.to_json()["error"]["parameter"], "client_id");
+        assert_eq!(bad.to_json()["error"]["retryable"], false);
+        let slow = ApiError::Timeout(Duration::from_secs(25));
+        assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(slow.to_json()["error"]["retryable"], true);
+        let failed = ApiError::QueryFailed {
+            message: "syntax".into(),
+            retryable: false,
+        };
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            ApiError::QueryCancelled("x".into()).status(),
+            StatusCode::BAD_GATEWAY
+        );
+    }
+
+    #[test]
+    fn echoed_values_are_short_and_quoted() {
+        assert_eq!(echo("abc"), "\"abc\"");
+        let long = "x".repeat(100);
+        assert_eq!(echo(&long).chars().count(), 40 + 3);
+        assert_eq!(echo("a\"b"), "\"a\\\"b\"");
+    }
+}

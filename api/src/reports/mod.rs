@@ -1,0 +1,225 @@
+//! Report definitions: SQL text ([`sql`]) plus the names of its bound parameters.
+
+pub mod dialect;
+pub mod sql;
+
+/// A bound parameter value. Only these two types exist, so a backend can always bind them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Param {
+    fn from(v: i64) -> Self {
+        Param::Int(v)
+    }
+}
+
+impl From<&str> for Param {
+    fn from(v: &str) -> Self {
+        Param::Text(v.to_string())
+    }
+}
+
+impl From<String> for Param {
+    fn from(v: String) -> Self {
+        Param::Text(v)
+    }
+}
+
+/// A report: a name (logs, JSON `report` field), its SQL, and what `$1`, `$2`… mean.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Report {
+    pub name: &'static str,
+    pub sql: &'static str,
+    pub params: &'static [&'static str],
+}
+
+const DATES_PAGE: &[&str] = &["from", "to", "offset", "limit"];
+const CLIENT: &[&str] = &["from", "to", "client_id"];
+
+pub static CLIENT_ORDERS: Report = Report {
+    name: "client_orders",
+    sql: sql::CLIENT_ORDERS,
+    params: &["from", "to", "client_id", "status", "offset", "limit"],
+};
+pub static CLIENT_EXISTS: Report = Report {
+    name: "client_exists",
+    sql: sql::CLIENT_EXISTS,
+    params: &["client_id"],
+};
+pub static CLIENT_STATUS_SUMMARY: Report = Report {
+    name: "status_summary",
+    sql: sql::CLIENT_STATUS_SUMMARY,
+    params: CLIENT,
+};
+pub static CLIENT_ORDER_TOTALS: Report = Report {
+    name: "orders_by_client",
+    sql: sql::CLIENT_ORDER_TOTALS,
+    params: CLIENT,
+};
+pub static SALES_BY_PRODUCT: Report = Report {
+    name: "sales_by_product",
+    sql: sql::SALES_BY_PRODUCT,
+    params: DATES_PAGE,
+};
+pub static SALES_BY_STATUS: Report = Report {
+    name: "sales_by_status",
+    sql: sql::SALES_BY_STATUS,
+    params: DATES_PAGE,
+};
+pub static SALES_BY_CHANNEL: Report = Report {
+    name: "sales_by_channel",
+    sql: sql::SALES_BY_CHANNEL,
+    params: DATES_PAGE,
+};
+pub static SALES_BY_DAY: Report = Report {
+    name: "sales_by_day",
+    sql: sql::SALES_BY_DAY,
+    params: DATES_PAGE,
+};
+pub static RUNS: Report = Report {
+    name: "runs",
+    sql: sql::RUNS,
+    params: &["from", "to", "status", "offset", "limit"],
+};
+pub static RUN: Report = Report {
+    name: "run",
+    sql: sql::RUN,
+    params: &["run_id"],
+};
+pub static RUN_QUARANTINE: Report = Report {
+    name: "run_quarantine",
+    sql: sql::RUN_QUARANTINE,
+    params: &["run_id", "reason", "offset", "limit"],
+};
+
+/// Orderings of the totals per client. Each is its own fixed SQL text: an ORDER BY column
+/// cannot be a bound parameter, and request text never becomes SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSort {
+    Sales,
+    Orders,
+    Units,
+    Volume,
+    ClientId,
+}
+
+impl ClientSort {
+    pub const NAMES: [&'static str; 5] = ["sales", "orders", "units", "volume", "client_id"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "sales" => ClientSort::Sales,
+            "orders" => ClientSort::Orders,
+            "units" => ClientSort::Units,
+            "volume" => ClientSort::Volume,
+            "client_id" => ClientSort::ClientId,
+            _ => return None,
+        })
+    }
+
+    pub fn report(self, descending: bool) -> &'static Report {
+        use ClientSort::*;
+        match (self, descending) {
+            (Sales, true) => &CLIENT_TOTALS[0],
+            (Sales, false) => &CLIENT_TOTALS[1],
+            (Orders, true) => &CLIENT_TOTALS[2],
+            (Orders, false) => &CLIENT_TOTALS[3],
+            (Units, true) => &CLIENT_TOTALS[4],
+            (Units, false) => &CLIENT_TOTALS[5],
+            (Volume, true) => &CLIENT_TOTALS[6],
+            (Volume, false) => &CLIENT_TOTALS[7],
+            (ClientId, true) => &CLIENT_TOTALS[8],
+            (ClientId, false) => &CLIENT_TOTALS[9],
+        }
+    }
+}
+
+const fn client_totals(sql: &'static str) -> Report {
+    Report {
+        name: "client_totals",
+        sql,
+        params: DATES_PAGE,
+    }
+}
+
+pub static CLIENT_TOTALS: [Report; 10] = [
+    client_totals(sql::CLIENT_TOTALS_SALES_DESC),
+    client_totals(sql::CLIENT_TOTALS_SALES_ASC),
+    client_totals(sql::CLIENT_TOTALS_ORDERS_DESC),
+    client_totals(sql::CLIENT_TOTALS_ORDERS_ASC),
+    client_totals(sql::CLIENT_TOTALS_UNITS_DESC),
+    client_totals(sql::CLIENT_TOTALS_UNITS_ASC),
+    client_totals(sql::CLIENT_TOTALS_VOLUME_DESC),
+    client_totals(sql::CLIENT_TOTALS_VOLUME_ASC),
+    client_totals(sql::CLIENT_TOTALS_ID_DESC),
+    client_totals(sql::CLIENT_TOTALS_ID_ASC),
+];
+
+/// Every report, for tests and tools.
+pub fn all() -> Vec<&'static Report> {
+    let mut v: Vec<&'static Report> = vec![
+        &CLIENT_ORDERS,
+        &CLIENT_EXISTS,
+        &CLIENT_STATUS_SUMMARY,
+        &CLIENT_ORDER_TOTALS,
+        &SALES_BY_PRODUCT,
+        &SALES_BY_STATUS,
+        &SALES_BY_CHANNEL,
+        &SALES_BY_DAY,
+        &RUNS,
+        &RUN,
+        &RUN_QUARANTINE,
+    ];
+    v.extend(CLIENT_TOTALS.iter());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_is_declared_and_every_declared_parameter_used() {
+        for report in all() {
+            let used = dialect::placeholders(report.sql);
+            let max = used.iter().copied().max().unwrap_or(0);
+            assert_eq!(max, report.params.len(), "{}: {:?}", report.name, used);
+            for n in 1..=max {
+                assert!(used.contains(&n), "{}: ${n} unused", report.name);
+            }
+        }
+    }
+
+    #[test]
+    fn sort_names_map_to_distinct_sql() {
+        let mut seen = std::collections::HashSet::new();
+        for name in ClientSort::NAMES {
+            let sort = ClientSort::from_name(name).unwrap();
+            assert!(seen.insert(sort.report(true).sql));
+            assert!(seen.insert(sort.report(false).sql));
+        }
+        assert!(ClientSort::from_name("sales; DROP TABLE runs").is_none());
+    }
+
+    #[test]
+    fn reports_name_only_known_tables() {
+        let known = crate::tables::table_names();
+        for report in all() {
+            let lower = report.sql.to_ascii_lowercase();
+            for word in lower.split_whitespace().collect::<Vec<_>>().windows(2) {
+                if matches!(word[0], "from" | "join") && !word[1].starts_with('(') {
+                    let name = word[1].trim_end_matches([',', ')']);
+                    let cte = lower.contains(&format!("{name} as ("));
+                    assert!(
+                        cte || known.contains(&name),
+                        "{}: unknown table {name}",
+                        report.name
+                    );
+                }
+            }
+        }
+    }
+}

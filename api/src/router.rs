@@ -1,0 +1,443 @@
+//! The one HTTP router: served locally by `duff serve` and in AWS through `lambda_http`.
+//!
+//! Handlers validate every parameter into typed values (400 otherwise), bind them to a report
+//! and render the result. The router is generic over the [`Backend`], so the same handlers run
+//! over Athena, the embedded engine, or a test fake.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::backend::Backend;
+use crate::error::ApiError;
+use crate::params::{self, DateRange, Format, Page, QueryParams};
+use crate::reports::{self, ClientSort, Param, Report};
+use crate::value::ResultSet;
+use crate::{dashboard, openapi, render};
+
+/// What every handler shares.
+pub struct AppState<B> {
+    pub backend: B,
+    /// When set, data routes require this value in the `x-api-key` header.
+    pub api_key: Option<String>,
+}
+
+/// The header carrying the API key (the one API Gateway's usage plans use).
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// A route and the query parameters it accepts (the OpenAPI document is checked against this).
+pub struct RouteSpec {
+    pub path: &'static str,
+    pub query: &'static [&'static str],
+    /// Served without the API key.
+    pub public: bool,
+}
+
+const LIST: &[&str] = &["from", "to", "limit", "offset", "format"];
+
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        path: "/",
+        query: &["client"],
+        public: true,
+    },
+    RouteSpec {
+        path: "/healthz",
+        query: &[],
+        public: true,
+    },
+    RouteSpec {
+        path: "/openapi.json",
+        query: &[],
+        public: true,
+    },
+    RouteSpec {
+        path: "/clients",
+        query: &["from", "to", "sort", "order", "limit", "offset", "format"],
+        public: false,
+    },
+    RouteSpec {
+        path: "/clients/{client_id}/orders",
+        query: &["from", "to", "status", "limit", "offset", "format"],
+        public: false,
+    },
+    RouteSpec {
+        path: "/sales/by-product",
+        query: LIST,
+        public: false,
+    },
+    RouteSpec {
+        path: "/sales/by-status",
+        query: LIST,
+        public: false,
+    },
+    RouteSpec {
+        path: "/sales/by-channel",
+        query: LIST,
+        public: false,
+    },
+    RouteSpec {
+        path: "/sales/by-day",
+        query: LIST,
+        public: false,
+    },
+    RouteSpec {
+        path: "/runs",
+        query: &["from", "to", "status", "limit", "offset", "format"],
+        public: false,
+    },
+    RouteSpec {
+        path: "/runs/{run_id}",
+        query: &["format"],
+        public: false,
+    },
+    RouteSpec {
+        path: "/runs/{run_id}/quarantine",
+        query: &["reason", "limit", "offset", "format"],
+        public: false,
+    },
+    RouteSpec {
+        path: "/client-orders",
+        query: &["resource", "client_id", "format"],
+        public: false,
+    },
+];
+
+fn allowed(path: &str) -> &'static [&'static str] {
+    ROUTES
+        .iter()
+        .find(|r| r.path == path)
+        .map_or(&[], |r| r.query)
+}
+
+type St<B> = State<Arc<AppState<B>>>;
+
+/// Builds the router over `backend`.
+pub fn router<B: Backend>(backend: B, api_key: Option<String>) -> Router {
+    let state = Arc::new(AppState { backend, api_key });
+    let data = Router::new()
+        .route("/clients", get(client_totals::<B>))
+        .route("/clients/{client_id}/orders", get(client_orders::<B>))
+        .route("/sales/by-product", get(sales::<B, 0>))
+        .route("/sales/by-status", get(sales::<B, 1>))
+        .route("/sales/by-channel", get(sales::<B, 2>))
+        .route("/sales/by-day", get(sales::<B, 3>))
+        .route("/runs", get(runs::<B>))
+        .route("/runs/{run_id}", get(run::<B>))
+        .route("/runs/{run_id}/quarantine", get(run_quarantine::<B>))
+        .route("/client-orders", get(legacy::<B>))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_key::<B>,
+        ));
+    let routes = Router::new()
+        .route("/", get(dashboard::page))
+        .route("/assets/{file}", get(dashboard::asset))
+        .route("/healthz", get(healthz::<B>))
+        .route("/openapi.json", get(openapi_json))
+        .merge(data)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    // A layer on a router runs after routing; wrapping it as a fallback service makes the
+    // stage rewrite happen before.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::map_request(strip_stage))
+}
+
+/// Behind API Gateway with a named stage (`/prod`), `lambda_http` puts the stage in front of
+/// the path; routes do not have it. Requests without a Lambda context pass unchanged.
+async fn strip_stage(mut request: Request) -> Request {
+    use lambda_http::request::RequestContext;
+    let stage = match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
+        _ => None,
+    };
+    let Some(prefix) = stage.filter(|s| s != "$default").map(|s| format!("/{s}")) else {
+        return request;
+    };
+    let uri = request.uri();
+    if let Some(rest) = uri
+        .path()
+        .strip_prefix(&prefix)
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        let rest = if rest.is_empty() { "/" } else { rest };
+        let target = match uri.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        };
+        if let Ok(new) = target.parse() {
+            *request.uri_mut() = new;
+        }
+    }
+    request
+}
+
+async fn require_key<B: Backend>(
+    State(state): St<B>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(expected) = &state.api_key {
+        let given = headers
+            .get(API_KEY_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !constant_time_eq(given, expected.as_bytes()) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError::NotFound(format!("no route {method} {}", uri.path())).into_response()
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+    }
+    .into_response()
+}
+
+async fn healthz<B: Backend>(
+    State(state): St<B>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    QueryParams::parse(raw.as_deref(), &[])?;
+    Ok(axum::Json(json!({ "status": "ok", "backend": state.backend.name() })).into_response())
+}
+
+async fn openapi_json(RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    QueryParams::parse(raw.as_deref(), &[])?;
+    Ok(axum::Json(openapi::document()).into_response())
+}
+
+/// Runs a report and logs how long it took.
+async fn query<B: Backend>(
+    state: &AppState<B>,
+    report: &'static Report,
+    params: Vec<Param>,
+) -> Result<ResultSet, ApiError> {
+    let started = Instant::now();
+    let result = state.backend.query(report, params).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match &result {
+        Ok(rs) => tracing::info!(report = report.name, rows = rs.rows.len(), ms, "report"),
+        Err(e) => tracing::warn!(report = report.name, ms, error = %e, "report failed"),
+    }
+    result
+}
+
+/// The page's bound parameters: `offset` and `limit + 1` (one extra row says "there is more").
+fn page_params(page: Page) -> [Param; 2] {
+    [Param::Int(page.offset), Param::Int(page.limit + 1)]
+}
+
+fn path_id(
+    raw: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, ApiError> {
+    raw.map(|Path(v)| v)
+        .map_err(|_| ApiError::invalid("path", "not valid percent-encoded UTF-8"))
+}
+
+async fn client_orders<B: Backend>(
+    State(state): St<B>,
+    raw_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(raw.as_deref(), allowed("/clients/{client_id}/orders"))?;
+    let client_id = params::id("client_id", &path_id(raw_id)?)?;
+    let dates = DateRange::parse(&q)?;
+    let status = q
+        .get("status")
+        .map(params::status)
+        .transpose()?
+        .unwrap_or("");
+    let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
+    let mut bound = vec![
+        Param::from(dates.from),
+        Param::from(dates.to),
+        Param::Int(client_id),
+        Param::from(status),
+    ];
+    bound.extend(page_params(page));
+    let rs = query(&state, &reports::CLIENT_ORDERS, bound).await?;
+    if rs.rows.is_empty() && page.offset == 0 {
+        let exists = query(&state, &reports::CLIENT_EXISTS, vec![Param::Int(client_id)]).await?;
+        if exists.rows.first().and_then(|r| r[0].as_int()) == Some(0) {
+            return Err(ApiError::NotFound(format!(
+                "client {client_id} has no order lines in any committed run"
+            )));
+        }
+    }
+    Ok(render::page(&reports::CLIENT_ORDERS, rs, page, format))
+}
+
+async fn client_totals<B: Backend>(
+    State(state): St<B>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(raw.as_deref(), allowed("/clients"))?;
+    let dates = DateRange::parse(&q)?;
+    let sort = match q.get("sort") {
+        Some(v) => ClientSort::from_name(params::choice("sort", v, &ClientSort::NAMES)?)
+            .expect("a listed name"),
+        None => ClientSort::Sales,
+    };
+    let descending = match q.get("order") {
+        Some(v) => params::choice("order", v, &["desc", "asc"])? == "desc",
+        // Measures default to largest first; ids to smallest first.
+        None => sort != ClientSort::ClientId,
+    };
+    let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
+    let report = sort.report(descending);
+    let mut bound = vec![Param::from(dates.from), Param::from(dates.to)];
+    bound.extend(page_params(page));
+    let rs = query(&state, report, bound).await?;
+    Ok(render::page(report, rs, page, format))
+}
+
+/// `/sales/by-*`: the same parameters, one report each.
+async fn sales<B: Backend, const WHICH: usize>(
+    State(state): St<B>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let report = [
+        &reports::SALES_BY_PRODUCT,
+        &reports::SALES_BY_STATUS,
+        &reports::SALES_BY_CHANNEL,
+        &reports::SALES_BY_DAY,
+    ][WHICH];
+    let q = QueryParams::parse(raw.as_deref(), LIST)?;
+    let dates = DateRange::parse(&q)?;
+    let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
+    let mut bound = vec![Param::from(dates.from), Param::from(dates.to)];
+    bound.extend(page_params(page));
+    let rs = query(&state, report, bound).await?;
+    Ok(render::page(report, rs, page, format))
+}
+
+async fn runs<B: Backend>(
+    State(state): St<B>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(raw.as_deref(), allowed("/runs"))?;
+    let dates = DateRange::parse(&q)?;
+    let status = q
+        .get("status")
+        .map(|v| params::choice("status", v, &["succeeded", "failed"]))
+        .transpose()?
+        .unwrap_or("");
+    let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
+    let mut bound = vec![
+        Param::from(dates.from),
+        Param::from(dates.to),
+        Param::from(status),
+    ];
+    bound.extend(page_params(page));
+    let rs = query(&state, &reports::RUNS, bound).await?;
+    Ok(render::page(&reports::RUNS, rs, page, format))
+}
+
+async fn run<B: Backend>(
+    State(state): St<B>,
+    raw_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(raw.as_deref(), allowed("/runs/{run_id}"))?;
+    let run_id = params::run_id(&path_id(raw_id)?)?;
+    let format = Format::parse(&q)?;
+    let rs = query(&state, &reports::RUN, vec![Param::from(run_id.as_str())]).await?;
+    if rs.rows.is_empty() {
+        return Err(ApiError::NotFound(format!("no run {run_id}")));
+    }
+    Ok(render::one_row(reports::RUN.name, &rs, format))
+}
+
+async fn run_quarantine<B: Backend>(
+    State(state): St<B>,
+    raw_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(raw.as_deref(), allowed("/runs/{run_id}/quarantine"))?;
+    let run_id = params::run_id(&path_id(raw_id)?)?;
+    let reason = q
+        .get("reason")
+        .map(params::reason)
+        .transpose()?
+        .unwrap_or("");
+    let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
+    let mut bound = vec![Param::from(run_id.as_str()), Param::from(reason)];
+    bound.extend(page_params(page));
+    let rs = query(&state, &reports::RUN_QUARANTINE, bound).await?;
+    if rs.rows.is_empty() && page.offset == 0 {
+        let run = query(&state, &reports::RUN, vec![Param::from(run_id.as_str())]).await?;
+        if run.rows.is_empty() {
+            return Err(ApiError::NotFound(format!("no run {run_id}")));
+        }
+    }
+    Ok(render::page(&reports::RUN_QUARANTINE, rs, page, format))
+}
+
+/// The earlier public API, same shape: a bare JSON array of every row, `[]` for an unknown
+/// client.
+async fn legacy<B: Backend>(
+    State(state): St<B>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(raw.as_deref(), allowed("/client-orders"))?;
+    let resource = params::choice(
+        "resource",
+        q.require("resource")?,
+        &["client_orders", "status_summary", "orders_by_client"],
+    )?;
+    let client_id = params::id("client_id", q.require("client_id")?)?;
+    let format = Format::parse(&q)?;
+    let mut bound = vec![
+        Param::from(params::MIN_DATE),
+        Param::from(params::MAX_DATE),
+        Param::Int(client_id),
+    ];
+    let report = match resource {
+        "client_orders" => {
+            bound.extend([Param::from(""), Param::Int(0), Param::Int(i64::MAX)]);
+            &reports::CLIENT_ORDERS
+        }
+        "status_summary" => &reports::CLIENT_STATUS_SUMMARY,
+        _ => &reports::CLIENT_ORDER_TOTALS,
+    };
+    let rs = query(&state, report, bound).await?;
+    Ok(render::all_rows(resource, &rs, format))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes (the local server; in AWS
+/// `lambda_http::run` takes the router instead).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests;

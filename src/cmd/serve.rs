@@ -1,0 +1,57 @@
+//! `duff serve`: the reporting API and dashboard over a local lake (the embedded engine stands
+//! in for Athena; the router is the one the API Lambda runs).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use duff_api::{EmbeddedBackend, router};
+
+use crate::cli::ServeArgs;
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    serve_lake(&args.lake, args.addr, args.api_key, args.threads)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves until Ctrl-C. Prints the URL first (with the real port when `addr` has port 0).
+pub fn serve_lake(
+    lake: &Path,
+    addr: SocketAddr,
+    api_key: Option<String>,
+    threads: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        lake.is_dir(),
+        "no lake at {}: create one with `duff run <file.csv> --lake {}`",
+        lake.display(),
+        lake.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let backend = EmbeddedBackend::open(lake, threads)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (try --addr 127.0.0.1:0)"))?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        println!("Dashboard: {url}");
+        println!(
+            "API:       {url}openapi.json · lake {} · Ctrl-C stops",
+            backend.root().display()
+        );
+        if api_key.is_some() {
+            println!("Data routes need the key in the x-api-key header.");
+        }
+        let app = router(backend, api_key);
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        duff_api::serve(listener, app, ctrl_c)
+            .await
+            .context("serving")
+    })
+}

@@ -1,0 +1,198 @@
+//! The dashboard in headless Chromium (Debian's `chromium`, installed with apt-get when
+//! missing): the page loads without console errors, the charts render the reports' numbers, a
+//! client lookup from the URL shows that client's orders. A screenshot is kept under
+//! `target/tmp/api-dashboard.png`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{Measures, lake, money, server};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Chromium, installed if missing; a clear failure (never a skip) when it cannot be.
+fn chromium() -> &'static Path {
+    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    READY.get_or_init(|| {
+        if Path::new(CHROMIUM).exists() {
+            return;
+        }
+        let run = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        let installed =
+            run(&["update"]) && run(&["install", "-y", "--no-install-recommends", "chromium"]);
+        assert!(
+            installed && Path::new(CHROMIUM).exists(),
+            "the dashboard test needs Debian's chromium at {CHROMIUM} and could not install it \
+             (run `apt-get install -y chromium` as root)"
+        );
+    });
+    Path::new(CHROMIUM)
+}
+
+fn headless(profile: &Path) -> Command {
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=60000",
+        "--window-size=1280,2200",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
+}
+
+/// Attribute values of every element of `dom` that has `marker` in its tag.
+fn attr_values(dom: &str, marker: &str, attr: &str) -> Vec<String> {
+    dom.split('<')
+        .filter(|tag| tag.contains(marker))
+        .filter_map(|tag| {
+            let start = tag.find(&format!("{attr}=\""))? + attr.len() + 2;
+            let end = tag[start..].find('"')? + start;
+            Some(tag[start..end].replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+/// The opening tag of the SVG chart `name` up to its closing tag.
+fn chart<'a>(dom: &'a str, name: &str) -> &'a str {
+    let start = dom
+        .find(&format!("data-chart=\"{name}\""))
+        .unwrap_or_else(|| panic!("chart {name} not rendered:\n{dom}"));
+    let end = dom[start..].find("</svg>").unwrap() + start;
+    &dom[start..end]
+}
+
+#[test]
+fn the_dashboard_renders_charts_and_a_client_lookup_in_headless_chromium() {
+    let lake = lake();
+    let client = lake.client;
+    let addr = server();
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/?client={client}");
+
+    let out = headless(profile.path())
+        .args(["--dump-dom", &url])
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "chromium failed: {log}");
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the page finished loading:\n{dom}\n{log}"
+    );
+
+    // No console errors: the page mirrors them into #console-errors, Chromium logs them.
+    assert!(
+        dom.contains("id=\"console-errors\" hidden"),
+        "console errors:\n{dom}"
+    );
+    let console_errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains("rror")))
+        .collect();
+    assert!(console_errors.is_empty(), "{console_errors:#?}");
+    assert!(!dom.contains("class=\"error\""), "a section failed:\n{dom}");
+
+    // Sales per product: the top 15 products by sales, exact values.
+    let latest = lake.all_latest();
+    let mut products: std::collections::BTreeMap<i64, i128> = Default::default();
+    for l in latest.values() {
+        *products.entry(l.product_id).or_default() += l.total_price;
+    }
+    let mut top: Vec<(i128, i64)> = products.iter().map(|(p, s)| (-s, *p)).collect();
+    top.sort();
+    let want: Vec<String> = top.iter().take(15).map(|(s, _)| money(-s)).collect();
+    let bars = attr_values(chart(&dom, "products"), "class=\"bar\"", "data-value");
+    assert_eq!(bars, want);
+
+    // Status breakdown: one slice per status with lines, values = order lines.
+    let mut statuses: std::collections::BTreeMap<&str, Measures> = Default::default();
+    for l in latest.values() {
+        statuses.entry(&l.status).or_default().add(l);
+    }
+    let slices = attr_values(chart(&dom, "status"), "class=\"slice\"", "data-value");
+    let mut got: Vec<i64> = slices.iter().map(|v| v.parse().unwrap()).collect();
+    let mut want: Vec<i64> = statuses.values().map(|m| m.order_lines).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+
+    // Sales per day and channel: one bar per (day, channel) with sales.
+    let mut days: std::collections::BTreeSet<(String, String)> = Default::default();
+    for l in latest.values() {
+        days.insert((l.pa_date.clone(), l.channel.clone()));
+    }
+    assert_eq!(
+        attr_values(chart(&dom, "days"), "class=\"bar\"", "data-value").len(),
+        days.len()
+    );
+    assert_eq!(
+        attr_values(chart(&dom, "channels"), "class=\"bar\"", "data-value").len(),
+        3
+    );
+
+    // Recent runs with a data-quality bar each (2 committed, 1 failed).
+    assert_eq!(dom.matches("data-chart=\"run-quality\"").count(), 3);
+    assert!(dom.contains(&lake.runs[0].run_id));
+
+    // The client lookup from ?client=: that client's latest lines and exact sales.
+    let lines: Vec<_> = latest.values().filter(|l| l.client_id == client).collect();
+    let sales: i128 = lines.iter().map(|l| l.total_price).sum();
+    let summary = attr_values(&dom, "id=\"client-summary\"", "data-lines");
+    assert_eq!(summary, [lines.len().to_string()]);
+    assert_eq!(
+        attr_values(&dom, "id=\"client-summary\"", "data-sales"),
+        [money(sales)]
+    );
+    let table = &dom[dom.find("id=\"client-orders\"").expect("orders table")..];
+    let body = &table[..table.find("</table>").unwrap()];
+    assert_eq!(
+        body.matches("<tr>").count(),
+        lines.len() + 1,
+        "header + one row per line"
+    );
+    for l in &lines {
+        assert!(
+            body.contains(&format!("<td>{}</td>", l.order_id)),
+            "order {}",
+            l.order_id
+        );
+    }
+
+    // The screenshot, kept as an artifact.
+    let shot: PathBuf = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("api-dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().unwrap();
+    let out = headless(profile.path())
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+}
