@@ -1,0 +1,281 @@
+//! Any invocation payload → typed inputs: S3 notifications, EventBridge "Object Created" events,
+//! SQS messages wrapping either, S3 test events, and the scheduled backfill request.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::s3::S3EventRecord;
+use aws_lambda_events::event::sqs::SqsEvent;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::DispatchError;
+use crate::key::decode_event_key;
+
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A direct S3 notification (any number of records) or one EventBridge event.
+    Records(Vec<Record>),
+    /// An SQS batch: each message wraps an S3 notification or an EventBridge event.
+    Sqs(Vec<Message>),
+    Backfill(BackfillRequest),
+    /// S3's `s3:TestEvent`, sent when a notification is configured: nothing to do.
+    TestEvent,
+}
+
+/// One SQS message and what it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub message_id: String,
+    pub records: Vec<Record>,
+}
+
+/// One record of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Object(ObjectEvent),
+    /// Not an upload (a deletion, another EventBridge event, a test event): nothing to do.
+    Ignored {
+        what: String,
+        reason: String,
+    },
+    /// Malformed: retrying cannot fix it.
+    Invalid {
+        reason: String,
+    },
+}
+
+/// An uploaded object as an event names it (key already decoded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectEvent {
+    pub bucket: String,
+    pub key: String,
+    /// The ETag the event saw (no quotes); the object is read only if it still has it.
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+    /// When the upload happened: its UTC date is the partition date.
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// `{"bucket":"…","prefix":"inbox/","from":"YYYY-MM-DD","to":"YYYY-MM-DD","dry_run":false}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    pub bucket: String,
+    /// Default: the configured inbox prefix.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Only objects last modified on or after this UTC date.
+    #[serde(default)]
+    pub from: Option<NaiveDate>,
+    /// Only objects last modified on or before this UTC date.
+    #[serde(default)]
+    pub to: Option<NaiveDate>,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Objects per ListObjectsV2 page (default: S3's 1000).
+    #[serde(default)]
+    pub page_size: Option<i32>,
+}
+
+/// Recognises the payload's shape. Only a payload of no known shape is an error; malformed
+/// parts of a known shape become [`Record::Invalid`] so the rest is still handled.
+pub fn parse(payload: &Value) -> Result<Incoming, DispatchError> {
+    if is_test_event(payload) {
+        return Ok(Incoming::TestEvent);
+    }
+    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
+        let from_sqs = records
+            .first()
+            .and_then(|r| r.get("eventSource"))
+            .is_some_and(|s| s == "aws:sqs");
+        if from_sqs {
+            return parse_sqs(payload);
+        }
+        return Ok(Incoming::Records(records.iter().map(s3_record).collect()));
+    }
+    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
+        return Ok(Incoming::Records(vec![eventbridge(payload)]));
+    }
+    if payload.get("bucket").is_some_and(Value::is_string) {
+        let request: BackfillRequest = serde_json::from_value(payload.clone())
+            .map_err(|e| DispatchError::InvalidEvent(format!("backfill request: {e}")))?;
+        if let (Some(from), Some(to)) = (request.from, request.to)
+            && from > to
+        {
+            return Err(DispatchError::InvalidEvent(format!(
+                "backfill request: from {from} is after to {to}"
+            )));
+        }
+        return Ok(Incoming::Backfill(request));
+    }
+    let shape = match payload {
+        Value::Object(m) => format!("an object with keys {:?}", m.keys().collect::<Vec<_>>()),
+        other => format!("a JSON {}", kind(other)),
+    };
+    Err(DispatchError::UnrecognisedEvent(format!(
+        "expected an S3, EventBridge, SQS or backfill event, got {shape}"
+    )))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn is_test_event(v: &Value) -> bool {
+    v.get("Event").is_some_and(|e| e == "s3:TestEvent")
+}
+
+fn parse_sqs(payload: &Value) -> Result<Incoming, DispatchError> {
+    let event: SqsEvent = serde_json::from_value(payload.clone())
+        .map_err(|e| DispatchError::InvalidEvent(format!("SQS event: {e}")))?;
+    let messages = event
+        .records
+        .into_iter()
+        .map(|m| Message {
+            message_id: m.message_id.unwrap_or_default(),
+            records: sqs_body(m.body.as_deref().unwrap_or("")),
+        })
+        .collect();
+    Ok(Incoming::Sqs(messages))
+}
+
+/// A message body: an EventBridge event (EventBridge rule → SQS) or an S3 notification
+/// (bucket notification → SQS), possibly S3's test event.
+fn sqs_body(body: &str) -> Vec<Record> {
+    let invalid = |reason: String| vec![Record::Invalid { reason }];
+    let value: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(e) => return invalid(format!("SQS message body is not JSON: {e}")),
+    };
+    if is_test_event(&value) {
+        return vec![test_event_record()];
+    }
+    if let Some(records) = value.get("Records").and_then(Value::as_array) {
+        return records.iter().map(s3_record).collect();
+    }
+    if value.get("detail-type").is_some() {
+        return vec![eventbridge(&value)];
+    }
+    invalid("SQS message body is neither an S3 nor an EventBridge event".into())
+}
+
+pub(crate) fn test_event_record() -> Record {
+    Record::Ignored {
+        what: "s3:TestEvent".into(),
+        reason: "S3 test event".into(),
+    }
+}
+
+fn s3_record(raw: &Value) -> Record {
+    let record: S3EventRecord = match serde_json::from_value(raw.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            return Record::Invalid {
+                reason: format!("S3 event record: {e}"),
+            };
+        }
+    };
+    let name = record.event_name.clone().unwrap_or_default();
+    let bucket = record.s3.bucket.name.clone().unwrap_or_default();
+    let Some(encoded) = record.s3.object.key.as_deref() else {
+        return Record::Invalid {
+            reason: "S3 event record without an object key".into(),
+        };
+    };
+    if !name.starts_with("ObjectCreated:") {
+        return Record::Ignored {
+            what: format!("s3://{bucket}/{encoded}"),
+            reason: format!("not an upload ({name})"),
+        };
+    }
+    object(
+        bucket,
+        encoded,
+        record.s3.object.e_tag.clone(),
+        record.s3.object.size,
+        Some(record.event_time),
+    )
+}
+
+#[derive(Deserialize)]
+struct CreatedDetail {
+    bucket: NamedBucket,
+    object: CreatedObject,
+}
+
+#[derive(Deserialize)]
+struct NamedBucket {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct CreatedObject {
+    key: String,
+    #[serde(default)]
+    size: Option<i64>,
+    #[serde(default)]
+    etag: Option<String>,
+}
+
+fn eventbridge(raw: &Value) -> Record {
+    let event: EventBridgeEvent<Value> = match serde_json::from_value(raw.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            return Record::Invalid {
+                reason: format!("EventBridge event: {e}"),
+            };
+        }
+    };
+    if event.source != "aws.s3" || event.detail_type != "Object Created" {
+        return Record::Ignored {
+            what: format!("{} / {}", event.source, event.detail_type),
+            reason: "not an S3 Object Created event".into(),
+        };
+    }
+    let detail: CreatedDetail = match serde_json::from_value(event.detail) {
+        Ok(d) => d,
+        Err(e) => {
+            return Record::Invalid {
+                reason: format!("Object Created detail: {e}"),
+            };
+        }
+    };
+    object(
+        detail.bucket.name,
+        &detail.object.key,
+        detail.object.etag,
+        detail.object.size,
+        event.time,
+    )
+}
+
+fn object(
+    bucket: String,
+    encoded_key: &str,
+    etag: Option<String>,
+    size: Option<i64>,
+    time: Option<DateTime<Utc>>,
+) -> Record {
+    match decode_event_key(encoded_key) {
+        Ok(key) => Record::Object(ObjectEvent {
+            bucket,
+            key,
+            etag: etag
+                .map(|e| e.trim_matches('"').to_string())
+                .filter(|e| !e.is_empty()),
+            size: size.and_then(|s| u64::try_from(s).ok()),
+            time,
+        }),
+        Err(e) => Record::Invalid {
+            reason: e.to_string(),
+        },
+    }
+}

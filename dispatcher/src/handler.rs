@@ -1,0 +1,340 @@
+//! The handler: one invocation in, a [`Report`] out. Plain async code over the [`Objects`],
+//! [`Jobs`] and [`Engine`] traits.
+
+use std::time::SystemTime;
+
+use chrono::{NaiveDate, Utc};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::DispatchError;
+use crate::event::{self, Incoming, ObjectEvent, Record};
+use crate::key::{is_csv, job_name};
+use crate::ledger::{self, Marker};
+use crate::report::{ObjectReport, Outcome, Place, Planned, Report};
+use crate::route::{self, BatchReason, Route};
+use crate::traits::{Engine, JobRequest, Jobs, ObjectInfo, Objects};
+
+/// The dispatcher and what it works with. `jobs` is `None` only locally (no Batch queue).
+pub struct Dispatcher<O, J, E> {
+    pub objects: O,
+    pub jobs: Option<J>,
+    pub engine: E,
+    pub config: Config,
+}
+
+impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
+    /// Handles one invocation. `deadline` is the Lambda's (none locally). Only an
+    /// unrecognisable payload or a failed backfill listing is an error; everything about
+    /// individual objects is in the report.
+    pub async fn handle(
+        &self,
+        payload: &Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<Report, DispatchError> {
+        let dry_run = self.config.dry_run;
+        match event::parse(payload)? {
+            Incoming::TestEvent => {
+                let mut report = Report::new("s3_test_event", dry_run);
+                report.add(
+                    self.record(event::test_event_record(), deadline).await,
+                    false,
+                );
+                Ok(report)
+            }
+            Incoming::Records(records) => {
+                let kind = if payload.get("Records").is_some() {
+                    "s3"
+                } else {
+                    "eventbridge"
+                };
+                let mut report = Report::new(kind, dry_run);
+                for record in records {
+                    report.add(self.record(record, deadline).await, false);
+                }
+                Ok(report)
+            }
+            Incoming::Sqs(messages) => {
+                let mut report = Report::new("sqs", dry_run);
+                let mut retry = Vec::new();
+                for message in messages {
+                    let mut failed = false;
+                    for record in message.records {
+                        let mut object = self.record(record, deadline).await;
+                        failed |= object.outcome.is_retryable_failure();
+                        object.message_id = Some(message.message_id.clone());
+                        report.add(object, false);
+                    }
+                    if failed {
+                        retry.push(message.message_id);
+                    }
+                }
+                report.batch_item_failures = Some(retry);
+                Ok(report)
+            }
+            Incoming::Backfill(request) => crate::backfill::run(self, &request, deadline).await,
+        }
+    }
+
+    async fn record(&self, record: Record, deadline: Option<SystemTime>) -> ObjectReport {
+        match record {
+            Record::Object(event) => self.object(&event, deadline).await,
+            Record::Ignored { what, reason } => ObjectReport {
+                object: what,
+                run_id: None,
+                message_id: None,
+                outcome: Outcome::Ignored { reason },
+            },
+            Record::Invalid { reason } => ObjectReport {
+                object: "(invalid record)".into(),
+                run_id: None,
+                message_id: None,
+                outcome: Outcome::Failed {
+                    code: "invalid_event".into(),
+                    reason,
+                    retryable: false,
+                },
+            },
+        }
+    }
+
+    /// Checks, then processes or submits, one object named by an event.
+    pub(crate) async fn object(
+        &self,
+        event: &ObjectEvent,
+        deadline: Option<SystemTime>,
+    ) -> ObjectReport {
+        let (run_id, outcome) = match self.check(event).await {
+            Err(outcome) => (None, outcome),
+            Ok(info) => {
+                // The upload's date is the partition; a backfill (no event time) uses
+                // LastModified, which is what the engine would pick by itself.
+                let pa_date = event
+                    .time
+                    .map_or(info.last_modified.date_naive(), |t| t.date_naive());
+                (
+                    Some(info.run_id.clone()),
+                    self.act(&info, pa_date, deadline, self.config.dry_run)
+                        .await,
+                )
+            }
+        };
+        ObjectReport {
+            object: format!("s3://{}/{}", event.bucket, event.key),
+            run_id,
+            message_id: None,
+            outcome,
+        }
+    }
+
+    /// Why the key is not an input, if it is not.
+    fn screen(&self, bucket: &str, key: &str) -> Option<String> {
+        let prefix = &self.config.inbox_prefix;
+        if self.config.in_lake(bucket, key) {
+            Some("inside the lake (the dispatcher's own output)".into())
+        } else if !key.starts_with(prefix.as_str()) {
+            Some(format!("outside the inbox prefix {prefix:?}"))
+        } else if !is_csv(key) {
+            Some("not a .csv or .csv.gz file".into())
+        } else {
+            None
+        }
+    }
+
+    /// Filters, HeadObject and the manifest lookup: `Ok` when there is work to do.
+    pub(crate) async fn check(&self, event: &ObjectEvent) -> Result<ObjectInfo, Outcome> {
+        if let Some(reason) = self.screen(&event.bucket, &event.key) {
+            return Err(Outcome::Ignored { reason });
+        }
+        let info = self
+            .objects
+            .head(&event.bucket, &event.key, event.etag.as_deref())
+            .await
+            .map_err(|e| failed(&e))?;
+        match self.objects.manifest_status(&info.run_id).await {
+            Ok(Some(status)) => Err(Outcome::Skipped {
+                reason: format!(
+                    "already processed: run manifest exists ({})",
+                    match status {
+                        duff_engine::RunStatus::Succeeded => "succeeded",
+                        duff_engine::RunStatus::Failed => "failed",
+                    }
+                ),
+            }),
+            Ok(None) => Ok(info),
+            Err(e) => Err(failed(&e)),
+        }
+    }
+
+    /// Routes an object that needs processing, and processes or submits it.
+    pub(crate) async fn act(
+        &self,
+        info: &ObjectInfo,
+        pa_date: NaiveDate,
+        deadline: Option<SystemTime>,
+        dry_run: bool,
+    ) -> Outcome {
+        let batch = self.jobs.as_ref().filter(|_| self.config.batch.is_some());
+        let route = route::route(
+            info.size,
+            info.gzip(),
+            self.config.threshold_bytes,
+            deadline,
+            batch.is_some(),
+        );
+        match (route, batch) {
+            (Route::Batch(reason), Some(jobs)) if !dry_run => {
+                self.submit(jobs, info, pa_date, reason).await
+            }
+            (Route::Batch(reason), _) => self.plan_submit(info, reason).await,
+            (Route::Here, _) if dry_run => Outcome::Planned {
+                action: Planned::ProcessHere,
+                reason: "below the size threshold, time enough".into(),
+            },
+            (Route::HereWithoutBatch(reason), _) if dry_run => Outcome::Planned {
+                action: Planned::ProcessHere,
+                reason: format!("{}, but no Batch queue is configured", reason.describe()),
+            },
+            (Route::Here, _) => self.run_here(info, pa_date, Place::Here, None).await,
+            (Route::HereWithoutBatch(reason), _) => {
+                let note = format!(
+                    "{}: would go to AWS Batch, ran in-process because no Batch queue is configured",
+                    reason.describe()
+                );
+                self.run_here(info, pa_date, Place::HereWithoutBatch, Some(note))
+                    .await
+            }
+        }
+    }
+
+    async fn run_here(
+        &self,
+        info: &ObjectInfo,
+        pa_date: NaiveDate,
+        place: Place,
+        note: Option<String>,
+    ) -> Outcome {
+        let summary = match self.engine.run(info, pa_date).await {
+            Ok(s) => s,
+            Err(e) => return failed(&e),
+        };
+        if summary.skipped {
+            return Outcome::Skipped {
+                reason: "already processed: another attempt committed the run first".into(),
+            };
+        }
+        match summary.status {
+            duff_engine::RunStatus::Succeeded => Outcome::Processed {
+                place,
+                rows_read: summary.rows_read,
+                rows_written: summary.rows_written,
+                quarantined: summary.quarantined,
+                note,
+            },
+            // A file-level problem: the engine committed a `failed` manifest. Retrying the
+            // same bytes gives the same answer, so the event is not retried.
+            duff_engine::RunStatus::Failed => Outcome::Failed {
+                code: summary.error_code.unwrap_or_else(|| "rejected".into()),
+                reason: format!(
+                    "input rejected: {}; a failed run manifest was committed",
+                    summary.error.unwrap_or_default()
+                ),
+                retryable: false,
+            },
+        }
+    }
+
+    /// Dry run of a submission: says whether a job would be submitted.
+    async fn plan_submit(&self, info: &ObjectInfo, reason: BatchReason) -> Outcome {
+        match self.objects.ledger_get(&info.run_id).await {
+            Ok(Some(marker)) => match ledger::holds(&marker, Utc::now()) {
+                Some(held) => Outcome::Skipped {
+                    reason: held.describe(),
+                },
+                None => Outcome::Planned {
+                    action: Planned::SubmitToBatch,
+                    reason: format!("{}; its earlier dispatch expired", reason.describe()),
+                },
+            },
+            Ok(None) => Outcome::Planned {
+                action: Planned::SubmitToBatch,
+                reason: reason.describe().into(),
+            },
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// Claims the run in the ledger, submits the job, records its id (see [`crate::ledger`]).
+    async fn submit(
+        &self,
+        jobs: &J,
+        info: &ObjectInfo,
+        pa_date: NaiveDate,
+        reason: BatchReason,
+    ) -> Outcome {
+        let mut marker = Marker {
+            run_id: info.run_id.clone(),
+            bucket: info.bucket.clone(),
+            key: info.key.clone(),
+            etag: info.etag.clone(),
+            size: info.size,
+            at: Utc::now(),
+            job_id: None,
+            job_name: None,
+        };
+        match self.objects.ledger_create(&marker).await {
+            Err(e) => return failed(&e),
+            Ok(None) => {}
+            Ok(Some(existing)) => {
+                if let Some(held) = ledger::holds(&existing, marker.at) {
+                    return Outcome::Skipped {
+                        reason: held.describe(),
+                    };
+                }
+                tracing::warn!(run_id = %info.run_id, previous = ?existing, "taking over an expired dispatch");
+                if let Err(e) = self.objects.ledger_put(&marker).await {
+                    return failed(&e);
+                }
+            }
+        }
+        let job = JobRequest {
+            name: job_name(&info.key, &info.run_id),
+            bucket: info.bucket.clone(),
+            key: info.key.clone(),
+            etag: info.etag.clone(),
+            pa_date,
+        };
+        match jobs.submit(&job).await {
+            Ok(submitted) => {
+                marker.job_id = Some(submitted.job_id.clone());
+                marker.job_name = Some(submitted.job_name.clone());
+                marker.at = Utc::now();
+                if let Err(e) = self.objects.ledger_put(&marker).await {
+                    // The job runs anyway; a duplicate event within SUBMITTING_TTL is still
+                    // held, a later one may submit a second (idempotent) job.
+                    tracing::warn!(run_id = %info.run_id, error = %e, "could not record the job id in the ledger");
+                }
+                Outcome::Submitted {
+                    job_id: submitted.job_id,
+                    job_name: submitted.job_name,
+                    reason: reason.describe().into(),
+                }
+            }
+            Err(e) => {
+                // Release the claim so that the retried event submits again.
+                if let Err(release) = self.objects.ledger_delete(&info.run_id).await {
+                    tracing::warn!(run_id = %info.run_id, error = %release, "could not release the ledger marker");
+                }
+                failed(&e)
+            }
+        }
+    }
+}
+
+pub(crate) fn failed(e: &DispatchError) -> Outcome {
+    Outcome::Failed {
+        code: e.code().into(),
+        reason: e.to_string(),
+        retryable: e.is_retryable(),
+    }
+}
