@@ -32,12 +32,27 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Generate a sample file, process it into a local lake, and print the summary.
+    /// Generate a sample file, process it into a local lake, print the summary, then serve the
+    /// dashboard (--no-serve: stop after the summary).
     Quickstart(QuickstartArgs),
     /// Process CSV files (plain or .csv.gz) into a lake.
     Run(RunArgs),
     /// Generate a realistic order file (and its expected-counts sidecar <out>.expected.json).
     Datagen(DatagenArgs),
+    /// Serve the reporting API and the dashboard over a local lake.
+    Serve(ServeArgs),
+    /// The AWS Batch job: process one S3 object into the lake. Exit codes: 0 processed or
+    /// already done, 2 input rejected (a failed manifest was written), 3 permanent error
+    /// (missing object, access denied, object replaced, bad arguments), 75 retryable error.
+    Job(JobArgs),
+    /// Handle one dispatcher event (an S3, EventBridge, SQS or backfill JSON file, as the
+    /// Lambda receives it) with the Lambda's handler, against S3 (AWS_ENDPOINT_URL_S3 for a
+    /// local server); prints what was done with each object as JSON. Exit codes: 0 done,
+    /// 2 an object failed for good (e.g. input rejected), 75 a retryable failure (run again).
+    Dispatch(DispatchArgs),
+    /// List a bucket prefix (every page) and dispatch each input that is not processed yet:
+    /// the Lambda's nightly backfill, run here. Exit codes as for `dispatch`.
+    Backfill(BackfillArgs),
 }
 
 #[derive(Args, Debug)]
@@ -54,24 +69,154 @@ pub struct QuickstartArgs {
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Stop after the summary instead of serving the dashboard (default: serve until Ctrl-C).
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Address to serve the dashboard and API on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Root directory of the lake to serve.
+    #[arg(long, env = "DUFF_LAKE")]
+    pub lake: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Require this key in the x-api-key header on data routes (default: no key).
+    #[arg(long, env = "DUFF_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Query threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Input files: CSV, or gzip-compressed CSV (.csv.gz).
+    /// Inputs: local paths or s3://bucket/key URLs; CSV, or gzip-compressed CSV (.csv.gz).
     #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
-    /// Root directory of the lake (created if missing).
+    pub inputs: Vec<String>,
+    /// The lake: a local directory (created if missing) or an s3://bucket/prefix URL.
     #[arg(long, env = "DUFF_LAKE")]
-    pub lake: PathBuf,
+    pub lake: String,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Print each run's manifest as JSON on stdout instead of the summary table.
     #[arg(long)]
     pub json: bool,
     /// Do not show a progress bar (it is only shown on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct JobArgs {
+    /// Bucket of the input object.
+    #[arg(long, env = "DUFF_SOURCE_BUCKET")]
+    pub bucket: String,
+    /// Key of the input object (as stored, not URL-encoded).
+    #[arg(long, env = "DUFF_SOURCE_KEY")]
+    pub key: String,
+    /// ETag of the version to process (quoted or bare). Empty: the current version. A different
+    /// current version fails the job (exit 3): the upload that named this one is superseded.
+    #[arg(long, env = "DUFF_SOURCE_ETAG", default_value = "")]
+    pub etag: String,
+    /// The lake: s3://bucket/prefix (or a local directory).
+    #[arg(long, env = "DUFF_LAKE")]
+    pub lake: String,
+    /// vCPUs the job was given, for the cost estimate. Default: read from the container's
+    /// cgroup (Fargate), else the number of cores.
+    #[arg(long, env = "DUFF_JOB_VCPUS")]
+    pub vcpus: Option<f64>,
+    /// Memory the job was given in MiB, for the cost estimate. Default: the cgroup limit, else
+    /// the machine's memory.
+    #[arg(long, env = "DUFF_JOB_MEMORY_MIB")]
+    pub memory_mib: Option<f64>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Args, Debug)]
+pub struct DispatchArgs {
+    /// The event: a JSON file as the Lambda would receive it ("-": standard input).
+    #[arg(long)]
+    pub event: PathBuf,
+    #[command(flatten)]
+    pub dispatcher: DispatcherArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BackfillArgs {
+    /// Bucket to list.
+    #[arg(long)]
+    pub bucket: String,
+    /// Key prefix to list (default: --inbox-prefix).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only objects last modified on or after this UTC date, YYYY-MM-DD (default: no bound).
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Only objects last modified on or before this UTC date, YYYY-MM-DD (default: no bound).
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Keys per listing page (default: 1000, the S3 maximum).
+    #[arg(long)]
+    pub page_size: Option<i32>,
+    #[command(flatten)]
+    pub dispatcher: DispatcherArgs,
+}
+
+/// The dispatcher's configuration (the Lambda reads the same environment variables).
+#[derive(Args, Debug)]
+pub struct DispatcherArgs {
+    /// The lake: s3://bucket/prefix or a local directory.
+    #[arg(long, env = "DUFF_LAKE")]
+    pub lake: String,
+    /// Only keys under this prefix are inputs (empty: the whole bucket).
+    #[arg(long, env = "DUFF_INBOX_PREFIX", default_value = "inbox/")]
+    pub inbox_prefix: String,
+    /// Inputs of at least this many bytes go to AWS Batch; smaller ones run here.
+    #[arg(long, env = "DUFF_SIZE_THRESHOLD_BYTES", default_value_t = 104_857_600)]
+    pub threshold_bytes: u64,
+    /// AWS Batch job queue for big inputs (default: none, and big inputs run here too, with a
+    /// note in the output). AWS_ENDPOINT_URL_BATCH points the client elsewhere.
+    #[arg(long, env = "DUFF_BATCH_JOB_QUEUE", requires = "batch_job_definition")]
+    pub batch_queue: Option<String>,
+    /// AWS Batch job definition (name, name:revision or ARN; default: none, required with
+    /// --batch-queue).
+    #[arg(long, env = "DUFF_BATCH_JOB_DEFINITION", requires = "batch_queue")]
+    pub batch_job_definition: Option<String>,
+    /// Only say what would be done: nothing is processed, submitted or written.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// How S3 objects are read and written.
+#[derive(Args, Debug, Clone)]
+pub struct S3Args {
+    /// Size of each ranged GET, in MiB.
+    #[arg(long, default_value_t = 8, env = "DUFF_S3_READ_CHUNK_MIB")]
+    pub s3_read_chunk_mib: usize,
+    /// Ranged GETs in flight (read memory ≈ (this + 2) × chunk size).
+    #[arg(long, default_value_t = 8, env = "DUFF_S3_READ_CONCURRENCY")]
+    pub s3_read_concurrency: usize,
+    /// Multipart upload part size, in MiB (at least 5).
+    #[arg(long, default_value_t = 8, env = "DUFF_S3_PART_MIB")]
+    pub s3_part_mib: usize,
+    /// Part uploads in flight per output file.
+    #[arg(long, default_value_t = 4, env = "DUFF_S3_UPLOAD_CONCURRENCY")]
+    pub s3_upload_concurrency: usize,
+    /// Attempts per S3 request (throttling, 5xx and resets are retried with backoff and jitter).
+    #[arg(long, default_value_t = 6, env = "DUFF_S3_MAX_ATTEMPTS")]
+    pub s3_max_attempts: u32,
 }
 
 /// Options of the engine itself.
@@ -87,11 +232,12 @@ pub struct EngineArgs {
     /// a single longer line fails the file.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_record_bytes: usize,
-    /// Partition date (YYYY-MM-DD). Default: the file's modification date, UTC.
-    #[arg(long)]
-    pub pa_date: Option<chrono::NaiveDate>,
-    /// Ingestion timestamp stamped on every row (RFC 3339). Default: the run's start time.
-    /// Fixing it makes reprocessing (--force) byte-identical.
+    /// Partition date (YYYY-MM-DD). Default (or empty): the input's upload date (S3
+    /// LastModified) or modification date (local file), UTC.
+    #[arg(long, env = "DUFF_PA_DATE", value_parser = parse_optional_date)]
+    pub pa_date: Option<OptionalDate>,
+    /// Ingestion timestamp stamped on every row (RFC 3339). Default: the input's upload
+    /// (LastModified) or modification time, so every attempt of a run writes the same bytes.
     #[arg(long)]
     pub ingested_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Accepted point-of-sale channels, comma-separated (matched case-insensitively).
@@ -158,4 +304,18 @@ pub enum DirtLevel {
     None,
     Typical,
     EveryKind,
+}
+
+/// A date, or nothing for an empty value (AWS Batch substitutes an empty default parameter).
+#[derive(Debug, Clone, Copy)]
+pub struct OptionalDate(pub Option<chrono::NaiveDate>);
+
+fn parse_optional_date(s: &str) -> Result<OptionalDate, String> {
+    if s.trim().is_empty() {
+        return Ok(OptionalDate(None));
+    }
+    s.trim()
+        .parse()
+        .map(|d| OptionalDate(Some(d)))
+        .map_err(|e| format!("{s:?} is not a date (YYYY-MM-DD): {e}"))
 }

@@ -4,9 +4,13 @@ use std::process::ExitCode;
 
 use crate::cli::Command;
 
+mod aws;
 mod datagen;
+mod dispatch;
+mod job;
 mod quickstart;
 mod run;
+mod serve;
 
 /// Exit status when at least one input was rejected (a `failed` manifest was written).
 pub const EXIT_INPUT_REJECTED: u8 = 2;
@@ -16,5 +20,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Quickstart(args) => quickstart::quickstart(args),
         Command::Run(args) => run::run(args),
         Command::Datagen(args) => datagen::datagen(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::serve(args),
+        Command::Job(args) => job::job(args),
+        Command::Dispatch(args) => dispatch::dispatch(args),
+        Command::Backfill(args) => dispatch::backfill(args),
     }
 }

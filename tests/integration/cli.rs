@@ -109,7 +109,10 @@ fn datagen_run_and_exit_codes() {
 #[test]
 fn quickstart_generates_processes_and_summarises() {
     let dir = tempfile::tempdir().unwrap();
-    let out = duff(&["quickstart", "--rows", "5000", "--dir", "qs"], dir.path());
+    let out = duff(
+        &["quickstart", "--rows", "5000", "--dir", "qs", "--no-serve"],
+        dir.path(),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -118,6 +121,9 @@ fn quickstart_generates_processes_and_summarises() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("published"), "{stdout}");
     assert!(dir.path().join("qs/lake/_runs").read_dir().unwrap().count() == 1);
-    let again = duff(&["quickstart", "--rows", "5000", "--dir", "qs"], dir.path());
+    let again = duff(
+        &["quickstart", "--rows", "5000", "--dir", "qs", "--no-serve"],
+        dir.path(),
+    );
     assert!(String::from_utf8_lossy(&again.stdout).contains("skipped"));
 }

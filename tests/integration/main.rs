@@ -1,8 +1,12 @@
 //! The one integration-test entry point: cross-crate tests of the `duff` workspace.
 
+mod api;
 mod cli;
 mod common;
 mod differential;
+mod dispatch;
 mod fixtures;
 mod guarantees;
+mod infra;
 mod reference;
+mod s3;
