@@ -9,13 +9,39 @@ use rayon::prelude::*;
 
 use crate::chunk::{SHARD_BITS, SHARDS, ValidRows, key_hash};
 
-/// What the first occurrence of a key left behind. 32 bytes per distinct key.
+/// What the first occurrence of a key left behind: 24 bytes, since the key set of a big file is
+/// most of the run's memory (10 M keys ≈ 400 MiB). The product id and the line share a word; keys
+/// whose product id does not fit 24 bits, or whose line does not fit 40, go to [`Wide`] instead.
 #[derive(Clone, Copy)]
 struct Seen {
+    order_id: i64,
+    /// `product_id << LINE_BITS | line`.
+    product_line: u64,
+    fingerprint: u64,
+}
+
+/// The rare key that does not pack into [`Seen`]: 32 bytes.
+#[derive(Clone, Copy)]
+struct Wide {
     order_id: i64,
     product_id: i64,
     fingerprint: u64,
     line: u64,
+}
+
+const LINE_BITS: u32 = 40;
+const PRODUCT_BITS: u32 = 64 - LINE_BITS;
+
+/// `product_id` and `line` in one word, when both fit.
+#[inline]
+fn pack(product_id: i64, line: u64) -> Option<u64> {
+    (product_id >= 0 && product_id < 1 << PRODUCT_BITS && line < 1 << LINE_BITS)
+        .then_some((product_id as u64) << LINE_BITS | line)
+}
+
+#[inline]
+fn packable_product(product_id: i64) -> bool {
+    (0..1 << PRODUCT_BITS).contains(&product_id)
 }
 
 /// The fate of a row that is not kept.
@@ -29,7 +55,70 @@ pub(crate) enum Verdict {
 
 /// The dedup state of one file: every distinct key seen so far.
 pub(crate) struct Deduper {
-    shards: Vec<HashTable<Seen>>,
+    shards: Vec<Shard>,
+}
+
+#[derive(Default)]
+struct Shard {
+    seen: HashTable<Seen>,
+    wide: HashTable<Wide>,
+}
+
+/// What a shard knows of a key: the first occurrence's fingerprint and line.
+struct Earlier {
+    fingerprint: u64,
+    line: u64,
+}
+
+impl Shard {
+    fn find(&self, h: u64, order_id: i64, product_id: i64) -> Option<Earlier> {
+        if packable_product(product_id) {
+            let found = self.seen.find(h, |s| {
+                s.order_id == order_id && s.product_line >> LINE_BITS == product_id as u64
+            });
+            if let Some(s) = found {
+                return Some(Earlier {
+                    fingerprint: s.fingerprint,
+                    line: s.product_line & ((1 << LINE_BITS) - 1),
+                });
+            }
+            // A packable key is wide only when its line did not fit: look there only if needed.
+            if self.wide.is_empty() {
+                return None;
+            }
+        }
+        self.wide
+            .find(h, |s| s.order_id == order_id && s.product_id == product_id)
+            .map(|s| Earlier {
+                fingerprint: s.fingerprint,
+                line: s.line,
+            })
+    }
+
+    fn insert(&mut self, h: u64, order_id: i64, product_id: i64, fingerprint: u64, line: u64) {
+        match pack(product_id, line) {
+            Some(product_line) => {
+                let seen = Seen {
+                    order_id,
+                    product_line,
+                    fingerprint,
+                };
+                self.seen.insert_unique(h, seen, |s| {
+                    table_hash(key_hash(s.order_id, (s.product_line >> LINE_BITS) as i64))
+                });
+            }
+            None => {
+                let wide = Wide {
+                    order_id,
+                    product_id,
+                    fingerprint,
+                    line,
+                };
+                self.wide
+                    .insert_unique(h, wide, |s| table_hash(key_hash(s.order_id, s.product_id)));
+            }
+        }
+    }
 }
 
 /// The hash a shard's table uses: the shard bits are rotated away, so the bits hashbrown looks
@@ -42,7 +131,7 @@ fn table_hash(kh: u64) -> u64 {
 impl Deduper {
     pub fn new() -> Self {
         Deduper {
-            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
 
@@ -64,7 +153,8 @@ impl Deduper {
                         let i = r as usize;
                         let (o, p) = (rows.order_id[i], rows.product_id[i]);
                         let h = table_hash(rows.key_hash[i]);
-                        match table.find(h, |s| s.order_id == o && s.product_id == p) {
+                        let line = first_lines[ri] + rows.line_rel[i];
+                        match table.find(h, o, p) {
                             Some(seen) if seen.fingerprint == rows.fingerprint[i] => {
                                 found.push((ri as u32, r, Verdict::Duplicate));
                             }
@@ -77,17 +167,7 @@ impl Deduper {
                                     },
                                 ));
                             }
-                            None => {
-                                let seen = Seen {
-                                    order_id: o,
-                                    product_id: p,
-                                    fingerprint: rows.fingerprint[i],
-                                    line: first_lines[ri] + rows.line_rel[i],
-                                };
-                                table.insert_unique(h, seen, |s| {
-                                    table_hash(key_hash(s.order_id, s.product_id))
-                                });
-                            }
+                            None => table.insert(h, o, p, rows.fingerprint[i], line),
                         }
                     }
                 }
@@ -105,13 +185,15 @@ impl Deduper {
     }
 
     /// Makes room for about `keys` distinct keys in total, so the tables do not grow (and rehash)
-    /// while the file is read.
+    /// while the file is read. No margin on top: a table's size is a power of two, so a margin
+    /// can double it, while an estimate a little short costs one rehash of each small shard.
     pub fn reserve(&mut self, keys: usize) {
-        let per_shard = keys / SHARDS + keys / SHARDS / 8 + 16;
-        for table in &mut self.shards {
+        let per_shard = keys / SHARDS + 16;
+        for shard in &mut self.shards {
+            let table = &mut shard.seen;
             if table.capacity() < per_shard {
                 table.reserve(per_shard - table.len(), |s| {
-                    table_hash(key_hash(s.order_id, s.product_id))
+                    table_hash(key_hash(s.order_id, (s.product_line >> LINE_BITS) as i64))
                 });
             }
         }
@@ -119,14 +201,160 @@ impl Deduper {
 
     /// Distinct keys seen.
     pub fn keys(&self) -> usize {
-        self.shards.iter().map(HashTable::len).sum()
-    }
-
-    /// Approximate heap bytes held by the tables.
-    pub fn heap_bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|t| t.capacity() * (std::mem::size_of::<Seen>() + 1))
+            .map(|s| s.seen.len() + s.wide.len())
             .sum()
+    }
+
+    /// Heap bytes held by the tables: every bucket and its control byte.
+    pub fn heap_bytes(&self) -> usize {
+        // hashbrown keeps 7/8 of its buckets usable once it has 8 or more.
+        fn bytes<T>(t: &HashTable<T>) -> usize {
+            let buckets = match t.capacity() {
+                0 => 0,
+                c if c < 7 => c + 1,
+                c => c / 7 * 8,
+            };
+            buckets * (std::mem::size_of::<T>() + 1)
+        }
+        self.shards
+            .iter()
+            .map(|s| bytes(&s.seen) + bytes(&s.wide))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One range of rows `(order_id, product_id, fingerprint, line_rel)`, as the parser would
+    /// hand it over.
+    fn range(rows: &[(i64, i64, u64, u64)]) -> ValidRows {
+        let mut v = ValidRows {
+            by_shard: vec![Vec::new(); SHARDS],
+            ..ValidRows::default()
+        };
+        for (i, &(o, p, fp, line)) in rows.iter().enumerate() {
+            let kh = key_hash(o, p);
+            v.by_shard[(kh >> (64 - SHARD_BITS)) as usize].push(i as u32);
+            v.order_id.push(o);
+            v.product_id.push(p);
+            v.key_hash.push(kh);
+            v.fingerprint.push(fp);
+            v.line_rel.push(line);
+        }
+        v
+    }
+
+    /// The reference: a plain map from key to the first occurrence.
+    fn naive(
+        ranges: &[Vec<(i64, i64, u64, u64)>],
+        first_lines: &[u64],
+    ) -> Vec<Vec<(u32, Verdict)>> {
+        let mut seen: HashMap<(i64, i64), (u64, u64)> = HashMap::new();
+        let mut out = Vec::new();
+        for (rows, first) in ranges.iter().zip(first_lines) {
+            let mut verdicts = Vec::new();
+            for (i, &(o, p, fp, line)) in rows.iter().enumerate() {
+                match seen.get(&(o, p)) {
+                    Some(&(kept_fp, _)) if kept_fp == fp => {
+                        verdicts.push((i as u32, Verdict::Duplicate))
+                    }
+                    Some(&(_, kept_line)) => {
+                        verdicts.push((i as u32, Verdict::Conflict { kept_line }))
+                    }
+                    None => {
+                        seen.insert((o, p), (fp, first + line));
+                    }
+                }
+            }
+            out.push(verdicts);
+        }
+        out
+    }
+
+    fn judge_all(
+        ranges: &[Vec<(i64, i64, u64, u64)>],
+        first_lines: &[u64],
+        windows: usize,
+        reserve: usize,
+    ) -> (Vec<Vec<(u32, Verdict)>>, Deduper) {
+        let mut d = Deduper::new();
+        d.reserve(reserve);
+        let valid: Vec<ValidRows> = ranges.iter().map(|r| range(r)).collect();
+        let per_window = ranges.len().div_ceil(windows.max(1)).max(1);
+        let mut out = Vec::new();
+        for (w, lines) in valid.chunks(per_window).zip(first_lines.chunks(per_window)) {
+            let refs: Vec<&ValidRows> = w.iter().collect();
+            out.extend(d.judge(&refs, lines));
+        }
+        (out, d)
+    }
+
+    /// Product ids around the packing limit, negative ones, and lines beyond 40 bits.
+    fn product() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            4 => 0i64..4,
+            1 => Just((1 << PRODUCT_BITS) - 1),
+            1 => Just(1 << PRODUCT_BITS),
+            1 => Just(-1i64),
+            1 => Just(i64::MIN),
+            1 => Just(i64::MAX),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn judges_like_a_plain_map(
+            ranges in prop::collection::vec(
+                prop::collection::vec((0i64..6, product(), 0u64..3, 0u64..1000), 0..40),
+                1..6,
+            ),
+            huge_lines in any::<bool>(),
+            windows in 1usize..4,
+            reserve in 0usize..200,
+        ) {
+            let base = if huge_lines { (1 << LINE_BITS) - 500 } else { 1 };
+            let first_lines: Vec<u64> = (0..ranges.len() as u64).map(|i| base + i * 1000).collect();
+            let (got, d) = judge_all(&ranges, &first_lines, windows, reserve);
+            prop_assert_eq!(got, naive(&ranges, &first_lines));
+            let distinct: std::collections::HashSet<(i64, i64)> =
+                ranges.iter().flatten().map(|&(o, p, _, _)| (o, p)).collect();
+            prop_assert_eq!(d.keys(), distinct.len());
+        }
+    }
+
+    #[test]
+    fn realistic_keys_take_24_bytes_and_wide_ones_still_dedup() {
+        assert_eq!(std::mem::size_of::<Seen>(), 24);
+        let rows: Vec<(i64, i64, u64, u64)> = (0..1000).map(|i| (i, 7, 1, i as u64)).collect();
+        let (_, d) = judge_all(&[rows], &[2], 1, 1000);
+        assert!(d.shards.iter().all(|s| s.wide.is_empty()));
+        // Room for 1000/64 + 16 = 31 keys a shard: 64 buckets (56 usable), 25 bytes each.
+        assert_eq!(d.heap_bytes(), SHARDS * 64 * 25);
+
+        let wide = vec![
+            (1, 1 << PRODUCT_BITS, 5, 0),
+            (1, 1 << PRODUCT_BITS, 5, 1),
+            (1, 1 << PRODUCT_BITS, 6, 2),
+            (1, -3, 5, 3),
+            (1, -3, 5, 4),
+        ];
+        let (got, d) = judge_all(&[wide], &[10], 1, 0);
+        assert_eq!(
+            got,
+            vec![vec![
+                (1, Verdict::Duplicate),
+                (2, Verdict::Conflict { kept_line: 10 }),
+                (4, Verdict::Duplicate),
+            ]]
+        );
+        assert_eq!(d.keys(), 2);
     }
 }

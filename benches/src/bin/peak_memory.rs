@@ -1,6 +1,8 @@
-//! Peak memory of one run: `cargo run --release -p duff-benches --bin peak-memory -- <MB> [threads]`.
-//! Generates (once) a datagen file of about <MB> megabytes, processes it into a fresh lake, and
-//! prints wall time, throughput, the dedup tables' size and the process's peak RSS (VmHWM).
+//! Peak memory of one run:
+//! `cargo run --release -p duff-benches --bin peak-memory -- <MB | file.csv> [threads]`.
+//! Generates (once) a datagen file of about <MB> megabytes (or takes the given file), processes
+//! it into a fresh lake, and prints wall time, throughput, the dedup tables' size, the process's
+//! peak RSS (VmHWM) and the manifest's per-stage timings.
 
 use std::time::Instant;
 
@@ -12,12 +14,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let mb: u64 = args
+    let what = args
         .next()
-        .context("usage: peak-memory <MB> [threads]")?
-        .parse()?;
+        .context("usage: peak-memory <MB | file.csv> [threads]")?;
     let threads: usize = args.next().map(|t| t.parse()).transpose()?.unwrap_or(0);
-    let path = duff_benches::input(mb * 1_000_000);
+    let path = match what.parse::<u64>() {
+        Ok(mb) => duff_benches::input(mb * 1_000_000),
+        Err(_) => what.into(),
+    };
     let dir = tempfile::tempdir()?;
     let lake = LocalLake::open(dir.path())?;
     let started = Instant::now();
@@ -46,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         mib(m.dedup_heap_bytes),
         mib(peak_rss_bytes().unwrap_or(0)),
     );
+    println!("timings {}", serde_json::to_string(&m.timings)?);
     Ok(())
 }
