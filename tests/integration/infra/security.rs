@@ -1,5 +1,6 @@
 //! Least-privilege IAM and private, encrypted, TLS-only buckets.
 
+use duff_dispatcher::ledger::LEDGER_DIR;
 use duff_engine::lake::STAGING_DIR;
 
 use super::template::{Template, one_or_many, policy_documents, render};
@@ -128,8 +129,11 @@ fn every_bucket_is_private_encrypted_tls_only_and_expires_leftovers() {
                     .any(|r| !r["ExpirationInDays"].is_null() && r["Prefix"].as_str() == prefix)
             };
             let staging = format!("{STAGING_DIR}/");
-            if id == "LakeBucket" && !expires(Some(&staging)) {
-                problems.push(format!("{at}: no lifecycle rule expiring {staging}"));
+            let ledger = format!("{LEDGER_DIR}/");
+            for prefix in [&staging, &ledger] {
+                if id == "LakeBucket" && !expires(Some(prefix)) {
+                    problems.push(format!("{at}: no lifecycle rule expiring {prefix}"));
+                }
             }
             if id == "AthenaResultsBucket" && !expires(None) {
                 problems.push(format!("{at}: query results never expire"));
