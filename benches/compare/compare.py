@@ -282,6 +282,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
     ap.add_argument("--diff", action="store_true", help="row-by-row check of the last round")
+    ap.add_argument(
+        "--no-scaling", action="store_true",
+        help="skip the engine run pinned to one core (by default each round also runs the engine "
+        "with its whole process confined to one CPU, for the N-cores / 1-core speed-up)",
+    )
     ap.add_argument("--work", default=None, help="where the temporary output folders go")
     ap.add_argument("--results", default=None, help="folder for the JSON and Markdown report")
     args = ap.parse_args()
@@ -308,7 +313,9 @@ def main() -> int:
         flush=True,
     )
 
-    tools = ["engine"] + peers
+    # "engine-1core": the whole engine process (parse threads and Parquet writer threads) pinned
+    # to one CPU, so the speed-up is cores against cores, not a thread-count setting.
+    tools = ["engine"] + ([] if args.no_scaling else ["engine-1core"]) + peers
     runs: dict[str, list[dict]] = {t: [] for t in tools}
     results: dict[str, list[dict]] = {t: [] for t in tools}
     last_out: dict[str, str] = {}
@@ -319,11 +326,16 @@ def main() -> int:
         for tool in tools:
             out = tempfile.mkdtemp(prefix=f"duff-cmp-{tool}-", dir=work)
             env = dict(os.environ)
-            if tool == "engine":
+            if tool in ("engine", "engine-1core"):
+                threads = args.threads if tool == "engine" else 1
                 cmd = [
-                    args.duff, "run", csv, "--lake", out, "--threads", str(args.threads),
+                    args.duff, "run", csv, "--lake", out, "--threads", str(threads),
                     "--no-progress", "--force", "--pa-date", PA_DATE,
                 ]
+                if tool == "engine-1core":
+                    cpu = min(os.sched_getaffinity(0))
+                    pin = f"import os, sys; os.sched_setaffinity(0, {{{cpu}}}); os.execv(sys.argv[1], sys.argv[1:])"
+                    cmd = [python, "-c", pin] + cmd
             else:
                 cmd = [python, os.path.join(HERE, TOOLS[tool]), csv, out, str(args.threads)]
                 if tool == "polars":
@@ -340,7 +352,7 @@ def main() -> int:
                     m["error"] = f"exit {m['exit']}: " + f.read()[-2000:].strip()
             else:
                 try:
-                    if tool == "engine":
+                    if tool in ("engine", "engine-1core"):
                         result = engine_result(out)
                     else:
                         result = json.loads(m["stdout"].strip().splitlines()[-1])
@@ -419,7 +431,7 @@ def main() -> int:
             rate = size / 1e6 / med
             mbps = f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
             ratio = "1.00" if tool == "engine" else (f"{med / eng:.2f}" if eng else "–")
-        name = "duff (engine)" if tool == "engine" else tool
+        name = {"engine": "duff (engine)", "engine-1core": "duff (engine), 1 core"}.get(tool, tool)
         rows.append((name, wall, mbps, f"{peak / 2**20:.0f}", ratio, checks[tool]))
 
     v = info["versions"]
@@ -452,6 +464,13 @@ def main() -> int:
         + "/".join(f"{x:.2f}" for x in load_end)
         + " (anything else running on the machine skews the numbers)."
     )
+    one_core = median_wall("engine-1core") if "engine-1core" in tools else None
+    if eng and one_core:
+        lines.append(
+            f"Scaling: the engine on {args.threads} cores is {one_core / eng:.2f}× as fast as on 1 core "
+            f"({one_core:.2f} s / {eng:.2f} s; the 1-core run is the whole process pinned to one CPU "
+            "with `--threads 1`)."
+        )
     if engine_ref:
         lines.append(
             "Engine result: "

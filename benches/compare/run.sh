@@ -2,7 +2,7 @@
 # Compares the engine with DuckDB, Polars and PySpark (local mode) on one datagen file.
 #
 #   benches/compare/run.sh [--size 1GiB] [--runs 3] [--peers duckdb,polars,pyspark] [--threads 2]
-#                          [--timeout 900] [--diff]
+#                          [--timeout 900] [--diff] [--no-scaling]
 #
 # DUFF_BIN=/path/to/duff skips the cargo build. See benches/compare/README.md.
 set -euo pipefail
@@ -27,6 +27,7 @@ while [[ $# -gt 0 ]]; do
         --threads) THREADS="$2"; shift 2 ;;
         --timeout) EXTRA+=(--timeout "$2"); shift 2 ;;
         --diff) EXTRA+=(--diff); shift ;;
+        --no-scaling) EXTRA+=(--no-scaling); shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown option: $1" >&2; usage 2 ;;
     esac
