@@ -3,15 +3,14 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array,
-    RecordBatch, StringArray, TimestampMillisecondArray,
+    ArrayRef, BinaryArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMillisecondArray,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::compute::FilterBuilder;
 use arrow::datatypes::Int32Type;
 use hashbrown::HashMap;
 
-use crate::chunk::{ChunkRows, StrCol};
+use crate::chunk::{ChunkRows, StrCol, ValidRows};
 use crate::dedup::Verdict;
 use crate::error::Error;
 use crate::number::{PRECISION, SCALE};
@@ -95,6 +94,45 @@ fn timestamps(ms: i64, n: usize) -> ArrayRef {
     Arc::new(TimestampMillisecondArray::from(vec![ms; n]).with_timezone("+00:00"))
 }
 
+/// Keeps the rows marked in `keep`, in place: the columns are still plain vectors here, so
+/// dropping rows before they become Arrow arrays saves filtering (copying) both tables' batches.
+fn compact(v: &mut ValidRows, keep: &[bool]) {
+    fn retain<T: Copy>(col: &mut Vec<T>, keep: &[bool]) {
+        let mut i = 0;
+        col.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+    fn retain_strings(col: &mut StrCol, keep: &[bool]) {
+        let (mut rows, mut end) = (0, 0);
+        for (i, &k) in keep.iter().enumerate() {
+            if k {
+                let (from, to) = (col.offsets[i] as usize, col.offsets[i + 1] as usize);
+                col.values.copy_within(from..to, end);
+                end += to - from;
+                rows += 1;
+                col.offsets[rows] = end as i32;
+            }
+        }
+        col.values.truncate(end);
+        col.offsets.truncate(rows + 1);
+    }
+    retain(&mut v.client_id, keep);
+    retain(&mut v.order_id, keep);
+    retain(&mut v.product_id, keep);
+    retain(&mut v.ccf, keep);
+    retain(&mut v.price, keep);
+    retain(&mut v.volume, keep);
+    retain(&mut v.total_price, keep);
+    retain(&mut v.total_volume, keep);
+    retain(&mut v.channel, keep);
+    retain(&mut v.status, keep);
+    retain(&mut v.line_rel, keep);
+    retain_strings(&mut v.client_name, keep);
+    retain_strings(&mut v.description, keep);
+}
+
 /// Builds the batches of one range. `first_line` is the absolute line of the range's start;
 /// `drops` are the rows dedup did not keep, in row order.
 pub(crate) fn assemble(
@@ -104,8 +142,7 @@ pub(crate) fn assemble(
     buf: &[u8],
     k: &RunConstants,
 ) -> Result<Assembled, Error> {
-    let v = chunk.valid;
-    let n = v.len();
+    let mut v = chunk.valid;
     let mut quarantine: Vec<QuarantineRow> = chunk
         .bad
         .into_iter()
@@ -117,7 +154,7 @@ pub(crate) fn assemble(
             kept_line: None,
         })
         .collect();
-    let mut keep = vec![true; n];
+    let mut keep = vec![true; v.len()];
     let mut exact_duplicates = 0;
     for &(row, verdict) in &drops {
         let i = row as usize;
@@ -140,11 +177,15 @@ pub(crate) fn assemble(
         }
     }
     quarantine.sort_by_key(|q| q.line);
+    if !drops.is_empty() {
+        compact(&mut v, &keep);
+    }
+    let n = v.len();
 
     // Last occurrence of each dimension member among kept rows.
     let mut client_rows: HashMap<i64, usize> = HashMap::new();
     let mut product_rows: HashMap<i64, usize> = HashMap::new();
-    for i in (0..n).filter(|&i| keep[i]) {
+    for i in 0..n {
         client_rows.insert(v.client_id[i], i);
         product_rows.insert(v.product_id[i], i);
     }
@@ -238,17 +279,6 @@ pub(crate) fn assemble(
             run_id,
         ],
     )?;
-    let (orders, fact) = if drops.is_empty() {
-        (orders, fact)
-    } else {
-        let filter = FilterBuilder::new(&BooleanArray::from(keep))
-            .optimize()
-            .build();
-        (
-            filter.filter_record_batch(&orders)?,
-            filter.filter_record_batch(&fact)?,
-        )
-    };
     Ok(Assembled {
         orders,
         fact,
