@@ -4,11 +4,15 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_batch::Client;
 use aws_sdk_batch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_batch::types::{EvaluateOnExit, RetryAction, RetryStrategy};
+use aws_sdk_batch::types::{
+    ContainerOverrides, EvaluateOnExit, ResourceRequirement, ResourceType, RetryAction,
+    RetryStrategy,
+};
 use duff_s3::Endpoint;
 
 use crate::config::BatchTarget;
 use crate::error::DispatchError;
+use crate::sizing::{JobSize, size_for};
 use crate::traits::{JobRequest, Jobs, SubmittedJob};
 
 /// Attempts per SubmitJob, including the first. The SDK's standard mode retries throttling
@@ -68,9 +72,18 @@ impl Jobs for BatchJobs {
         // The definition's command: job --bucket Ref::bucket --key Ref::key --etag Ref::etag
         // --pa-date Ref::pa_date. Every parameter is always given: a missing one would reach
         // the command as the literal text `Ref::…`.
-        let output = self
-            .client
-            .submit_job()
+        let mut request = self.client.submit_job();
+        if let Some(size) = size_for(job.size, job.gzip, self.target.job_size) {
+            tracing::info!(
+                key = %job.key,
+                bytes = job.size,
+                vcpus = size.vcpus,
+                memory_mib = size.memory_mib,
+                "input needs a bigger job than the definition's"
+            );
+            request = request.container_overrides(overrides(size));
+        }
+        let output = request
             .job_name(&job.name)
             .job_queue(&self.target.queue)
             .job_definition(&self.target.definition)
@@ -94,6 +107,20 @@ impl Jobs for BatchJobs {
             job_name: output.job_name().unwrap_or(&job.name).to_string(),
         })
     }
+}
+
+/// Fargate takes the vCPU and memory of a job as resource requirements.
+fn overrides(size: JobSize) -> ContainerOverrides {
+    let requirement = |kind: ResourceType, value: u32| {
+        ResourceRequirement::builder()
+            .r#type(kind)
+            .value(value.to_string())
+            .build()
+    };
+    ContainerOverrides::builder()
+        .resource_requirements(requirement(ResourceType::Vcpu, size.vcpus))
+        .resource_requirements(requirement(ResourceType::Memory, size.memory_mib))
+        .build()
 }
 
 /// What is left after the SDK's retries: throttling and 5xx may pass later; a rejected

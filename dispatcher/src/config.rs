@@ -3,6 +3,7 @@
 use duff_s3::Location;
 
 use crate::error::DispatchError;
+use crate::sizing::JobSize;
 
 /// Default size threshold: 100 MiB. Inputs below it run in the Lambda.
 pub const DEFAULT_THRESHOLD_BYTES: u64 = 100 << 20;
@@ -27,12 +28,16 @@ pub struct Config {
 pub struct BatchTarget {
     pub queue: String,
     pub definition: String,
+    /// The job definition's own size; inputs needing more memory get an override.
+    pub job_size: JobSize,
 }
 
 impl Config {
     /// The Lambda's configuration: `DUFF_LAKE` (required), `DUFF_INBOX_PREFIX` (default
     /// `inbox/`), `DUFF_SIZE_THRESHOLD_BYTES` (default 104857600), `DUFF_BATCH_JOB_QUEUE` and
-    /// `DUFF_BATCH_JOB_DEFINITION` (both required: a Lambda cannot hold big inputs).
+    /// `DUFF_BATCH_JOB_DEFINITION` (both required: a Lambda cannot hold big inputs),
+    /// `DUFF_BATCH_JOB_VCPUS` and `DUFF_BATCH_JOB_MEMORY_MIB` (the definition's size; default 2
+    /// and 4096).
     pub fn from_env() -> Result<Config, DispatchError> {
         Config::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -50,6 +55,17 @@ impl Config {
                 ))
             })?,
         };
+        let number = |name: &str, default: u32| match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| DispatchError::Config(format!("{name}={v:?} is not a whole number"))),
+        };
+        let job_size = JobSize {
+            vcpus: number("DUFF_BATCH_JOB_VCPUS", JobSize::default().vcpus)?,
+            memory_mib: number("DUFF_BATCH_JOB_MEMORY_MIB", JobSize::default().memory_mib)?,
+        };
         let config = Config {
             lake,
             inbox_prefix: get("DUFF_INBOX_PREFIX").unwrap_or_else(|| DEFAULT_INBOX_PREFIX.into()),
@@ -57,6 +73,7 @@ impl Config {
             batch: Some(BatchTarget {
                 queue: required("DUFF_BATCH_JOB_QUEUE")?,
                 definition: required("DUFF_BATCH_JOB_DEFINITION")?,
+                job_size,
             }),
             dry_run: false,
         };
@@ -113,8 +130,24 @@ mod tests {
             c.batch,
             Some(BatchTarget {
                 queue: "q".into(),
-                definition: "d".into()
+                definition: "d".into(),
+                job_size: JobSize::default(),
             })
+        );
+        let sized = Config::from_lookup(lookup(&[
+            ("DUFF_LAKE", "s3://l/"),
+            ("DUFF_BATCH_JOB_QUEUE", "q"),
+            ("DUFF_BATCH_JOB_DEFINITION", "d"),
+            ("DUFF_BATCH_JOB_VCPUS", "4"),
+            ("DUFF_BATCH_JOB_MEMORY_MIB", "8192"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            sized.batch.unwrap().job_size,
+            JobSize {
+                vcpus: 4,
+                memory_mib: 8192
+            }
         );
         assert!(c.in_lake("lake-bucket", "data/_runs/x.json"));
         assert!(!c.in_lake("lake-bucket", "inbox/x.csv"));
@@ -133,5 +166,12 @@ mod tests {
             ("DUFF_SIZE_THRESHOLD_BYTES", "100MB"),
         ]);
         assert!(Config::from_lookup(bad_size).is_err());
+        let bad_memory = lookup(&[
+            ("DUFF_LAKE", "s3://l/"),
+            ("DUFF_BATCH_JOB_QUEUE", "q"),
+            ("DUFF_BATCH_JOB_DEFINITION", "d"),
+            ("DUFF_BATCH_JOB_MEMORY_MIB", "4GiB"),
+        ]);
+        assert!(Config::from_lookup(bad_memory).is_err());
     }
 }

@@ -303,6 +303,8 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
             key: info.key.clone(),
             etag: info.etag.clone(),
             pa_date,
+            size: info.size,
+            gzip: info.gzip(),
         };
         match jobs.submit(&job).await {
             Ok(submitted) => {

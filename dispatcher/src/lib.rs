@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod objects;
 pub mod report;
 pub mod route;
+pub mod sizing;
 pub mod traits;
 
 pub use config::{BatchTarget, Config};

@@ -98,6 +98,9 @@ pub struct JobRequest {
     pub key: String,
     pub etag: String,
     pub pa_date: NaiveDate,
+    /// The object's size, and whether it is gzip: they size the job.
+    pub size: u64,
+    pub gzip: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -43,6 +43,7 @@ fn run(args: &DispatcherArgs, payload: &Value) -> anyhow::Result<ExitCode> {
         (Some(queue), Some(definition)) => Some(BatchTarget {
             queue: queue.clone(),
             definition: definition.clone(),
+            job_size: Default::default(),
         }),
         _ => None,
     };

@@ -46,6 +46,7 @@ fn target() -> BatchTarget {
     BatchTarget {
         queue: "arn:aws:batch:us-east-1:123456789012:job-queue/duff-jobs".into(),
         definition: "duff-job".into(),
+        job_size: Default::default(),
     }
 }
 
@@ -157,6 +158,8 @@ fn submit_job_on_the_wire_is_retried_when_throttled() {
         key: "inbox/orders 2026 ü+.csv".into(),
         etag: "0a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
         pa_date: "2026-11-21".parse().unwrap(),
+        size: 200 << 20,
+        gzip: false,
     };
     let job = rt.block_on(jobs.submit(&request)).unwrap();
     assert_eq!(job.job_id, "4c7c6a8e-0000-4000-8000-000000000001");
@@ -210,6 +213,26 @@ fn submit_job_on_the_wire_is_retried_when_throttled() {
     assert!(!e.is_retryable(), "{e}");
     assert!(e.to_string().contains("ClientException"), "{e}");
     assert_eq!(stand_in.requests().len(), 3);
+    assert!(
+        body.get("containerOverrides").is_none(),
+        "a 200 MiB input runs at the definition's size: {body}"
+    );
+
+    // An input beyond the definition's memory gets a bigger job: 20 GB plans for 2^23 buckets
+    // a shard (12.5 GiB of dedup tables) plus 1 GiB: 14 GiB, still on 2 vCPU.
+    let big = JobRequest {
+        size: 20_000_000_000,
+        ..request
+    };
+    rt.block_on(jobs.submit(&big)).unwrap();
+    let body = &stand_in.requests()[3].body;
+    assert_eq!(
+        body["containerOverrides"],
+        json!({"resourceRequirements": [
+            {"type": "VCPU", "value": "2"},
+            {"type": "MEMORY", "value": "14336"},
+        ]})
+    );
 }
 
 #[test]

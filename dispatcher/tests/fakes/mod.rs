@@ -103,6 +103,7 @@ pub fn config(threshold: u64) -> Config {
         batch: Some(BatchTarget {
             queue: "duff-jobs".into(),
             definition: "duff-job".into(),
+            job_size: Default::default(),
         }),
         dry_run: false,
     }

@@ -213,7 +213,9 @@ fn lambdas_are_arm64_al2023_with_the_contracted_environment_and_queue_settings()
         env_keys(&dispatch, "DispatcherFunction"),
         [
             "DUFF_BATCH_JOB_DEFINITION",
+            "DUFF_BATCH_JOB_MEMORY_MIB",
             "DUFF_BATCH_JOB_QUEUE",
+            "DUFF_BATCH_JOB_VCPUS",
             "DUFF_INBOX_PREFIX",
             "DUFF_LAKE",
             "DUFF_LOG_FORMAT",
