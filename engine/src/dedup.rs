@@ -35,7 +35,7 @@ const PRODUCT_BITS: u32 = 64 - LINE_BITS;
 /// `product_id` and `line` in one word, when both fit.
 #[inline]
 fn pack(product_id: i64, line: u64) -> Option<u64> {
-    (product_id >= 0 && product_id < 1 << PRODUCT_BITS && line < 1 << LINE_BITS)
+    (packable_product(product_id) && line < 1 << LINE_BITS)
         .then_some((product_id as u64) << LINE_BITS | line)
 }
 
