@@ -215,4 +215,42 @@ mod tests {
         assert_eq!(rs.rows[1][1], Value::Null);
         assert_eq!(rs.rows[1][4], Value::Null);
     }
+
+    #[test]
+    fn map_entries_come_out_sorted_by_key_whatever_their_stored_order() {
+        use arrow::array::{MapBuilder, StringBuilder};
+        let mut b = MapBuilder::new(None, StringBuilder::new(), Int64Array::builder(4));
+        for (k, v) in [
+            ("unknown_status", 2),
+            ("bad_quoting", 5),
+            ("key_conflict", 1),
+        ] {
+            b.keys().append_value(k);
+            b.values().append_value(v);
+        }
+        b.append(true).unwrap();
+        b.append(true).unwrap(); // an empty map
+        let map = b.finish();
+        let schema = Schema::new(vec![Field::new(
+            "quarantined_by_reason",
+            map.data_type().clone(),
+            false,
+        )]);
+        let batch = RecordBatch::try_new(Arc::new(schema.clone()), vec![Arc::new(map)]).unwrap();
+        let rs = to_result_set(&schema, &[batch]).unwrap();
+        assert_eq!(rs.columns[0].ty, ColumnType::Map);
+        assert_eq!(
+            rs.rows[0][0],
+            Value::Map(vec![
+                ("bad_quoting".into(), Value::Int(5)),
+                ("key_conflict".into(), Value::Int(1)),
+                ("unknown_status".into(), Value::Int(2)),
+            ])
+        );
+        assert_eq!(rs.rows[1][0], Value::Map(vec![]));
+        assert_eq!(
+            String::from_utf8(rs.to_csv()).unwrap(),
+            "quarantined_by_reason\n\"{\"\"bad_quoting\"\":5,\"\"key_conflict\"\":1,\"\"unknown_status\"\":2}\"\n{}\n"
+        );
+    }
 }

@@ -191,39 +191,8 @@ impl AthenaBackend {
             let set = page.result_set.ok_or_else(|| {
                 ApiError::Internal("GetQueryResults returned no result set".into())
             })?;
-            if first {
-                let infos = set
-                    .result_set_metadata
-                    .and_then(|m| m.column_info)
-                    .unwrap_or_default();
-                result.columns = infos
-                    .iter()
-                    .map(|c| athena_values::column(&c.name, &c.r#type, c.scale))
-                    .collect::<Result<Vec<Column>, _>>()?;
-            }
-            let mut rows = set.rows.unwrap_or_default().into_iter();
-            if first {
-                rows.next(); // the header row
-                first = false;
-            }
-            for row in rows {
-                let data = row.data.unwrap_or_default();
-                if data.len() != result.columns.len() {
-                    return Err(ApiError::Internal(format!(
-                        "row of {} values for {} columns",
-                        data.len(),
-                        result.columns.len()
-                    )));
-                }
-                result.rows.push(
-                    result
-                        .columns
-                        .iter()
-                        .zip(&data)
-                        .map(|(c, d)| athena_values::value(c, d.var_char_value.as_deref()))
-                        .collect::<Result<Vec<_>, _>>()?,
-                );
-            }
+            add_page(&mut result, set, first)?;
+            first = false;
             match page.next_token {
                 Some(t) if !t.is_empty() => token = Some(t),
                 _ => return Ok(result),
@@ -242,6 +211,51 @@ impl AthenaBackend {
             tracing::warn!(query_execution_id = id, error = %e, "could not stop the query");
         }
     }
+}
+
+/// Adds one `GetQueryResults` page to `result`. The first page carries the column types (even
+/// when there are no rows, so an empty result keeps its columns) and, as its first row, the
+/// header, which is skipped. A first page without column metadata is an error: a SELECT always
+/// has it, and defaulting to no columns would answer an empty result with `columns: []`.
+fn add_page(
+    result: &mut ResultSet,
+    set: aws_sdk_athena::types::ResultSet,
+    first: bool,
+) -> Result<(), ApiError> {
+    let mut rows = set.rows.unwrap_or_default().into_iter();
+    if first {
+        let infos = set
+            .result_set_metadata
+            .and_then(|m| m.column_info)
+            .filter(|infos| !infos.is_empty())
+            .ok_or_else(|| {
+                ApiError::Internal("GetQueryResults returned no column metadata".into())
+            })?;
+        result.columns = infos
+            .iter()
+            .map(|c| athena_values::column(&c.name, &c.r#type, c.scale))
+            .collect::<Result<Vec<Column>, _>>()?;
+        rows.next(); // the header row
+    }
+    for row in rows {
+        let data = row.data.unwrap_or_default();
+        if data.len() != result.columns.len() {
+            return Err(ApiError::Internal(format!(
+                "row of {} values for {} columns",
+                data.len(),
+                result.columns.len()
+            )));
+        }
+        result.rows.push(
+            result
+                .columns
+                .iter()
+                .zip(&data)
+                .map(|(c, d)| athena_values::value(c, d.var_char_value.as_deref()))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
+    Ok(())
 }
 
 /// Transport errors, throttling and Athena's internal errors may pass; a rejected request
@@ -312,5 +326,86 @@ impl Backend for AthenaBackend {
 
     fn name(&self) -> &'static str {
         "athena"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_athena::types::{ColumnInfo, Datum, ResultSetMetadata, Row};
+
+    use super::*;
+    use crate::value::{ColumnType, Value};
+
+    fn info(name: &str, ty: &str, scale: i32) -> ColumnInfo {
+        ColumnInfo::builder()
+            .name(name)
+            .r#type(ty)
+            .scale(scale)
+            .build()
+            .unwrap()
+    }
+
+    fn row(values: &[Option<&str>]) -> Row {
+        Row::builder()
+            .set_data(Some(
+                values
+                    .iter()
+                    .map(|v| {
+                        Datum::builder()
+                            .set_var_char_value(v.map(String::from))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build()
+    }
+
+    fn page(infos: Option<Vec<ColumnInfo>>, rows: Vec<Row>) -> aws_sdk_athena::types::ResultSet {
+        aws_sdk_athena::types::ResultSet::builder()
+            .set_rows(Some(rows))
+            .set_result_set_metadata(infos.map(|i| {
+                ResultSetMetadata::builder()
+                    .set_column_info(Some(i))
+                    .build()
+            }))
+            .build()
+    }
+
+    #[test]
+    fn an_empty_result_keeps_its_typed_columns() {
+        let mut rs = ResultSet::default();
+        let infos = vec![info("client_id", "bigint", 0), info("sales", "decimal", 4)];
+        let header = row(&[Some("client_id"), Some("sales")]);
+        add_page(&mut rs, page(Some(infos), vec![header]), true).unwrap();
+        assert!(rs.rows.is_empty());
+        assert_eq!(
+            rs.columns,
+            vec![
+                Column::new("client_id", ColumnType::Integer),
+                Column::decimal("sales", 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_header_is_skipped_on_the_first_page_only() {
+        let mut rs = ResultSet::default();
+        let infos = vec![info("sales", "decimal", 4)];
+        let first = vec![row(&[Some("sales")]), row(&[Some("1.5")])];
+        add_page(&mut rs, page(Some(infos.clone()), first), true).unwrap();
+        add_page(&mut rs, page(Some(infos), vec![row(&[None])]), false).unwrap();
+        assert_eq!(
+            rs.rows,
+            vec![vec![Value::Decimal("1.5000".into())], vec![Value::Null]]
+        );
+    }
+
+    #[test]
+    fn a_first_page_without_column_metadata_is_an_error_not_a_result_without_columns() {
+        let mut rs = ResultSet::default();
+        let header = row(&[Some("client_id")]);
+        assert!(add_page(&mut rs, page(None, vec![header.clone()]), true).is_err());
+        let mut rs = ResultSet::default();
+        assert!(add_page(&mut rs, page(Some(vec![]), vec![header]), true).is_err());
     }
 }
