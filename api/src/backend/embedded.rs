@@ -28,6 +28,10 @@ use crate::value::ResultSet;
 pub struct EmbeddedBackend {
     ctx: SessionContext,
     root: PathBuf,
+    /// Queries run at once; the others wait their turn. Each whole-lake aggregate holds GiBs of
+    /// hash tables, so without a bound 16 concurrent dashboard loads on the 1 GiB lake grew the
+    /// server past 16 GiB (`cargo bench -p duff-api --bench latency`).
+    queries: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for EmbeddedBackend {
@@ -81,11 +85,20 @@ impl EmbeddedBackend {
             runs,
             runs_arrow_schema(),
         )?;
-        Ok(EmbeddedBackend { ctx, root })
+        Ok(EmbeddedBackend {
+            ctx,
+            root,
+            queries: Arc::new(tokio::sync::Semaphore::new(threads)),
+        })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How many queries run at once (one per thread the backend was opened with).
+    pub fn queries_at_once(&self) -> usize {
+        self.queries.available_permits()
     }
 
     /// Runs SQL with `$n` placeholders bound to `params` and returns Arrow batches (used by the
@@ -102,6 +115,11 @@ impl EmbeddedBackend {
                 Param::Text(s) => ScalarValue::Utf8(Some(s.clone())),
             })
             .collect();
+        let _turn = self
+            .queries
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Internal("the query limiter is closed".into()))?;
         let df = self
             .ctx
             .sql(sql)
@@ -157,5 +175,22 @@ impl Backend for EmbeddedBackend {
 
     fn name(&self) -> &'static str {
         "embedded"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_as_many_queries_at_once_as_it_has_threads_and_gives_each_turn_back() {
+        let lake = tempfile::tempdir().unwrap();
+        let backend = EmbeddedBackend::open(lake.path(), 3).unwrap();
+        assert_eq!(backend.queries_at_once(), 3);
+        let (_, batches) = backend.sql_batches("SELECT 1 AS one", &[]).await.unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        let bad = backend.sql_batches("SELECT nope FROM nowhere", &[]).await;
+        assert!(bad.is_err());
+        assert_eq!(backend.queries_at_once(), 3, "every turn is given back");
     }
 }
