@@ -249,9 +249,13 @@ pub struct EngineArgs {
     /// Start a new Parquet part file once a part reaches this many MiB.
     #[arg(long, default_value_t = 512)]
     pub file_mib: u64,
-    /// Close a Parquet row group once it reaches this many MiB (a row group is buffered in
-    /// memory until it is closed).
-    #[arg(long, default_value_t = 64)]
+    /// Close a Parquet row group once it holds this many rows (orders and fact_orders: rounded
+    /// up to a multiple of 8192).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub row_group_rows: usize,
+    /// ...or once it holds this many MiB: of data before encoding for orders and fact_orders,
+    /// encoded for the quarantine. A row group is buffered in memory until it is closed.
+    #[arg(long, default_value_t = 256)]
     pub row_group_mib: usize,
     /// Fail the whole file when more than this fraction of its rows is quarantined.
     #[arg(long, default_value_t = 0.1)]

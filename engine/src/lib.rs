@@ -19,7 +19,8 @@
 //!
 //! The pipeline: [`window`] splits the input into ranges parsed in parallel ([`chunk`], with
 //! simd-csv and the strict [`fields`] splitter), [`dedup`] judges keys in sharded hash tables,
-//! [`assemble`] builds Arrow batches, [`writer`] threads encode Parquet, and [`lake`] publishes
+//! [`assemble`] builds Arrow batches, [`writer`] threads encode Parquet (`star_writer` encodes
+//! the columns orders and fact_orders share once), and [`lake`] publishes
 //! the staged files and commits the [`manifest`].
 
 mod assemble;
@@ -37,6 +38,8 @@ pub mod reason;
 pub mod rules;
 pub mod run;
 pub mod schema;
+mod splice;
+mod star_writer;
 pub mod storage;
 mod window;
 pub mod writer;

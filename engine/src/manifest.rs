@@ -47,7 +47,9 @@ impl Counts {
 }
 
 /// Wall-clock milliseconds per stage. Parsing, dedup and encoding overlap (they are pipelined),
-/// so stages do not add up to `total`; `encode_busy_*` is time the writer threads were busy.
+/// so stages do not add up to `total`; `*_busy_ms` is time writer threads were busy:
+/// `encode_busy_ms` the encoders of orders and fact_orders (summed), `splice_busy_ms` the thread
+/// writing their encoded row groups into files.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     pub header_ms: f64,
@@ -55,8 +57,8 @@ pub struct Timings {
     pub dedup_ms: f64,
     pub assemble_ms: f64,
     pub queue_wait_ms: f64,
-    pub encode_busy_orders_ms: f64,
-    pub encode_busy_fact_ms: f64,
+    pub encode_busy_ms: f64,
+    pub splice_busy_ms: f64,
     pub encode_busy_quarantine_ms: f64,
     pub dimensions_ms: f64,
     pub publish_ms: f64,

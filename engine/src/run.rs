@@ -23,6 +23,7 @@ use crate::rules::Channels;
 use crate::schema::{
     DIM_CHANNELS, DIM_CLIENTS, DIM_PRODUCTS, DIM_STATUS, FACT_ORDERS, ORDERS, QUARANTINE, Table,
 };
+use crate::star_writer::StarWriter;
 use crate::storage::{Commit, InputBytes, Lake, Source, Stage, StorageError};
 use crate::window::parse_window;
 use crate::writer::{
@@ -88,8 +89,10 @@ impl RunOptions {
                 "max_bad_fraction must be between 0 and 1".into(),
             ));
         }
-        if self.parquet.batch_rows == 0 {
-            return Err(Error::Config("batch_rows must be > 0".into()));
+        if self.parquet.batch_rows == 0 || self.parquet.row_group_rows == 0 {
+            return Err(Error::Config(
+                "batch_rows and row_group_rows must be > 0".into(),
+            ));
         }
         Ok(())
     }
@@ -562,8 +565,8 @@ struct Pipeline<'a> {
     cx: &'a RunContext<'a>,
     header: HeaderMap,
     deduper: Deduper,
-    orders: TableWriter,
-    fact: TableWriter,
+    /// orders and fact_orders, which hold the same rows.
+    lines: StarWriter,
     quarantine: TableWriter,
     clients: BTreeMap<i64, String>,
     products: BTreeMap<i64, ProductInfo>,
@@ -589,13 +592,8 @@ impl<'a> Pipeline<'a> {
             cx,
             header: header.map.clone(),
             deduper: Deduper::new(),
-            orders: TableWriter::spawn(
-                &ORDERS,
+            lines: StarWriter::spawn(
                 cx.destination(&ORDERS, Naming::Parts),
-                opts.clone(),
-            ),
-            fact: TableWriter::spawn(
-                &FACT_ORDERS,
                 cx.destination(&FACT_ORDERS, Naming::Parts),
                 opts.clone(),
             ),
@@ -680,8 +678,7 @@ impl<'a> Pipeline<'a> {
             self.products.extend(a.products);
             quarantined.extend(a.quarantine);
             let wait = Instant::now();
-            self.orders.send(a.orders)?;
-            self.fact.send(a.fact)?;
+            self.lines.send(a.orders, a.fact);
             self.timings.queue_wait_ms += ms(wait.elapsed());
         }
         for q in &quarantined {
@@ -702,11 +699,10 @@ impl<'a> Pipeline<'a> {
 
     fn finish(mut self, bytes_processed: u64) -> Result<Processed, Error> {
         let cx = self.cx;
-        let orders = self.orders.finish()?;
-        let fact = self.fact.finish()?;
+        let lines = self.lines.finish()?;
         let quarantine = self.quarantine.finish()?;
-        self.timings.encode_busy_orders_ms = ms(orders.busy);
-        self.timings.encode_busy_fact_ms = ms(fact.busy);
+        self.timings.encode_busy_ms = ms(lines.encode_busy);
+        self.timings.splice_busy_ms = ms(lines.splice_busy);
         self.timings.encode_busy_quarantine_ms = ms(quarantine.busy);
 
         let t = Instant::now();
@@ -718,8 +714,8 @@ impl<'a> Pipeline<'a> {
         self.counts.distinct_clients = clients.len() as u64;
         self.counts.distinct_products = products.len() as u64;
         let mut outputs = Vec::new();
-        outputs.extend(orders.files);
-        outputs.extend(fact.files);
+        outputs.extend(lines.orders);
+        outputs.extend(lines.fact);
         if self.counts.rows_written > 0 {
             let dims = [
                 (&DIM_CLIENTS, assemble::dim_clients_batch(&clients, k)?),

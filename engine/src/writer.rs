@@ -49,7 +49,12 @@ pub struct ParquetOptions {
     pub codec: Codec,
     /// Rows handed to the encoder at a time (fixed, for deterministic output).
     pub batch_rows: usize,
-    /// A row group is closed once its encoded size reaches this many bytes.
+    /// A row group is closed once it holds this many rows (for orders and fact_orders, rounded
+    /// up to a multiple of `batch_rows`)...
+    pub row_group_rows: usize,
+    /// ...or this many bytes: of data before encoding for orders and fact_orders (the same for
+    /// any thread count; a row group is buffered encoded, so this bounds memory), encoded for
+    /// the others.
     pub row_group_bytes: usize,
     /// A part file is closed once it reaches this many bytes; the next part starts.
     pub file_bytes: u64,
@@ -60,14 +65,15 @@ impl Default for ParquetOptions {
         ParquetOptions {
             codec: Codec::Snappy,
             batch_rows: 8 * 1024,
-            row_group_bytes: 64 << 20,
+            row_group_rows: 1 << 20,
+            row_group_bytes: 256 << 20,
             file_bytes: 512 << 20,
         }
     }
 }
 
 impl ParquetOptions {
-    fn properties(&self, table: &Table) -> WriterProperties {
+    pub(crate) fn properties(&self, table: &Table) -> WriterProperties {
         let compression = match self.codec {
             Codec::Snappy => Compression::SNAPPY,
             Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")),
@@ -76,7 +82,7 @@ impl ParquetOptions {
             .set_compression(compression)
             .set_created_by(format!("duff-engine {}", env!("CARGO_PKG_VERSION")))
             .set_statistics_enabled(EnabledStatistics::Chunk)
-            .set_max_row_group_row_count(None)
+            .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_max_row_group_bytes(Some(self.row_group_bytes))
             .set_write_batch_size(self.batch_rows);
         // Dictionaries pay off for repeated values (names, ids, prices, units, the constant

@@ -14,6 +14,10 @@ use crate::summary;
 impl EngineArgs {
     pub fn to_options(&self) -> anyhow::Result<RunOptions> {
         anyhow::ensure!(self.chunk_kib > 0, "--chunk-kib must be at least 1");
+        anyhow::ensure!(
+            self.row_group_rows > 0,
+            "--row-group-rows must be at least 1"
+        );
         Ok(RunOptions {
             threads: self.threads,
             chunk_bytes: self.chunk_kib * 1024,
@@ -24,6 +28,7 @@ impl EngineArgs {
             parquet: ParquetOptions {
                 codec: self.codec.parse::<Codec>().map_err(anyhow::Error::msg)?,
                 file_bytes: self.file_mib << 20,
+                row_group_rows: self.row_group_rows,
                 row_group_bytes: self.row_group_mib << 20,
                 ..ParquetOptions::default()
             },

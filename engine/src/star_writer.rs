@@ -1,0 +1,577 @@
+//! The writer of the two big tables, `orders` and `fact_orders`, which hold the same rows.
+//!
+//! Eleven of fact_orders' thirteen columns carry the values of an orders column (ids, units,
+//! prices, totals, lineage). Each such column is encoded once and its encoded pages are spliced
+//! into both files; before, a third of the engine's CPU went to encoding them a second time. The
+//! columns are encoded on [`ENCODERS`] threads, each owning a fixed set of them, and one more
+//! thread splices every row group into the part files.
+//!
+//! Row groups hold a fixed number of rows, and batches reach the encoders cut at fixed multiples
+//! of `batch_rows`, so the files depend only on the data, never on thread counts or window sizes.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::FieldRef;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::errors::ParquetError;
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::schema::types::ColumnDescPtr;
+
+use crate::error::Error;
+use crate::schema::{FACT_ORDERS, ORDERS, Table};
+use crate::splice::{TeePages, relocate, retarget, splice_error};
+use crate::storage::ObjectWriter;
+use crate::writer::{Destination, Naming, ParquetOptions, WriterReport, WrittenFile};
+
+/// Encoder threads. Two keep both cores of the reference machine busy while the parse threads
+/// wait on the next window; more would only add contention there.
+pub(crate) const ENCODERS: usize = 2;
+
+/// `fact_orders` columns whose values are an `orders` column's (fact name, orders name).
+/// `assemble` builds both batches from the same arrays; the writer checks that it still does.
+const FACT_FROM_ORDERS: [(&str, &str); 11] = [
+    ("order_id", "order_id"),
+    ("product_id", "product_id"),
+    ("client_id", "client_id"),
+    ("units", "product_ccf"),
+    ("unit_price", "product_price"),
+    ("total_price", "total_price"),
+    ("total_volume", "total_volume"),
+    ("source_file", "source_file"),
+    ("source_line", "source_line"),
+    ("ingested_at", "ingested_at"),
+    ("run_id", "run_id"),
+];
+
+/// Where each fact column comes from, and which encoder encodes what.
+#[derive(Debug, Clone)]
+struct Plan {
+    /// Per fact column: `Some(orders column)` when shared.
+    fact_source: Vec<Option<usize>>,
+    /// Per encoder: the columns it encodes.
+    jobs: Vec<Vec<Job>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Orders(usize),
+    /// A fact column of its own (not shared).
+    Fact(usize),
+}
+
+impl Plan {
+    fn new() -> Plan {
+        let orders_index = |name: &str| ORDERS.columns.iter().position(|c| c.name == name);
+        let fact_source: Vec<Option<usize>> = FACT_ORDERS
+            .columns
+            .iter()
+            .map(|c| {
+                let (_, from) = FACT_FROM_ORDERS.iter().find(|(f, _)| *f == c.name)?;
+                let i = orders_index(from).expect("shared column exists in orders");
+                assert_eq!(
+                    ORDERS.columns[i].ty, c.ty,
+                    "shared column {} changes type",
+                    c.name
+                );
+                Some(i)
+            })
+            .collect();
+        // Balance the encoders by a rough per-row cost: free text is the dearest, then
+        // dictionary-encoded values, then plain or delta-encoded numbers.
+        let cost = |table: &Table, i: usize| match table.columns[i].name {
+            "client_name" | "product_description" => 6,
+            "total_price" | "total_volume" | "source_line" | "order_id" => 2,
+            _ => 3,
+        };
+        let all: Vec<(Job, u32)> = (0..ORDERS.columns.len())
+            .map(|i| (Job::Orders(i), cost(&ORDERS, i)))
+            .chain(
+                fact_source
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.is_none())
+                    .map(|(f, _)| (Job::Fact(f), cost(&FACT_ORDERS, f))),
+            )
+            .collect();
+        let mut jobs = vec![Vec::new(); ENCODERS];
+        let mut load = [0u32; ENCODERS];
+        let mut sorted = all.clone();
+        sorted.sort_by_key(|&(_, c)| std::cmp::Reverse(c));
+        for (job, c) in sorted {
+            let least = (0..ENCODERS).min_by_key(|&e| load[e]).expect("encoders");
+            load[least] += c;
+            jobs[least].push(job);
+        }
+        Plan { fact_source, jobs }
+    }
+
+    fn orders_to_fact(&self) -> Vec<Vec<usize>> {
+        let mut map = vec![Vec::new(); ORDERS.columns.len()];
+        for (f, s) in self.fact_source.iter().enumerate() {
+            if let Some(o) = s {
+                map[*o].push(f);
+            }
+        }
+        map
+    }
+}
+
+/// The rows of one range for both tables.
+type Lines = Arc<(RecordBatch, RecordBatch)>;
+
+/// A fact column chunk: encoded for fact itself, or an orders chunk's bytes re-addressed.
+enum FactChunk {
+    Own(ArrowColumnChunk),
+    Spliced {
+        bytes: Bytes,
+        close: ColumnCloseResult,
+    },
+}
+
+/// One row group's columns from one encoder.
+struct EncodedGroup {
+    orders: Vec<(usize, ArrowColumnChunk)>,
+    fact: Vec<(usize, FactChunk)>,
+}
+
+/// The sending half of the orders + fact writer.
+pub(crate) struct StarWriter {
+    senders: Vec<SyncSender<Lines>>,
+    encoders: Vec<JoinHandle<Result<Duration, Error>>>,
+    files: JoinHandle<Result<(WriterReport, WriterReport), Error>>,
+}
+
+/// What both tables' writing took.
+pub(crate) struct StarReport {
+    pub orders: Vec<WrittenFile>,
+    pub fact: Vec<WrittenFile>,
+    /// Busy time of the encoder threads, summed.
+    pub encode_busy: Duration,
+    /// Busy time of the thread splicing row groups into files.
+    pub splice_busy: Duration,
+}
+
+impl StarWriter {
+    pub fn spawn(orders: Destination, fact: Destination, options: ParquetOptions) -> StarWriter {
+        let plan = Plan::new();
+        let mut senders = Vec::new();
+        let mut encoders = Vec::new();
+        let mut groups = Vec::new();
+        for (e, jobs) in plan.jobs.iter().enumerate() {
+            let (tx, rx) = sync_channel::<Lines>(4);
+            let (group_tx, group_rx) = sync_channel::<EncodedGroup>(1);
+            let (jobs, plan, options) = (jobs.clone(), plan.clone(), options.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("encode-orders-{e}"))
+                .spawn(move || encode(jobs, &plan, &options, rx, group_tx))
+                .expect("spawn encoder thread");
+            senders.push(tx);
+            encoders.push(handle);
+            groups.push(group_rx);
+        }
+        let files = std::thread::Builder::new()
+            .name("write-orders".into())
+            .spawn(move || splice(orders, fact, &options, groups))
+            .expect("spawn writer thread");
+        StarWriter {
+            senders,
+            encoders,
+            files,
+        }
+    }
+
+    /// Queues the rows of one range (the same rows in both batches); blocks while the encoders
+    /// are behind (bounded memory).
+    pub fn send(&self, orders: RecordBatch, fact: RecordBatch) {
+        if orders.num_rows() == 0 {
+            return;
+        }
+        let lines = Arc::new((orders, fact));
+        for tx in &self.senders {
+            // A closed channel means a thread stopped on an error, which `finish` reports.
+            let _ = tx.send(lines.clone());
+        }
+    }
+
+    pub fn finish(self) -> Result<StarReport, Error> {
+        drop(self.senders);
+        let mut encode_busy = Duration::ZERO;
+        let mut first_error = None;
+        for handle in self.encoders {
+            match handle.join().map_err(|_| Error::WriterPanicked)? {
+                Ok(busy) => encode_busy += busy,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // A file writer's error (storage) explains an encoder's closed channel, so it wins.
+        let (orders, fact) = self.files.join().map_err(|_| Error::WriterPanicked)??;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(StarReport {
+            orders: orders.files,
+            fact: fact.files,
+            encode_busy,
+            splice_busy: orders.busy,
+        })
+    }
+}
+
+/// One encoder thread: its columns of every row group.
+fn encode(
+    jobs: Vec<Job>,
+    plan: &Plan,
+    options: &ParquetOptions,
+    rx: Receiver<Lines>,
+    out: SyncSender<EncodedGroup>,
+) -> Result<Duration, Error> {
+    let batch_rows = options.batch_rows;
+    let group_rows = options.row_group_rows.div_ceil(batch_rows).max(1) * batch_rows;
+    let tee = Arc::new(TeePages::default());
+    let (orders_factory, _) = column_factory(&ORDERS, options)?;
+    let orders_factory = orders_factory.with_page_store_factory(tee.clone());
+    let (fact_factory, fact_descr) = column_factory(&FACT_ORDERS, options)?;
+    let fields: Vec<FieldRef> = jobs
+        .iter()
+        .map(|job| match *job {
+            Job::Orders(i) => ORDERS.arrow_schema().fields()[i].clone(),
+            Job::Fact(f) => FACT_ORDERS.arrow_schema().fields()[f].clone(),
+        })
+        .collect();
+    let shared_with = plan.orders_to_fact();
+
+    let mut busy = Duration::ZERO;
+    let mut group = 0;
+    let mut writers: Option<Vec<ArrowColumnWriter>> = None;
+    let mut rows_in_group = 0;
+    let mut bytes_in_group = 0;
+    // Pieces of the next `batch_rows` slice, per job, when a range ends mid-slice.
+    let mut pending: Vec<Vec<ArrayRef>> = vec![Vec::new(); jobs.len()];
+    let mut pending_rows = 0;
+
+    let close_group = |writers: Vec<ArrowColumnWriter>, group: &mut usize| {
+        let mut encoded = EncodedGroup {
+            orders: Vec::new(),
+            fact: Vec::new(),
+        };
+        let pages = tee.take();
+        for (job, writer) in jobs.iter().zip(writers) {
+            let chunk = writer.close()?;
+            match *job {
+                Job::Orders(i) => {
+                    for &f in &shared_with[i] {
+                        let blobs = pages.iter().find(|(c, _)| *c == i).map(|(_, b)| b);
+                        let blobs =
+                            blobs.ok_or_else(|| splice_error("no tee for a shared column"))?;
+                        let blobs = blobs.lock().expect("tee lock").clone();
+                        let (bytes, close) = relocate(blobs, chunk.close())?;
+                        let close = retarget(&close, fact_descr[f].clone())?;
+                        encoded.fact.push((f, FactChunk::Spliced { bytes, close }));
+                    }
+                    encoded.orders.push((i, chunk));
+                }
+                Job::Fact(f) => encoded.fact.push((f, FactChunk::Own(chunk))),
+            }
+        }
+        *group += 1;
+        // A closed channel means the file thread stopped on an error, which `finish` reports.
+        let _ = out.send(encoded);
+        Ok::<(), Error>(())
+    };
+
+    for lines in rx {
+        let t = Instant::now();
+        let (orders, fact) = (&lines.0, &lines.1);
+        check_shared(plan, orders, fact)?;
+        let n = orders.num_rows();
+        let mut offset = 0;
+        while offset < n {
+            let take = (batch_rows - pending_rows).min(n - offset);
+            for (j, job) in jobs.iter().enumerate() {
+                let column = match *job {
+                    Job::Orders(i) => orders.column(i),
+                    Job::Fact(f) => fact.column(f),
+                };
+                pending[j].push(column.slice(offset, take));
+            }
+            bytes_in_group += data_bytes(orders, offset, take);
+            offset += take;
+            pending_rows += take;
+            if pending_rows < batch_rows {
+                continue;
+            }
+            let ws = match &mut writers {
+                Some(ws) => ws,
+                None => writers.insert(open_group(&jobs, &orders_factory, &fact_factory, group)?),
+            };
+            write_slice(ws, &fields, &mut pending)?;
+            rows_in_group += pending_rows;
+            pending_rows = 0;
+            if rows_in_group == group_rows || bytes_in_group >= options.row_group_bytes {
+                close_group(writers.take().expect("open"), &mut group)?;
+                rows_in_group = 0;
+                bytes_in_group = 0;
+            }
+        }
+        busy += t.elapsed();
+    }
+    let t = Instant::now();
+    if pending_rows > 0 {
+        let ws = match &mut writers {
+            Some(ws) => ws,
+            None => writers.insert(open_group(&jobs, &orders_factory, &fact_factory, group)?),
+        };
+        write_slice(ws, &fields, &mut pending)?;
+    }
+    if let Some(ws) = writers.take() {
+        close_group(ws, &mut group)?;
+    }
+    Ok(busy + t.elapsed())
+}
+
+/// Bytes of data in rows `offset..offset + len` of an orders batch, before encoding: computed
+/// from the values alone, so every encoder closes its row groups after the same rows.
+fn data_bytes(batch: &RecordBatch, offset: usize, len: usize) -> usize {
+    use arrow::array::AsArray;
+    use arrow::datatypes::DataType;
+    batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8 => {
+                let offsets = c.as_string::<i32>().value_offsets();
+                (offsets[offset + len] - offsets[offset]) as usize + 4 * len
+            }
+            DataType::Dictionary(key, _) => key.primitive_width().unwrap_or(4) * len,
+            other => other.primitive_width().unwrap_or(8) * len,
+        })
+        .sum()
+}
+
+/// Refuses batches where a shared fact column is not the orders column it is spliced from.
+fn check_shared(plan: &Plan, orders: &RecordBatch, fact: &RecordBatch) -> Result<(), Error> {
+    for (f, source) in plan.fact_source.iter().enumerate() {
+        if let Some(o) = source
+            && !Arc::ptr_eq(fact.column(f), orders.column(*o))
+        {
+            return Err(splice_error(&format!(
+                "fact_orders.{} is not orders.{}",
+                FACT_ORDERS.columns[f].name, ORDERS.columns[*o].name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn open_group(
+    jobs: &[Job],
+    orders: &ArrowRowGroupWriterFactory,
+    fact: &ArrowRowGroupWriterFactory,
+    group: usize,
+) -> Result<Vec<ArrowColumnWriter>, Error> {
+    let mut orders: Vec<Option<ArrowColumnWriter>> = orders
+        .create_column_writers(group)?
+        .into_iter()
+        .map(Some)
+        .collect();
+    let mut fact: Vec<Option<ArrowColumnWriter>> = fact
+        .create_column_writers(group)?
+        .into_iter()
+        .map(Some)
+        .collect();
+    Ok(jobs
+        .iter()
+        .map(|job| match *job {
+            Job::Orders(i) => orders[i].take().expect("one writer per column"),
+            Job::Fact(f) => fact[f].take().expect("one writer per column"),
+        })
+        .collect())
+}
+
+fn write_slice(
+    writers: &mut [ArrowColumnWriter],
+    fields: &[FieldRef],
+    pending: &mut [Vec<ArrayRef>],
+) -> Result<(), Error> {
+    for ((writer, field), pieces) in writers.iter_mut().zip(fields).zip(pending) {
+        let array = if pieces.len() == 1 {
+            pieces.pop().expect("one piece")
+        } else {
+            let parts: Vec<&dyn arrow::array::Array> = pieces.iter().map(|a| a.as_ref()).collect();
+            let joined = arrow::compute::concat(&parts)?;
+            pieces.clear();
+            joined
+        };
+        for leaf in compute_leaves(field, &array)? {
+            writer.write(&leaf)?;
+        }
+    }
+    Ok(())
+}
+
+/// A column-writer factory with the engine's settings for `table`, and the table's Parquet
+/// column descriptors (as its files have them).
+fn column_factory(
+    table: &'static Table,
+    options: &ParquetOptions,
+) -> Result<(ArrowRowGroupWriterFactory, Vec<ColumnDescPtr>), Error> {
+    let writer = ArrowWriter::try_new(
+        std::io::sink(),
+        table.arrow_schema(),
+        Some(options.properties(table)),
+    )?;
+    let (file, factory) = writer.into_serialized_writer()?;
+    Ok((factory, file.schema_descr().columns().to_vec()))
+}
+
+/// The file thread: takes each row group from every encoder and splices it into both tables'
+/// part files.
+fn splice(
+    orders: Destination,
+    fact: Destination,
+    options: &ParquetOptions,
+    groups: Vec<Receiver<EncodedGroup>>,
+) -> Result<(WriterReport, WriterReport), Error> {
+    let mut orders_files = PartFiles::new(&ORDERS, orders, options);
+    let mut fact_files = PartFiles::new(&FACT_ORDERS, fact, options);
+    let mut busy = Duration::ZERO;
+    'groups: loop {
+        let mut orders_chunks: Vec<Option<ArrowColumnChunk>> =
+            (0..ORDERS.columns.len()).map(|_| None).collect();
+        let mut fact_chunks: Vec<Option<FactChunk>> =
+            (0..FACT_ORDERS.columns.len()).map(|_| None).collect();
+        for (e, rx) in groups.iter().enumerate() {
+            let Ok(group) = rx.recv() else {
+                // Encoders end together (same rows); one ending early stopped on an error.
+                if e == 0 {
+                    break 'groups;
+                }
+                return Err(splice_error("an encoder stopped mid row group"));
+            };
+            for (i, chunk) in group.orders {
+                orders_chunks[i] = Some(chunk);
+            }
+            for (f, chunk) in group.fact {
+                fact_chunks[f] = Some(chunk);
+            }
+        }
+        let t = Instant::now();
+        orders_files.write_group(|rg| {
+            for chunk in orders_chunks {
+                chunk
+                    .expect("every orders column encoded")
+                    .append_to_row_group(rg)?;
+            }
+            Ok(())
+        })?;
+        fact_files.write_group(|rg| {
+            for chunk in fact_chunks {
+                match chunk.expect("every fact column encoded") {
+                    FactChunk::Own(chunk) => chunk.append_to_row_group(rg)?,
+                    FactChunk::Spliced { bytes, close } => rg.append_column(&bytes, close)?,
+                }
+            }
+            Ok(())
+        })?;
+        busy += t.elapsed();
+    }
+    let t = Instant::now();
+    let orders = orders_files.finish()?;
+    let fact = fact_files.finish()?;
+    busy += t.elapsed();
+    Ok((
+        WriterReport {
+            files: orders,
+            busy,
+        },
+        WriterReport {
+            files: fact,
+            busy: Duration::ZERO,
+        },
+    ))
+}
+
+type FileWriter = SerializedFileWriter<Box<dyn ObjectWriter>>;
+
+/// A table's part files, rolled over at `file_bytes` between row groups.
+struct PartFiles<'a> {
+    table: &'static Table,
+    dest: Destination,
+    options: &'a ParquetOptions,
+    /// The open part: its writer, path relative to the lake root, and rows so far.
+    current: Option<(FileWriter, String, u64)>,
+    files: Vec<WrittenFile>,
+}
+
+impl<'a> PartFiles<'a> {
+    fn new(table: &'static Table, dest: Destination, options: &'a ParquetOptions) -> Self {
+        PartFiles {
+            table,
+            dest,
+            options,
+            current: None,
+            files: Vec::new(),
+        }
+    }
+
+    fn write_group(
+        &mut self,
+        append: impl FnOnce(
+            &mut SerializedRowGroupWriter<'_, Box<dyn ObjectWriter>>,
+        ) -> Result<(), ParquetError>,
+    ) -> Result<(), Error> {
+        if self.current.is_none() {
+            let name = match self.dest.naming {
+                Naming::Parts => format!("{}-{}.parquet", self.dest.stem, self.files.len()),
+                Naming::Single => format!("{}.parquet", self.dest.stem),
+            };
+            let rel = format!("{}/{}", self.dest.dir, name);
+            let file = self.dest.stage.create(&rel)?;
+            let writer = ArrowWriter::try_new(
+                file,
+                self.table.arrow_schema(),
+                Some(self.options.properties(self.table)),
+            )?;
+            self.current = Some((writer.into_serialized_writer()?.0, rel, 0));
+        }
+        let (writer, _, rows) = self.current.as_mut().expect("opened above");
+        let mut rg = writer.next_row_group()?;
+        append(&mut rg)?;
+        *rows += rg.close()?.num_rows() as u64;
+        if matches!(self.dest.naming, Naming::Parts)
+            && writer.bytes_written() as u64 >= self.options.file_bytes
+        {
+            self.close_current()?;
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<(), Error> {
+        if let Some((writer, rel, rows)) = self.current.take() {
+            let bytes = writer.into_inner()?.finish()?;
+            self.files.push(WrittenFile {
+                table: self.table.name.to_string(),
+                path: rel,
+                rows,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<WrittenFile>, Error> {
+        self.close_current()?;
+        Ok(self.files)
+    }
+}
