@@ -6,11 +6,13 @@
 //! columns are encoded on [`ENCODERS`] threads, each owning a fixed set of them, and one more
 //! thread splices every row group into the part files.
 //!
-//! Row groups hold a fixed number of rows, and batches reach the encoders cut at fixed multiples
-//! of `batch_rows`, so the files depend only on the data, never on thread counts or window sizes.
+//! Row groups close at a number of rows or of bytes of data counted from the values alone, and
+//! batches reach the encoders cut at fixed multiples of `batch_rows`, so every encoder closes
+//! its row groups after the same rows and the files depend only on the data, never on thread
+//! counts or window sizes.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 

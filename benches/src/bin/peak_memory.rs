@@ -13,6 +13,7 @@ use duff_engine::{LocalLake, RunOptions, RunOutcome, peak_rss_bytes, run_local};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    duff_benches::keep_freed_memory();
     let mut args = std::env::args().skip(1);
     let what = args
         .next()

@@ -19,6 +19,7 @@ use duff_s3::{Endpoint, S3Lake, S3Source, S3Url, TransferSettings};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    duff_benches::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--child") {
         return child(&args[1..]);
