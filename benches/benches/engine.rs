@@ -18,13 +18,13 @@ use duff_engine::{LocalLake, ParquetOptions, RunOptions, RunOutcome, run_local};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: duff_alloc::Allocator = duff_alloc::Allocator;
 
 const INPUT_BYTES: u64 = 64_000_000;
 
 fn parse(c: &mut Criterion) {
     // The first group criterion runs: set the allocator up as the `duff` binary does.
-    duff_benches::keep_freed_memory();
+    duff_alloc::tune();
     let data = std::fs::read(input(INPUT_BYTES)).unwrap();
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Bytes(data.len() as u64))

@@ -47,12 +47,3 @@ pub fn pool(threads: usize) -> rayon::ThreadPool {
         .build()
         .expect("thread pool")
 }
-
-/// mimalloc hands memory freed by the engine (column buffers, every range) back to the OS after a
-/// delay, and the next ranges fault it back in zeroed: ~1 GiB per GiB of input, a tenth of the
-/// CPU of a run. Keeping it costs ~25 MiB of peak RSS as the `duff` binary does (README, "Performance").
-pub fn keep_freed_memory() {
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15; // mimalloc.h
-    // SAFETY: sets a process-wide allocator option, valid at any time.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
-}

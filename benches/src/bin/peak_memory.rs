@@ -10,10 +10,10 @@ use anyhow::Context;
 use duff_engine::{LocalLake, RunOptions, RunOutcome, peak_rss_bytes, run_local};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: duff_alloc::Allocator = duff_alloc::Allocator;
 
 fn main() -> anyhow::Result<()> {
-    duff_benches::keep_freed_memory();
+    duff_alloc::tune();
     let mut args = std::env::args().skip(1);
     let what = args
         .next()

@@ -16,10 +16,10 @@ use duff_s3::test_server::S3Server;
 use duff_s3::{Endpoint, S3Lake, S3Source, S3Url, TransferSettings};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: duff_alloc::Allocator = duff_alloc::Allocator;
 
 fn main() -> anyhow::Result<()> {
-    duff_benches::keep_freed_memory();
+    duff_alloc::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--child") {
         return child(&args[1..]);

@@ -9,11 +9,11 @@ use serde_json::Value;
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: duff_alloc::Allocator = duff_alloc::Allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    keep_freed_memory();
+    duff_alloc::tune();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -37,13 +37,4 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         invoke(dispatcher, event).await
     }))
     .await
-}
-
-/// mimalloc hands memory freed by the engine (column buffers, every range) back to the OS after a
-/// delay, and the next ranges fault it back in zeroed: ~1 GiB per GiB of input, a tenth of the
-/// CPU of a run. Keeping it costs ~25 MiB of peak RSS (README, "Performance").
-fn keep_freed_memory() {
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15; // mimalloc.h
-    // SAFETY: sets a process-wide allocator option, valid at any time.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
 }
