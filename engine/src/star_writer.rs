@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::schema::{FACT_ORDERS, ORDERS, Table};
 use crate::splice::{TeePages, relocate, retarget, splice_error};
 use crate::storage::ObjectWriter;
-use crate::writer::{Destination, Naming, ParquetOptions, WriterReport, WrittenFile};
+use crate::writer::{Destination, ParquetOptions, PartFile, Parts, WriterReport, WrittenFile};
 
 /// Encoder threads. Two keep both cores of the reference machine busy while the parse threads
 /// wait on the next window; more would only add contention there.
@@ -445,8 +445,8 @@ fn splice(
     options: &ParquetOptions,
     groups: Vec<Receiver<EncodedGroup>>,
 ) -> Result<(WriterReport, WriterReport), Error> {
-    let mut orders_files = PartFiles::new(&ORDERS, orders, options);
-    let mut fact_files = PartFiles::new(&FACT_ORDERS, fact, options);
+    let mut orders_files = Parts::<FileWriter>::new(&ORDERS, orders, options);
+    let mut fact_files = Parts::<FileWriter>::new(&FACT_ORDERS, fact, options);
     let mut busy = Duration::ZERO;
     'groups: loop {
         let mut orders_chunks: Vec<Option<ArrowColumnChunk>> =
@@ -469,7 +469,7 @@ fn splice(
             }
         }
         let t = Instant::now();
-        orders_files.write_group(|rg| {
+        write_group(&mut orders_files, |rg| {
             for chunk in orders_chunks {
                 chunk
                     .expect("every orders column encoded")
@@ -477,7 +477,7 @@ fn splice(
             }
             Ok(())
         })?;
-        fact_files.write_group(|rg| {
+        write_group(&mut fact_files, |rg| {
             for chunk in fact_chunks {
                 match chunk.expect("every fact column encoded") {
                     FactChunk::Own(chunk) => chunk.append_to_row_group(rg)?,
@@ -506,74 +506,38 @@ fn splice(
 
 type FileWriter = SerializedFileWriter<Box<dyn ObjectWriter>>;
 
-/// A table's part files, rolled over at `file_bytes` between row groups.
-struct PartFiles<'a> {
-    table: &'static Table,
-    dest: Destination,
-    options: &'a ParquetOptions,
-    /// The open part: its writer, path relative to the lake root, and rows so far.
-    current: Option<(FileWriter, String, u64)>,
-    files: Vec<WrittenFile>,
+/// Part files written a whole encoded row group at a time.
+impl PartFile for FileWriter {
+    fn open(
+        file: Box<dyn ObjectWriter>,
+        table: &'static Table,
+        options: &ParquetOptions,
+    ) -> Result<Self, Error> {
+        // An `ArrowWriter`'s file writer: the Arrow schema goes into the footer as usual.
+        let writer =
+            ArrowWriter::try_new(file, table.arrow_schema(), Some(options.properties(table)))?;
+        Ok(writer.into_serialized_writer()?.0)
+    }
+
+    fn size(&self) -> u64 {
+        self.bytes_written() as u64
+    }
+
+    fn close(self) -> Result<u64, Error> {
+        self.into_inner()?.finish()
+    }
 }
 
-impl<'a> PartFiles<'a> {
-    fn new(table: &'static Table, dest: Destination, options: &'a ParquetOptions) -> Self {
-        PartFiles {
-            table,
-            dest,
-            options,
-            current: None,
-            files: Vec::new(),
-        }
-    }
-
-    fn write_group(
-        &mut self,
-        append: impl FnOnce(
-            &mut SerializedRowGroupWriter<'_, Box<dyn ObjectWriter>>,
-        ) -> Result<(), ParquetError>,
-    ) -> Result<(), Error> {
-        if self.current.is_none() {
-            let name = match self.dest.naming {
-                Naming::Parts => format!("{}-{}.parquet", self.dest.stem, self.files.len()),
-                Naming::Single => format!("{}.parquet", self.dest.stem),
-            };
-            let rel = format!("{}/{}", self.dest.dir, name);
-            let file = self.dest.stage.create(&rel)?;
-            let writer = ArrowWriter::try_new(
-                file,
-                self.table.arrow_schema(),
-                Some(self.options.properties(self.table)),
-            )?;
-            self.current = Some((writer.into_serialized_writer()?.0, rel, 0));
-        }
-        let (writer, _, rows) = self.current.as_mut().expect("opened above");
-        let mut rg = writer.next_row_group()?;
-        append(&mut rg)?;
-        *rows += rg.close()?.num_rows() as u64;
-        if matches!(self.dest.naming, Naming::Parts)
-            && writer.bytes_written() as u64 >= self.options.file_bytes
-        {
-            self.close_current()?;
-        }
-        Ok(())
-    }
-
-    fn close_current(&mut self) -> Result<(), Error> {
-        if let Some((writer, rel, rows)) = self.current.take() {
-            let bytes = writer.into_inner()?.finish()?;
-            self.files.push(WrittenFile {
-                table: self.table.name.to_string(),
-                path: rel,
-                rows,
-                bytes,
-            });
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Vec<WrittenFile>, Error> {
-        self.close_current()?;
-        Ok(self.files)
-    }
+/// Appends one row group to the open part of `parts`.
+fn write_group(
+    parts: &mut Parts<FileWriter>,
+    append: impl FnOnce(
+        &mut SerializedRowGroupWriter<'_, Box<dyn ObjectWriter>>,
+    ) -> Result<(), ParquetError>,
+) -> Result<(), Error> {
+    parts.write(|file| {
+        let mut group = file.next_row_group()?;
+        append(&mut group)?;
+        Ok(group.close()?.num_rows() as u64)
+    })
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
-use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -183,7 +182,7 @@ fn write_table(
     rx: Receiver<RecordBatch>,
 ) -> Result<WriterReport, Error> {
     let schema = table.arrow_schema();
-    let mut out = PartWriter::new(table, &dest, &options, schema.clone());
+    let mut out = Parts::new(table, dest, &options);
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0usize;
     let mut busy = Duration::ZERO;
@@ -197,13 +196,13 @@ fn write_table(
             let piece = batch.slice(offset, take);
             offset += take;
             if pending_rows == 0 && take == options.batch_rows {
-                out.write(&piece)?;
+                write_batch(&mut out, &piece)?;
                 continue;
             }
             pending.push(piece);
             pending_rows += take;
             if pending_rows == options.batch_rows {
-                out.write(&concat_batches(&schema, &pending)?)?;
+                write_batch(&mut out, &concat_batches(&schema, &pending)?)?;
                 pending.clear();
                 pending_rows = 0;
             }
@@ -212,71 +211,94 @@ fn write_table(
     }
     let t = Instant::now();
     if pending_rows > 0 {
-        out.write(&concat_batches(&schema, &pending)?)?;
+        write_batch(&mut out, &concat_batches(&schema, &pending)?)?;
     }
     let files = out.finish()?;
     busy += t.elapsed();
     Ok(WriterReport { files, busy })
 }
 
-type PartEncoder = ArrowWriter<Box<dyn ObjectWriter>>;
+/// An open Parquet part file, written by some kind of writer.
+pub(crate) trait PartFile: Sized {
+    fn open(
+        file: Box<dyn ObjectWriter>,
+        table: &'static Table,
+        options: &ParquetOptions,
+    ) -> Result<Self, Error>;
+    /// Bytes so far, including what is buffered for the open row group.
+    fn size(&self) -> u64;
+    /// Writes the footer and seals the file; returns its size.
+    fn close(self) -> Result<u64, Error>;
+}
 
-/// Writes parts of one table, rolling to a new file at the size limit.
-struct PartWriter<'a> {
+impl PartFile for ArrowWriter<Box<dyn ObjectWriter>> {
+    fn open(
+        file: Box<dyn ObjectWriter>,
+        table: &'static Table,
+        options: &ParquetOptions,
+    ) -> Result<Self, Error> {
+        Ok(ArrowWriter::try_new(
+            file,
+            table.arrow_schema(),
+            Some(options.properties(table)),
+        )?)
+    }
+
+    fn size(&self) -> u64 {
+        (self.bytes_written() + self.in_progress_size()) as u64
+    }
+
+    fn close(self) -> Result<u64, Error> {
+        self.into_inner()?.finish()
+    }
+}
+
+/// A table's part files, rolled over at `file_bytes`.
+pub(crate) struct Parts<F> {
     table: &'static Table,
-    dest: &'a Destination,
-    options: &'a ParquetOptions,
-    schema: SchemaRef,
-    /// The open part: its encoder, path relative to the lake root, and rows so far.
-    current: Option<(PartEncoder, String, u64)>,
+    dest: Destination,
+    file_bytes: u64,
+    properties: ParquetOptions,
+    /// The open part: its writer, path relative to the lake root, and rows so far.
+    current: Option<(F, String, u64)>,
     files: Vec<WrittenFile>,
 }
 
-impl<'a> PartWriter<'a> {
-    fn new(
-        table: &'static Table,
-        dest: &'a Destination,
-        options: &'a ParquetOptions,
-        schema: SchemaRef,
-    ) -> Self {
-        PartWriter {
+impl<F: PartFile> Parts<F> {
+    pub fn new(table: &'static Table, dest: Destination, options: &ParquetOptions) -> Self {
+        Parts {
             table,
             dest,
-            options,
-            schema,
+            file_bytes: options.file_bytes,
+            properties: options.clone(),
             current: None,
             files: Vec::new(),
         }
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+    /// Writes into the open part (opening one first if needed) with `write`, which returns the
+    /// rows it wrote; closes the part once it reaches the size limit.
+    pub fn write(&mut self, write: impl FnOnce(&mut F) -> Result<u64, Error>) -> Result<(), Error> {
         if self.current.is_none() {
             let name = match self.dest.naming {
                 Naming::Parts => format!("{}-{}.parquet", self.dest.stem, self.files.len()),
                 Naming::Single => format!("{}.parquet", self.dest.stem),
             };
             let rel = format!("{}/{}", self.dest.dir, name);
-            let file = self.dest.stage.create(&rel)?;
-            let writer = ArrowWriter::try_new(
-                file,
-                self.schema.clone(),
-                Some(self.options.properties(self.table)),
-            )?;
-            self.current = Some((writer, rel, 0));
+            let file = F::open(self.dest.stage.create(&rel)?, self.table, &self.properties)?;
+            self.current = Some((file, rel, 0));
         }
-        let (writer, _, rows) = self.current.as_mut().expect("opened above");
-        writer.write(batch)?;
-        *rows += batch.num_rows() as u64;
-        let size = (writer.bytes_written() + writer.in_progress_size()) as u64;
-        if matches!(self.dest.naming, Naming::Parts) && size >= self.options.file_bytes {
+        let (file, _, rows) = self.current.as_mut().expect("opened above");
+        *rows += write(file)?;
+        if matches!(self.dest.naming, Naming::Parts) && file.size() >= self.file_bytes {
             self.close_current()?;
         }
         Ok(())
     }
 
     fn close_current(&mut self) -> Result<(), Error> {
-        if let Some((writer, rel, rows)) = self.current.take() {
-            let bytes = writer.into_inner()?.finish()?;
+        if let Some((file, rel, rows)) = self.current.take() {
+            let bytes = file.close()?;
             self.files.push(WrittenFile {
                 table: self.table.name.to_string(),
                 path: rel,
@@ -287,10 +309,21 @@ impl<'a> PartWriter<'a> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<WrittenFile>, Error> {
+    pub fn finish(mut self) -> Result<Vec<WrittenFile>, Error> {
         self.close_current()?;
         Ok(self.files)
     }
+}
+
+/// Writes `batch` into a part of `parts`.
+fn write_batch(
+    parts: &mut Parts<ArrowWriter<Box<dyn ObjectWriter>>>,
+    batch: &RecordBatch,
+) -> Result<(), Error> {
+    parts.write(|w| {
+        w.write(batch)?;
+        Ok(batch.num_rows() as u64)
+    })
 }
 
 pub(crate) fn create_parent(path: &Path) -> Result<(), Error> {
@@ -328,7 +361,7 @@ pub(crate) fn write_small_table(
     if batch.num_rows() == 0 {
         return Ok(None);
     }
-    let mut out = PartWriter::new(table, &dest, options, table.arrow_schema());
-    out.write(batch)?;
+    let mut out = Parts::new(table, dest, options);
+    write_batch(&mut out, batch)?;
     Ok(out.finish()?.pop())
 }

@@ -206,18 +206,33 @@ fn single_thread_tiny_ranges() {
     compare("tiny-ranges.csv", dirty(5, 8_000), options);
 }
 
+/// 250 000 rows of nearly as many clients: the dictionary of `client_id` (shared by both
+/// tables) overflows its page within a row group of 180 000 rows.
+fn many_clients(seed: u64) -> GenConfig {
+    GenConfig {
+        seed,
+        size: Size::Rows(250_000),
+        clients: 2_000_000,
+        dirt: Dirt::typical(),
+        ..GenConfig::default()
+    }
+}
+
+/// Runs `cfg` into a lake under `dir` with `options`; the lake's path.
+fn run_into(dir: &std::path::Path, cfg: &GenConfig, options: &RunOptions) -> std::path::PathBuf {
+    let (input, _) = common::datagen(dir, "many-clients.csv", cfg);
+    let lake = dir.join("lake");
+    let outcome = common::run(&input, &lake, options);
+    assert!(matches!(outcome, RunOutcome::Succeeded(_)), "{outcome:?}");
+    lake
+}
+
 /// Many clients, small row groups and small part files: several row groups per table, several
 /// parts, and shared columns whose dictionary overflows its page (the encoder falls back to
 /// plain mid-chunk), all spliced into fact_orders.
 #[test]
 fn many_clients_small_row_groups_and_parts() {
-    let cfg = GenConfig {
-        seed: 6,
-        size: Size::Rows(250_000),
-        clients: 2_000_000,
-        dirt: Dirt::typical(),
-        ..GenConfig::default()
-    };
+    let cfg = many_clients(6);
     let options = RunOptions {
         parquet: duff_engine::ParquetOptions {
             row_group_rows: 180_000,
@@ -227,12 +242,7 @@ fn many_clients_small_row_groups_and_parts() {
         ..common::fixed_options()
     };
     let dir = tempfile::tempdir().unwrap();
-    let (input, _) = common::datagen(dir.path(), "many-clients.csv", &cfg);
-    let lake = dir.path().join("lake");
-    assert!(matches!(
-        common::run(&input, &lake, &options),
-        RunOutcome::Succeeded(_)
-    ));
+    let lake = run_into(dir.path(), &cfg, &options);
     let files = common::table_files(&lake, &FACT_ORDERS);
     assert!(files.len() >= 2, "fact parts: {files:?}");
     let mut groups = Vec::new();
@@ -273,13 +283,7 @@ fn many_clients_small_row_groups_and_parts() {
 /// (readers that do not use the page index would not notice wrong ones).
 #[test]
 fn spliced_files_equal_what_arrow_writer_writes() {
-    let cfg = GenConfig {
-        seed: 7,
-        size: Size::Rows(250_000),
-        clients: 2_000_000,
-        dirt: Dirt::typical(),
-        ..GenConfig::default()
-    };
+    let cfg = many_clients(7);
     let parquet = duff_engine::ParquetOptions {
         row_group_rows: 22 * 8192,
         ..Default::default()
@@ -289,12 +293,7 @@ fn spliced_files_equal_what_arrow_writer_writes() {
         ..common::fixed_options()
     };
     let dir = tempfile::tempdir().unwrap();
-    let (input, _) = common::datagen(dir.path(), "many-clients.csv", &cfg);
-    let lake = dir.path().join("lake");
-    assert!(matches!(
-        common::run(&input, &lake, &options),
-        RunOutcome::Succeeded(_)
-    ));
+    let lake = run_into(dir.path(), &cfg, &options);
     for table in [&ORDERS, &FACT_ORDERS] {
         let [file] = &common::table_files(&lake, table)[..] else {
             panic!("{}: one part expected", table.name)

@@ -41,6 +41,9 @@ mod tests {
         assert_eq!(unsafe { libmimalloc_sys::mi_option_get(15) }, -1);
         #[cfg(target_os = "linux")]
         // SAFETY: integer arguments only.
-        assert_eq!(unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) }, 1);
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) },
+            1
+        );
     }
 }
