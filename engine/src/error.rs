@@ -65,6 +65,9 @@ pub enum Error {
     Config(String),
     #[error("a writer thread panicked")]
     WriterPanicked,
+    /// A writer thread stopped early; the error that stopped it is reported instead when known.
+    #[error("a writer thread stopped early")]
+    WriterStopped,
 }
 
 impl Error {
@@ -124,6 +127,7 @@ impl Error {
             Error::Storage(e) => e.kind.code(),
             Error::Config(_) => "config",
             Error::WriterPanicked => "writer_panicked",
+            Error::WriterStopped => "writer_stopped",
         }
     }
 }

@@ -678,7 +678,10 @@ impl<'a> Pipeline<'a> {
             self.products.extend(a.products);
             quarantined.extend(a.quarantine);
             let wait = Instant::now();
-            self.lines.send(a.orders, a.fact);
+            if self.lines.send(a.orders, a.fact).is_err() {
+                // A writer stopped on an error: stop reading, report that error.
+                return Err(self.lines.finish().err().unwrap_or(Error::WriterStopped));
+            }
             self.timings.queue_wait_ms += ms(wait.elapsed());
         }
         for q in &quarantined {
@@ -690,8 +693,14 @@ impl<'a> Pipeline<'a> {
                 .or_default() += 1;
         }
         if !quarantined.is_empty() {
-            self.quarantine
-                .send(assemble::quarantine_batch(&quarantined, constants)?)?;
+            let batch = assemble::quarantine_batch(&quarantined, constants)?;
+            if self.quarantine.send(batch).is_err() {
+                return Err(self
+                    .quarantine
+                    .finish()
+                    .err()
+                    .unwrap_or(Error::WriterStopped));
+            }
         }
         self.timings.assemble_ms += ms(t.elapsed());
         Ok(parsed.next)

@@ -149,7 +149,7 @@ struct EncodedGroup {
 pub(crate) struct StarWriter {
     senders: Vec<SyncSender<Lines>>,
     encoders: Vec<JoinHandle<Result<Duration, Error>>>,
-    files: JoinHandle<Result<(WriterReport, WriterReport), Error>>,
+    files: Option<JoinHandle<Result<(WriterReport, WriterReport), Error>>>,
 }
 
 /// What both tables' writing took.
@@ -187,39 +187,50 @@ impl StarWriter {
         StarWriter {
             senders,
             encoders,
-            files,
+            files: Some(files),
         }
     }
 
     /// Queues the rows of one range (the same rows in both batches); blocks while the encoders
-    /// are behind (bounded memory).
-    pub fn send(&self, orders: RecordBatch, fact: RecordBatch) {
+    /// are behind (bounded memory). `Err(WriterStopped)` when a thread stopped on an error, which
+    /// [`StarWriter::finish`] reports.
+    pub fn send(&self, orders: RecordBatch, fact: RecordBatch) -> Result<(), Error> {
         if orders.num_rows() == 0 {
-            return;
+            return Ok(());
         }
         let lines = Arc::new((orders, fact));
         for tx in &self.senders {
-            // A closed channel means a thread stopped on an error, which `finish` reports.
-            let _ = tx.send(lines.clone());
+            tx.send(lines.clone()).map_err(|_| Error::WriterStopped)?;
         }
+        Ok(())
     }
 
-    pub fn finish(self) -> Result<StarReport, Error> {
-        drop(self.senders);
+    /// Waits for every thread; the first error that is not merely another thread stopping wins
+    /// (a storage error in the file thread explains the encoders' closed channels).
+    pub fn finish(&mut self) -> Result<StarReport, Error> {
+        self.senders.clear();
         let mut encode_busy = Duration::ZERO;
-        let mut first_error = None;
-        for handle in self.encoders {
+        let mut errors = Vec::new();
+        for handle in self.encoders.drain(..) {
             match handle.join().map_err(|_| Error::WriterPanicked)? {
                 Ok(busy) => encode_busy += busy,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+                Err(e) => errors.push(e),
             }
         }
-        // A file writer's error (storage) explains an encoder's closed channel, so it wins.
-        let (orders, fact) = self.files.join().map_err(|_| Error::WriterPanicked)??;
-        if let Some(e) = first_error {
-            return Err(e);
+        let files = self.files.take().expect("finished once");
+        let files = files.join().map_err(|_| Error::WriterPanicked)?;
+        let (orders, fact) = match files {
+            Ok(reports) if errors.is_empty() => reports,
+            Ok(_) => (WriterReport::default(), WriterReport::default()),
+            Err(e) => {
+                errors.insert(0, e);
+                (WriterReport::default(), WriterReport::default())
+            }
+        };
+        if !errors.is_empty() {
+            let stopped = |e: &Error| matches!(e, Error::WriterStopped);
+            let first = errors.iter().position(|e| !stopped(e)).unwrap_or(0);
+            return Err(errors.swap_remove(first));
         }
         Ok(StarReport {
             orders: orders.files,
@@ -227,6 +238,16 @@ impl StarWriter {
             encode_busy,
             splice_busy: orders.busy,
         })
+    }
+}
+
+/// No thread outlives the run: when a run stops early, the threads finish what they were given
+/// (at most a few ranges) before the stage is aborted.
+impl Drop for StarWriter {
+    fn drop(&mut self) {
+        if self.files.is_some() {
+            let _ = self.finish();
+        }
     }
 }
 
@@ -287,9 +308,8 @@ fn encode(
             }
         }
         *group += 1;
-        // A closed channel means the file thread stopped on an error, which `finish` reports.
-        let _ = out.send(encoded);
-        Ok::<(), Error>(())
+        // The file thread stopped on an error, which `finish` reports: stop too.
+        out.send(encoded).map_err(|_| Error::WriterStopped)
     };
 
     for lines in rx {
@@ -459,7 +479,7 @@ fn splice(
                 if e == 0 {
                     break 'groups;
                 }
-                return Err(splice_error("an encoder stopped mid row group"));
+                return Err(Error::WriterStopped);
             };
             for (i, chunk) in group.orders {
                 orders_chunks[i] = Some(chunk);

@@ -113,6 +113,7 @@ pub struct WrittenFile {
 }
 
 /// What a writer thread returns.
+#[derive(Default)]
 pub(crate) struct WriterReport {
     pub files: Vec<WrittenFile>,
     pub busy: Duration,
@@ -155,23 +156,32 @@ impl TableWriter {
         }
     }
 
-    /// Queues a batch; blocks while the writer is behind (bounded memory).
+    /// Queues a batch; blocks while the writer is behind (bounded memory). `Err(WriterStopped)`
+    /// when the writer stopped on an error, which [`TableWriter::finish`] reports.
     pub fn send(&self, batch: RecordBatch) -> Result<(), Error> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        // A closed channel means the writer stopped on an error, which `finish` reports.
-        let _ = self.tx.as_ref().expect("not finished").send(batch);
-        Ok(())
+        let tx = self.tx.as_ref().expect("not finished");
+        tx.send(batch).map_err(|_| Error::WriterStopped)
     }
 
-    pub fn finish(mut self) -> Result<WriterReport, Error> {
+    pub fn finish(&mut self) -> Result<WriterReport, Error> {
         drop(self.tx.take());
         self.handle
             .take()
             .expect("joined once")
             .join()
             .map_err(|_| Error::WriterPanicked)?
+    }
+}
+
+/// No thread outlives the run: when a run stops early, the writer finishes what it was given.
+impl Drop for TableWriter {
+    fn drop(&mut self) {
+        if self.handle.is_some() {
+            let _ = self.finish();
+        }
     }
 }
 
