@@ -63,9 +63,13 @@ FIELDS = [
 
 
 class TreeSampler(threading.Thread):
-    """Samples the summed RSS of a process and all its descendants every `interval` seconds."""
+    """Samples the summed RSS of a process and all its descendants every `interval` seconds.
 
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
+    Only multi-process tools (PySpark's driver and JVM) need it; single-process tools get their
+    exact peak from `ru_maxrss`. It samples slowly: it competes with the tool for the cores, and
+    more so for the 1-core engine run, where it runs on the other core."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.interval = interval
@@ -118,20 +122,19 @@ def measure(cmd: list[str], env: dict, timeout: float, log: str) -> dict:
         out_chunks: list[bytes] = []
         reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()))
         reader.start()
-        timed_out = False
-        deadline = start + timeout
-        status, rusage = None, None
-        while True:
-            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                timed_out = True
-                kill_tree(proc)
-                _, status, rusage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.005)
+        # A blocking wait: polling would take CPU from the tool being timed.
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            kill_tree(proc)
+
+        timer = threading.Timer(timeout, expire)
+        timer.start()
+        _, status, rusage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        timer.cancel()
+        timed_out = expired.is_set()
         proc.returncode = os.waitstatus_to_exitcode(status)
         sampler.stop.set()
         sampler.join()
