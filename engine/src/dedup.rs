@@ -5,6 +5,7 @@
 //! always the one kept — whatever the number of threads, chunk size or window size.
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use rayon::prelude::*;
 
 use crate::chunk::{SHARD_BITS, SHARDS, ValidRows, key_hash};
@@ -95,6 +96,44 @@ impl Shard {
             })
     }
 
+    /// The key's first occurrence if there is one; otherwise this row becomes it.
+    fn find_or_insert(
+        &mut self,
+        h: u64,
+        order_id: i64,
+        product_id: i64,
+        fingerprint: u64,
+        line: u64,
+    ) -> Option<Earlier> {
+        // The common case in one probe: a key that packs, and no wide keys to look through.
+        if self.wide.is_empty()
+            && let Some(product_line) = pack(product_id, line)
+        {
+            let same = |s: &Seen| {
+                s.order_id == order_id && s.product_line >> LINE_BITS == product_id as u64
+            };
+            return match self.seen.entry(h, same, seen_hash) {
+                Entry::Occupied(e) => Some(Earlier {
+                    fingerprint: e.get().fingerprint,
+                    line: e.get().product_line & ((1 << LINE_BITS) - 1),
+                }),
+                Entry::Vacant(v) => {
+                    v.insert(Seen {
+                        order_id,
+                        product_line,
+                        fingerprint,
+                    });
+                    None
+                }
+            };
+        }
+        let found = self.find(h, order_id, product_id);
+        if found.is_none() {
+            self.insert(h, order_id, product_id, fingerprint, line);
+        }
+        found
+    }
+
     fn insert(&mut self, h: u64, order_id: i64, product_id: i64, fingerprint: u64, line: u64) {
         match pack(product_id, line) {
             Some(product_line) => {
@@ -103,9 +142,7 @@ impl Shard {
                     product_line,
                     fingerprint,
                 };
-                self.seen.insert_unique(h, seen, |s| {
-                    table_hash(key_hash(s.order_id, (s.product_line >> LINE_BITS) as i64))
-                });
+                self.seen.insert_unique(h, seen, seen_hash);
             }
             None => {
                 let wide = Wide {
@@ -119,6 +156,11 @@ impl Shard {
             }
         }
     }
+}
+
+/// The table hash of a stored packed key.
+fn seen_hash(s: &Seen) -> u64 {
+    table_hash(key_hash(s.order_id, (s.product_line >> LINE_BITS) as i64))
 }
 
 /// The hash a shard's table uses: the shard bits are rotated away, so the bits hashbrown looks
@@ -154,8 +196,9 @@ impl Deduper {
                         let (o, p) = (rows.order_id[i], rows.product_id[i]);
                         let h = table_hash(rows.key_hash[i]);
                         let line = first_lines[ri] + rows.line_rel[i];
-                        match table.find(h, o, p) {
-                            Some(seen) if seen.fingerprint == rows.fingerprint[i] => {
+                        let fp = rows.fingerprint[i];
+                        match table.find_or_insert(h, o, p, fp, line) {
+                            Some(seen) if seen.fingerprint == fp => {
                                 found.push((ri as u32, r, Verdict::Duplicate));
                             }
                             Some(seen) => {
@@ -167,7 +210,7 @@ impl Deduper {
                                     },
                                 ));
                             }
-                            None => table.insert(h, o, p, rows.fingerprint[i], line),
+                            None => {}
                         }
                     }
                 }
@@ -192,9 +235,7 @@ impl Deduper {
         for shard in &mut self.shards {
             let table = &mut shard.seen;
             if table.capacity() < per_shard {
-                table.reserve(per_shard - table.len(), |s| {
-                    table_hash(key_hash(s.order_id, (s.product_line >> LINE_BITS) as i64))
-                });
+                table.reserve(per_shard - table.len(), seen_hash);
             }
         }
     }
