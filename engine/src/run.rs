@@ -89,9 +89,10 @@ impl RunOptions {
                 "max_bad_fraction must be between 0 and 1".into(),
             ));
         }
-        if self.parquet.batch_rows == 0 || self.parquet.row_group_rows == 0 {
+        let p = &self.parquet;
+        if p.batch_rows == 0 || p.row_group_rows == 0 || p.row_group_bytes == 0 {
             return Err(Error::Config(
-                "batch_rows and row_group_rows must be > 0".into(),
+                "batch_rows, row_group_rows and row_group_bytes must be > 0".into(),
             ));
         }
         Ok(())
@@ -758,5 +759,43 @@ impl<'a> Pipeline<'a> {
             dedup_keys: self.deduper.keys() as u64,
             dedup_heap_bytes: self.deduper.heap_bytes() as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_that_cannot_run_are_refused() {
+        assert!(RunOptions::default().validate().is_ok());
+        let with = |parquet: ParquetOptions| RunOptions {
+            parquet,
+            ..RunOptions::default()
+        };
+        for bad in [
+            RunOptions {
+                chunk_bytes: 0,
+                ..RunOptions::default()
+            },
+            RunOptions {
+                max_bad_fraction: 1.5,
+                ..RunOptions::default()
+            },
+            with(ParquetOptions {
+                batch_rows: 0,
+                ..ParquetOptions::default()
+            }),
+            with(ParquetOptions {
+                row_group_rows: 0,
+                ..ParquetOptions::default()
+            }),
+            with(ParquetOptions {
+                row_group_bytes: 0,
+                ..ParquetOptions::default()
+            }),
+        ] {
+            assert!(matches!(bad.validate(), Err(Error::Config(_))), "{bad:?}");
+        }
     }
 }

@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::schema::{FACT_ORDERS, ORDERS, Table};
 use crate::splice::{TeePages, relocate, retarget, splice_error};
 use crate::storage::ObjectWriter;
-use crate::writer::{Destination, ParquetOptions, PartFile, Parts, WriterReport, WrittenFile};
+use crate::writer::{Destination, ParquetOptions, PartFile, Parts, WrittenFile};
 
 /// Encoder threads. Two keep both cores of the reference machine busy while the parse threads
 /// wait on the next window; more would only add contention there.
@@ -149,7 +149,7 @@ struct EncodedGroup {
 pub(crate) struct StarWriter {
     senders: Vec<SyncSender<Lines>>,
     encoders: Vec<JoinHandle<Result<Duration, Error>>>,
-    files: Option<JoinHandle<Result<(WriterReport, WriterReport), Error>>>,
+    files: Option<JoinHandle<Result<SplicedFiles, Error>>>,
 }
 
 /// What both tables' writing took.
@@ -218,27 +218,30 @@ impl StarWriter {
             }
         }
         let files = self.files.take().expect("finished once");
-        let files = files.join().map_err(|_| Error::WriterPanicked)?;
-        let (orders, fact) = match files {
-            Ok(reports) if errors.is_empty() => reports,
-            Ok(_) => (WriterReport::default(), WriterReport::default()),
+        let files = match files.join().map_err(|_| Error::WriterPanicked)? {
+            Ok(files) if errors.is_empty() => files,
+            Ok(_) => return Err(first_cause(errors)),
             Err(e) => {
                 errors.insert(0, e);
-                (WriterReport::default(), WriterReport::default())
+                return Err(first_cause(errors));
             }
         };
-        if !errors.is_empty() {
-            let stopped = |e: &Error| matches!(e, Error::WriterStopped);
-            let first = errors.iter().position(|e| !stopped(e)).unwrap_or(0);
-            return Err(errors.swap_remove(first));
-        }
         Ok(StarReport {
-            orders: orders.files,
-            fact: fact.files,
+            orders: files.orders,
+            fact: files.fact,
             encode_busy,
-            splice_busy: orders.busy,
+            splice_busy: files.busy,
         })
     }
+}
+
+/// The first error that is not merely a thread stopping because another one did.
+fn first_cause(mut errors: Vec<Error>) -> Error {
+    let first = errors
+        .iter()
+        .position(|e| !matches!(e, Error::WriterStopped))
+        .unwrap_or(0);
+    errors.swap_remove(first)
 }
 
 /// No thread outlives the run: when a run stops early, the threads finish what they were given
@@ -459,12 +462,19 @@ fn column_factory(
 
 /// The file thread: takes each row group from every encoder and splices it into both tables'
 /// part files.
+/// What the file thread wrote, and how long it was busy.
+struct SplicedFiles {
+    orders: Vec<WrittenFile>,
+    fact: Vec<WrittenFile>,
+    busy: Duration,
+}
+
 fn splice(
     orders: Destination,
     fact: Destination,
     options: &ParquetOptions,
     groups: Vec<Receiver<EncodedGroup>>,
-) -> Result<(WriterReport, WriterReport), Error> {
+) -> Result<SplicedFiles, Error> {
     let mut orders_files = Parts::<FileWriter>::new(&ORDERS, orders, options);
     let mut fact_files = Parts::<FileWriter>::new(&FACT_ORDERS, fact, options);
     let mut busy = Duration::ZERO;
@@ -512,16 +522,7 @@ fn splice(
     let orders = orders_files.finish()?;
     let fact = fact_files.finish()?;
     busy += t.elapsed();
-    Ok((
-        WriterReport {
-            files: orders,
-            busy,
-        },
-        WriterReport {
-            files: fact,
-            busy: Duration::ZERO,
-        },
-    ))
+    Ok(SplicedFiles { orders, fact, busy })
 }
 
 type FileWriter = SerializedFileWriter<Box<dyn ObjectWriter>>;

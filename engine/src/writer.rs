@@ -113,7 +113,6 @@ pub struct WrittenFile {
 }
 
 /// What a writer thread returns.
-#[derive(Default)]
 pub(crate) struct WriterReport {
     pub files: Vec<WrittenFile>,
     pub busy: Duration,

@@ -18,6 +18,7 @@ impl EngineArgs {
             self.row_group_rows > 0,
             "--row-group-rows must be at least 1"
         );
+        anyhow::ensure!(self.row_group_mib > 0, "--row-group-mib must be at least 1");
         Ok(RunOptions {
             threads: self.threads,
             chunk_bytes: self.chunk_kib * 1024,

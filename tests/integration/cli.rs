@@ -118,6 +118,20 @@ fn datagen_run_and_exit_codes() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--row-group-rows must be at least 1"));
+
+    let out = duff(
+        &[
+            "run",
+            "in/orders.csv",
+            "--lake",
+            "lake2",
+            "--row-group-mib",
+            "0",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--row-group-mib must be at least 1"));
 }
 
 #[test]
