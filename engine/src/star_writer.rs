@@ -25,9 +25,11 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::ColumnDescPtr;
 
+use crate::dict_chunk::SmallDictChunk;
 use crate::error::Error;
 use crate::schema::{FACT_ORDERS, ORDERS, Table};
 use crate::splice::{TeePages, relocate, retarget, splice_error};
@@ -52,6 +54,18 @@ const FACT_FROM_ORDERS: [(&str, &str); 11] = [
     ("source_line", "source_line"),
     ("ingested_at", "ingested_at"),
     ("run_id", "run_id"),
+];
+
+/// Columns with a handful of distinct values by construction (statuses, configured channels, the
+/// run's constants), encoded by [`SmallDictChunk`] when it applies.
+const SMALL_DOMAIN: [&str; 7] = [
+    "point_of_sale_channel",
+    "status",
+    "source_file",
+    "ingested_at",
+    "run_id",
+    "status_id",
+    "channel_id",
 ];
 
 /// Where each fact column comes from, and which encoder encodes what.
@@ -90,6 +104,7 @@ impl Plan {
         // Balance the encoders by a rough per-row cost: free text is the dearest, then
         // dictionary-encoded values, then plain or delta-encoded numbers.
         let cost = |table: &Table, i: usize| match table.columns[i].name {
+            name if SMALL_DOMAIN.contains(&name) => 1,
             "client_name" | "product_description" => 6,
             "total_price" | "total_volume" | "source_line" | "order_id" => 2,
             _ => 3,
@@ -130,19 +145,38 @@ impl Plan {
 /// The rows of one range for both tables.
 type Lines = Arc<(RecordBatch, RecordBatch)>;
 
-/// A fact column chunk: encoded for fact itself, or an orders chunk's bytes re-addressed.
-enum FactChunk {
-    Own(ArrowColumnChunk),
-    Spliced {
+/// An encoded column chunk: from the Arrow column writer, or bytes in file order with their
+/// close result (a small-domain chunk, or an orders chunk re-addressed for fact_orders).
+enum Chunk {
+    Arrow(ArrowColumnChunk),
+    Bytes {
         bytes: Bytes,
         close: ColumnCloseResult,
     },
 }
 
+impl Chunk {
+    fn append_to<W: std::io::Write + Send>(
+        self,
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> Result<(), ParquetError> {
+        match self {
+            Chunk::Arrow(chunk) => chunk.append_to_row_group(rg),
+            Chunk::Bytes { bytes, close } => rg.append_column(&bytes, close),
+        }
+    }
+}
+
+/// The encoder of one column's chunk in the open row group.
+enum ColumnEncoder {
+    Arrow(Box<ArrowColumnWriter>),
+    Small(Box<SmallDictChunk>),
+}
+
 /// One row group's columns from one encoder.
 struct EncodedGroup {
-    orders: Vec<(usize, ArrowColumnChunk)>,
-    fact: Vec<(usize, FactChunk)>,
+    orders: Vec<(usize, Chunk)>,
+    fact: Vec<(usize, Chunk)>,
 }
 
 /// The sending half of the orders + fact writer.
@@ -265,9 +299,17 @@ fn encode(
     let batch_rows = options.batch_rows;
     let group_rows = options.row_group_rows.div_ceil(batch_rows).max(1) * batch_rows;
     let tee = Arc::new(TeePages::default());
-    let (orders_factory, _) = column_factory(&ORDERS, options)?;
+    let (orders_factory, orders_descr) = column_factory(&ORDERS, options)?;
     let orders_factory = orders_factory.with_page_store_factory(tee.clone());
     let (fact_factory, fact_descr) = column_factory(&FACT_ORDERS, options)?;
+    let factories = Factories {
+        orders: &orders_factory,
+        fact: &fact_factory,
+        orders_descr: &orders_descr,
+        fact_descr: &fact_descr,
+        orders_props: options.properties(&ORDERS),
+        fact_props: options.properties(&FACT_ORDERS),
+    };
     let fields: Vec<FieldRef> = jobs
         .iter()
         .map(|job| match *job {
@@ -279,35 +321,47 @@ fn encode(
 
     let mut busy = Duration::ZERO;
     let mut group = 0;
-    let mut writers: Option<Vec<ArrowColumnWriter>> = None;
+    let mut writers: Option<Vec<ColumnEncoder>> = None;
     let mut rows_in_group = 0;
     let mut bytes_in_group = 0;
     // Pieces of the next `batch_rows` slice, per job, when a range ends mid-slice.
     let mut pending: Vec<Vec<ArrayRef>> = vec![Vec::new(); jobs.len()];
     let mut pending_rows = 0;
 
-    let close_group = |writers: Vec<ArrowColumnWriter>, group: &mut usize| {
+    let close_group = |writers: Vec<ColumnEncoder>, group: &mut usize| {
         let mut encoded = EncodedGroup {
             orders: Vec::new(),
             fact: Vec::new(),
         };
         let pages = tee.take();
         for (job, writer) in jobs.iter().zip(writers) {
-            let chunk = writer.close()?;
+            let chunk = match writer {
+                ColumnEncoder::Arrow(writer) => Chunk::Arrow(writer.close()?),
+                ColumnEncoder::Small(writer) => {
+                    let (bytes, close) = writer.finish()?;
+                    Chunk::Bytes { bytes, close }
+                }
+            };
             match *job {
                 Job::Orders(i) => {
                     for &f in &shared_with[i] {
-                        let blobs = pages.iter().find(|(c, _)| *c == i).map(|(_, b)| b);
-                        let blobs =
-                            blobs.ok_or_else(|| splice_error("no tee for a shared column"))?;
-                        let blobs = blobs.lock().expect("tee lock").clone();
-                        let (bytes, close) = relocate(blobs, chunk.close())?;
+                        let (bytes, close) = match &chunk {
+                            Chunk::Arrow(chunk) => {
+                                let blobs = pages.iter().find(|(c, _)| *c == i).map(|(_, b)| b);
+                                let blobs = blobs
+                                    .ok_or_else(|| splice_error("no tee for a shared column"))?;
+                                let blobs = blobs.lock().expect("tee lock").clone();
+                                relocate(blobs, chunk.close())?
+                            }
+                            // Already in file order.
+                            Chunk::Bytes { bytes, close } => (bytes.clone(), close.clone()),
+                        };
                         let close = retarget(&close, fact_descr[f].clone())?;
-                        encoded.fact.push((f, FactChunk::Spliced { bytes, close }));
+                        encoded.fact.push((f, Chunk::Bytes { bytes, close }));
                     }
                     encoded.orders.push((i, chunk));
                 }
-                Job::Fact(f) => encoded.fact.push((f, FactChunk::Own(chunk))),
+                Job::Fact(f) => encoded.fact.push((f, chunk)),
             }
         }
         *group += 1;
@@ -338,7 +392,7 @@ fn encode(
             }
             let ws = match &mut writers {
                 Some(ws) => ws,
-                None => writers.insert(open_group(&jobs, &orders_factory, &fact_factory, group)?),
+                None => writers.insert(open_group(&jobs, &factories, group, &pending)?),
             };
             write_slice(ws, &fields, &mut pending)?;
             rows_in_group += pending_rows;
@@ -355,7 +409,7 @@ fn encode(
     if pending_rows > 0 {
         let ws = match &mut writers {
             Some(ws) => ws,
-            None => writers.insert(open_group(&jobs, &orders_factory, &fact_factory, group)?),
+            None => writers.insert(open_group(&jobs, &factories, group, &pending)?),
         };
         write_slice(ws, &fields, &mut pending)?;
     }
@@ -399,33 +453,72 @@ fn check_shared(plan: &Plan, orders: &RecordBatch, fact: &RecordBatch) -> Result
     Ok(())
 }
 
+/// What an encoder needs to open a row group's column writers.
+struct Factories<'a> {
+    orders: &'a ArrowRowGroupWriterFactory,
+    fact: &'a ArrowRowGroupWriterFactory,
+    orders_descr: &'a [ColumnDescPtr],
+    fact_descr: &'a [ColumnDescPtr],
+    orders_props: WriterProperties,
+    fact_props: WriterProperties,
+}
+
+/// The column writers of row group `group`, one per job; `first` holds each job's first rows,
+/// which decide whether a small-domain column can take the direct path.
 fn open_group(
     jobs: &[Job],
-    orders: &ArrowRowGroupWriterFactory,
-    fact: &ArrowRowGroupWriterFactory,
+    factories: &Factories<'_>,
     group: usize,
-) -> Result<Vec<ArrowColumnWriter>, Error> {
-    let mut orders: Vec<Option<ArrowColumnWriter>> = orders
+    first: &[Vec<ArrayRef>],
+) -> Result<Vec<ColumnEncoder>, Error> {
+    let mut orders: Vec<Option<ArrowColumnWriter>> = factories
+        .orders
         .create_column_writers(group)?
         .into_iter()
         .map(Some)
         .collect();
-    let mut fact: Vec<Option<ArrowColumnWriter>> = fact
+    let mut fact: Vec<Option<ArrowColumnWriter>> = factories
+        .fact
         .create_column_writers(group)?
         .into_iter()
         .map(Some)
         .collect();
     Ok(jobs
         .iter()
-        .map(|job| match *job {
-            Job::Orders(i) => orders[i].take().expect("one writer per column"),
-            Job::Fact(f) => fact[f].take().expect("one writer per column"),
+        .zip(first)
+        .map(|(job, first)| {
+            let (table, i, descr, props, arrow) = match *job {
+                Job::Orders(i) => (
+                    &ORDERS,
+                    i,
+                    factories.orders_descr,
+                    &factories.orders_props,
+                    &mut orders,
+                ),
+                Job::Fact(f) => (
+                    &FACT_ORDERS,
+                    f,
+                    factories.fact_descr,
+                    &factories.fact_props,
+                    &mut fact,
+                ),
+            };
+            let small = SMALL_DOMAIN
+                .contains(&table.columns[i].name)
+                .then(|| SmallDictChunk::try_new(descr[i].clone(), props, first.first()?.as_ref()))
+                .flatten();
+            match small {
+                Some(small) => ColumnEncoder::Small(Box::new(small)),
+                None => {
+                    ColumnEncoder::Arrow(Box::new(arrow[i].take().expect("one writer per column")))
+                }
+            }
         })
         .collect())
 }
 
 fn write_slice(
-    writers: &mut [ArrowColumnWriter],
+    writers: &mut [ColumnEncoder],
     fields: &[FieldRef],
     pending: &mut [Vec<ArrayRef>],
 ) -> Result<(), Error> {
@@ -438,8 +531,13 @@ fn write_slice(
             pieces.clear();
             joined
         };
-        for leaf in compute_leaves(field, &array)? {
-            writer.write(&leaf)?;
+        match writer {
+            ColumnEncoder::Small(writer) => writer.write(array.as_ref())?,
+            ColumnEncoder::Arrow(writer) => {
+                for leaf in compute_leaves(field, &array)? {
+                    writer.write(&leaf)?;
+                }
+            }
         }
     }
     Ok(())
@@ -479,9 +577,9 @@ fn splice(
     let mut fact_files = Parts::<FileWriter>::new(&FACT_ORDERS, fact, options);
     let mut busy = Duration::ZERO;
     'groups: loop {
-        let mut orders_chunks: Vec<Option<ArrowColumnChunk>> =
+        let mut orders_chunks: Vec<Option<Chunk>> =
             (0..ORDERS.columns.len()).map(|_| None).collect();
-        let mut fact_chunks: Vec<Option<FactChunk>> =
+        let mut fact_chunks: Vec<Option<Chunk>> =
             (0..FACT_ORDERS.columns.len()).map(|_| None).collect();
         for (e, rx) in groups.iter().enumerate() {
             let Ok(group) = rx.recv() else {
@@ -501,18 +599,13 @@ fn splice(
         let t = Instant::now();
         write_group(&mut orders_files, |rg| {
             for chunk in orders_chunks {
-                chunk
-                    .expect("every orders column encoded")
-                    .append_to_row_group(rg)?;
+                chunk.expect("every orders column encoded").append_to(rg)?;
             }
             Ok(())
         })?;
         write_group(&mut fact_files, |rg| {
             for chunk in fact_chunks {
-                match chunk.expect("every fact column encoded") {
-                    FactChunk::Own(chunk) => chunk.append_to_row_group(rg)?,
-                    FactChunk::Spliced { bytes, close } => rg.append_column(&bytes, close)?,
-                }
+                chunk.expect("every fact column encoded").append_to(rg)?;
             }
             Ok(())
         })?;
