@@ -48,7 +48,10 @@ pub(crate) struct SmallDictChunk {
     page_row_limit: usize,
     page_byte_limit: usize,
     entries: Entries,
-    /// Dictionary indices of the open page's rows.
+    /// Rows in the open page; while they all hold one entry, that entry (and no `indices`).
+    page_rows: usize,
+    uniform: Option<u16>,
+    /// Dictionary indices of the open page's rows, once they differ.
     indices: Vec<u16>,
     /// Rows of the open page per dictionary entry.
     page_counts: Vec<u32>,
@@ -115,6 +118,8 @@ impl SmallDictChunk {
             compression,
             codec,
             entries,
+            page_rows: 0,
+            uniform: None,
             indices: Vec::new(),
             page_counts: Vec::new(),
             pages: Vec::new(),
@@ -143,21 +148,34 @@ impl SmallDictChunk {
                     if by_key.is_empty() {
                         by_key = vec![u16::MAX; values.len()];
                     }
-                    for &key in &dict.keys().values()[start..start + len] {
-                        let key = key as usize;
-                        let mut entry = by_key[key];
-                        if entry == u16::MAX {
-                            entry = self.bytes_entry(values.value(key).as_bytes())?;
-                            by_key[key] = entry;
+                    let keys = &dict.keys().values()[start..start + len];
+                    if let Some(&key) = same(keys) {
+                        let entry = self.bytes_entry(values.value(key as usize).as_bytes())?;
+                        self.push_run(entry, len);
+                    } else {
+                        self.materialize();
+                        for &key in keys {
+                            let key = key as usize;
+                            let mut entry = by_key[key];
+                            if entry == u16::MAX {
+                                entry = self.bytes_entry(values.value(key).as_bytes())?;
+                                by_key[key] = entry;
+                            }
+                            self.push(entry);
                         }
-                        self.push(entry);
                     }
                 }
                 DataType::Int32 => {
-                    let values = array.as_primitive::<Int32Type>().values();
-                    for &v in &values[start..start + len] {
+                    let values = &array.as_primitive::<Int32Type>().values()[start..start + len];
+                    if let Some(&v) = same(values) {
                         let entry = self.int32_entry(v)?;
-                        self.push(entry);
+                        self.push_run(entry, len);
+                    } else {
+                        self.materialize();
+                        for &v in values {
+                            let entry = self.int32_entry(v)?;
+                            self.push(entry);
+                        }
                     }
                 }
                 DataType::Int64 => {
@@ -169,7 +187,7 @@ impl SmallDictChunk {
                     self.int64_rows(&values[start..start + len])?;
                 }
             }
-            if self.indices.len() >= self.page_row_limit
+            if self.page_rows >= self.page_row_limit
                 || self.estimated_page_bytes() >= self.page_byte_limit
             {
                 self.flush_page()?;
@@ -180,13 +198,42 @@ impl SmallDictChunk {
         Ok(())
     }
 
+    /// One row of a page whose rows differ (see [`Self::materialize`]).
     #[inline]
     fn push(&mut self, entry: u16) {
         self.indices.push(entry);
+        self.page_rows += 1;
         self.page_counts[entry as usize] += 1;
     }
 
+    /// `count` rows holding `entry`: the lineage columns are one value throughout, and their
+    /// pages are then a single RLE run, written without touching the rows.
+    fn push_run(&mut self, entry: u16, count: usize) {
+        if self.page_rows == 0 {
+            self.uniform = Some(entry);
+        } else if self.uniform != Some(entry) {
+            self.materialize();
+            self.indices.extend(std::iter::repeat_n(entry, count));
+        }
+        self.page_rows += count;
+        self.page_counts[entry as usize] += count as u32;
+    }
+
+    /// From here on the open page's rows are kept one by one.
+    fn materialize(&mut self) {
+        if let Some(entry) = self.uniform.take() {
+            self.indices
+                .extend(std::iter::repeat_n(entry, self.page_rows));
+        }
+    }
+
     fn int64_rows(&mut self, values: &[i64]) -> Result<(), Error> {
+        if let Some(&v) = same(values) {
+            let entry = self.int64_entry(v)?;
+            self.push_run(entry, values.len());
+            return Ok(());
+        }
+        self.materialize();
         for &v in values {
             let entry = self.int64_entry(v)?;
             self.push(entry);
@@ -273,7 +320,7 @@ impl SmallDictChunk {
 
     /// The general writer's estimate of the open page's encoded size.
     fn estimated_page_bytes(&self) -> usize {
-        let indices = RleEncoder::max_buffer_size(self.bit_width(), self.indices.len());
+        let indices = RleEncoder::max_buffer_size(self.bit_width(), self.page_rows);
         // The byte-array encoder counts the bit-width byte, the primitive one does not.
         match self.entries {
             Entries::Bytes(_) => indices + 1,
@@ -285,11 +332,16 @@ impl SmallDictChunk {
         let bit_width = self.bit_width();
         let mut buf = Vec::with_capacity(1 + self.estimated_page_bytes());
         buf.push(bit_width);
-        let mut rle = RleEncoder::new(bit_width, buf);
-        for &i in &self.indices {
-            rle.put(i as u64);
-        }
-        let encoded = rle.finish();
+        let encoded = match self.uniform {
+            Some(entry) => RleEncoder::run(bit_width, entry as u64, self.page_rows, buf),
+            None => {
+                let mut rle = RleEncoder::new(bit_width, buf);
+                for &i in &self.indices {
+                    rle.put(i as u64);
+                }
+                rle.finish()
+            }
+        };
         let unencoded_bytes = match &self.entries {
             Entries::Bytes(entries) => Some(
                 entries
@@ -302,7 +354,7 @@ impl SmallDictChunk {
         };
         let page = Page::DataPage {
             buf: self.codec.compress(&encoded)?,
-            num_values: self.indices.len() as u32,
+            num_values: self.page_rows as u32,
             encoding: Encoding::RLE_DICTIONARY,
             def_level_encoding: Encoding::RLE,
             rep_level_encoding: Encoding::RLE,
@@ -310,10 +362,12 @@ impl SmallDictChunk {
         };
         self.pages.push(DataPage {
             page: CompressedPage::new(page, encoded.len()),
-            rows: self.indices.len(),
+            rows: self.page_rows,
             unencoded_bytes,
         });
         self.indices.clear();
+        self.uniform = None;
+        self.page_rows = 0;
         self.page_counts.fill(0);
         Ok(())
     }
@@ -324,7 +378,7 @@ impl SmallDictChunk {
         if self.rows == 0 {
             return Err(unsupported(&self.descr, "an empty chunk"));
         }
-        if !self.indices.is_empty() {
+        if self.page_rows > 0 {
             self.flush_page()?;
         }
         let (plain, statistics) = self.dictionary();
@@ -430,6 +484,13 @@ impl SmallDictChunk {
         };
         (plain, statistics)
     }
+}
+
+/// The value every element of `values` holds, if they all hold one.
+#[inline]
+fn same<T: PartialEq>(values: &[T]) -> Option<&T> {
+    let first = values.first()?;
+    values.iter().all(|v| v == first).then_some(first)
 }
 
 fn value_statistics<T>(min: Option<T>, max: Option<T>, signed: bool) -> ValueStatistics<T> {

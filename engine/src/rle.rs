@@ -49,6 +49,15 @@ impl RleEncoder {
         bit_packed.max(rle)
     }
 
+    /// What a fresh encoder writes (after `out`) for `count` copies of `value`: one RLE run.
+    pub(crate) fn run(bit_width: u8, value: u64, count: usize, out: Vec<u8>) -> Vec<u8> {
+        let mut e = RleEncoder::new(bit_width, out);
+        e.repeat_count = count;
+        e.current = value;
+        e.flush_rle_run();
+        e.out
+    }
+
     #[inline]
     pub(crate) fn put(&mut self, value: u64) {
         if self.current == value {
@@ -245,6 +254,21 @@ mod tests {
         let bytes = encode(1, &values);
         assert_eq!(bytes[0], (63 << 1) | 1);
         assert_eq!(decode(1, &bytes, values.len()), values);
+    }
+
+    #[test]
+    fn a_run_is_what_putting_the_same_value_writes() {
+        for bit_width in 0..=12u8 {
+            for count in (1..40).chain([1000, 20_000, 1 << 20]) {
+                let value = (0x5a5 & ((1u64 << bit_width) - 1)) * (bit_width > 0) as u64;
+                let expected = encode(bit_width, &vec![value; count]);
+                assert_eq!(
+                    RleEncoder::run(bit_width, value, count, Vec::new()),
+                    expected,
+                    "width {bit_width}, {count} values"
+                );
+            }
+        }
     }
 
     proptest! {
