@@ -11,7 +11,9 @@ use memchr::{memchr, memchr_iter};
 use simd_csv::SplitterBuilder;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::fields::{FieldSpan, QuoteError, field_text, record_end, split_fields};
+use crate::fields::{
+    FieldSpan, QuoteError, field_text, record_end, split_fields, split_fields_noting_quotes,
+};
 use crate::header::HeaderMap;
 use crate::number::{NumError, checked_total, parse_decimal, parse_positive_int, trim};
 use crate::reason::Reason;
@@ -77,13 +79,24 @@ pub(crate) struct ValidRows {
     pub status: Vec<u8>,
     /// Newlines between the range start and the record's first byte.
     pub line_rel: Vec<u64>,
-    pub key_hash: Vec<u64>,
-    /// Fingerprint of the normalised content, to tell exact copies from key conflicts.
-    pub fingerprint: Vec<u64>,
     /// Where the record's text is (offset in the window buffer, length), for conflict reports.
     pub raw: Vec<(usize, u32)>,
-    /// Row indices by dedup shard, in file order.
-    pub by_shard: Vec<Vec<u32>>,
+    /// What dedup needs of each row, by dedup shard, in file order: a shard reads its rows in
+    /// one sequential sweep instead of gathering them from every column.
+    pub by_shard: Vec<Vec<KeyRow>>,
+}
+
+/// A valid row as dedup sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyRow {
+    pub order_id: i64,
+    pub product_id: i64,
+    pub key_hash: u64,
+    /// Fingerprint of the normalised content, to tell exact copies from key conflicts.
+    pub fingerprint: u64,
+    pub line_rel: u64,
+    /// The row's index in its range.
+    pub row: u32,
 }
 
 impl ValidRows {
@@ -347,13 +360,16 @@ impl<'c> RowParser<'c> {
     /// Applies every rule, in contract order, stopping at the first failure.
     #[inline]
     fn parse(&mut self, record: &[u8]) -> Result<(), Rejection> {
-        self.had_quotes = memchr(b'"', record).is_some();
-        split_fields(record, &mut self.spans).map_err(Rejection::Quoting)?;
+        // A record that fails to split has quotes (only quoted fields can fail).
+        self.had_quotes = true;
+        self.had_quotes =
+            split_fields_noting_quotes(record, &mut self.spans).map_err(Rejection::Quoting)?;
         let header = self.ctx.header;
         if self.spans.len() != header.field_count {
             return Err(Rejection::FieldCount(self.spans.len()));
         }
-        if std::str::from_utf8(record).is_err() {
+        // Nearly every record is ASCII, which is cheaper to confirm than UTF-8.
+        if !record.is_ascii() && std::str::from_utf8(record).is_err() {
             return Err(Rejection::Utf8);
         }
         let spans = &self.spans;
@@ -463,9 +479,14 @@ impl<'c> RowParser<'c> {
         fp.extend_from_slice(desc);
         let kh = key_hash(p.order_id, p.product_id);
         let row = v.len() as u32;
-        v.by_shard[(kh >> (64 - SHARD_BITS)) as usize].push(row);
-        v.key_hash.push(kh);
-        v.fingerprint.push(xxh3_64(fp));
+        v.by_shard[(kh >> (64 - SHARD_BITS)) as usize].push(KeyRow {
+            order_id: p.order_id,
+            product_id: p.product_id,
+            key_hash: kh,
+            fingerprint: xxh3_64(fp),
+            line_rel,
+            row,
+        });
         v.client_id.push(p.client_id);
         v.order_id.push(p.order_id);
         v.product_id.push(p.product_id);
@@ -581,8 +602,6 @@ impl ValidRows {
             channel: Vec::with_capacity(rows),
             status: Vec::with_capacity(rows),
             line_rel: Vec::with_capacity(rows),
-            key_hash: Vec::with_capacity(rows),
-            fingerprint: Vec::with_capacity(rows),
             raw: Vec::with_capacity(rows),
             by_shard: (0..SHARDS)
                 .map(|_| Vec::with_capacity(rows / SHARDS + 4))

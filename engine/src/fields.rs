@@ -30,6 +30,15 @@ pub enum QuoteError {
 /// Splits `record` (without its line terminator) into `out`.
 #[inline]
 pub fn split_fields(record: &[u8], out: &mut Vec<FieldSpan>) -> Result<(), QuoteError> {
+    split_fields_noting_quotes(record, out).map(|_| ())
+}
+
+/// As [`split_fields`], also saying whether the record holds any quote (one scan for both).
+#[inline]
+pub(crate) fn split_fields_noting_quotes(
+    record: &[u8],
+    out: &mut Vec<FieldSpan>,
+) -> Result<bool, QuoteError> {
     out.clear();
     if memchr(b'"', record).is_none() {
         // Fast path: no quoting at all.
@@ -47,9 +56,9 @@ pub fn split_fields(record: &[u8], out: &mut Vec<FieldSpan>) -> Result<(), Quote
             end: record.len() as u32,
             escaped: false,
         });
-        return Ok(());
+        return Ok(false);
     }
-    split_quoted(record, out)
+    split_quoted(record, out).map(|()| true)
 }
 
 fn split_quoted(record: &[u8], out: &mut Vec<FieldSpan>) -> Result<(), QuoteError> {

@@ -63,15 +63,26 @@ pub fn parse_positive_int(field: &[u8]) -> Result<i64, NumError> {
         return Err(sign_error(s));
     }
     let mut v: i64 = 0;
-    for &b in s {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return Err(NumError::NotANumber);
+    if s.len() <= 18 {
+        // 18 digits cannot overflow: no check per digit (ids are parsed four times a row).
+        for &b in s {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(NumError::NotANumber);
+            }
+            v = v * 10 + d as i64;
         }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(d as i64))
-            .ok_or(NumError::TooLarge)?;
+    } else {
+        for &b in s {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(NumError::NotANumber);
+            }
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(d as i64))
+                .ok_or(NumError::TooLarge)?;
+        }
     }
     if v == 0 { Err(NumError::Zero) } else { Ok(v) }
 }
@@ -153,6 +164,24 @@ mod tests {
             Err(NumError::TooLarge)
         );
         assert_eq!(parse_positive_int(b"0"), Err(NumError::Zero));
+        // Either side of the 18 digits parsed without overflow checks.
+        assert_eq!(
+            parse_positive_int(b"999999999999999999"),
+            Ok(999_999_999_999_999_999)
+        );
+        assert_eq!(
+            parse_positive_int(b"000000000000000000"),
+            Err(NumError::Zero)
+        );
+        assert_eq!(parse_positive_int(b"00000000000000000000042"), Ok(42));
+        assert_eq!(
+            parse_positive_int(b"99999999999999999999"),
+            Err(NumError::TooLarge)
+        );
+        assert_eq!(
+            parse_positive_int(b"99999999999999999x"),
+            Err(NumError::NotANumber)
+        );
         assert_eq!(parse_positive_int(b"-5"), Err(NumError::Negative));
         assert_eq!(parse_positive_int(b""), Err(NumError::Empty));
         assert_eq!(parse_positive_int(b"  "), Err(NumError::Empty));

@@ -98,9 +98,16 @@ impl Channels {
     /// Position of the channel matching `value` (already trimmed), if any.
     #[inline]
     pub(crate) fn lookup(&self, value: &[u8]) -> Option<u8> {
-        self.entries
+        // Nearly every row spells it exactly: compare bytes before folding case.
+        let entries = &self.entries;
+        entries
             .iter()
-            .position(|(_, n)| n.as_bytes().eq_ignore_ascii_case(value))
+            .position(|(_, n)| n.as_bytes() == value)
+            .or_else(|| {
+                entries
+                    .iter()
+                    .position(|(_, n)| n.as_bytes().eq_ignore_ascii_case(value))
+            })
             .map(|i| i as u8)
     }
 
@@ -118,7 +125,12 @@ impl Channels {
 pub(crate) fn lookup_status(value: &[u8]) -> Option<u8> {
     STATUSES
         .iter()
-        .position(|(_, n)| n.as_bytes().eq_ignore_ascii_case(value))
+        .position(|(_, n)| n.as_bytes() == value)
+        .or_else(|| {
+            STATUSES
+                .iter()
+                .position(|(_, n)| n.as_bytes().eq_ignore_ascii_case(value))
+        })
         .map(|i| i as u8)
 }
 
@@ -147,6 +159,8 @@ mod tests {
         assert!(Channels::new(&["A", "a"]).is_err());
         assert!(Channels::new::<&str>(&[]).is_err());
         assert_eq!(lookup_status(b"Delivered"), Some(1));
+        assert_eq!(lookup_status(b"broken"), Some(2));
+        assert_eq!(Channels::default().lookup(b"B2B"), Some(2));
         assert_eq!(lookup_status(b"shipped"), None);
     }
 }
