@@ -171,10 +171,7 @@ impl Stage for LocalStage {
         let path = self.dir.join(rel);
         create_parent(&path)?;
         let file = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(Box::new(LocalFile {
-            out: BufWriter::with_capacity(1 << 20, file),
-            path,
-        }))
+        Ok(Box::new(LocalFile::new(file, path)))
     }
 
     fn publish(&self, files: &[WrittenFile]) -> Result<(), Error> {
@@ -226,14 +223,61 @@ pub fn is_file_of_run(name: &str, run_id: &str) -> bool {
 struct LocalFile {
     out: BufWriter<fs::File>,
     path: PathBuf,
+    /// Bytes written, and bytes whose writeback to disk has been started.
+    written: u64,
+    writeback_from: u64,
+}
+
+/// A part file is made durable by the fsync in `finish`, but the kernel is asked to start
+/// writing it back every this many bytes, so that fsync has little left to wait for: it took
+/// ~80 ms at the end of every 1 GiB run, with both cores idle.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl LocalFile {
+    fn new(file: fs::File, path: PathBuf) -> LocalFile {
+        LocalFile {
+            out: BufWriter::with_capacity(1 << 20, file),
+            path,
+            written: 0,
+            writeback_from: 0,
+        }
+    }
+
+    fn start_writeback(&mut self) {
+        let in_file = self.written - self.out.buffer().len() as u64;
+        if in_file - self.writeback_from < WRITEBACK_STEP {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor and integer arguments; SYNC_FILE_RANGE_WRITE only
+            // starts writeback and is a hint: its result does not matter (fsync decides).
+            unsafe {
+                libc::sync_file_range(
+                    self.out.get_ref().as_raw_fd(),
+                    self.writeback_from as libc::off64_t,
+                    (in_file - self.writeback_from) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        self.writeback_from = in_file;
+    }
 }
 
 impl Write for LocalFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.out.write(buf)
+        let n = self.out.write(buf)?;
+        self.written += n as u64;
+        self.start_writeback();
+        Ok(n)
     }
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.out.write_all(buf)
+        self.out.write_all(buf)?;
+        self.written += buf.len() as u64;
+        self.start_writeback();
+        Ok(())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
@@ -242,7 +286,7 @@ impl Write for LocalFile {
 
 impl ObjectWriter for LocalFile {
     fn finish(self: Box<Self>) -> Result<u64, Error> {
-        let LocalFile { out, path } = *self;
+        let LocalFile { out, path, .. } = *self;
         let file = out
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;

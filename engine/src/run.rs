@@ -709,11 +709,10 @@ impl<'a> Pipeline<'a> {
 
     fn finish(mut self, bytes_processed: u64) -> Result<Processed, Error> {
         let cx = self.cx;
-        let lines = self.lines.finish()?;
-        let quarantine = self.quarantine.finish()?;
-        self.timings.encode_busy_ms = ms(lines.encode_busy);
-        self.timings.splice_busy_ms = ms(lines.splice_busy);
-        self.timings.encode_busy_quarantine_ms = ms(quarantine.busy);
+        // No more rows: the writers flush their last row groups while the dimensions are
+        // written here (the end of a run used to do the three one after the other).
+        self.lines.close();
+        self.quarantine.close();
 
         let t = Instant::now();
         let k = &cx.constants;
@@ -723,9 +722,7 @@ impl<'a> Pipeline<'a> {
             std::mem::take(&mut self.products).into_iter().collect();
         self.counts.distinct_clients = clients.len() as u64;
         self.counts.distinct_products = products.len() as u64;
-        let mut outputs = Vec::new();
-        outputs.extend(lines.orders);
-        outputs.extend(lines.fact);
+        let mut dimensions = Vec::new();
         if self.counts.rows_written > 0 {
             let dims = [
                 (&DIM_CLIENTS, assemble::dim_clients_batch(&clients, k)?),
@@ -734,7 +731,7 @@ impl<'a> Pipeline<'a> {
                 (&DIM_CHANNELS, assemble::dim_channels_batch(k)?),
             ];
             for (table, batch) in dims {
-                outputs.extend(write_small_table(
+                dimensions.extend(write_small_table(
                     table,
                     cx.destination(table, Naming::Single),
                     opts,
@@ -742,8 +739,18 @@ impl<'a> Pipeline<'a> {
                 )?);
             }
         }
-        outputs.extend(quarantine.files);
         self.timings.dimensions_ms = ms(t.elapsed());
+
+        let lines = self.lines.finish()?;
+        let quarantine = self.quarantine.finish()?;
+        self.timings.encode_busy_ms = ms(lines.encode_busy);
+        self.timings.splice_busy_ms = ms(lines.splice_busy);
+        self.timings.encode_busy_quarantine_ms = ms(quarantine.busy);
+        let mut outputs = Vec::new();
+        outputs.extend(lines.orders);
+        outputs.extend(lines.fact);
+        outputs.extend(dimensions);
+        outputs.extend(quarantine.files);
         if self.repaired_ranges > 0 {
             tracing::debug!(
                 repaired = self.repaired_ranges,

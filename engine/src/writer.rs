@@ -165,6 +165,11 @@ impl TableWriter {
         tx.send(batch).map_err(|_| Error::WriterStopped)
     }
 
+    /// No more batches: the thread writes what it has and ends, while the caller goes on.
+    pub fn close(&mut self) {
+        drop(self.tx.take());
+    }
+
     pub fn finish(&mut self) -> Result<WriterReport, Error> {
         drop(self.tx.take());
         self.handle

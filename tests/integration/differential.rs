@@ -279,13 +279,24 @@ fn many_clients_small_row_groups_and_parts() {
 
 /// The files of orders and fact_orders are byte for byte what the parquet crate's own
 /// `ArrowWriter` writes for the same rows and row groups: splicing shared columns into
-/// fact_orders changes nothing a reader can see, page offsets and page index included
-/// (readers that do not use the page index would not notice wrong ones).
+/// fact_orders, and writing the small-domain columns (status, channel, lineage) directly,
+/// change nothing a reader can see, page offsets and page index included (readers that do not
+/// use the page index would not notice wrong ones). With either codec.
 #[test]
 fn spliced_files_equal_what_arrow_writer_writes() {
+    for codec in [
+        duff_engine::writer::Codec::Snappy,
+        duff_engine::writer::Codec::Zstd,
+    ] {
+        files_equal_what_arrow_writer_writes(codec);
+    }
+}
+
+fn files_equal_what_arrow_writer_writes(codec: duff_engine::writer::Codec) {
     let cfg = many_clients(7);
     let parquet = duff_engine::ParquetOptions {
         row_group_rows: 22 * 8192,
+        codec,
         ..Default::default()
     };
     let options = RunOptions {
@@ -312,7 +323,7 @@ fn spliced_files_equal_what_arrow_writer_writes() {
         let reference = duff_engine::writer::encode_batches(table, &batches, &parquet).unwrap();
         assert!(
             reference == written,
-            "{}: {} bytes written, {} by ArrowWriter",
+            "{} ({codec:?}): {} bytes written, {} by ArrowWriter",
             table.name,
             written.len(),
             reference.len()
