@@ -62,8 +62,83 @@ pub(crate) struct SmallDictChunk {
 /// The chunk's dictionary, in first-occurrence order.
 enum Entries {
     Bytes(Vec<Vec<u8>>),
-    Int32(Vec<i32>, HashMap<i32, u16>),
-    Int64(Vec<i64>, HashMap<i64, u16>),
+    Int32(IntDict<i32>),
+    Int64(IntDict<i64>),
+}
+
+/// The integer types of small-domain columns, and where their dictionary is.
+trait IntValue: Copy + Ord + std::hash::Hash {
+    fn dict(entries: &mut Entries) -> &mut IntDict<Self>;
+    /// PLAIN encoding: little-endian.
+    fn put_plain(self, out: &mut Vec<u8>);
+    fn statistics(values: ValueStatistics<Self>) -> Statistics;
+}
+
+/// `Entries` and `Statistics` name their variants alike (`Int32`, `Int64`).
+macro_rules! int_value {
+    ($t:ty, $variant:ident) => {
+        impl IntValue for $t {
+            fn dict(entries: &mut Entries) -> &mut IntDict<$t> {
+                let Entries::$variant(dict) = entries else {
+                    unreachable!("checked by accepts")
+                };
+                dict
+            }
+            fn put_plain(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn statistics(values: ValueStatistics<$t>) -> Statistics {
+                Statistics::$variant(values)
+            }
+        }
+    };
+}
+
+int_value!(i32, Int32);
+int_value!(i64, Int64);
+
+/// Integer dictionary entries, with an index once there are more than a handful.
+struct IntDict<T> {
+    values: Vec<T>,
+    index: HashMap<T, u16>,
+}
+
+impl<T: IntValue> IntDict<T> {
+    /// The dictionary page's values into `plain`, and the chunk's statistics.
+    fn plain_and_statistics(&self, plain: &mut Vec<u8>, signed: bool) -> Statistics {
+        self.values.iter().for_each(|v| v.put_plain(plain));
+        let (min, max) = (self.values.iter().min(), self.values.iter().max());
+        T::statistics(value_statistics(min.copied(), max.copied(), signed))
+    }
+
+    fn new() -> Self {
+        IntDict {
+            values: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// `v`'s entry, added (with a zero page count) if new; `None` past [`MAX_ENTRIES`].
+    #[inline]
+    fn entry(&mut self, v: T, page_counts: &mut Vec<u32>) -> Option<u16> {
+        // A handful of values: a scan beats hashing.
+        let found = if self.values.len() <= 8 {
+            self.values.iter().position(|&e| e == v).map(|i| i as u16)
+        } else {
+            self.index.get(&v).copied()
+        };
+        if found.is_some() {
+            return found;
+        }
+        if self.values.len() >= MAX_ENTRIES {
+            return None;
+        }
+        let entry = self.values.len() as u16;
+        self.values.push(v);
+        self.index.insert(v, entry);
+        page_counts.push(0);
+        Some(entry)
+    }
 }
 
 struct DataPage {
@@ -107,8 +182,8 @@ impl SmallDictChunk {
         let codec = PageCodec::new(compression)?;
         let entries = match descr.physical_type() {
             PhysicalType::BYTE_ARRAY => Entries::Bytes(Vec::new()),
-            PhysicalType::INT32 => Entries::Int32(Vec::new(), HashMap::new()),
-            _ => Entries::Int64(Vec::new(), HashMap::new()),
+            PhysicalType::INT32 => Entries::Int32(IntDict::new()),
+            _ => Entries::Int64(IntDict::new()),
         };
         Some(SmallDictChunk {
             page_byte_limit: props.column_data_page_size_limit(path),
@@ -166,25 +241,16 @@ impl SmallDictChunk {
                     }
                 }
                 DataType::Int32 => {
-                    let values = &array.as_primitive::<Int32Type>().values()[start..start + len];
-                    if let Some(&v) = same(values) {
-                        let entry = self.int32_entry(v)?;
-                        self.push_run(entry, len);
-                    } else {
-                        self.materialize();
-                        for &v in values {
-                            let entry = self.int32_entry(v)?;
-                            self.push(entry);
-                        }
-                    }
+                    let values = array.as_primitive::<Int32Type>().values();
+                    self.int_rows(&values[start..start + len])?;
                 }
                 DataType::Int64 => {
                     let values = array.as_primitive::<Int64Type>().values();
-                    self.int64_rows(&values[start..start + len])?;
+                    self.int_rows(&values[start..start + len])?;
                 }
                 _ => {
                     let values = array.as_primitive::<TimestampMillisecondType>().values();
-                    self.int64_rows(&values[start..start + len])?;
+                    self.int_rows(&values[start..start + len])?;
                 }
             }
             if self.page_rows >= self.page_row_limit
@@ -227,26 +293,31 @@ impl SmallDictChunk {
         }
     }
 
-    fn int64_rows(&mut self, values: &[i64]) -> Result<(), Error> {
+    /// Rows of an integer column: one run when they all hold one value, else one by one.
+    fn int_rows<T: IntValue>(&mut self, values: &[T]) -> Result<(), Error> {
         if let Some(&v) = same(values) {
-            let entry = self.int64_entry(v)?;
+            let entry = self.int_entry(v)?;
             self.push_run(entry, values.len());
             return Ok(());
         }
         self.materialize();
         for &v in values {
-            let entry = self.int64_entry(v)?;
+            let entry = self.int_entry(v)?;
             self.push(entry);
         }
         Ok(())
     }
 
+    #[inline]
+    fn int_entry<T: IntValue>(&mut self, v: T) -> Result<u16, Error> {
+        T::dict(&mut self.entries)
+            .entry(v, &mut self.page_counts)
+            .ok_or_else(|| too_many(&self.descr))
+    }
+
     fn new_entry(&mut self, len: usize) -> Result<u16, Error> {
         if len >= MAX_ENTRIES {
-            return Err(unsupported(
-                &self.descr,
-                "more distinct values than it is made for",
-            ));
+            return Err(too_many(&self.descr));
         }
         self.page_counts.push(0);
         Ok(len as u16)
@@ -262,49 +333,6 @@ impl SmallDictChunk {
         let entry = self.new_entry(entries.len())?;
         if let Entries::Bytes(entries) = &mut self.entries {
             entries.push(value.to_vec());
-        }
-        Ok(entry)
-    }
-
-    #[inline]
-    fn int32_entry(&mut self, v: i32) -> Result<u16, Error> {
-        let Entries::Int32(entries, index) = &self.entries else {
-            unreachable!("checked by accepts")
-        };
-        // A handful of values: a scan beats hashing.
-        let found = if entries.len() <= 8 {
-            entries.iter().position(|&e| e == v).map(|i| i as u16)
-        } else {
-            index.get(&v).copied()
-        };
-        if let Some(entry) = found {
-            return Ok(entry);
-        }
-        let entry = self.new_entry(entries.len())?;
-        if let Entries::Int32(entries, index) = &mut self.entries {
-            entries.push(v);
-            index.insert(v, entry);
-        }
-        Ok(entry)
-    }
-
-    #[inline]
-    fn int64_entry(&mut self, v: i64) -> Result<u16, Error> {
-        let Entries::Int64(entries, index) = &self.entries else {
-            unreachable!("checked by accepts")
-        };
-        let found = if entries.len() <= 8 {
-            entries.iter().position(|&e| e == v).map(|i| i as u16)
-        } else {
-            index.get(&v).copied()
-        };
-        if let Some(entry) = found {
-            return Ok(entry);
-        }
-        let entry = self.new_entry(entries.len())?;
-        if let Entries::Int64(entries, index) = &mut self.entries {
-            entries.push(v);
-            index.insert(v, entry);
         }
         Ok(entry)
     }
@@ -467,20 +495,8 @@ impl SmallDictChunk {
                 let max = entries.iter().max().map(|e| ByteArray::from(e.clone()));
                 Statistics::ByteArray(value_statistics(min, max, signed))
             }
-            Entries::Int32(entries, _) => {
-                entries
-                    .iter()
-                    .for_each(|v| plain.extend_from_slice(&v.to_le_bytes()));
-                let (min, max) = (entries.iter().min(), entries.iter().max());
-                Statistics::Int32(value_statistics(min.copied(), max.copied(), signed))
-            }
-            Entries::Int64(entries, _) => {
-                entries
-                    .iter()
-                    .for_each(|v| plain.extend_from_slice(&v.to_le_bytes()));
-                let (min, max) = (entries.iter().min(), entries.iter().max());
-                Statistics::Int64(value_statistics(min.copied(), max.copied(), signed))
-            }
+            Entries::Int32(dict) => dict.plain_and_statistics(&mut plain, signed),
+            Entries::Int64(dict) => dict.plain_and_statistics(&mut plain, signed),
         };
         (plain, statistics)
     }
@@ -518,6 +534,10 @@ fn accepts(physical: PhysicalType, array: &dyn Array) -> bool {
         (PhysicalType::INT64, DataType::Timestamp(TimeUnit::Millisecond, _)) => true,
         _ => false,
     }
+}
+
+fn too_many(descr: &ColumnDescPtr) -> Error {
+    unsupported(descr, "more distinct values than it is made for")
 }
 
 fn unsupported(descr: &ColumnDescPtr, what: &str) -> Error {
@@ -721,17 +741,22 @@ mod tests {
         assert!(reference == ours);
     }
 
-    #[test]
-    fn declines_what_it_cannot_write_exactly() {
-        let chunk_props = props(8192, 20_000, 1 << 20, 1);
-        let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Int32, false)]));
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(chunk_props.clone())).unwrap();
-        let descr = writer
+    /// The Parquet descriptor of a one-column file of `data_type`.
+    fn descriptor(data_type: DataType, props: &WriterProperties) -> ColumnDescPtr {
+        let schema = Arc::new(Schema::new(vec![Field::new("c", data_type, false)]));
+        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props.clone())).unwrap();
+        writer
             .into_serialized_writer()
             .unwrap()
             .0
             .schema_descr()
-            .column(0);
+            .column(0)
+    }
+
+    #[test]
+    fn declines_what_it_cannot_write_exactly() {
+        let chunk_props = props(8192, 20_000, 1 << 20, 1);
+        let descr = descriptor(DataType::Int32, &chunk_props);
         let ints: ArrayRef = Arc::new(Int32Array::from(vec![1, 2]));
         assert!(SmallDictChunk::try_new(descr.clone(), &chunk_props, ints.as_ref()).is_some());
         // Nulls, a type of another physical width, page statistics.
@@ -747,15 +772,7 @@ mod tests {
         // Strings long enough for statistics truncation.
         let long = "x".repeat(MAX_VALUE_BYTES + 1);
         let strings = arrays(0, 2, &[0, 1], &[2]);
-        let field = Field::new("c", strings[0].data_type().clone(), false);
-        let schema = Arc::new(Schema::new(vec![field]));
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(chunk_props.clone())).unwrap();
-        let descr = writer
-            .into_serialized_writer()
-            .unwrap()
-            .0
-            .schema_descr()
-            .column(0);
+        let descr = descriptor(strings[0].data_type().clone(), &chunk_props);
         let long: ArrayRef = Arc::new(
             DictionaryArray::<Int32Type>::try_new(
                 Int32Array::from(vec![0]),
