@@ -179,6 +179,11 @@ impl Shard {
     /// bucket). The table grows rarely (it is reserved up front); `layout` follows it.
     #[inline]
     fn prefetch(&self, h: u64, layout: &mut Option<Layout>) {
+        // Nothing to find a bucket address from (and a scan of the empty table per row, were
+        // it tried): a shard whose keys are all wide keeps its packed table empty.
+        if self.seen.is_empty() {
+            return;
+        }
         let buckets = self.seen.num_buckets();
         if layout.is_none_or(|l| l.buckets != buckets) {
             *layout = self.layout();
