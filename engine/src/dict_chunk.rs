@@ -1,24 +1,35 @@
-//! Column chunks of the columns that hold a handful of distinct values by construction (status,
-//! channel, and the run's lineage: source file, run id, ingestion time), written directly rather
-//! than through the parquet crate's column writer.
+//! Dictionary-encoded column chunks written directly rather than through the parquet crate's
+//! column writer.
 //!
-//! That writer interns every value of a dictionary-encoded column (hashing and comparing it) and
-//! compares it with the running min and max: 10–25 ns a row, about a tenth of the engine's CPU
-//! for seven columns of at most a few distinct values. Here a row costs a table lookup (Arrow
-//! dictionary keys, or the few values seen, map to the chunk's dictionary indices) and the
-//! statistics come from the dictionary, not from the rows.
+//! That writer interns every value (hashing and comparing it), keeps a 64-bit index per row and
+//! compares each value with the running min and max: 10–25 ns a row and column, about a fifth of
+//! the engine's CPU over the fourteen dictionary-encoded columns of `orders` and `fact_orders`.
+//! Here a row costs one table lookup (Arrow dictionary keys map to the chunk's entries once per
+//! write; other values are looked up directly) and the statistics come from the dictionary, not
+//! from the rows.
 //!
 //! The chunk is byte for byte what `ArrowWriter` writes (tested on whole files): the dictionary
 //! in first-occurrence order, data pages cut after the same mini-batches (`write_batch_size`
 //! rows) when they reach the page row or size limit, the same RLE and bit-packed runs, the same
-//! compression, statistics and offset index. [`SmallDictChunk::try_new`] declines the settings
-//! and values under which the general writer would do anything else (page statistics, bloom
-//! filters, values long enough for statistics truncation, …); the caller then uses that writer.
+//! compression, statistics and offset index. [`DictChunk::try_new`] declines settings under
+//! which the general writer does something else (page statistics, bloom filters, …). What only
+//! the data can trigger — a dictionary that outgrows its page limit, a mini-batch the general
+//! writer would split, a value long enough for statistics truncation — makes the chunk hand
+//! over to the general writer, which is given the chunk's rows again, write for write, read
+//! back from the pages written so far ([`ColumnEncoder`] does this).
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Int32Type, Int64Type, TimeUnit, TimestampMillisecondType};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array,
+    StringArray, TimestampMillisecondArray,
+};
+use arrow::datatypes::{
+    DataType, Decimal128Type, FieldRef, Int32Type, Int64Type, TimeUnit, TimestampMillisecondType,
+};
 use bytes::Bytes;
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
 use parquet::basic::{Compression, Encoding, EncodingMask, PageType, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
@@ -27,46 +38,282 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncodingStats};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::statistics::{Statistics, ValueStatistics};
-use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::file::writer::{SerializedPageWriter, SerializedRowGroupWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
 use crate::error::Error;
-use crate::rle::RleEncoder;
+use crate::rle::{self, RleEncoder};
 
-/// More distinct values than this in one chunk is not a small-domain column: an error, since the
-/// chunk can no longer be written as the general writer would (its dictionary would overflow).
-const MAX_ENTRIES: usize = 4096;
-/// Longest byte value accepted: statistics truncation (64 bytes by default) never applies.
-const MAX_VALUE_BYTES: usize = 64;
+/// The encoder of one column chunk: direct while that is exact, else the general writer.
+pub(crate) struct ColumnEncoder {
+    field: FieldRef,
+    direct: Option<Box<DictChunk>>,
+    general: Box<ArrowColumnWriter>,
+}
 
-/// One column chunk of a small-domain column under construction.
-pub(crate) struct SmallDictChunk {
+/// An encoded column chunk: from the general writer, or bytes in file order with their close
+/// result.
+pub(crate) enum EncodedChunk {
+    Arrow(ArrowColumnChunk),
+    Bytes {
+        bytes: Bytes,
+        close: ColumnCloseResult,
+    },
+}
+
+impl EncodedChunk {
+    pub(crate) fn append_to<W: std::io::Write + Send>(
+        self,
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> Result<(), ParquetError> {
+        match self {
+            EncodedChunk::Arrow(chunk) => chunk.append_to_row_group(rg),
+            EncodedChunk::Bytes { bytes, close } => rg.append_column(&bytes, close),
+        }
+    }
+}
+
+impl ColumnEncoder {
+    /// The encoder of `field`'s chunk (Parquet column `descr`), written directly when the
+    /// settings and `first` (the chunk's first values) allow, else by `general`.
+    pub(crate) fn new(
+        field: FieldRef,
+        descr: ColumnDescPtr,
+        props: &WriterProperties,
+        general: ArrowColumnWriter,
+        first: Option<&dyn Array>,
+    ) -> ColumnEncoder {
+        let direct = first
+            .and_then(|first| DictChunk::try_new(descr, props, first))
+            .map(Box::new);
+        ColumnEncoder {
+            field,
+            direct,
+            general: Box::new(general),
+        }
+    }
+
+    /// Whether the chunk is (still) written directly.
+    #[cfg(test)]
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    pub(crate) fn write(&mut self, array: &ArrayRef) -> Result<(), Error> {
+        if let Some(direct) = &mut self.direct {
+            match direct.write(array.as_ref())? {
+                Written::Done => return Ok(()),
+                Written::HandOff => {
+                    let direct = self.direct.take().expect("direct");
+                    direct.hand_off(&mut self.general, &self.field)?;
+                }
+            }
+        }
+        for leaf in compute_leaves(&self.field, array)? {
+            self.general.write(&leaf)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close(self) -> Result<EncodedChunk, Error> {
+        match self.direct {
+            Some(direct) => {
+                let (bytes, close) = direct.finish()?;
+                Ok(EncodedChunk::Bytes { bytes, close })
+            }
+            None => Ok(EncodedChunk::Arrow(self.general.close()?)),
+        }
+    }
+}
+
+/// One dictionary-encoded column chunk under construction.
+pub(crate) struct DictChunk {
     descr: ColumnDescPtr,
     compression: Compression,
     codec: PageCodec,
     batch_rows: usize,
     page_row_limit: usize,
     page_byte_limit: usize,
+    dict_byte_limit: usize,
+    /// Longest byte value whose statistics the general writer keeps whole (`None`: any).
+    longest_exact: Option<usize>,
     entries: Entries,
-    /// Rows in the open page; while they all hold one entry, that entry (and no `indices`).
-    page_rows: usize,
-    uniform: Option<u16>,
-    /// Dictionary indices of the open page's rows, once they differ.
-    indices: Vec<u16>,
-    /// Rows of the open page per dictionary entry.
-    page_counts: Vec<u32>,
+    page: OpenPage,
     pages: Vec<DataPage>,
     rows: u64,
+    /// Rows of each completed write, so the general writer can be given the same writes.
+    writes: Vec<usize>,
+}
+
+/// What became of a write.
+#[must_use]
+pub(crate) enum Written {
+    Done,
+    /// The general writer would have done what this writer does not: hand the chunk over
+    /// ([`DictChunk::hand_off`]) and give the general writer this write.
+    HandOff,
+}
+
+/// The rows of the page being filled.
+#[derive(Default)]
+struct OpenPage {
+    rows: usize,
+    /// While all rows hold one entry, that entry (and no `indices`).
+    uniform: Option<u32>,
+    /// Dictionary indices of the rows, once they differ.
+    indices: Vec<u32>,
+    /// Byte arrays: the bytes of the rows' values (the offset index reports them).
+    value_bytes: i64,
+}
+
+impl OpenPage {
+    #[inline]
+    fn push(&mut self, entry: u32) {
+        self.indices.push(entry);
+        self.rows += 1;
+    }
+
+    /// `count` rows holding `entry`: the lineage columns are one value throughout, and their
+    /// pages are then a single RLE run, written without touching the rows.
+    fn push_run(&mut self, entry: u32, count: usize) {
+        if self.rows == 0 {
+            self.uniform = Some(entry);
+        } else if self.uniform != Some(entry) {
+            self.materialize();
+            self.indices.extend(std::iter::repeat_n(entry, count));
+        }
+        self.rows += count;
+    }
+
+    /// From here on the rows are kept one by one.
+    fn materialize(&mut self) {
+        if let Some(entry) = self.uniform.take() {
+            self.indices.extend(std::iter::repeat_n(entry, self.rows));
+        }
+    }
 }
 
 /// The chunk's dictionary, in first-occurrence order.
 enum Entries {
-    Bytes(Vec<Vec<u8>>),
+    Bytes(ByteDict),
     Int32(IntDict<i32>),
     Int64(IntDict<i64>),
 }
 
-/// The integer types of small-domain columns, and where their dictionary is.
+impl Entries {
+    fn len(&self) -> usize {
+        match self {
+            Entries::Bytes(d) => d.ranges.len(),
+            Entries::Int32(d) => d.values.len(),
+            Entries::Int64(d) => d.values.len(),
+        }
+    }
+
+    /// The general writer's estimate of the dictionary page's size.
+    fn page_bytes(&self) -> usize {
+        match self {
+            Entries::Bytes(d) => d.page.len(),
+            Entries::Int32(d) => 4 * d.values.len(),
+            Entries::Int64(d) => 8 * d.values.len(),
+        }
+    }
+
+    /// The values at `indices` as an array of `data_type` (the type they were written as).
+    fn array(&self, data_type: &DataType, indices: &[u32]) -> Result<ArrayRef, Error> {
+        let ints = |d: &IntDict<i64>| -> Vec<i64> {
+            indices.iter().map(|&i| d.values[i as usize]).collect()
+        };
+        let array: ArrayRef = match (self, data_type) {
+            (Entries::Bytes(d), DataType::Utf8) => Arc::new(StringArray::from(
+                indices
+                    .iter()
+                    .map(|&i| d.text(i))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+            (Entries::Bytes(d), DataType::Dictionary(_, _)) => {
+                let values = (0..d.ranges.len() as u32)
+                    .map(|i| d.text(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let keys = indices.iter().map(|&i| i as i32).collect::<Vec<_>>();
+                Arc::new(DictionaryArray::<Int32Type>::try_new(
+                    Int32Array::from(keys),
+                    Arc::new(StringArray::from(values)),
+                )?)
+            }
+            (Entries::Int32(d), DataType::Int32) => Arc::new(Int32Array::from(
+                indices
+                    .iter()
+                    .map(|&i| d.values[i as usize])
+                    .collect::<Vec<_>>(),
+            )),
+            (Entries::Int64(d), DataType::Int64) => Arc::new(Int64Array::from(ints(d))),
+            (Entries::Int64(d), DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
+                Arc::new(TimestampMillisecondArray::from(ints(d)).with_timezone_opt(tz.clone()))
+            }
+            (Entries::Int64(d), DataType::Decimal128(precision, scale)) => {
+                let values: Vec<i128> = indices
+                    .iter()
+                    .map(|&i| d.values[i as usize] as i128)
+                    .collect();
+                Arc::new(
+                    Decimal128Array::from(values).with_precision_and_scale(*precision, *scale)?,
+                )
+            }
+            (_, other) => return Err(unsupported_type(other)),
+        };
+        Ok(array)
+    }
+}
+
+/// Byte-array entries, kept as the dictionary page holds them.
+struct ByteDict {
+    /// The PLAIN-encoded dictionary page: each value after its 4-byte length.
+    page: Vec<u8>,
+    /// Where each entry's value is in `page`.
+    ranges: Vec<std::ops::Range<usize>>,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl ByteDict {
+    fn value(&self, entry: u32) -> &[u8] {
+        &self.page[self.ranges[entry as usize].clone()]
+    }
+
+    fn text(&self, entry: u32) -> Result<&str, Error> {
+        std::str::from_utf8(self.value(entry))
+            .map_err(|e| Error::Parquet(ParquetError::External(Box::new(e))))
+    }
+
+    /// `v`'s entry, added if new; `None` for a new value longer than `longest`.
+    #[inline]
+    fn entry(&mut self, v: &[u8], longest: Option<usize>) -> Option<u32> {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(v);
+        let (page, ranges) = (&self.page, &self.ranges);
+        if let Some(&entry) = self
+            .index
+            .find(hash, |&e| &page[ranges[e as usize].clone()] == v)
+        {
+            return Some(entry);
+        }
+        if longest.is_some_and(|l| v.len() > l) {
+            return None;
+        }
+        let entry = self.ranges.len() as u32;
+        self.page.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        let start = self.page.len();
+        self.page.extend_from_slice(v);
+        self.ranges.push(start..self.page.len());
+        let (page, ranges, hasher) = (&self.page, &self.ranges, &self.hasher);
+        self.index.insert_unique(hash, entry, |&e| {
+            hasher.hash_one(&page[ranges[e as usize].clone()])
+        });
+        Some(entry)
+    }
+}
+
+/// The integer types of dictionary columns, and where their dictionary is.
 trait IntValue: Copy + Ord + std::hash::Hash {
     fn dict(entries: &mut Entries) -> &mut IntDict<Self>;
     /// PLAIN encoding: little-endian.
@@ -97,20 +344,13 @@ macro_rules! int_value {
 int_value!(i32, Int32);
 int_value!(i64, Int64);
 
-/// Integer dictionary entries, with an index once there are more than a handful.
+/// Integer entries, with an index once there are more than a handful.
 struct IntDict<T> {
     values: Vec<T>,
-    index: HashMap<T, u16>,
+    index: HashMap<T, u32>,
 }
 
 impl<T: IntValue> IntDict<T> {
-    /// The dictionary page's values into `plain`, and the chunk's statistics.
-    fn plain_and_statistics(&self, plain: &mut Vec<u8>, signed: bool) -> Statistics {
-        self.values.iter().for_each(|v| v.put_plain(plain));
-        let (min, max) = (self.values.iter().min(), self.values.iter().max());
-        T::statistics(value_statistics(min.copied(), max.copied(), signed))
-    }
-
     fn new() -> Self {
         IntDict {
             values: Vec::new(),
@@ -118,26 +358,29 @@ impl<T: IntValue> IntDict<T> {
         }
     }
 
-    /// `v`'s entry, added (with a zero page count) if new; `None` past [`MAX_ENTRIES`].
+    /// The dictionary page's values into `plain`, and the chunk's statistics.
+    fn plain_and_statistics(&self, plain: &mut Vec<u8>, signed: bool) -> Statistics {
+        self.values.iter().for_each(|v| v.put_plain(plain));
+        let (min, max) = (self.values.iter().min(), self.values.iter().max());
+        T::statistics(value_statistics(min.copied(), max.copied(), signed))
+    }
+
+    /// `v`'s entry, added if new.
     #[inline]
-    fn entry(&mut self, v: T, page_counts: &mut Vec<u32>) -> Option<u16> {
+    fn entry(&mut self, v: T) -> u32 {
         // A handful of values: a scan beats hashing.
         let found = if self.values.len() <= 8 {
-            self.values.iter().position(|&e| e == v).map(|i| i as u16)
+            self.values.iter().position(|&e| e == v).map(|i| i as u32)
         } else {
             self.index.get(&v).copied()
         };
-        if found.is_some() {
-            return found;
+        if let Some(entry) = found {
+            return entry;
         }
-        if self.values.len() >= MAX_ENTRIES {
-            return None;
-        }
-        let entry = self.values.len() as u16;
+        let entry = self.values.len() as u32;
         self.values.push(v);
         self.index.insert(v, entry);
-        page_counts.push(0);
-        Some(entry)
+        entry
     }
 }
 
@@ -147,208 +390,217 @@ struct DataPage {
     unencoded_bytes: Option<i64>,
 }
 
-impl SmallDictChunk {
+impl DictChunk {
     /// A writer for `descr`'s chunk, or `None` when the settings or `first` (the chunk's first
     /// values) are outside what this writer reproduces exactly.
     pub(crate) fn try_new(
         descr: ColumnDescPtr,
         props: &WriterProperties,
         first: &dyn Array,
-    ) -> Option<SmallDictChunk> {
+    ) -> Option<DictChunk> {
         let path = descr.path();
-        let width = match descr.physical_type() {
-            PhysicalType::BYTE_ARRAY => MAX_VALUE_BYTES + 4,
+        let physical = descr.physical_type();
+        let width = match physical {
+            PhysicalType::BYTE_ARRAY => 0,
             PhysicalType::INT32 => 4,
             PhysicalType::INT64 => 8,
             _ => return None,
         };
+        let batch_rows = props.write_batch_size().max(1);
+        let dict_byte_limit = props.column_dictionary_page_size_limit(path);
         let settings_fit = props.writer_version() == WriterVersion::PARQUET_1_0
             && props.statistics_enabled(path) == EnabledStatistics::Chunk
             && props.dictionary_enabled(path)
             && props.bloom_filter_properties(path).is_none()
             && !props.offset_index_disabled()
             && props.content_defined_chunking().is_none()
-            && props.statistics_truncate_length().is_none_or(|n| n >= MAX_VALUE_BYTES)
-            // The dictionary never falls back to plain, and mini-batches are never split by
-            // the dictionary's byte budget.
-            && props.column_dictionary_page_size_limit(path) > MAX_ENTRIES * width
-            && props.write_batch_size() * 8 <= props.column_dictionary_page_size_limit(path)
+            // The general writer never splits a mini-batch of fixed-width values for the
+            // dictionary's byte budget (byte arrays are checked per mini-batch).
+            && width * batch_rows <= dict_byte_limit
             && descr.max_def_level() == 0
             && descr.max_rep_level() == 0;
-        if !settings_fit || !accepts(descr.physical_type(), first) {
+        if !settings_fit || !accepts(physical, first) {
             return None;
         }
         let compression = props.compression(path);
         let codec = PageCodec::new(compression)?;
-        let entries = match descr.physical_type() {
-            PhysicalType::BYTE_ARRAY => Entries::Bytes(Vec::new()),
+        let entries = match physical {
+            PhysicalType::BYTE_ARRAY => Entries::Bytes(ByteDict {
+                page: Vec::new(),
+                ranges: Vec::new(),
+                index: HashTable::new(),
+                hasher: DefaultHashBuilder::default(),
+            }),
             PhysicalType::INT32 => Entries::Int32(IntDict::new()),
             _ => Entries::Int64(IntDict::new()),
         };
-        Some(SmallDictChunk {
+        Some(DictChunk {
             page_byte_limit: props.column_data_page_size_limit(path),
             page_row_limit: props.data_page_row_count_limit(),
-            batch_rows: props.write_batch_size().max(1),
+            batch_rows,
+            dict_byte_limit,
+            longest_exact: props.statistics_truncate_length(),
             descr,
             compression,
             codec,
             entries,
-            page_rows: 0,
-            uniform: None,
-            indices: Vec::new(),
-            page_counts: Vec::new(),
+            page: OpenPage::default(),
             pages: Vec::new(),
             rows: 0,
+            writes: Vec::new(),
         })
     }
 
     /// Appends `array`'s values, cut into mini-batches as the general writer cuts one write.
-    pub(crate) fn write(&mut self, array: &dyn Array) -> Result<(), Error> {
+    /// After [`Written::HandOff`] the chunk takes no more writes.
+    pub(crate) fn write(&mut self, array: &dyn Array) -> Result<Written, Error> {
         if !accepts(self.descr.physical_type(), array) {
-            return Err(unsupported(
-                &self.descr,
-                "a value type or length it cannot encode",
-            ));
+            return Ok(Written::HandOff);
         }
         let n = array.len();
         // Dictionary arrays: each key is resolved to an entry once per write.
-        let mut by_key: Vec<u16> = Vec::new();
+        let mut by_key: Vec<u32> = Vec::new();
         let mut start = 0;
         while start < n {
             let len = self.batch_rows.min(n - start);
-            match array.data_type() {
-                DataType::Dictionary(_, _) => {
-                    let dict = array.as_dictionary::<Int32Type>();
-                    let values = dict.values().as_string::<i32>();
-                    if by_key.is_empty() {
-                        by_key = vec![u16::MAX; values.len()];
-                    }
-                    let keys = &dict.keys().values()[start..start + len];
-                    if let Some(&key) = same(keys) {
-                        let entry = self.bytes_entry(values.value(key as usize).as_bytes())?;
-                        self.push_run(entry, len);
-                    } else {
-                        self.materialize();
-                        for &key in keys {
-                            let key = key as usize;
-                            let mut entry = by_key[key];
-                            if entry == u16::MAX {
-                                entry = self.bytes_entry(values.value(key).as_bytes())?;
-                                by_key[key] = entry;
-                            }
-                            self.push(entry);
-                        }
-                    }
-                }
+            let rows = start..start + len;
+            let fits = match array.data_type() {
+                DataType::Dictionary(_, _) => self.dictionary_rows(array, rows, &mut by_key),
+                DataType::Utf8 => self.string_rows(array.as_string::<i32>(), rows),
                 DataType::Int32 => {
                     let values = array.as_primitive::<Int32Type>().values();
-                    self.int_rows(&values[start..start + len])?;
+                    self.int_rows(&values[rows], |v| v)
                 }
                 DataType::Int64 => {
                     let values = array.as_primitive::<Int64Type>().values();
-                    self.int_rows(&values[start..start + len])?;
+                    self.int_rows(&values[rows], |v| v)
+                }
+                DataType::Decimal128(_, _) => {
+                    // As the general writer stores them: the low 64 bits (precision ≤ 18).
+                    let values = array.as_primitive::<Decimal128Type>().values();
+                    self.int_rows(&values[rows], |v| v as i64)
                 }
                 _ => {
                     let values = array.as_primitive::<TimestampMillisecondType>().values();
-                    self.int_rows(&values[start..start + len])?;
+                    self.int_rows(&values[rows], |v| v)
                 }
+            };
+            if !fits {
+                return Ok(Written::HandOff);
             }
-            if self.page_rows >= self.page_row_limit
+            if self.page.rows >= self.page_row_limit
                 || self.estimated_page_bytes() >= self.page_byte_limit
             {
                 self.flush_page()?;
             }
+            // The general writer would fall back to plain encoding here.
+            if self.entries.page_bytes() >= self.dict_byte_limit {
+                return Ok(Written::HandOff);
+            }
             start += len;
         }
         self.rows += n as u64;
-        Ok(())
+        self.writes.push(n);
+        Ok(Written::Done)
     }
 
-    /// One row of a page whose rows differ (see [`Self::materialize`]).
-    #[inline]
-    fn push(&mut self, entry: u16) {
-        self.indices.push(entry);
-        self.page_rows += 1;
-        self.page_counts[entry as usize] += 1;
-    }
-
-    /// `count` rows holding `entry`: the lineage columns are one value throughout, and their
-    /// pages are then a single RLE run, written without touching the rows.
-    fn push_run(&mut self, entry: u16, count: usize) {
-        if self.page_rows == 0 {
-            self.uniform = Some(entry);
-        } else if self.uniform != Some(entry) {
-            self.materialize();
-            self.indices.extend(std::iter::repeat_n(entry, count));
+    /// Rows `rows` of a dictionary array; `false` for a new value too long to keep whole.
+    fn dictionary_rows(
+        &mut self,
+        array: &dyn Array,
+        rows: std::ops::Range<usize>,
+        by_key: &mut Vec<u32>,
+    ) -> bool {
+        let dict = array.as_dictionary::<Int32Type>();
+        let values = dict.values().as_string::<i32>();
+        if by_key.is_empty() {
+            *by_key = vec![u32::MAX; values.len()];
         }
-        self.page_rows += count;
-        self.page_counts[entry as usize] += count as u32;
+        let Entries::Bytes(entries) = &mut self.entries else {
+            unreachable!("checked by accepts")
+        };
+        let longest = self.longest_exact;
+        let mut entry_of = |key: usize| {
+            if by_key[key] == u32::MAX {
+                by_key[key] = entries.entry(values.value(key).as_bytes(), longest)?;
+            }
+            Some(by_key[key])
+        };
+        let keys = &dict.keys().values()[rows];
+        let page = &mut self.page;
+        if let Some(&key) = same(keys) {
+            let Some(entry) = entry_of(key as usize) else {
+                return false;
+            };
+            page.push_run(entry, keys.len());
+            page.value_bytes += values.value_length(key as usize) as i64 * keys.len() as i64;
+            return true;
+        }
+        page.materialize();
+        for &key in keys {
+            let Some(entry) = entry_of(key as usize) else {
+                return false;
+            };
+            page.push(entry);
+            page.value_bytes += values.value_length(key as usize) as i64;
+        }
+        true
     }
 
-    /// From here on the open page's rows are kept one by one.
-    fn materialize(&mut self) {
-        if let Some(entry) = self.uniform.take() {
-            self.indices
-                .extend(std::iter::repeat_n(entry, self.page_rows));
+    /// Rows `rows` of a string array; `false` where the general writer would split the
+    /// mini-batch (its values could outgrow the dictionary's byte budget), or for a new value
+    /// too long to keep whole.
+    fn string_rows(&mut self, array: &StringArray, rows: std::ops::Range<usize>) -> bool {
+        let Entries::Bytes(entries) = &mut self.entries else {
+            unreachable!("checked by accepts")
+        };
+        let offsets = array.value_offsets();
+        let data = array.value_data();
+        let (from, to) = (offsets[rows.start] as usize, offsets[rows.end] as usize);
+        if to - from + 4 * rows.len() > self.dict_byte_limit.saturating_sub(entries.page.len()) {
+            return false;
         }
+        let page = &mut self.page;
+        page.materialize();
+        page.value_bytes += (to - from) as i64;
+        for w in offsets[rows.start..=rows.end].windows(2) {
+            let v = &data[w[0] as usize..w[1] as usize];
+            let Some(entry) = entries.entry(v, self.longest_exact) else {
+                return false;
+            };
+            page.push(entry);
+        }
+        true
     }
 
     /// Rows of an integer column: one run when they all hold one value, else one by one.
-    fn int_rows<T: IntValue>(&mut self, values: &[T]) -> Result<(), Error> {
+    fn int_rows<S: Copy + PartialEq, T: IntValue>(
+        &mut self,
+        values: &[S],
+        convert: impl Fn(S) -> T,
+    ) -> bool {
+        let dict = T::dict(&mut self.entries);
         if let Some(&v) = same(values) {
-            let entry = self.int_entry(v)?;
-            self.push_run(entry, values.len());
-            return Ok(());
+            let entry = dict.entry(convert(v));
+            self.page.push_run(entry, values.len());
+            return true;
         }
-        self.materialize();
+        self.page.materialize();
         for &v in values {
-            let entry = self.int_entry(v)?;
-            self.push(entry);
+            let entry = dict.entry(convert(v));
+            self.page.push(entry);
         }
-        Ok(())
-    }
-
-    #[inline]
-    fn int_entry<T: IntValue>(&mut self, v: T) -> Result<u16, Error> {
-        T::dict(&mut self.entries)
-            .entry(v, &mut self.page_counts)
-            .ok_or_else(|| too_many(&self.descr))
-    }
-
-    fn new_entry(&mut self, len: usize) -> Result<u16, Error> {
-        if len >= MAX_ENTRIES {
-            return Err(too_many(&self.descr));
-        }
-        self.page_counts.push(0);
-        Ok(len as u16)
-    }
-
-    fn bytes_entry(&mut self, value: &[u8]) -> Result<u16, Error> {
-        let Entries::Bytes(entries) = &self.entries else {
-            unreachable!("checked by accepts")
-        };
-        if let Some(i) = entries.iter().position(|e| e == value) {
-            return Ok(i as u16);
-        }
-        let entry = self.new_entry(entries.len())?;
-        if let Entries::Bytes(entries) = &mut self.entries {
-            entries.push(value.to_vec());
-        }
-        Ok(entry)
-    }
-
-    fn entry_count(&self) -> usize {
-        self.page_counts.len()
+        true
     }
 
     fn bit_width(&self) -> u8 {
-        let max = self.entry_count().saturating_sub(1) as u64;
+        let max = self.entries.len().saturating_sub(1) as u64;
         (64 - max.leading_zeros()) as u8
     }
 
     /// The general writer's estimate of the open page's encoded size.
     fn estimated_page_bytes(&self) -> usize {
-        let indices = RleEncoder::max_buffer_size(self.bit_width(), self.page_rows);
+        let indices = RleEncoder::max_buffer_size(self.bit_width(), self.page.rows);
         // The byte-array encoder counts the bit-width byte, the primitive one does not.
         match self.entries {
             Entries::Bytes(_) => indices + 1,
@@ -360,43 +612,81 @@ impl SmallDictChunk {
         let bit_width = self.bit_width();
         let mut buf = Vec::with_capacity(1 + self.estimated_page_bytes());
         buf.push(bit_width);
-        let encoded = match self.uniform {
-            Some(entry) => RleEncoder::run(bit_width, entry as u64, self.page_rows, buf),
+        let page = std::mem::take(&mut self.page);
+        let encoded = match page.uniform {
+            Some(entry) => RleEncoder::run(bit_width, entry as u64, page.rows, buf),
             None => {
                 let mut rle = RleEncoder::new(bit_width, buf);
-                for &i in &self.indices {
-                    rle.put(i as u64);
-                }
+                rle.put_all(&page.indices);
                 rle.finish()
             }
         };
         let unencoded_bytes = match &self.entries {
-            Entries::Bytes(entries) => Some(
-                entries
-                    .iter()
-                    .zip(&self.page_counts)
-                    .map(|(e, &count)| e.len() as i64 * count as i64)
-                    .sum(),
-            ),
+            Entries::Bytes(_) => Some(page.value_bytes),
             _ => None,
         };
-        let page = Page::DataPage {
+        let data_page = Page::DataPage {
             buf: self.codec.compress(&encoded)?,
-            num_values: self.page_rows as u32,
+            num_values: page.rows as u32,
             encoding: Encoding::RLE_DICTIONARY,
             def_level_encoding: Encoding::RLE,
             rep_level_encoding: Encoding::RLE,
             statistics: None,
         };
         self.pages.push(DataPage {
-            page: CompressedPage::new(page, encoded.len()),
-            rows: self.page_rows,
+            page: CompressedPage::new(data_page, encoded.len()),
+            rows: page.rows,
             unencoded_bytes,
         });
-        self.indices.clear();
-        self.uniform = None;
-        self.page_rows = 0;
-        self.page_counts.fill(0);
+        // Keep the index buffer's capacity for the next page.
+        let mut indices = page.indices;
+        indices.clear();
+        self.page.indices = indices;
+        Ok(())
+    }
+
+    /// Gives `general` (a fresh writer of this column chunk) every completed write again, read
+    /// back from the pages: the chunk it then closes is the one it would have written alone.
+    pub(crate) fn hand_off(
+        self,
+        general: &mut ArrowColumnWriter,
+        field: &FieldRef,
+    ) -> Result<(), Error> {
+        let rows: usize = self.writes.iter().sum();
+        let mut indices: Vec<u32> = Vec::with_capacity(rows);
+        for page in &self.pages {
+            if indices.len() >= rows {
+                break;
+            }
+            let encoded = PageCodec::decompress(
+                self.compression,
+                page.page.data(),
+                page.page.uncompressed_size(),
+            )?;
+            let decoded = encoded
+                .split_first()
+                .and_then(|(&width, runs)| rle::decode(width, runs, page.rows, &mut indices));
+            if decoded.is_none() {
+                return Err(unsupported(&self.descr, "a page it cannot read back"));
+            }
+        }
+        match self.page.uniform {
+            Some(entry) => indices.extend(std::iter::repeat_n(entry, self.page.rows)),
+            None => indices.extend_from_slice(&self.page.indices),
+        }
+        if indices.len() < rows {
+            return Err(unsupported(&self.descr, "fewer rows than it was given"));
+        }
+        let mut at = 0;
+        for &n in &self.writes {
+            let array = self
+                .entries
+                .array(field.data_type(), &indices[at..at + n])?;
+            for leaf in compute_leaves(field, &array)? {
+                general.write(&leaf)?;
+            }
+            at += n;
+        }
         Ok(())
     }
 
@@ -406,13 +696,13 @@ impl SmallDictChunk {
         if self.rows == 0 {
             return Err(unsupported(&self.descr, "an empty chunk"));
         }
-        if self.page_rows > 0 {
+        if self.page.rows > 0 {
             self.flush_page()?;
         }
         let (plain, statistics) = self.dictionary();
         let dictionary = Page::DictionaryPage {
             buf: self.codec.compress(&plain)?,
-            num_values: self.entry_count() as u32,
+            num_values: self.entries.len() as u32,
             encoding: Encoding::PLAIN,
             is_sorted: false,
         };
@@ -482,17 +772,15 @@ impl SmallDictChunk {
 
     /// The dictionary page's PLAIN-encoded values, and the chunk's statistics (every entry
     /// occurs in the chunk, so min and max over the entries are those over the rows).
-    fn dictionary(&self) -> (Vec<u8>, Statistics) {
+    fn dictionary(&mut self) -> (Vec<u8>, Statistics) {
         let signed = self.descr.sort_order().is_signed();
         let mut plain = Vec::new();
-        let statistics = match &self.entries {
-            Entries::Bytes(entries) => {
-                for e in entries {
-                    plain.extend_from_slice(&(e.len() as u32).to_le_bytes());
-                    plain.extend_from_slice(e);
-                }
-                let min = entries.iter().min().map(|e| ByteArray::from(e.clone()));
-                let max = entries.iter().max().map(|e| ByteArray::from(e.clone()));
+        let statistics = match &mut self.entries {
+            Entries::Bytes(d) => {
+                let values = || (0..d.ranges.len() as u32).map(|e| d.value(e));
+                let min = values().min().map(|v| ByteArray::from(v.to_vec()));
+                let max = values().max().map(|v| ByteArray::from(v.to_vec()));
+                plain = std::mem::take(&mut d.page);
                 Statistics::ByteArray(value_statistics(min, max, signed))
             }
             Entries::Int32(dict) => dict.plain_and_statistics(&mut plain, signed),
@@ -513,8 +801,7 @@ fn value_statistics<T>(min: Option<T>, max: Option<T>, signed: bool) -> ValueSta
     ValueStatistics::new(min, max, None, Some(0), false).with_backwards_compatible_min_max(signed)
 }
 
-/// Whether `array` is a type this writer encodes for `physical`, without nulls, and (for
-/// strings) with every dictionary value short enough to escape statistics truncation.
+/// Whether `array` is a type this writer encodes for `physical`, without nulls.
 fn accepts(physical: PhysicalType, array: &dyn Array) -> bool {
     if array.null_count() > 0 {
         return false;
@@ -523,26 +810,26 @@ fn accepts(physical: PhysicalType, array: &dyn Array) -> bool {
         (PhysicalType::BYTE_ARRAY, DataType::Dictionary(key, value))
             if **key == DataType::Int32 && **value == DataType::Utf8 =>
         {
-            let values = array.as_dictionary::<Int32Type>().values();
-            values.null_count() == 0
-                && values.len() < u16::MAX as usize
-                && (0..values.len())
-                    .all(|i| values.as_string::<i32>().value(i).len() <= MAX_VALUE_BYTES)
+            array.as_dictionary::<Int32Type>().values().null_count() == 0
         }
+        (PhysicalType::BYTE_ARRAY, DataType::Utf8) => true,
         (PhysicalType::INT32, DataType::Int32) => true,
         (PhysicalType::INT64, DataType::Int64) => true,
+        (PhysicalType::INT64, DataType::Decimal128(_, _)) => true,
         (PhysicalType::INT64, DataType::Timestamp(TimeUnit::Millisecond, _)) => true,
         _ => false,
     }
 }
 
-fn too_many(descr: &ColumnDescPtr) -> Error {
-    unsupported(descr, "more distinct values than it is made for")
+fn unsupported_type(data_type: &DataType) -> Error {
+    Error::Parquet(ParquetError::General(format!(
+        "the dictionary chunk writer cannot rebuild a {data_type} array"
+    )))
 }
 
 fn unsupported(descr: &ColumnDescPtr, what: &str) -> Error {
     Error::Parquet(ParquetError::General(format!(
-        "column {}: the small-dictionary writer was given {what}",
+        "column {}: the dictionary chunk writer was given {what}",
         descr.path()
     )))
 }
@@ -583,16 +870,26 @@ impl PageCodec {
         };
         Ok(Bytes::from(out))
     }
+
+    /// A page's contents from its compressed bytes (`len` bytes uncompressed).
+    fn decompress(compression: Compression, data: &[u8], len: usize) -> Result<Vec<u8>, Error> {
+        let external =
+            |e: Box<dyn std::error::Error + Send + Sync>| Error::Parquet(ParquetError::External(e));
+        match compression {
+            Compression::SNAPPY => snap::raw::Decoder::new()
+                .decompress_vec(data)
+                .map_err(|e| external(Box::new(e))),
+            Compression::ZSTD(_) => {
+                zstd::bulk::decompress(data, len).map_err(|e| external(Box::new(e)))
+            }
+            _ => Ok(data.to_vec()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::{
-        ArrayRef, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
-        TimestampMillisecondArray,
-    };
+    use arrow::array::RecordBatch;
     use arrow::datatypes::{Field, Schema};
     use parquet::arrow::ArrowWriter;
     use parquet::basic::ZstdLevel;
@@ -600,8 +897,29 @@ mod tests {
 
     use super::*;
 
-    fn props(batch: usize, page_rows: usize, page_bytes: usize, codec: u8) -> WriterProperties {
-        let compression = match codec {
+    /// Writer settings; `dict_bytes` and `truncate` bound the dictionary page and the length of
+    /// statistics values.
+    #[derive(Debug, Clone, Copy)]
+    struct Settings {
+        batch: usize,
+        page_rows: usize,
+        page_bytes: usize,
+        codec: u8,
+        dict_bytes: usize,
+        truncate: Option<usize>,
+    }
+
+    const DEFAULTS: Settings = Settings {
+        batch: 8192,
+        page_rows: 20_000,
+        page_bytes: 1 << 20,
+        codec: 1,
+        dict_bytes: 1 << 20,
+        truncate: Some(64),
+    };
+
+    fn props(s: Settings) -> WriterProperties {
+        let compression = match s.codec {
             0 => Compression::UNCOMPRESSED,
             1 => Compression::SNAPPY,
             _ => Compression::ZSTD(ZstdLevel::try_new(1).unwrap()),
@@ -609,17 +927,30 @@ mod tests {
         WriterProperties::builder()
             .set_compression(compression)
             .set_statistics_enabled(EnabledStatistics::Chunk)
-            .set_write_batch_size(batch)
-            .set_data_page_row_count_limit(page_rows)
-            .set_data_page_size_limit(page_bytes)
+            .set_write_batch_size(s.batch)
+            .set_data_page_row_count_limit(s.page_rows)
+            .set_data_page_size_limit(s.page_bytes)
+            .set_dictionary_page_size_limit(s.dict_bytes)
+            .set_statistics_truncate_length(s.truncate)
             .build()
     }
 
-    /// The file `ArrowWriter` writes for `writes` (one write call each, one row group), and the
-    /// same file with its chunk written by [`SmallDictChunk`].
-    fn both(writes: &[ArrayRef], props: &WriterProperties) -> (Vec<u8>, Vec<u8>) {
-        let field = Field::new("c", writes[0].data_type().clone(), false);
-        let schema = Arc::new(Schema::new(vec![field]));
+    /// How a chunk was written by [`ColumnEncoder`].
+    #[derive(Debug, PartialEq)]
+    enum Path {
+        /// Directly, start to end.
+        Direct,
+        /// Directly at first, then by the general writer.
+        HandedOff,
+        /// By the general writer only.
+        General,
+    }
+
+    /// The file `ArrowWriter` writes for `writes` (one write call each, one row group), the
+    /// same file with its chunk written by a [`ColumnEncoder`], and how that chunk was written.
+    fn both(writes: &[ArrayRef], props: &WriterProperties) -> (Vec<u8>, Vec<u8>, Path) {
+        let field = Arc::new(Field::new("c", writes[0].data_type().clone(), false));
+        let schema = Arc::new(Schema::new(vec![field.clone()]));
         let batch = |a: &ArrayRef| RecordBatch::try_new(schema.clone(), vec![a.clone()]).unwrap();
         let mut reference =
             ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone())).unwrap();
@@ -629,24 +960,34 @@ mod tests {
         let reference = reference.into_inner().unwrap();
 
         let writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone())).unwrap();
-        let (mut file, _) = writer.into_serialized_writer().unwrap();
+        let (mut file, factory) = writer.into_serialized_writer().unwrap();
         let descr = file.schema_descr().column(0);
-        let mut chunk = SmallDictChunk::try_new(descr, props, writes[0].as_ref())
-            .expect("the direct path applies");
+        let general = factory.create_column_writers(0).unwrap().remove(0);
+        let mut encoder =
+            ColumnEncoder::new(field, descr, props, general, Some(writes[0].as_ref()));
+        let started_direct = encoder.is_direct();
         for a in writes {
-            chunk.write(a.as_ref()).unwrap();
+            encoder.write(a).unwrap();
         }
-        let (bytes, close) = chunk.finish().unwrap();
+        let path = match (started_direct, encoder.is_direct()) {
+            (true, true) => Path::Direct,
+            (true, false) => Path::HandedOff,
+            _ => Path::General,
+        };
         let mut group = file.next_row_group().unwrap();
-        group.append_column(&bytes, close).unwrap();
+        encoder.close().unwrap().append_to(&mut group).unwrap();
         group.close().unwrap();
-        (reference, file.into_inner().unwrap())
+        (reference, file.into_inner().unwrap(), path)
     }
 
-    /// `codes` as arrays of `kind`, cut into writes of `cuts` rows (cycled). String writes
+    /// The value of code `k` in string columns: up to 62 bytes, some of them multi-byte.
+    fn text(k: usize) -> String {
+        format!("{k:03}-{}", "é".repeat(k % 30))
+    }
+
+    /// `codes` as arrays of `kind`, cut into writes of `cuts` rows (cycled). Dictionary writes
     /// each carry the domain in a different order, as concatenated or re-sliced arrays can.
     fn arrays(kind: u8, domain: usize, codes: &[usize], cuts: &[usize]) -> Vec<ArrayRef> {
-        let text = |k: usize| format!("{k:03}-{}", "é".repeat(k % 30));
         let mut out = Vec::new();
         let (mut at, mut cut) = (0, 0);
         while at < codes.len() {
@@ -675,11 +1016,19 @@ mod tests {
                 2 => Arc::new(Int64Array::from_iter_values(
                     part.iter().map(|&c| c as i64 * -104_729 + 5),
                 )),
-                _ => Arc::new(
+                3 => Arc::new(
                     TimestampMillisecondArray::from_iter_values(
                         part.iter().map(|&c| 1_795_000_000_000 + c as i64),
                     )
                     .with_timezone("+00:00"),
+                ),
+                4 => Arc::new(StringArray::from_iter_values(part.iter().map(|&c| text(c)))),
+                _ => Arc::new(
+                    Decimal128Array::from_iter_values(
+                        part.iter().map(|&c| c as i128 * 1_234_567 - 99_999),
+                    )
+                    .with_precision_and_scale(18, 4)
+                    .unwrap(),
                 ),
             };
             out.push(array);
@@ -689,14 +1038,20 @@ mod tests {
         out
     }
 
+    fn codes_of(runs: &[(prop::sample::Index, usize)], domain: usize) -> Vec<usize> {
+        runs.iter()
+            .flat_map(|(code, n)| std::iter::repeat_n(code.index(domain), *n))
+            .collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
 
         /// Byte for byte the general writer's file, whatever the values, runs, write sizes,
-        /// mini-batch size, page limits and codec.
+        /// mini-batch size, page and dictionary limits, statistics truncation and codec.
         #[test]
         fn writes_what_arrow_writer_writes(
-            kind in 0u8..4,
+            kind in 0u8..6,
             domain in prop_oneof![1usize..4, 1usize..300],
             runs in prop::collection::vec((any::<prop::sample::Index>(), 1usize..30), 1..150),
             cuts in prop::collection::vec(1usize..1500, 1..5),
@@ -704,13 +1059,13 @@ mod tests {
             page_rows in prop_oneof![Just(20_000usize), 1usize..3000],
             page_bytes in prop_oneof![Just(1usize << 20), 8usize..400],
             codec in 0u8..3,
+            dict_bytes in prop_oneof![3 => Just(1usize << 20), 1 => 16usize..3000],
+            truncate in prop_oneof![Just(Some(64usize)), Just(None), (1usize..70).prop_map(Some)],
         ) {
-            let codes: Vec<usize> = runs
-                .iter()
-                .flat_map(|(code, n)| std::iter::repeat_n(code.index(domain), *n))
-                .collect();
+            let codes = codes_of(&runs, domain);
             let writes = arrays(kind, domain, &codes, &cuts);
-            let (reference, ours) = both(&writes, &props(batch, page_rows, page_bytes, codec));
+            let settings = Settings { batch, page_rows, page_bytes, codec, dict_bytes, truncate };
+            let (reference, ours, _) = both(&writes, &props(settings));
             prop_assert!(reference == ours, "{} bytes by ArrowWriter, {} here", reference.len(), ours.len());
         }
     }
@@ -720,15 +1075,20 @@ mod tests {
     #[test]
     fn pages_cut_on_size_where_arrow_writer_cuts_them() {
         let codes: Vec<usize> = (0..600).map(|i| (i * 7 + i / 13) % 5).collect();
-        for kind in 0..4 {
+        for kind in 0..6 {
             for page_bytes in 8..120 {
                 let writes = arrays(kind, 5, &codes, &[97, 250]);
-                let props = props(1 + page_bytes % 7, 20_000, page_bytes, 1);
-                let (reference, ours) = both(&writes, &props);
+                let settings = Settings {
+                    batch: 1 + page_bytes % 7,
+                    page_bytes,
+                    ..DEFAULTS
+                };
+                let (reference, ours, path) = both(&writes, &props(settings));
                 assert!(
                     reference == ours,
                     "kind {kind}, page limit {page_bytes} bytes"
                 );
+                assert_eq!(path, Path::Direct);
             }
         }
     }
@@ -737,8 +1097,88 @@ mod tests {
     fn a_big_constant_chunk_is_written_as_arrow_writer_writes_it() {
         let codes = vec![0; 300_000];
         let writes = arrays(0, 1, &codes, &[8192]);
-        let (reference, ours) = both(&writes, &props(8192, 20_000, 1 << 20, 1));
+        let (reference, ours, path) = both(&writes, &props(DEFAULTS));
         assert!(reference == ours);
+        assert_eq!(path, Path::Direct);
+    }
+
+    /// A big domain as the engine's id and name columns have: tens of thousands of values.
+    #[test]
+    fn a_big_dictionary_is_written_as_arrow_writer_writes_it() {
+        // Strings average 38 bytes on the dictionary page: 12 000 of them stay under its
+        // 1 MiB limit with room for a mini-batch.
+        for (kind, domain) in [(2, 30_000), (4, 12_000), (5, 30_000)] {
+            let codes: Vec<usize> = (0..200_000usize)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % domain)
+                .collect();
+            let writes = arrays(kind, domain, &codes, &[8192]);
+            let (reference, ours, path) = both(&writes, &props(DEFAULTS));
+            assert!(reference == ours, "kind {kind}");
+            assert_eq!(path, Path::Direct, "kind {kind}");
+        }
+    }
+
+    /// Where the general writer would do what this writer does not, the chunk is handed over
+    /// and still comes out as the general writer writes it.
+    #[test]
+    fn hands_over_where_the_general_writer_would_change_course() {
+        let codes: Vec<usize> = (0..5000).map(|i| (i * 37 + i / 7) % 400).collect();
+        let cases = [
+            // The dictionary outgrows its page limit: the general writer falls back to plain.
+            (
+                2,
+                Settings {
+                    dict_bytes: 1000,
+                    batch: 64,
+                    ..DEFAULTS
+                },
+            ),
+            (
+                4,
+                Settings {
+                    dict_bytes: 3000,
+                    batch: 16,
+                    ..DEFAULTS
+                },
+            ),
+            (
+                0,
+                Settings {
+                    dict_bytes: 2000,
+                    ..DEFAULTS
+                },
+            ),
+            // A mini-batch of strings larger than the dictionary's remaining budget is split.
+            (
+                4,
+                Settings {
+                    dict_bytes: 20_000,
+                    batch: 1024,
+                    ..DEFAULTS
+                },
+            ),
+            // A value longer than the statistics' truncation length.
+            (
+                4,
+                Settings {
+                    truncate: Some(30),
+                    ..DEFAULTS
+                },
+            ),
+            (
+                0,
+                Settings {
+                    truncate: Some(30),
+                    ..DEFAULTS
+                },
+            ),
+        ];
+        for (kind, settings) in cases {
+            let writes = arrays(kind, 400, &codes, &[700, 1300]);
+            let (reference, ours, path) = both(&writes, &props(settings));
+            assert!(reference == ours, "kind {kind}, {settings:?}");
+            assert_eq!(path, Path::HandedOff, "kind {kind}, {settings:?}");
+        }
     }
 
     /// The Parquet descriptor of a one-column file of `data_type`.
@@ -755,35 +1195,58 @@ mod tests {
 
     #[test]
     fn declines_what_it_cannot_write_exactly() {
-        let chunk_props = props(8192, 20_000, 1 << 20, 1);
+        let chunk_props = props(DEFAULTS);
         let descr = descriptor(DataType::Int32, &chunk_props);
         let ints: ArrayRef = Arc::new(Int32Array::from(vec![1, 2]));
-        assert!(SmallDictChunk::try_new(descr.clone(), &chunk_props, ints.as_ref()).is_some());
+        assert!(DictChunk::try_new(descr.clone(), &chunk_props, ints.as_ref()).is_some());
         // Nulls, a type of another physical width, page statistics.
         let nulls: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), None]));
-        assert!(SmallDictChunk::try_new(descr.clone(), &chunk_props, nulls.as_ref()).is_none());
+        assert!(DictChunk::try_new(descr.clone(), &chunk_props, nulls.as_ref()).is_none());
         let wide: ArrayRef = Arc::new(Int64Array::from(vec![1]));
-        assert!(SmallDictChunk::try_new(descr.clone(), &chunk_props, wide.as_ref()).is_none());
+        assert!(DictChunk::try_new(descr.clone(), &chunk_props, wide.as_ref()).is_none());
         let page_stats = WriterProperties::builder()
             .set_statistics_enabled(EnabledStatistics::Page)
             .build();
-        assert!(SmallDictChunk::try_new(descr, &page_stats, ints.as_ref()).is_none());
+        assert!(DictChunk::try_new(descr.clone(), &page_stats, ints.as_ref()).is_none());
+        // Mini-batches the general writer would split for the dictionary's budget.
+        let small_dict = props(Settings {
+            dict_bytes: 4 * 8191,
+            ..DEFAULTS
+        });
+        assert!(DictChunk::try_new(descr, &small_dict, ints.as_ref()).is_none());
+        // A column written without a dictionary.
+        let plain = WriterProperties::builder()
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_dictionary_enabled(false)
+            .build();
+        let descr = descriptor(DataType::Int64, &plain);
+        assert!(DictChunk::try_new(descr, &plain, wide.as_ref()).is_none());
+    }
 
-        // Strings long enough for statistics truncation.
-        let long = "x".repeat(MAX_VALUE_BYTES + 1);
-        let strings = arrays(0, 2, &[0, 1], &[2]);
-        let descr = descriptor(strings[0].data_type().clone(), &chunk_props);
-        let long: ArrayRef = Arc::new(
-            DictionaryArray::<Int32Type>::try_new(
-                Int32Array::from(vec![0]),
-                Arc::new(StringArray::from(vec![long])),
-            )
-            .unwrap(),
-        );
-        assert!(SmallDictChunk::try_new(descr.clone(), &chunk_props, long.as_ref()).is_none());
-        // A long value arriving later is refused, not written differently.
-        let mut chunk = SmallDictChunk::try_new(descr, &chunk_props, strings[0].as_ref()).unwrap();
-        chunk.write(strings[0].as_ref()).unwrap();
-        assert!(chunk.write(long.as_ref()).is_err());
+    /// Nulls arriving after the first write hand the chunk over rather than being written
+    /// differently.
+    #[test]
+    fn hands_over_for_values_it_does_not_take() {
+        let codes: Vec<usize> = (0..100).collect();
+        let mut writes = arrays(2, 100, &codes, &[100]);
+        writes.push(Arc::new(Int64Array::from(vec![Some(5), None, Some(7)])));
+        let field = Field::new("c", DataType::Int64, true);
+        let schema = Arc::new(Schema::new(vec![field]));
+        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props(DEFAULTS))).unwrap();
+        let (file, _) = writer.into_serialized_writer().unwrap();
+        // A nullable column is declined outright (definition levels).
+        let descr = file.schema_descr().column(0);
+        assert!(DictChunk::try_new(descr, &props(DEFAULTS), writes[0].as_ref()).is_none());
+        // A required column given nulls is handed over.
+        let descr = descriptor(DataType::Int64, &props(DEFAULTS));
+        let mut chunk = DictChunk::try_new(descr, &props(DEFAULTS), writes[0].as_ref()).unwrap();
+        assert!(matches!(
+            chunk.write(writes[0].as_ref()).unwrap(),
+            Written::Done
+        ));
+        assert!(matches!(
+            chunk.write(writes[1].as_ref()).unwrap(),
+            Written::HandOff
+        ));
     }
 }

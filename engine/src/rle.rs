@@ -80,6 +80,49 @@ impl RleEncoder {
         }
     }
 
+    /// Puts every value of `values`: what putting them one by one does, with groups of eight
+    /// that are not a run bit-packed in one step.
+    pub(crate) fn put_all(&mut self, values: &[u32]) {
+        let mut rest = values;
+        while !rest.is_empty() {
+            // Between groups, outside any run, a group that is not a run can only be
+            // bit-packed: pack it whole (its eight values fill `bit_width` bytes exactly).
+            if self.num_buffered == 0
+                && self.repeat_count == 0
+                && self.bit_width <= 16
+                && let Some((group, after)) = rest.split_first_chunk::<GROUP>()
+                && group.iter().any(|&v| v != group[0])
+            {
+                self.pack_group(group);
+                rest = after;
+                continue;
+            }
+            self.put(rest[0] as u64);
+            rest = &rest[1..];
+        }
+    }
+
+    /// What putting the eight values of a group that is not a run does, from a clean state
+    /// (`current` only matters once `repeat_count` is not zero).
+    fn pack_group(&mut self, group: &[u32; GROUP]) {
+        // Bit-packed groups are whole bytes, so the pending bits are too.
+        self.flush_bits();
+        if self.indicator_at.is_none() {
+            self.indicator_at = Some(self.out.len());
+            self.out.push(0);
+        }
+        let width = self.bit_width as usize;
+        let packed = group
+            .iter()
+            .enumerate()
+            .fold(0u128, |acc, (i, &v)| acc | (v as u128) << (i * width));
+        self.out.extend_from_slice(&packed.to_le_bytes()[..width]);
+        self.bit_packed_count += GROUP;
+        if self.bit_packed_count / GROUP + 1 >= MAX_GROUPS_PER_RUN {
+            self.finish_bit_packed_run();
+        }
+    }
+
     /// The encoded bytes, after `out`'s initial contents.
     pub(crate) fn finish(mut self) -> Vec<u8> {
         if self.bit_packed_count > 0 || self.repeat_count > 0 || self.num_buffered > 0 {
@@ -178,51 +221,70 @@ impl RleEncoder {
     }
 }
 
+/// Decodes `count` values of the hybrid encoding (as the Parquet format defines it) from `data`
+/// onto `out`: how a chunk written directly is read back when the general writer takes over.
+/// Returns the bytes after them, or `None` when `data` ends early.
+pub(crate) fn decode<'d>(
+    bit_width: u8,
+    mut data: &'d [u8],
+    count: usize,
+    out: &mut Vec<u32>,
+) -> Option<&'d [u8]> {
+    let end = out.len() + count;
+    let width = bit_width as usize;
+    let mask = if width == 0 {
+        0
+    } else {
+        u64::MAX >> (64 - width)
+    };
+    while out.len() < end {
+        let (mut header, mut shift) = (0u64, 0);
+        loop {
+            let (&b, rest) = data.split_first()?;
+            data = rest;
+            header |= ((b & 0x7f) as u64) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if header & 1 == 0 {
+            let bytes = width.div_ceil(8);
+            let mut v = [0u8; 8];
+            v[..bytes].copy_from_slice(data.get(..bytes)?);
+            data = &data[bytes..];
+            let value = u64::from_le_bytes(v) as u32;
+            out.extend(std::iter::repeat_n(value, (header >> 1) as usize));
+        } else {
+            let values = (header >> 1) as usize * GROUP;
+            let bytes = values * width / 8;
+            let packed = data.get(..bytes)?;
+            for i in 0..values {
+                let bit = i * width;
+                let mut word = [0u8; 8];
+                let from = bit / 8;
+                let n = (packed.len() - from).min(8);
+                word[..n].copy_from_slice(&packed[from..from + n]);
+                out.push(((u64::from_le_bytes(word) >> (bit % 8)) & mask) as u32);
+            }
+            data = &data[bytes..];
+        }
+    }
+    out.truncate(end);
+    Some(data)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
 
-    /// An independent decoder of the hybrid encoding (as the Parquet format defines it).
-    fn decode(bit_width: u8, mut data: &[u8], count: usize) -> Vec<u64> {
+    fn decoded(bit_width: u8, data: &[u8], count: usize) -> Vec<u64> {
         let mut out = Vec::new();
-        while out.len() < count {
-            let (mut header, mut shift) = (0u64, 0);
-            loop {
-                let b = data[0];
-                data = &data[1..];
-                header |= ((b & 0x7f) as u64) << shift;
-                shift += 7;
-                if b & 0x80 == 0 {
-                    break;
-                }
-            }
-            if header & 1 == 0 {
-                let bytes = (bit_width as usize).div_ceil(8);
-                let mut v = [0u8; 8];
-                v[..bytes].copy_from_slice(&data[..bytes]);
-                data = &data[bytes..];
-                for _ in 0..header >> 1 {
-                    out.push(u64::from_le_bytes(v));
-                }
-            } else {
-                let values = (header >> 1) as usize * GROUP;
-                let bytes = values * bit_width as usize / 8;
-                for i in 0..values {
-                    let mut v = 0u64;
-                    for b in 0..bit_width as usize {
-                        let bit = i * bit_width as usize + b;
-                        v |= (((data[bit / 8] >> (bit % 8)) & 1) as u64) << b;
-                    }
-                    out.push(v);
-                }
-                data = &data[bytes..];
-            }
-        }
-        assert!(data.is_empty(), "{} bytes left over", data.len());
-        out.truncate(count);
-        out
+        let rest = decode(bit_width, data, count, &mut out).expect("complete");
+        assert!(rest.is_empty(), "{} bytes left over", rest.len());
+        out.into_iter().map(u64::from).collect()
     }
 
     fn encode(bit_width: u8, values: &[u64]) -> Vec<u8> {
@@ -253,7 +315,7 @@ mod tests {
         let values: Vec<u64> = (0..64 * 8).map(|i| i % 2).collect();
         let bytes = encode(1, &values);
         assert_eq!(bytes[0], (63 << 1) | 1);
-        assert_eq!(decode(1, &bytes, values.len()), values);
+        assert_eq!(decoded(1, &bytes, values.len()), values);
     }
 
     #[test]
@@ -272,6 +334,30 @@ mod tests {
     }
 
     proptest! {
+        /// The bulk path writes what putting the values one by one writes.
+        #[test]
+        fn put_all_writes_what_put_writes(
+            bit_width in 0u8..=20,
+            runs in prop::collection::vec((0u32..1 << 20, 1usize..20), 0..700),
+            short_runs in any::<bool>(),
+            prefix in 0usize..12,
+        ) {
+            let mask = if bit_width == 0 { 0 } else { (1u32 << bit_width) - 1 };
+            // Short runs make long bit-packed runs (split at 63 groups).
+            let length = |n: usize| if short_runs { 1 + n % 2 } else { n };
+            let values: Vec<u32> = runs
+                .iter()
+                .flat_map(|&(v, n)| std::iter::repeat_n(v & mask, length(n)))
+                .collect();
+            let one_by_one = encode(bit_width, &values.iter().map(|&v| v as u64).collect::<Vec<_>>());
+            // Some values put one by one first, so the bulk path starts mid-group too.
+            let split = prefix.min(values.len());
+            let mut e = RleEncoder::new(bit_width, Vec::new());
+            values[..split].iter().for_each(|&v| e.put(v as u64));
+            e.put_all(&values[split..]);
+            prop_assert_eq!(e.finish(), one_by_one);
+        }
+
         #[test]
         fn round_trips(
             bit_width in 0u8..=12,
@@ -284,7 +370,7 @@ mod tests {
                 .collect();
             let bytes = encode(bit_width, &values);
             prop_assert!(bytes.len() <= RleEncoder::max_buffer_size(bit_width, values.len()));
-            prop_assert_eq!(decode(bit_width, &bytes, values.len()), values);
+            prop_assert_eq!(decoded(bit_width, &bytes, values.len()), values);
         }
     }
 }

@@ -17,19 +17,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::FieldRef;
-use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
-};
-use parquet::column::writer::ColumnCloseResult;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::ColumnDescPtr;
 
-use crate::dict_chunk::SmallDictChunk;
+use crate::dict_chunk::{ColumnEncoder, EncodedChunk};
 use crate::error::Error;
 use crate::schema::{FACT_ORDERS, ORDERS, Table};
 use crate::splice::{TeePages, relocate, retarget, splice_error};
@@ -54,18 +49,6 @@ const FACT_FROM_ORDERS: [(&str, &str); 11] = [
     ("source_line", "source_line"),
     ("ingested_at", "ingested_at"),
     ("run_id", "run_id"),
-];
-
-/// Columns with a handful of distinct values by construction (statuses, configured channels, the
-/// run's constants), encoded by [`SmallDictChunk`] when it applies.
-const SMALL_DOMAIN: [&str; 7] = [
-    "point_of_sale_channel",
-    "status",
-    "source_file",
-    "ingested_at",
-    "run_id",
-    "status_id",
-    "channel_id",
 ];
 
 /// Where each fact column comes from, and which encoder encodes what.
@@ -141,7 +124,7 @@ impl Plan {
 fn encode_cost(table: &Table, i: usize) -> u32 {
     match table.columns[i].name {
         "source_file" | "run_id" | "ingested_at" => 1,
-        name if SMALL_DOMAIN.contains(&name) => 8,
+        "point_of_sale_channel" | "status" | "status_id" | "channel_id" => 8,
         "client_name" => 54,
         "product_description" => 44,
         "total_price" => 33,
@@ -157,38 +140,10 @@ fn encode_cost(table: &Table, i: usize) -> u32 {
 /// The rows of one range for both tables.
 type Lines = Arc<(RecordBatch, RecordBatch)>;
 
-/// An encoded column chunk: from the Arrow column writer, or bytes in file order with their
-/// close result (a small-domain chunk, or an orders chunk re-addressed for fact_orders).
-enum Chunk {
-    Arrow(ArrowColumnChunk),
-    Bytes {
-        bytes: Bytes,
-        close: ColumnCloseResult,
-    },
-}
-
-impl Chunk {
-    fn append_to<W: std::io::Write + Send>(
-        self,
-        rg: &mut SerializedRowGroupWriter<'_, W>,
-    ) -> Result<(), ParquetError> {
-        match self {
-            Chunk::Arrow(chunk) => chunk.append_to_row_group(rg),
-            Chunk::Bytes { bytes, close } => rg.append_column(&bytes, close),
-        }
-    }
-}
-
-/// The encoder of one column's chunk in the open row group.
-enum ColumnEncoder {
-    Arrow(Box<ArrowColumnWriter>),
-    Small(Box<SmallDictChunk>),
-}
-
 /// One row group's columns from one encoder.
 struct EncodedGroup {
-    orders: Vec<(usize, Chunk)>,
-    fact: Vec<(usize, Chunk)>,
+    orders: Vec<(usize, EncodedChunk)>,
+    fact: Vec<(usize, EncodedChunk)>,
 }
 
 /// The sending half of the orders + fact writer.
@@ -215,7 +170,12 @@ impl StarWriter {
         let mut encoders = Vec::new();
         let mut groups = Vec::new();
         for (e, jobs) in plan.jobs.iter().enumerate() {
-            let (tx, rx) = sync_channel::<Lines>(4);
+            let (tx, rx) = sync_channel::<Lines>(
+                std::env::var("DUFF_Q")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(4),
+            );
             let (group_tx, group_rx) = sync_channel::<EncodedGroup>(1);
             let (jobs, plan, options) = (jobs.clone(), plan.clone(), options.clone());
             let handle = std::thread::Builder::new()
@@ -327,13 +287,6 @@ fn encode(
         orders_props: options.properties(&ORDERS),
         fact_props: options.properties(&FACT_ORDERS),
     };
-    let fields: Vec<FieldRef> = jobs
-        .iter()
-        .map(|job| match *job {
-            Job::Orders(i) => ORDERS.arrow_schema().fields()[i].clone(),
-            Job::Fact(f) => FACT_ORDERS.arrow_schema().fields()[f].clone(),
-        })
-        .collect();
     let shared_with = plan.orders_to_fact();
 
     let mut busy = Duration::ZERO;
@@ -352,18 +305,12 @@ fn encode(
         };
         let pages = tee.take();
         for (job, writer) in jobs.iter().zip(writers) {
-            let chunk = match writer {
-                ColumnEncoder::Arrow(writer) => Chunk::Arrow(writer.close()?),
-                ColumnEncoder::Small(writer) => {
-                    let (bytes, close) = writer.finish()?;
-                    Chunk::Bytes { bytes, close }
-                }
-            };
+            let chunk = writer.close()?;
             match *job {
                 Job::Orders(i) => {
                     for &f in &shared_with[i] {
                         let (bytes, close) = match &chunk {
-                            Chunk::Arrow(chunk) => {
+                            EncodedChunk::Arrow(chunk) => {
                                 let blobs = pages.iter().find(|(c, _)| *c == i).map(|(_, b)| b);
                                 let blobs = blobs
                                     .ok_or_else(|| splice_error("no tee for a shared column"))?;
@@ -371,10 +318,10 @@ fn encode(
                                 relocate(blobs, chunk.close())?
                             }
                             // Already in file order.
-                            Chunk::Bytes { bytes, close } => (bytes.clone(), close.clone()),
+                            EncodedChunk::Bytes { bytes, close } => (bytes.clone(), close.clone()),
                         };
                         let close = retarget(&close, fact_descr[f].clone())?;
-                        encoded.fact.push((f, Chunk::Bytes { bytes, close }));
+                        encoded.fact.push((f, EncodedChunk::Bytes { bytes, close }));
                     }
                     encoded.orders.push((i, chunk));
                 }
@@ -411,7 +358,7 @@ fn encode(
                 Some(ws) => ws,
                 None => writers.insert(open_group(&jobs, &factories, group, &pending)?),
             };
-            write_slice(ws, &fields, &mut pending)?;
+            write_slice(ws, &mut pending)?;
             rows_in_group += pending_rows;
             pending_rows = 0;
             if rows_in_group == group_rows || bytes_in_group >= options.row_group_bytes {
@@ -428,7 +375,7 @@ fn encode(
             Some(ws) => ws,
             None => writers.insert(open_group(&jobs, &factories, group, &pending)?),
         };
-        write_slice(ws, &fields, &mut pending)?;
+        write_slice(ws, &mut pending)?;
     }
     if let Some(ws) = writers.take() {
         close_group(ws, &mut group)?;
@@ -480,8 +427,8 @@ struct Factories<'a> {
     fact_props: WriterProperties,
 }
 
-/// The column writers of row group `group`, one per job; `first` holds each job's first rows,
-/// which decide whether a small-domain column can take the direct path.
+/// The column encoders of row group `group`, one per job; `first` holds each job's first rows,
+/// which decide whether a column can be written directly.
 fn open_group(
     jobs: &[Job],
     factories: &Factories<'_>,
@@ -504,7 +451,7 @@ fn open_group(
         .iter()
         .zip(first)
         .map(|(job, first)| {
-            let (table, i, descr, props, arrow) = match *job {
+            let (table, i, descr, props, general) = match *job {
                 Job::Orders(i) => (
                     &ORDERS,
                     i,
@@ -520,26 +467,19 @@ fn open_group(
                     &mut fact,
                 ),
             };
-            let small = SMALL_DOMAIN
-                .contains(&table.columns[i].name)
-                .then(|| SmallDictChunk::try_new(descr[i].clone(), props, first.first()?.as_ref()))
-                .flatten();
-            match small {
-                Some(small) => ColumnEncoder::Small(Box::new(small)),
-                None => {
-                    ColumnEncoder::Arrow(Box::new(arrow[i].take().expect("one writer per column")))
-                }
-            }
+            ColumnEncoder::new(
+                table.arrow_schema().fields()[i].clone(),
+                descr[i].clone(),
+                props,
+                general[i].take().expect("one writer per column"),
+                first.first().map(|a| a.as_ref()),
+            )
         })
         .collect())
 }
 
-fn write_slice(
-    writers: &mut [ColumnEncoder],
-    fields: &[FieldRef],
-    pending: &mut [Vec<ArrayRef>],
-) -> Result<(), Error> {
-    for ((writer, field), pieces) in writers.iter_mut().zip(fields).zip(pending) {
+fn write_slice(writers: &mut [ColumnEncoder], pending: &mut [Vec<ArrayRef>]) -> Result<(), Error> {
+    for (writer, pieces) in writers.iter_mut().zip(pending) {
         let array = if pieces.len() == 1 {
             pieces.pop().expect("one piece")
         } else {
@@ -548,14 +488,7 @@ fn write_slice(
             pieces.clear();
             joined
         };
-        match writer {
-            ColumnEncoder::Small(writer) => writer.write(array.as_ref())?,
-            ColumnEncoder::Arrow(writer) => {
-                for leaf in compute_leaves(field, &array)? {
-                    writer.write(&leaf)?;
-                }
-            }
-        }
+        writer.write(&array)?;
     }
     Ok(())
 }
@@ -594,9 +527,9 @@ fn splice(
     let mut fact_files = Parts::<FileWriter>::new(&FACT_ORDERS, fact, options);
     let mut busy = Duration::ZERO;
     'groups: loop {
-        let mut orders_chunks: Vec<Option<Chunk>> =
+        let mut orders_chunks: Vec<Option<EncodedChunk>> =
             (0..ORDERS.columns.len()).map(|_| None).collect();
-        let mut fact_chunks: Vec<Option<Chunk>> =
+        let mut fact_chunks: Vec<Option<EncodedChunk>> =
             (0..FACT_ORDERS.columns.len()).map(|_| None).collect();
         for (e, rx) in groups.iter().enumerate() {
             let Ok(group) = rx.recv() else {
