@@ -7,7 +7,7 @@
 //! A record that passes is split exactly as simd-csv split it; one that fails is reported so the
 //! caller can quarantine it and resynchronise.
 
-use memchr::{memchr, memchr_iter, memchr2};
+use memchr::{memchr, memchr2};
 
 /// One field of a record: a byte range of the record, and whether its text must be unescaped
 /// (it contained `""`).
@@ -40,25 +40,79 @@ pub(crate) fn split_fields_noting_quotes(
     out: &mut Vec<FieldSpan>,
 ) -> Result<bool, QuoteError> {
     out.clear();
-    if memchr(b'"', record).is_none() {
-        // Fast path: no quoting at all.
-        let mut start = 0u32;
-        for comma in memchr_iter(b',', record) {
-            out.push(FieldSpan {
-                start,
-                end: comma as u32,
-                escaped: false,
-            });
-            start = comma as u32 + 1;
-        }
-        out.push(FieldSpan {
-            start,
-            end: record.len() as u32,
-            escaped: false,
-        });
+    if split_unquoted(record, out) {
         return Ok(false);
     }
+    out.clear();
     split_quoted(record, out).map(|()| true)
+}
+
+/// Splits a record without quotes at its commas, in one pass that also looks for quotes;
+/// `false` (with `out` partly filled) when it finds one.
+#[inline]
+fn split_unquoted(record: &[u8], out: &mut Vec<FieldSpan>) -> bool {
+    let mut start = 0u32;
+    let mut comma_at = |at: usize| {
+        out.push(FieldSpan {
+            start,
+            end: at as u32,
+            escaped: false,
+        });
+        start = at as u32 + 1;
+    };
+    let scanned = scan_16(record, &mut comma_at);
+    let Some(scanned) = scanned else {
+        return false;
+    };
+    for (i, &b) in record.iter().enumerate().skip(scanned) {
+        match b {
+            b'"' => return false,
+            b',' => comma_at(i),
+            _ => {}
+        }
+    }
+    out.push(FieldSpan {
+        start,
+        end: record.len() as u32,
+        escaped: false,
+    });
+    true
+}
+
+/// Calls `comma_at` for each comma in the whole 16-byte blocks at the start of `record`, by
+/// SSE2 compares (part of every x86-64 CPU); returns how many bytes it scanned, or `None` at a
+/// quote. Records are ~100 bytes with ten fields: one pass beats a `memchr` call per comma.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn scan_16(record: &[u8], comma_at: &mut impl FnMut(usize)) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86-64 baseline, so these intrinsics are always available;
+    // each load reads one 16-byte block of `record` and has no alignment requirement.
+    unsafe {
+        let (commas, quotes) = (_mm_set1_epi8(b',' as i8), _mm_set1_epi8(b'"' as i8));
+        let mut at = 0;
+        for block in record.chunks_exact(16) {
+            let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            if _mm_movemask_epi8(_mm_cmpeq_epi8(v, quotes)) != 0 {
+                return None;
+            }
+            let mut mask = _mm_movemask_epi8(_mm_cmpeq_epi8(v, commas)) as u32;
+            while mask != 0 {
+                comma_at(at + mask.trailing_zeros() as usize);
+                mask &= mask - 1;
+            }
+            at += 16;
+        }
+        Some(at)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn scan_16(_record: &[u8], _comma_at: &mut impl FnMut(usize)) -> Option<usize> {
+    Some(0)
 }
 
 fn split_quoted(record: &[u8], out: &mut Vec<FieldSpan>) -> Result<(), QuoteError> {
@@ -210,6 +264,72 @@ mod tests {
         let fourth = record_end(b, third, b.len()).unwrap();
         assert_eq!(record_end(b, fourth, b.len()), None);
         assert_eq!(record_end(b"\"a\"\"\"\n", 0, 6), Some(6));
+    }
+
+    /// The strict rules, one byte at a time: the reference for the fast paths.
+    fn reference(record: &[u8]) -> Result<Vec<FieldSpan>, QuoteError> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        loop {
+            if record.get(i) == Some(&b'"') {
+                let mut j = i + 1;
+                let mut escaped = false;
+                loop {
+                    match record.get(j) {
+                        None => return Err(QuoteError::Unterminated),
+                        Some(b'"') if record.get(j + 1) == Some(&b'"') => {
+                            escaped = true;
+                            j += 2;
+                        }
+                        Some(b'"') => break,
+                        Some(_) => j += 1,
+                    }
+                }
+                out.push(FieldSpan {
+                    start: i as u32 + 1,
+                    end: j as u32,
+                    escaped,
+                });
+                match record.get(j + 1) {
+                    None => return Ok(out),
+                    Some(b',') => i = j + 2,
+                    Some(_) => return Err(QuoteError::Stray),
+                }
+            } else {
+                let mut j = i;
+                while j < record.len() && record[j] != b',' {
+                    if record[j] == b'"' {
+                        return Err(QuoteError::Stray);
+                    }
+                    j += 1;
+                }
+                out.push(FieldSpan {
+                    start: i as u32,
+                    end: j as u32,
+                    escaped: false,
+                });
+                if j == record.len() {
+                    return Ok(out);
+                }
+                i = j + 1;
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Records of any length (whole 16-byte blocks and tails), commas and quotes anywhere.
+        #[test]
+        fn splits_as_the_strict_rules_do(
+            record in proptest::collection::vec(
+                proptest::prop_oneof![8 => proptest::char::range('a', 'c'), 3 => proptest::strategy::Just(','), 1 => proptest::strategy::Just('"')],
+                0..80,
+            ),
+        ) {
+            let record: String = record.into_iter().collect();
+            let mut spans = Vec::new();
+            let ours = split_fields(record.as_bytes(), &mut spans).map(|()| spans);
+            proptest::prop_assert_eq!(ours, reference(record.as_bytes()));
+        }
     }
 
     #[test]
