@@ -2,23 +2,22 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BinaryArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
-    StringArray, TimestampMillisecondArray,
-};
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::Int32Type;
-use hashbrown::HashMap;
-
 use crate::chunk::{ChunkRows, StrCol, ValidRows};
 use crate::dedup::Verdict;
 use crate::error::Error;
+use crate::members::{Members, RangeMembers};
 use crate::number::{PRECISION, SCALE};
 use crate::reason::Reason;
 use crate::rules::STATUSES;
 use crate::schema::{
     DIM_CHANNELS, DIM_CLIENTS, DIM_PRODUCTS, DIM_STATUS, FACT_ORDERS, ORDERS, QUARANTINE,
 };
+use arrow::array::{
+    ArrayRef, BinaryArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMillisecondArray,
+};
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::Int32Type;
 
 /// Values shared by every row of a run.
 pub(crate) struct RunConstants {
@@ -47,9 +46,15 @@ pub(crate) struct Assembled {
     pub records: u64,
     pub blank_lines: u64,
     pub exact_duplicates: u64,
-    /// Last occurrence of each client / product among the kept rows of the range.
-    pub clients: Vec<(i64, String)>,
-    pub products: Vec<(i64, ProductInfo)>,
+    /// Clients and products at their last occurrence among the kept rows of the range.
+    pub clients: RangeMembers<String>,
+    pub products: RangeMembers<ProductInfo>,
+}
+
+/// The dimensions' members known before a window.
+pub(crate) struct Dimensions {
+    pub clients: Members<String>,
+    pub products: Members<ProductInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +97,11 @@ fn constant(value: &str, n: usize) -> Result<ArrayRef, Error> {
 
 fn timestamps(ms: i64, n: usize) -> ArrayRef {
     Arc::new(TimestampMillisecondArray::from(vec![ms; n]).with_timezone("+00:00"))
+}
+
+/// Row `i` of a string column.
+fn bytes(c: &StrCol, i: usize) -> &[u8] {
+    &c.values[c.offsets[i] as usize..c.offsets[i + 1] as usize]
 }
 
 /// Keeps the rows marked in `keep`, in place: the columns are still plain vectors here, so
@@ -141,6 +151,7 @@ pub(crate) fn assemble(
     first_line: u64,
     buf: &[u8],
     k: &RunConstants,
+    known: &Dimensions,
 ) -> Result<Assembled, Error> {
     let mut v = chunk.valid;
     let mut quarantine: Vec<QuarantineRow> = chunk
@@ -182,34 +193,25 @@ pub(crate) fn assemble(
     }
     let n = v.len();
 
-    // Last occurrence of each dimension member among kept rows.
-    let mut client_rows: HashMap<i64, usize> = HashMap::new();
-    let mut product_rows: HashMap<i64, usize> = HashMap::new();
-    for i in 0..n {
-        client_rows.insert(v.client_id[i], i);
-        product_rows.insert(v.product_id[i], i);
-    }
-    let text = |c: &StrCol, i: usize| {
-        String::from_utf8_lossy(&c.values[c.offsets[i] as usize..c.offsets[i + 1] as usize])
-            .into_owned()
-    };
-    let clients = client_rows
-        .into_iter()
-        .map(|(id, i)| (id, text(&v.client_name, i)))
-        .collect();
-    let products = product_rows
-        .into_iter()
-        .map(|(id, i)| {
-            (
-                id,
-                ProductInfo {
-                    description: text(&v.description, i),
-                    price: v.price[i],
-                    volume: v.volume[i],
-                },
-            )
-        })
-        .collect();
+    let text = |c: &StrCol, i: usize| String::from_utf8_lossy(bytes(c, i)).into_owned();
+    let clients = known.clients.of_range(
+        &v.client_id,
+        |i, name| name.as_bytes() == bytes(&v.client_name, i),
+        |i| text(&v.client_name, i),
+    );
+    let products = known.products.of_range(
+        &v.product_id,
+        |i, p| {
+            p.price == v.price[i]
+                && p.volume == v.volume[i]
+                && p.description.as_bytes() == bytes(&v.description, i)
+        },
+        |i| ProductInfo {
+            description: text(&v.description, i),
+            price: v.price[i],
+            volume: v.volume[i],
+        },
+    );
 
     let lines: Vec<i64> = v
         .line_rel

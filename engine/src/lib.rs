@@ -34,6 +34,7 @@ pub mod header;
 pub mod input;
 pub mod lake;
 pub mod manifest;
+mod members;
 pub mod number;
 pub mod reason;
 mod rle;

@@ -1,6 +1,5 @@
 //! One run: an input file processed into the lake, exactly once.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use simd_csv::TotalReaderBuilder;
 
-use crate::assemble::{self, Assembled, ProductInfo, QuarantineRow, RunConstants};
+use crate::assemble::{self, Assembled, Dimensions, QuarantineRow, RunConstants};
 use crate::chunk::ParseCtx;
 use crate::dedup::Deduper;
 use crate::error::Error;
@@ -19,6 +18,7 @@ use crate::header::{HeaderMap, parse_header};
 use crate::input::{LocalInput, run_id_for};
 use crate::lake::LocalLake;
 use crate::manifest::{CostEstimate, Counts, Manifest, RunStatus, Throughput, Timings};
+use crate::members::Members;
 use crate::rules::Channels;
 use crate::schema::{
     DIM_CHANNELS, DIM_CLIENTS, DIM_PRODUCTS, DIM_STATUS, FACT_ORDERS, ORDERS, QUARANTINE, Table,
@@ -569,8 +569,7 @@ struct Pipeline<'a> {
     /// orders and fact_orders, which hold the same rows.
     lines: StarWriter,
     quarantine: TableWriter,
-    clients: BTreeMap<i64, String>,
-    products: BTreeMap<i64, ProductInfo>,
+    dimensions: Dimensions,
     counts: Counts,
     timings: Timings,
     /// Line number of the next window's first byte.
@@ -603,8 +602,10 @@ impl<'a> Pipeline<'a> {
                 cx.destination(&QUARANTINE, Naming::Single),
                 opts.clone(),
             ),
-            clients: BTreeMap::new(),
-            products: BTreeMap::new(),
+            dimensions: Dimensions {
+                clients: Members::new(),
+                products: Members::new(),
+            },
             counts: Counts::default(),
             timings: Timings {
                 header_ms: ms(header_clock.elapsed()),
@@ -660,23 +661,26 @@ impl<'a> Pipeline<'a> {
 
         let t = Instant::now();
         let constants = &cx.constants;
+        let known = &self.dimensions;
         let assembled: Vec<Assembled> = parsed
             .ranges
             .into_par_iter()
             .zip(verdicts)
             .zip(first_lines)
             .map(|((range, drops), first_line)| {
-                assemble::assemble(range, drops, first_line, buf, constants)
+                assemble::assemble(range, drops, first_line, buf, constants, known)
             })
             .collect::<Result<_, _>>()?;
         let mut quarantined: Vec<QuarantineRow> = Vec::new();
+        let mut clients = Vec::with_capacity(assembled.len());
+        let mut products = Vec::with_capacity(assembled.len());
         for a in assembled {
             self.counts.rows_read += a.records;
             self.counts.blank_lines += a.blank_lines;
             self.counts.exact_duplicates += a.exact_duplicates;
             self.counts.rows_written += a.orders.num_rows() as u64;
-            self.clients.extend(a.clients);
-            self.products.extend(a.products);
+            clients.push(a.clients);
+            products.push(a.products);
             quarantined.extend(a.quarantine);
             let wait = Instant::now();
             if self.lines.send(a.orders, a.fact).is_err() {
@@ -685,6 +689,8 @@ impl<'a> Pipeline<'a> {
             }
             self.timings.queue_wait_ms += ms(wait.elapsed());
         }
+        self.dimensions.clients.apply(clients);
+        self.dimensions.products.apply(products);
         for q in &quarantined {
             self.counts.quarantined += 1;
             *self
@@ -717,9 +723,14 @@ impl<'a> Pipeline<'a> {
         let t = Instant::now();
         let k = &cx.constants;
         let opts = &cx.options.parquet;
-        let clients: Vec<(i64, String)> = std::mem::take(&mut self.clients).into_iter().collect();
-        let products: Vec<(i64, ProductInfo)> =
-            std::mem::take(&mut self.products).into_iter().collect();
+        let Dimensions { clients, products } = std::mem::replace(
+            &mut self.dimensions,
+            Dimensions {
+                clients: Members::new(),
+                products: Members::new(),
+            },
+        );
+        let (clients, products) = (clients.into_sorted(), products.into_sorted());
         self.counts.distinct_clients = clients.len() as u64;
         self.counts.distinct_products = products.len() as u64;
         let mut dimensions = Vec::new();
