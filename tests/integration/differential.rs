@@ -227,9 +227,8 @@ fn run_into(dir: &std::path::Path, cfg: &GenConfig, options: &RunOptions) -> std
     lake
 }
 
-/// Many clients, small row groups and small part files: several row groups per table, several
-/// parts, and shared columns whose dictionary overflows its page (the encoder falls back to
-/// plain mid-chunk), all spliced into fact_orders.
+/// Many clients, small row groups and small part files: several row groups per table and
+/// several parts, all spliced into fact_orders.
 #[test]
 fn many_clients_small_row_groups_and_parts() {
     let cfg = many_clients(6);
@@ -245,42 +244,108 @@ fn many_clients_small_row_groups_and_parts() {
     let lake = run_into(dir.path(), &cfg, &options);
     let files = common::table_files(&lake, &FACT_ORDERS);
     assert!(files.len() >= 2, "fact parts: {files:?}");
-    let mut groups = Vec::new();
-    for file in &files {
+    let groups = chunks(&files, "client_id");
+    // 180 000 rows round up to 22 batches of 8192.
+    assert_eq!(groups[0].0, 180_224, "row groups: {groups:?}");
+    assert!(
+        groups.iter().all(|&(_, dictionary, _)| dictionary),
+        "{groups:?}"
+    );
+    compare("many-clients.csv", cfg, options);
+}
+
+/// A client per row: the client columns' dictionaries outgrow their page in a full row group,
+/// so their chunks fall back to plain pages mid-way — written by the general writer after the
+/// direct one hands them over, and client_id's spliced into fact_orders — and the files are
+/// still byte for byte what `ArrowWriter` writes.
+#[test]
+fn overflowing_dictionaries_are_written_as_arrow_writer_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("unique-clients.csv");
+    let mut csv = String::from(
+        "client_id,client_name,order_id,product_id,product_description,product_price,\
+         product_ccf,product_volume,point_of_sale_channel,status\n",
+    );
+    for i in 0..200_000u64 {
+        let (channel, status) = (
+            ["Retail", "Online", "B2B"][i as usize % 3],
+            ["created", "delivered"][i as usize % 2],
+        );
+        csv.push_str(&format!(
+            "{},Client number {i},{},{},Keg {},{}.50,{},{}.25,{channel},{status}\n",
+            1_000_000 + i,
+            i + 1,
+            i % 300 + 1,
+            i % 300,
+            i % 90 + 1,
+            i % 24 + 1,
+            i % 50 + 1,
+        ));
+    }
+    std::fs::write(&input, csv).unwrap();
+    let parquet = duff_engine::ParquetOptions {
+        row_group_rows: 22 * 8192,
+        ..Default::default()
+    };
+    let options = RunOptions {
+        parquet: parquet.clone(),
+        ..common::fixed_options()
+    };
+    let lake = dir.path().join("lake");
+    let outcome = common::run(&input, &lake, &options);
+    assert!(matches!(outcome, RunOutcome::Succeeded(_)), "{outcome:?}");
+    for (table, column) in [
+        (&ORDERS, "client_name"),
+        (&ORDERS, "client_id"),
+        (&FACT_ORDERS, "client_id"),
+    ] {
+        let chunks = chunks(&common::table_files(&lake, table), column);
+        // The first row group (180 224 clients) overflows; the last one is too small to.
+        assert!(
+            chunks[0].1 && chunks[0].2,
+            "{}.{column}: {chunks:?}",
+            table.name
+        );
+    }
+    assert_files_equal_what_arrow_writer_writes(&lake, &parquet);
+}
+
+/// Per row group of `files`, `column`'s chunk: rows, whether it has a dictionary, and whether
+/// it has plain data pages.
+fn chunks(files: &[std::path::PathBuf], column: &str) -> Vec<(i64, bool, bool)> {
+    let mut out = Vec::new();
+    for file in files {
         let reader =
             parquet::file::reader::SerializedFileReader::new(std::fs::File::open(file).unwrap())
                 .unwrap();
         let meta = parquet::file::reader::FileReader::metadata(&reader).clone();
         for rg in meta.row_groups() {
-            let client_id = rg
+            let chunk = rg
                 .columns()
                 .iter()
-                .find(|c| c.column_path().string() == "client_id")
+                .find(|c| c.column_path().string() == column)
                 .unwrap();
-            groups.push((
+            out.push((
                 rg.num_rows(),
-                client_id.dictionary_page_offset().is_some(),
-                client_id
-                    .encodings()
-                    .any(|e| e == parquet::basic::Encoding::PLAIN),
+                chunk.dictionary_page_offset().is_some(),
+                has_plain_data_pages(chunk),
             ));
         }
     }
-    // 180 000 rows round up to 22 batches of 8192.
-    assert_eq!(groups[0].0, 180_224, "row groups: {groups:?}");
-    assert!(
-        groups
-            .iter()
-            .any(|&(_, dictionary, plain)| dictionary && plain),
-        "a dictionary that overflowed into plain pages: {groups:?}"
-    );
-    compare("many-clients.csv", cfg, options);
+    out
+}
+
+/// Whether a chunk holds plain-encoded data pages (its dictionary outgrew its page). `PLAIN`
+/// among the chunk's encodings says nothing: every dictionary page is plain-encoded.
+fn has_plain_data_pages(chunk: &parquet::file::metadata::ColumnChunkMetaData) -> bool {
+    chunk
+        .page_encoding_stats_mask()
+        .is_some_and(|data_pages| data_pages.is_set(parquet::basic::Encoding::PLAIN))
 }
 
 /// The files of orders and fact_orders are byte for byte what the parquet crate's own
 /// `ArrowWriter` writes for the same rows and row groups: splicing shared columns into
-/// fact_orders, and writing the small-domain columns (status, channel, lineage) directly,
-/// change nothing a reader can see, page offsets and page index included (readers that do not
+/// fact_orders, and writing the dictionary columns directly, change nothing a reader can see, page offsets and page index included (readers that do not
 /// use the page index would not notice wrong ones). With either codec.
 #[test]
 fn spliced_files_equal_what_arrow_writer_writes() {
@@ -305,8 +370,18 @@ fn files_equal_what_arrow_writer_writes(codec: duff_engine::writer::Codec) {
     };
     let dir = tempfile::tempdir().unwrap();
     let lake = run_into(dir.path(), &cfg, &options);
+    assert_files_equal_what_arrow_writer_writes(&lake, &parquet);
+}
+
+/// Each orders and fact_orders file of `lake` (one part each) is what `ArrowWriter` writes for
+/// its rows with `parquet`'s settings.
+fn assert_files_equal_what_arrow_writer_writes(
+    lake: &std::path::Path,
+    parquet: &duff_engine::ParquetOptions,
+) {
+    let codec = parquet.codec;
     for table in [&ORDERS, &FACT_ORDERS] {
-        let [file] = &common::table_files(&lake, table)[..] else {
+        let [file] = &common::table_files(lake, table)[..] else {
             panic!("{}: one part expected", table.name)
         };
         let written = std::fs::read(file).unwrap();
@@ -320,7 +395,7 @@ fn files_equal_what_arrow_writer_writes(codec: duff_engine::writer::Codec) {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        let reference = duff_engine::writer::encode_batches(table, &batches, &parquet).unwrap();
+        let reference = duff_engine::writer::encode_batches(table, &batches, parquet).unwrap();
         assert!(
             reference == written,
             "{} ({codec:?}): {} bytes written, {} by ArrowWriter",
