@@ -110,6 +110,30 @@ def kill_tree(proc: subprocess.Popen) -> None:
         pass
 
 
+def wait_tree_gone(pgid: int, limit_s: float = 60.0) -> None:
+    """Waits until no live process of group `pgid` is left. A killed JVM with a 12 GiB heap
+    takes the kernel a second or more to tear down; without this wait, that happens during the
+    next tool's timed run."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        alive = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # After the command name: state, ppid, pgrp. Zombies hold no memory.
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive = True
+                break
+        if not alive:
+            return
+        time.sleep(0.05)
+
+
 def measure(cmd: list[str], env: dict, timeout: float, log: str) -> dict:
     """Runs `cmd`; returns wall seconds, peak tree RSS, exit status and stdout."""
     with open(log, "wb") as err:
@@ -138,8 +162,10 @@ def measure(cmd: list[str], env: dict, timeout: float, log: str) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
         sampler.stop.set()
         sampler.join()
-        # Whatever the tool left running (a JVM after its driver exited) goes too.
+        # Whatever the tool left running (a JVM after its driver exited) goes too, and is gone
+        # before the next timed run starts.
         kill_tree(proc)
+        wait_tree_gone(proc.pid)
         reader.join(timeout=10)
     # ru_maxrss (KiB) is exact for a single-process tool; the sampler sees the whole tree.
     peak = max(sampler.peak, rusage.ru_maxrss * 1024 if rusage else 0)
