@@ -35,6 +35,10 @@ use crate::writer::{Destination, ParquetOptions, PartFile, Parts, WrittenFile};
 /// wait on the next window; more would only add contention there.
 pub(crate) const ENCODERS: usize = 2;
 
+/// Ranges queued for each encoder before `send` blocks: enough to ride out a slow row group,
+/// few enough that rows in flight stay a small part of peak memory.
+const QUEUED_RANGES: usize = 4;
+
 /// `fact_orders` columns whose values are an `orders` column's (fact name, orders name).
 /// `assemble` builds both batches from the same arrays; the writer checks that it still does.
 const FACT_FROM_ORDERS: [(&str, &str); 11] = [
@@ -177,12 +181,7 @@ impl StarWriter {
         let mut encoders = Vec::new();
         let mut groups = Vec::new();
         for (e, jobs) in plan.jobs.iter().enumerate() {
-            let (tx, rx) = sync_channel::<Lines>(
-                std::env::var("DUFF_Q")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(4),
-            );
+            let (tx, rx) = sync_channel::<Lines>(QUEUED_RANGES);
             let (group_tx, group_rx) = sync_channel::<EncodedGroup>(1);
             let (jobs, plan, options) = (jobs.clone(), plan.clone(), options.clone());
             let handle = std::thread::Builder::new()
