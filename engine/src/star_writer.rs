@@ -28,8 +28,8 @@ use crate::dict_chunk::{ColumnEncoder, EncodedChunk};
 use crate::error::Error;
 use crate::schema::{FACT_ORDERS, ORDERS, Table};
 use crate::splice::{TeePages, relocate, retarget, splice_error};
-use crate::storage::ObjectWriter;
-use crate::writer::{Destination, ParquetOptions, PartFile, Parts, WrittenFile};
+use crate::storage::{ObjectWriter, Stage};
+use crate::writer::{Destination, Naming, ParquetOptions, PartFile, Parts, WrittenFile};
 
 /// Encoder threads. Two keep both cores of the reference machine busy while the parse threads
 /// wait on the next window; more would only add contention there.
@@ -250,6 +250,48 @@ impl StarWriter {
             splice_busy: files.busy,
         })
     }
+}
+
+/// Writes `orders` and `fact_orders` batches of the same rows as a run does — each shared
+/// column encoded once and spliced into both tables, dictionary columns written directly — into
+/// part files of `stage` under `orders/` and `fact_orders/`, and returns the files. The
+/// Parquet-encoding benchmark measures this beside [`encode_batches`](crate::writer::encode_batches).
+/// A fact batch's shared columns are taken from its orders batch (in a run they are the same
+/// arrays), so batches read back from a lake may be given.
+pub fn write_orders_and_fact(
+    stage: Arc<dyn Stage>,
+    batches: &[(RecordBatch, RecordBatch)],
+    options: &ParquetOptions,
+) -> Result<Vec<WrittenFile>, Error> {
+    let destination = |table: &Table| Destination {
+        stage: stage.clone(),
+        dir: table.prefix.to_string(),
+        stem: "encode".to_string(),
+        naming: Naming::Parts,
+    };
+    let plan = Plan::new();
+    let mut writer = StarWriter::spawn(
+        destination(&ORDERS),
+        destination(&FACT_ORDERS),
+        options.clone(),
+    );
+    for (orders, fact) in batches {
+        let columns = plan
+            .fact_source
+            .iter()
+            .enumerate()
+            .map(|(f, source)| match source {
+                Some(o) => orders.column(*o).clone(),
+                None => fact.column(f).clone(),
+            })
+            .collect();
+        let fact = RecordBatch::try_new(fact.schema(), columns)?;
+        if writer.send(orders.clone(), fact).is_err() {
+            break; // `finish` reports why.
+        }
+    }
+    let report = writer.finish()?;
+    Ok(report.orders.into_iter().chain(report.fact).collect())
 }
 
 /// The first error that is not merely a thread stopping because another one did.

@@ -22,6 +22,8 @@ use crate::error::Error;
 use crate::schema::Table;
 use crate::storage::{ObjectWriter, Stage};
 
+pub use crate::star_writer::write_orders_and_fact;
+
 /// Parquet compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -385,16 +385,7 @@ fn assert_files_equal_what_arrow_writer_writes(
             panic!("{}: one part expected", table.name)
         };
         let written = std::fs::read(file).unwrap();
-        let batches: Vec<_> =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(file).unwrap(),
-            )
-            .unwrap()
-            .with_batch_size(parquet.batch_rows)
-            .build()
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let batches = read_batches(file, parquet.batch_rows);
         let reference = duff_engine::writer::encode_batches(table, &batches, parquet).unwrap();
         assert!(
             reference == written,
@@ -404,4 +395,71 @@ fn assert_files_equal_what_arrow_writer_writes(
             reference.len()
         );
     }
+}
+
+/// A table file's batches, read back `batch_rows` rows at a time.
+fn read_batches(file: &std::path::Path, batch_rows: usize) -> Vec<arrow::array::RecordBatch> {
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(file).unwrap(),
+    )
+    .unwrap()
+    .with_batch_size(batch_rows)
+    .build()
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// `write_orders_and_fact` (what the Parquet-encoding bench measures) writes, from a run's rows
+/// read back in batches of another size, the very bytes the run wrote; rows of two different
+/// lengths are refused.
+#[test]
+fn write_orders_and_fact_writes_what_a_run_writes() {
+    use duff_engine::Lake;
+    let cfg = GenConfig {
+        seed: 8,
+        size: Size::Rows(60_000),
+        dirt: Dirt::typical(),
+        ..GenConfig::default()
+    };
+    let options = common::fixed_options();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = run_into(dir.path(), &cfg, &options);
+    let [orders_file] = &common::table_files(&lake, &ORDERS)[..] else {
+        panic!("one orders part expected")
+    };
+    let [fact_file] = &common::table_files(&lake, &FACT_ORDERS)[..] else {
+        panic!("one fact_orders part expected")
+    };
+    let batches: Vec<_> = read_batches(orders_file, 5_000)
+        .into_iter()
+        .zip(read_batches(fact_file, 5_000))
+        .collect();
+
+    let out = duff_engine::LocalLake::open(dir.path().join("rewritten")).unwrap();
+    let stage: std::sync::Arc<dyn duff_engine::storage::Stage> =
+        out.stage("encode").unwrap().into();
+    let files =
+        duff_engine::writer::write_orders_and_fact(stage.clone(), &batches, &options.parquet)
+            .unwrap();
+    stage.publish(&files).unwrap();
+    let tables: Vec<_> = files.iter().map(|f| f.table.as_str()).collect();
+    assert_eq!(tables, ["orders", "fact_orders"]);
+    for (file, run_file) in files.iter().zip([orders_file, fact_file]) {
+        let rewritten = std::fs::read(out.root().join(&file.path)).unwrap();
+        assert!(
+            rewritten == std::fs::read(run_file).unwrap(),
+            "{}: not the run's bytes",
+            file.table
+        );
+        let rows: usize = batches.iter().map(|(orders, _)| orders.num_rows()).sum();
+        assert!(rows > 50_000, "{rows} kept rows");
+        assert_eq!(file.rows, rows as u64, "{}", file.table);
+    }
+
+    let (orders, fact) = &batches[0];
+    let short = (orders.clone(), fact.slice(0, fact.num_rows() - 1));
+    let stage = out.stage("refused").unwrap().into();
+    let refused = duff_engine::writer::write_orders_and_fact(stage, &[short], &options.parquet);
+    assert!(refused.is_err(), "{refused:?}");
 }
