@@ -1,7 +1,8 @@
 //! `cargo bench -p duff-benches`: one group per concern, each with a baseline measured beside it.
 //!
-//! - `parse`: split + strict fields + typed parse + validate, 1 and 2 threads, against the `csv`
-//!   crate only reading records (a lower bound for a naive reader).
+//! - `parse`: splitting alone (simd-csv records, strict fields; 1 thread), then split + typed
+//!   parse + validate, 1 and 2 threads, against the `csv` crate only reading records (a lower
+//!   bound for a naive reader).
 //! - `dedup`: the same with the sharded dedup added.
 //! - `parquet_encode`: encoding a run's orders and fact_orders batches with the engine's writer
 //!   (shared columns encoded once, dictionary columns written directly), against the parquet
@@ -15,6 +16,7 @@ use arrow::array::RecordBatch;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use duff_benches::{input, pool};
 use duff_engine::decode::{DecodeOptions, decode_bytes};
+use duff_engine::fields::split_fields;
 use duff_engine::schema::{FACT_ORDERS, ORDERS};
 use duff_engine::storage::{ObjectWriter, Stage};
 use duff_engine::writer::{WrittenFile, encode_batches, write_orders_and_fact};
@@ -45,6 +47,19 @@ fn parse(c: &mut Criterion) {
                 n += 1;
             }
             n
+        })
+    });
+    // Splitting alone: simd-csv finds the records, the strict splitter their fields.
+    g.bench_function("split_records_fields_1t", |b| {
+        b.iter(|| {
+            let mut splitter = simd_csv::SplitterBuilder::new().from_reader(&data[..]);
+            let (mut spans, mut fields) = (Vec::new(), 0usize);
+            while let Some(record) = splitter.split_record().unwrap() {
+                if split_fields(record, &mut spans).is_ok() {
+                    fields += spans.len();
+                }
+            }
+            fields
         })
     });
     for (label, dedup) in [("parse_validate", false), ("parse_validate_dedup", true)] {
