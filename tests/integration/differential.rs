@@ -220,7 +220,7 @@ fn many_clients(seed: u64) -> GenConfig {
 
 /// Runs `cfg` into a lake under `dir` with `options`; the lake's path.
 fn run_into(dir: &std::path::Path, cfg: &GenConfig, options: &RunOptions) -> std::path::PathBuf {
-    let (input, _) = common::datagen(dir, "many-clients.csv", cfg);
+    let (input, _) = common::datagen(dir, "input.csv", cfg);
     let lake = dir.join("lake");
     let outcome = common::run(&input, &lake, options);
     assert!(matches!(outcome, RunOutcome::Succeeded(_)), "{outcome:?}");
