@@ -46,17 +46,20 @@ impl Counts {
     }
 }
 
-/// Wall-clock milliseconds per stage. Parsing, dedup and encoding overlap (they are pipelined),
-/// so stages do not add up to `total`; `*_busy_ms` is time writer threads were busy:
-/// `encode_busy_ms` the encoders of orders and fact_orders (summed), `splice_busy_ms` the thread
-/// writing their encoded row groups into files.
+/// Wall-clock milliseconds per stage. A window's rows are encoded while the next window is parsed
+/// and assembled, so stages do not add up to `total`. `parse_ms` is parsing the ranges (with
+/// encoding beside it); `encode_wait_ms` is time the assembly of a window, done, waited for the
+/// previous window's encoding (encoding was the slower). `*_busy_ms` is time spent working,
+/// summed over threads: `encode_busy_ms` encoding orders and fact_orders, `splice_busy_ms` the
+/// thread writing their encoded row groups into files, `encode_busy_quarantine_ms` the
+/// quarantine's writer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     pub header_ms: f64,
     pub parse_ms: f64,
     pub dedup_ms: f64,
     pub assemble_ms: f64,
-    pub queue_wait_ms: f64,
+    pub encode_wait_ms: f64,
     pub encode_busy_ms: f64,
     pub splice_busy_ms: f64,
     pub encode_busy_quarantine_ms: f64,

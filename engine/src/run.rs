@@ -3,14 +3,17 @@
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
 use simd_csv::TotalReaderBuilder;
 
 use crate::assemble::{self, Assembled, Dimensions, QuarantineRow, RunConstants};
+use crate::chunk::ChunkRows;
 use crate::chunk::ParseCtx;
 use crate::dedup::Deduper;
 use crate::error::Error;
@@ -25,7 +28,7 @@ use crate::schema::{
 };
 use crate::star_writer::StarWriter;
 use crate::storage::{Commit, InputBytes, Lake, Source, Stage, StorageError};
-use crate::window::parse_window;
+use crate::window::{ParsedWindow, Ranges};
 use crate::writer::{
     Destination, Naming, ParquetOptions, TableWriter, WrittenFile, write_small_table,
 };
@@ -417,7 +420,7 @@ fn process(
                 progress(Progress {
                     bytes_done: start as u64,
                     bytes_total: total,
-                    rows_read: p.counts.rows_read,
+                    rows_read: p.rows_read(),
                 });
                 if eof {
                     break;
@@ -450,7 +453,7 @@ fn process(
                 progress(Progress {
                     bytes_done: consumed + next as u64,
                     bytes_total: total,
-                    rows_read: p.counts.rows_read,
+                    rows_read: p.rows_read(),
                 });
                 if eof {
                     consumed += buf.len() as u64;
@@ -561,13 +564,23 @@ pub(crate) fn read_header(buf: &[u8], eof: bool, max_record: usize) -> Result<He
     })
 }
 
-/// Per-run state across windows: dedup, writers, dimensions, counters.
+/// A window's rows: orders and fact_orders batches of the same rows, one pair per range.
+type Rows = Vec<(RecordBatch, RecordBatch)>;
+
+/// Per-run state across windows: the orders + fact_orders writer, and the rest.
 struct Pipeline<'a> {
+    /// orders and fact_orders, which hold the same rows.
+    lines: StarWriter,
+    /// The last window's rows: encoded while the next window is parsed.
+    unwritten: Rows,
+    reader: Reader<'a>,
+}
+
+/// Everything but the orders writer: parsing, dedup, dimensions, quarantine, counters.
+struct Reader<'a> {
     cx: &'a RunContext<'a>,
     header: HeaderMap,
     deduper: Deduper,
-    /// orders and fact_orders, which hold the same rows.
-    lines: StarWriter,
     quarantine: TableWriter,
     dimensions: Dimensions,
     counts: Counts,
@@ -589,46 +602,135 @@ impl<'a> Pipeline<'a> {
     ) -> Result<Self, Error> {
         let opts = &cx.options.parquet;
         Ok(Pipeline {
-            cx,
-            header: header.map.clone(),
-            deduper: Deduper::new(),
-            lines: StarWriter::spawn(
+            lines: StarWriter::new(
                 cx.destination(&ORDERS, Naming::Parts),
                 cx.destination(&FACT_ORDERS, Naming::Parts),
                 opts.clone(),
-            ),
-            quarantine: TableWriter::spawn(
-                &QUARANTINE,
-                cx.destination(&QUARANTINE, Naming::Single),
-                opts.clone(),
-            ),
-            dimensions: Dimensions {
-                clients: Members::new(),
-                products: Members::new(),
+            )?,
+            unwritten: Vec::new(),
+            reader: Reader {
+                cx,
+                header: header.map.clone(),
+                deduper: Deduper::new(),
+                quarantine: TableWriter::spawn(
+                    &QUARANTINE,
+                    cx.destination(&QUARANTINE, Naming::Single),
+                    opts.clone(),
+                ),
+                dimensions: Dimensions {
+                    clients: Members::new(),
+                    products: Members::new(),
+                },
+                counts: Counts::default(),
+                timings: Timings {
+                    header_ms: ms(header_clock.elapsed()),
+                    ..Timings::default()
+                },
+                next_line: header.first_data_line,
+                total_bytes,
+                dedup_sized: false,
+                repaired_ranges: 0,
             },
-            counts: Counts::default(),
-            timings: Timings {
-                header_ms: ms(header_clock.elapsed()),
-                ..Timings::default()
-            },
-            next_line: header.first_data_line,
-            total_bytes,
-            dedup_sized: false,
-            repaired_ranges: 0,
         })
     }
 
+    fn rows_read(&self) -> u64 {
+        self.reader.counts.rows_read
+    }
+
     /// Processes the records of `buf` from `start`; returns where the next window starts.
+    ///
+    /// The previous window's rows are encoded meanwhile, one column at a time by whichever
+    /// thread is free: while the last ranges are parsed, and while this window's rows are
+    /// deduplicated and assembled. Those steps leave a thread waiting on the other at their
+    /// ends; the encoding fills the gaps, so two threads do twice the work of one.
     fn window(&mut self, buf: &[u8], start: usize, eof: bool) -> Result<usize, Error> {
-        let cx = self.cx;
+        let work = self.lines.prepare(std::mem::take(&mut self.unwritten))?;
+        let columns = self.lines.column_queue(&work);
+        let cx = self.reader.cx;
         let ctx = ParseCtx {
-            header: &self.header,
+            header: &self.reader.header,
             channels: &cx.options.channels,
             max_record: cx.options.max_record_bytes,
         };
+        let ranges = Ranges::new(&ctx, buf, start, eof, cx.options.chunk_bytes);
+        let mut parsed: Vec<Option<ChunkRows>> = (0..ranges.len()).map(|_| None).collect();
+        let parsing = AtomicUsize::new(ranges.len());
         let t = Instant::now();
-        let parsed = parse_window(&ctx, buf, start, eof, cx.options.chunk_bytes);
-        self.timings.parse_ms += ms(t.elapsed());
+        // Tasks start in the order spawned, on either thread: the ranges, then as many column
+        // tasks as there are columns, which encode only while a range is still being parsed.
+        rayon::in_place_scope_fifo(|scope| {
+            let (ctx, ranges, parsing, columns) = (&ctx, &ranges, &parsing, &columns);
+            for (i, slot) in parsed.iter_mut().enumerate() {
+                scope.spawn_fifo(move |_| {
+                    *slot = Some(ranges.parse(ctx, buf, i));
+                    parsing.fetch_sub(1, Ordering::Release);
+                });
+            }
+            for _ in 0..columns.left() {
+                scope.spawn_fifo(move |_| {
+                    if parsing.load(Ordering::Acquire) > 0 {
+                        columns.run_next();
+                    }
+                });
+            }
+        });
+        self.reader.timings.parse_ms += ms(t.elapsed());
+        let parsed = parsed.into_iter().map(|p| p.expect("parsed")).collect();
+        let parsed = ranges.finish(&ctx, buf, parsed);
+        let reader = &mut self.reader;
+        let ((read, read_end), encoded_end) = rayon::join(
+            || (reader.window(parsed, buf, start), Instant::now()),
+            || {
+                (0..columns.left())
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .for_each(|_| {
+                        columns.run_next();
+                    });
+                Instant::now()
+            },
+        );
+        self.reader.timings.encode_wait_ms += ms(encoded_end.saturating_duration_since(read_end));
+        let encoded = columns.results();
+        self.lines.complete(encoded)?;
+        let (next, rows) = read?;
+        self.unwritten = rows;
+        Ok(next)
+    }
+
+    fn finish(self, bytes_processed: u64) -> Result<Processed, Error> {
+        let Pipeline {
+            mut lines,
+            unwritten,
+            mut reader,
+        } = self;
+        // The last rows are encoded while the dimensions are written.
+        let (lines, dimensions) = rayon::join(
+            || lines.encode(unwritten).and_then(|()| lines.finish()),
+            || reader.write_dimensions(),
+        );
+        let (lines, dimensions) = (lines?, dimensions?);
+        reader.timings.encode_busy_ms = ms(lines.encode_busy);
+        reader.timings.splice_busy_ms = ms(lines.splice_busy);
+        let mut outputs = Vec::new();
+        outputs.extend(lines.orders);
+        outputs.extend(lines.fact);
+        outputs.extend(dimensions);
+        reader.finish(outputs, bytes_processed)
+    }
+}
+
+impl Reader<'_> {
+    /// Takes a parsed window of `buf` (from `start`) through dedup and assembly; returns where
+    /// the next window starts and the window's orders and fact_orders rows.
+    fn window(
+        &mut self,
+        parsed: ParsedWindow,
+        buf: &[u8],
+        start: usize,
+    ) -> Result<(usize, Rows), Error> {
+        let cx = self.cx;
         self.repaired_ranges += parsed.repaired;
 
         let mut first_lines = Vec::with_capacity(parsed.ranges.len());
@@ -672,6 +774,7 @@ impl<'a> Pipeline<'a> {
             })
             .collect::<Result<_, _>>()?;
         let mut quarantined: Vec<QuarantineRow> = Vec::new();
+        let mut rows = Vec::with_capacity(assembled.len());
         let mut clients = Vec::with_capacity(assembled.len());
         let mut products = Vec::with_capacity(assembled.len());
         for a in assembled {
@@ -682,12 +785,7 @@ impl<'a> Pipeline<'a> {
             clients.push(a.clients);
             products.push(a.products);
             quarantined.extend(a.quarantine);
-            let wait = Instant::now();
-            if self.lines.send(a.orders, a.fact).is_err() {
-                // A writer stopped on an error: stop reading, report that error.
-                return Err(self.lines.finish().err().unwrap_or(Error::WriterStopped));
-            }
-            self.timings.queue_wait_ms += ms(wait.elapsed());
+            rows.push((a.orders, a.fact));
         }
         self.dimensions.clients.apply(clients);
         self.dimensions.products.apply(products);
@@ -710,16 +808,14 @@ impl<'a> Pipeline<'a> {
             }
         }
         self.timings.assemble_ms += ms(t.elapsed());
-        Ok(parsed.next)
+        Ok((parsed.next, rows))
     }
 
-    fn finish(mut self, bytes_processed: u64) -> Result<Processed, Error> {
+    /// The dimension tables, written while the last rows are encoded.
+    fn write_dimensions(&mut self) -> Result<Vec<WrittenFile>, Error> {
         let cx = self.cx;
-        // No more rows: the writers flush their last row groups while the dimensions are
-        // written here (the end of a run used to do the three one after the other).
-        self.lines.close();
+        // No more quarantined rows: its writer flushes while the dimensions are written.
         self.quarantine.close();
-
         let t = Instant::now();
         let k = &cx.constants;
         let opts = &cx.options.parquet;
@@ -751,16 +847,16 @@ impl<'a> Pipeline<'a> {
             }
         }
         self.timings.dimensions_ms = ms(t.elapsed());
+        Ok(dimensions)
+    }
 
-        let lines = self.lines.finish()?;
+    fn finish(
+        mut self,
+        mut outputs: Vec<WrittenFile>,
+        bytes_processed: u64,
+    ) -> Result<Processed, Error> {
         let quarantine = self.quarantine.finish()?;
-        self.timings.encode_busy_ms = ms(lines.encode_busy);
-        self.timings.splice_busy_ms = ms(lines.splice_busy);
         self.timings.encode_busy_quarantine_ms = ms(quarantine.busy);
-        let mut outputs = Vec::new();
-        outputs.extend(lines.orders);
-        outputs.extend(lines.fact);
-        outputs.extend(dimensions);
         outputs.extend(quarantine.files);
         if self.repaired_ranges > 0 {
             tracing::debug!(

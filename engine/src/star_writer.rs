@@ -2,17 +2,22 @@
 //!
 //! Eleven of fact_orders' thirteen columns carry the values of an orders column (ids, units,
 //! prices, totals, lineage). Each such column is encoded once and its encoded pages are spliced
-//! into both files; before, a third of the engine's CPU went to encoding them a second time. The
-//! columns are encoded on [`ENCODERS`] threads, each owning a fixed set of them, and one more
-//! thread splices every row group into the part files.
+//! into both files; before, a third of the engine's CPU went to encoding them a second time.
 //!
-//! Row groups close at a number of rows or of bytes of data counted from the values alone, and
-//! batches reach the encoders cut at fixed multiples of `batch_rows`, so every encoder closes
-//! its row groups after the same rows and the files depend only on the data, never on thread
-//! counts or window sizes.
+//! Columns are encoded in the run's thread pool, one task per column and window
+//! ([`StarWriter::encode`]), while the pool parses the next window: a thread that runs out of
+//! work takes whichever task is left, so no core waits on a fixed split of the columns between
+//! encoder threads (that split left ~7% of two cores idle). One thread outside the pool writes
+//! the encoded row groups into the part files, so no pool thread waits on storage.
+//!
+//! Every column is cut into slices at fixed multiples of `batch_rows`, and row groups close at a
+//! number of rows or of bytes of data counted from the values alone, one decision for all
+//! columns ([`Cutter`]): the files depend only on the data, never on thread counts or windows.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,21 +28,21 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::ColumnDescPtr;
+use rayon::prelude::*;
 
 use crate::dict_chunk::{ColumnEncoder, EncodedChunk};
 use crate::error::Error;
 use crate::schema::{FACT_ORDERS, ORDERS, Table};
-use crate::splice::{TeePages, relocate, retarget, splice_error};
+use crate::splice::{Pages, TeePages, relocate, retarget, splice_error};
 use crate::storage::{ObjectWriter, Stage};
 use crate::writer::{Destination, Naming, ParquetOptions, PartFile, Parts, WrittenFile};
 
-/// Encoder threads. Two keep both cores of the reference machine busy while the parse threads
-/// wait on the next window; more would only add contention there.
-pub(crate) const ENCODERS: usize = 2;
+mod cut;
+use cut::{Cutter, Step};
 
-/// Ranges queued for each encoder before `send` blocks: enough to ride out a slow row group,
-/// few enough that rows in flight stay a small part of peak memory.
-const QUEUED_RANGES: usize = 4;
+/// Encoded row groups queued for the file thread before the encoding tasks wait on it: one
+/// being written while the next is encoded.
+const QUEUED_GROUPS: usize = 2;
 
 /// `fact_orders` columns whose values are an `orders` column's (fact name, orders name).
 /// `assemble` builds both batches from the same arrays; the writer checks that it still does.
@@ -55,13 +60,14 @@ const FACT_FROM_ORDERS: [(&str, &str); 11] = [
     ("run_id", "run_id"),
 ];
 
-/// Where each fact column comes from, and which encoder encodes what.
+/// Where each fact column comes from, and what is encoded.
 #[derive(Debug, Clone)]
 struct Plan {
     /// Per fact column: `Some(orders column)` when shared.
     fact_source: Vec<Option<usize>>,
-    /// Per encoder: the columns it encodes.
-    jobs: Vec<Vec<Job>>,
+    /// Every column that is encoded, the most expensive first, so that the last tasks of a
+    /// window, which a lone thread may be left running, are short ones.
+    jobs: Vec<Job>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,25 +94,17 @@ impl Plan {
                 Some(i)
             })
             .collect();
-        let all: Vec<(Job, u32)> = (0..ORDERS.columns.len())
-            .map(|i| (Job::Orders(i), encode_cost(&ORDERS, i)))
+        let mut jobs: Vec<Job> = (0..ORDERS.columns.len())
+            .map(Job::Orders)
             .chain(
                 fact_source
                     .iter()
                     .enumerate()
                     .filter(|(_, s)| s.is_none())
-                    .map(|(f, _)| (Job::Fact(f), encode_cost(&FACT_ORDERS, f))),
+                    .map(|(f, _)| Job::Fact(f)),
             )
             .collect();
-        let mut jobs = vec![Vec::new(); ENCODERS];
-        let mut load = [0u32; ENCODERS];
-        let mut sorted = all.clone();
-        sorted.sort_by_key(|&(_, c)| std::cmp::Reverse(c));
-        for (job, c) in sorted {
-            let least = (0..ENCODERS).min_by_key(|&e| load[e]).expect("encoders");
-            load[least] += c;
-            jobs[least].push(job);
-        }
+        jobs.sort_by_key(|&job| std::cmp::Reverse(job_cost(job)));
         Plan { fact_source, jobs }
     }
 
@@ -121,11 +119,17 @@ impl Plan {
     }
 }
 
+fn job_cost(job: Job) -> u32 {
+    match job {
+        Job::Orders(i) => encode_cost(&ORDERS, i),
+        Job::Fact(f) => encode_cost(&FACT_ORDERS, f),
+    }
+}
+
 /// Each column's encoding time in ms per 2 M rows: time spent in its encoder's `write` calls on
-/// the 1 GiB datagen file with two encoders (pages, RLE and compression included), measured
-/// 2026-11-22 with every dictionary column written directly. The encoders are balanced by it:
-/// one that gets more than its half idles the other core whenever the parse threads wait on
-/// the queues. Columns of any table not listed (none today) count as a typical one.
+/// the 1 GiB datagen file (pages, RLE and compression included), measured 2026-11-22 with every
+/// dictionary column written directly. Only the order matters: expensive columns start first.
+/// Columns of any table not listed (none today) count as a typical one.
 fn encode_cost(table: &Table, i: usize) -> u32 {
     match table.columns[i].name {
         "client_name" => 73,
@@ -148,19 +152,283 @@ fn encode_cost(table: &Table, i: usize) -> u32 {
     }
 }
 
-/// The rows of one range for both tables.
-type Lines = Arc<(RecordBatch, RecordBatch)>;
-
-/// One row group's columns from one encoder.
-struct EncodedGroup {
-    orders: Vec<(usize, EncodedChunk)>,
-    fact: Vec<(usize, EncodedChunk)>,
+/// One column's encoding across windows.
+struct ColumnState {
+    job: Job,
+    /// Pieces of the slice being gathered; a slice can span windows.
+    pending: Vec<ArrayRef>,
+    encoder: Option<ColumnEncoder>,
+    /// The pages of the open orders chunk, kept to splice it into fact_orders.
+    pages: Option<Pages>,
+    /// Writers of the row groups opened for the next steps, in order.
+    ready: VecDeque<(ArrowColumnWriter, Option<Pages>)>,
 }
 
-/// The sending half of the orders + fact writer.
+/// An encoded column chunk and its place.
+enum Placed {
+    Orders(usize, EncodedChunk),
+    Fact(usize, EncodedChunk),
+}
+
+/// What every column's task reads.
+#[derive(Clone, Copy)]
+struct ColumnContext<'a> {
+    shared_with: &'a [Vec<usize>],
+    orders_descr: &'a [ColumnDescPtr],
+    fact_descr: &'a [ColumnDescPtr],
+    orders_props: &'a WriterProperties,
+    fact_props: &'a WriterProperties,
+}
+
+/// Rows to encode: the steps every column takes, and the batches they refer to.
+pub(crate) struct EncodeWork {
+    steps: Vec<Step>,
+    batches: Vec<(RecordBatch, RecordBatch)>,
+}
+
+/// One column's share of an [`EncodeWork`].
+struct ColumnTask<'a> {
+    column: &'a mut ColumnState,
+    work: &'a EncodeWork,
+    cx: ColumnContext<'a>,
+}
+
+/// Column tasks handed out one at a time to whichever thread asks first.
+pub(crate) struct ColumnQueue<'a> {
+    tasks: Vec<Mutex<Option<ColumnTask<'a>>>>,
+    done: Vec<Mutex<Option<Result<ColumnDone, Error>>>>,
+    next: AtomicUsize,
+}
+
+impl ColumnQueue<'_> {
+    /// Runs the next task; `false` when none was left.
+    pub fn run_next(&self) -> bool {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = self.tasks.get(i) else {
+            return false;
+        };
+        let task = slot
+            .lock()
+            .expect("task lock")
+            .take()
+            .expect("each task taken once");
+        let done = task.run();
+        *self.done[i].lock().expect("result lock") = Some(done);
+        true
+    }
+
+    /// Tasks not yet taken.
+    pub fn left(&self) -> usize {
+        self.tasks
+            .len()
+            .saturating_sub(self.next.load(Ordering::Relaxed))
+    }
+
+    /// Every task's result, in order, once all have run.
+    pub fn results(self) -> Vec<Result<ColumnDone, Error>> {
+        self.done
+            .into_iter()
+            .map(|d| {
+                let done = d.into_inner().expect("result lock");
+                done.unwrap_or_else(|| Err(splice_error("a column was not encoded")))
+            })
+            .collect()
+    }
+}
+
+/// What a column's task did: its chunks of the row groups it closed, in order, and the time.
+pub(crate) struct ColumnDone {
+    groups: Vec<Vec<Placed>>,
+    busy: Duration,
+}
+
+impl ColumnTask<'_> {
+    fn run(self) -> Result<ColumnDone, Error> {
+        let t = Instant::now();
+        let groups = self
+            .column
+            .run(&self.work.steps, &self.work.batches, &self.cx)?;
+        Ok(ColumnDone {
+            groups,
+            busy: t.elapsed(),
+        })
+    }
+}
+
+impl ColumnState {
+    /// Applies `steps` to this column of `batches`; returns the chunks of the row groups closed,
+    /// in order.
+    fn run(
+        &mut self,
+        steps: &[Step],
+        batches: &[(RecordBatch, RecordBatch)],
+        cx: &ColumnContext<'_>,
+    ) -> Result<Vec<Vec<Placed>>, Error> {
+        let mut closed = Vec::new();
+        for step in steps {
+            match *step {
+                Step::Piece { batch, offset, len } => {
+                    let (orders, fact) = &batches[batch];
+                    let column = match self.job {
+                        Job::Orders(i) => orders.column(i),
+                        Job::Fact(f) => fact.column(f),
+                    };
+                    self.pending.push(column.slice(offset, len));
+                }
+                Step::Open => {
+                    let (general, pages) = self.ready.pop_front().expect("a writer per group");
+                    let (table, i, descr, props) = match self.job {
+                        Job::Orders(i) => (&ORDERS, i, cx.orders_descr, cx.orders_props),
+                        Job::Fact(f) => (&FACT_ORDERS, f, cx.fact_descr, cx.fact_props),
+                    };
+                    // The group's first values decide whether the chunk is written directly.
+                    self.encoder = Some(ColumnEncoder::new(
+                        table.arrow_schema().fields()[i].clone(),
+                        descr[i].clone(),
+                        props,
+                        general,
+                        self.pending.first().map(|a| a.as_ref()),
+                    ));
+                    self.pages = pages;
+                }
+                Step::Write => {
+                    let slice = if self.pending.len() == 1 {
+                        self.pending.pop().expect("one piece")
+                    } else {
+                        let parts: Vec<&dyn arrow::array::Array> =
+                            self.pending.iter().map(|a| a.as_ref()).collect();
+                        let joined = arrow::compute::concat(&parts)?;
+                        self.pending.clear();
+                        joined
+                    };
+                    self.encoder.as_mut().expect("open").write(&slice)?;
+                }
+                Step::Close => closed.push(self.close(cx)?),
+            }
+        }
+        Ok(closed)
+    }
+
+    /// The open chunk, encoded, and for a shared orders column its copies for fact_orders.
+    fn close(&mut self, cx: &ColumnContext<'_>) -> Result<Vec<Placed>, Error> {
+        let chunk = self.encoder.take().expect("open").close()?;
+        let pages = self.pages.take();
+        let mut placed = Vec::new();
+        match self.job {
+            Job::Orders(i) => {
+                for &f in &cx.shared_with[i] {
+                    let (bytes, close) = match &chunk {
+                        EncodedChunk::Arrow(chunk) => {
+                            let pages = pages
+                                .as_ref()
+                                .ok_or_else(|| splice_error("no tee for a shared column"))?;
+                            let blobs = pages.lock().expect("tee lock").clone();
+                            relocate(blobs, chunk.close())?
+                        }
+                        // Already in file order.
+                        EncodedChunk::Bytes { bytes, close } => (bytes.clone(), close.clone()),
+                    };
+                    let close = retarget(&close, cx.fact_descr[f].clone())?;
+                    placed.push(Placed::Fact(f, EncodedChunk::Bytes { bytes, close }));
+                }
+                placed.push(Placed::Orders(i, chunk));
+            }
+            Job::Fact(f) => placed.push(Placed::Fact(f, chunk)),
+        }
+        Ok(placed)
+    }
+}
+
+/// Opens row groups: both tables' column writers, the orders ones keeping their pages.
+struct GroupWriters {
+    orders: ArrowRowGroupWriterFactory,
+    fact: ArrowRowGroupWriterFactory,
+    tee: Arc<TeePages>,
+    orders_descr: Vec<ColumnDescPtr>,
+    fact_descr: Vec<ColumnDescPtr>,
+    orders_props: WriterProperties,
+    fact_props: WriterProperties,
+    next_group: usize,
+}
+
+impl GroupWriters {
+    fn new(options: &ParquetOptions) -> Result<GroupWriters, Error> {
+        let tee = Arc::new(TeePages::default());
+        let (orders, orders_descr) = column_factory(&ORDERS, options)?;
+        let (fact, fact_descr) = column_factory(&FACT_ORDERS, options)?;
+        Ok(GroupWriters {
+            orders: orders.with_page_store_factory(tee.clone()),
+            fact,
+            tee,
+            orders_descr,
+            fact_descr,
+            orders_props: options.properties(&ORDERS),
+            fact_props: options.properties(&FACT_ORDERS),
+            next_group: 0,
+        })
+    }
+
+    /// Opens the next row group and gives each column its writer.
+    fn open(&mut self, columns: &mut [ColumnState]) -> Result<(), Error> {
+        let group = self.next_group;
+        self.next_group += 1;
+        let mut orders: Vec<Option<ArrowColumnWriter>> = self
+            .orders
+            .create_column_writers(group)?
+            .into_iter()
+            .map(Some)
+            .collect();
+        // The writers just created their page stores: these are the group's.
+        let mut pages = self.tee.take();
+        let mut fact: Vec<Option<ArrowColumnWriter>> = self
+            .fact
+            .create_column_writers(group)?
+            .into_iter()
+            .map(Some)
+            .collect();
+        for column in columns {
+            let writer = match column.job {
+                Job::Orders(i) => {
+                    let store = pages.iter().position(|(c, _)| *c == i);
+                    let store = store.map(|at| pages.swap_remove(at).1);
+                    (orders[i].take(), store)
+                }
+                Job::Fact(f) => (fact[f].take(), None),
+            };
+            let (Some(general), pages) = writer else {
+                return Err(splice_error("a column writer was given twice"));
+            };
+            column.ready.push_back((general, pages));
+        }
+        Ok(())
+    }
+
+    fn context<'a>(&'a self, shared_with: &'a [Vec<usize>]) -> ColumnContext<'a> {
+        ColumnContext {
+            shared_with,
+            orders_descr: &self.orders_descr,
+            fact_descr: &self.fact_descr,
+            orders_props: &self.orders_props,
+            fact_props: &self.fact_props,
+        }
+    }
+}
+
+/// A row group's encoded columns, by column index.
+struct EncodedGroup {
+    orders: Vec<Option<EncodedChunk>>,
+    fact: Vec<Option<EncodedChunk>>,
+}
+
+/// The writer of orders and fact_orders.
 pub(crate) struct StarWriter {
-    senders: Vec<SyncSender<Lines>>,
-    encoders: Vec<JoinHandle<Result<Duration, Error>>>,
+    plan: Plan,
+    shared_with: Vec<Vec<usize>>,
+    cutter: Cutter,
+    writers: GroupWriters,
+    columns: Vec<ColumnState>,
+    encode_busy: Duration,
+    groups: Option<SyncSender<EncodedGroup>>,
     files: Option<JoinHandle<Result<SplicedFiles, Error>>>,
 }
 
@@ -168,96 +436,203 @@ pub(crate) struct StarWriter {
 pub(crate) struct StarReport {
     pub orders: Vec<WrittenFile>,
     pub fact: Vec<WrittenFile>,
-    /// Busy time of the encoder threads, summed.
+    /// Time spent encoding, summed over the columns' tasks.
     pub encode_busy: Duration,
     /// Busy time of the thread splicing row groups into files.
     pub splice_busy: Duration,
 }
 
 impl StarWriter {
-    pub fn spawn(orders: Destination, fact: Destination, options: ParquetOptions) -> StarWriter {
+    /// A writer into `orders` and `fact`; starts the thread that writes the files.
+    pub fn new(
+        orders: Destination,
+        fact: Destination,
+        options: ParquetOptions,
+    ) -> Result<StarWriter, Error> {
         let plan = Plan::new();
-        let mut senders = Vec::new();
-        let mut encoders = Vec::new();
-        let mut groups = Vec::new();
-        for (e, jobs) in plan.jobs.iter().enumerate() {
-            let (tx, rx) = sync_channel::<Lines>(QUEUED_RANGES);
-            let (group_tx, group_rx) = sync_channel::<EncodedGroup>(1);
-            let (jobs, plan, options) = (jobs.clone(), plan.clone(), options.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("encode-orders-{e}"))
-                .spawn(move || encode(jobs, &plan, &options, rx, group_tx))
-                .expect("spawn encoder thread");
-            senders.push(tx);
-            encoders.push(handle);
-            groups.push(group_rx);
-        }
+        let writers = GroupWriters::new(&options)?;
+        let columns = plan
+            .jobs
+            .iter()
+            .map(|&job| ColumnState {
+                job,
+                pending: Vec::new(),
+                encoder: None,
+                pages: None,
+                ready: VecDeque::new(),
+            })
+            .collect();
+        let (groups, rx) = sync_channel::<EncodedGroup>(QUEUED_GROUPS);
+        let cutter = Cutter::new(&options);
         let files = std::thread::Builder::new()
             .name("write-orders".into())
-            .spawn(move || splice(orders, fact, &options, groups))
+            .spawn(move || splice(orders, fact, &options, rx))
             .expect("spawn writer thread");
-        StarWriter {
-            senders,
-            encoders,
+        Ok(StarWriter {
+            shared_with: plan.orders_to_fact(),
+            plan,
+            cutter,
+            writers,
+            columns,
+            encode_busy: Duration::ZERO,
+            groups: Some(groups),
             files: Some(files),
-        }
+        })
     }
 
-    /// Queues the rows of one range (the same rows in both batches); blocks while the encoders
-    /// are behind (bounded memory). `Err(WriterStopped)` when a thread stopped on an error, which
-    /// [`StarWriter::finish`] reports.
-    pub fn send(&self, orders: RecordBatch, fact: RecordBatch) -> Result<(), Error> {
-        if orders.num_rows() == 0 {
-            return Ok(());
+    /// Encodes the rows of `batches` (orders and fact_orders batches of the same rows), one
+    /// task per column in the current rayon pool, and queues the row groups they complete for
+    /// the file thread, waiting while it is behind (bounded memory).
+    pub fn encode(&mut self, batches: Vec<(RecordBatch, RecordBatch)>) -> Result<(), Error> {
+        let work = self.prepare(batches)?;
+        let done = self
+            .column_tasks(&work)
+            .into_par_iter()
+            .with_max_len(1)
+            .map(ColumnTask::run)
+            .collect();
+        self.complete(done)
+    }
+
+    /// [`StarWriter::encode`] in three steps, for callers that schedule the columns' tasks
+    /// themselves: the work for `batches` (cut, and the row groups it starts opened).
+    pub fn prepare(
+        &mut self,
+        batches: Vec<(RecordBatch, RecordBatch)>,
+    ) -> Result<EncodeWork, Error> {
+        if self.files.as_ref().is_none_or(JoinHandle::is_finished) {
+            // Files are finished only by `finish`: the file thread stopped on an error.
+            return Err(self.stopped());
         }
-        let lines = Arc::new((orders, fact));
-        for tx in &self.senders {
-            tx.send(lines.clone()).map_err(|_| Error::WriterStopped)?;
+        let batches: Vec<_> = batches
+            .into_iter()
+            .filter(|(orders, _)| orders.num_rows() > 0)
+            .collect();
+        for (orders, fact) in &batches {
+            check_shared(&self.plan, orders, fact)?;
+        }
+        let steps = self.cutter.cut(&batches);
+        self.open_groups(&steps)?;
+        Ok(EncodeWork { steps, batches })
+    }
+
+    fn open_groups(&mut self, steps: &[Step]) -> Result<(), Error> {
+        for _ in steps.iter().filter(|s| **s == Step::Open) {
+            self.writers.open(&mut self.columns)?;
         }
         Ok(())
     }
 
-    /// No more rows: the threads write what they have and end, while the caller goes on.
-    pub fn close(&mut self) {
-        self.senders.clear();
+    /// The columns' tasks for `work`, handed out one at a time, the most expensive first, to
+    /// whichever thread asks; [`StarWriter::complete`] takes their results.
+    pub fn column_queue<'a>(&'a mut self, work: &'a EncodeWork) -> ColumnQueue<'a> {
+        let tasks = self.column_tasks(work);
+        ColumnQueue {
+            done: tasks.iter().map(|_| Mutex::new(None)).collect(),
+            tasks: tasks.into_iter().map(|t| Mutex::new(Some(t))).collect(),
+            next: AtomicUsize::new(0),
+        }
     }
 
-    /// Waits for every thread; the first error that is not merely another thread stopping wins
-    /// (a storage error in the file thread explains the encoders' closed channels).
-    pub fn finish(&mut self) -> Result<StarReport, Error> {
-        self.senders.clear();
-        let mut encode_busy = Duration::ZERO;
-        let mut errors = Vec::new();
-        for handle in self.encoders.drain(..) {
-            match handle.join().map_err(|_| Error::WriterPanicked)? {
-                Ok(busy) => encode_busy += busy,
-                Err(e) => errors.push(e),
+    /// One task per column, the most expensive first.
+    fn column_tasks<'a>(&'a mut self, work: &'a EncodeWork) -> Vec<ColumnTask<'a>> {
+        let cx = self.writers.context(&self.shared_with);
+        self.columns
+            .iter_mut()
+            .map(|column| ColumnTask { column, work, cx })
+            .collect()
+    }
+
+    /// Takes the columns' results, and queues the row groups they completed for the file
+    /// thread, waiting while it is behind.
+    pub fn complete(&mut self, done: Vec<Result<ColumnDone, Error>>) -> Result<(), Error> {
+        let done: Vec<ColumnDone> = done.into_iter().collect::<Result<_, _>>()?;
+        let closed = done.first().map_or(0, |d| d.groups.len());
+        let mut groups: Vec<EncodedGroup> = (0..closed)
+            .map(|_| EncodedGroup {
+                orders: (0..ORDERS.columns.len()).map(|_| None).collect(),
+                fact: (0..FACT_ORDERS.columns.len()).map(|_| None).collect(),
+            })
+            .collect();
+        for column in done {
+            self.encode_busy += column.busy;
+            for (group, placed) in groups.iter_mut().zip(column.groups) {
+                for p in placed {
+                    match p {
+                        Placed::Orders(i, chunk) => group.orders[i] = Some(chunk),
+                        Placed::Fact(f, chunk) => group.fact[f] = Some(chunk),
+                    }
+                }
             }
         }
-        let files = self.files.take().expect("finished once");
-        let files = match files.join().map_err(|_| Error::WriterPanicked)? {
-            Ok(files) if errors.is_empty() => files,
-            Ok(_) => return Err(first_cause(errors)),
-            Err(e) => {
-                errors.insert(0, e);
-                return Err(first_cause(errors));
+        for group in groups {
+            let sent = self.groups.as_ref().map(|tx| tx.send(group));
+            if !matches!(sent, Some(Ok(()))) {
+                return Err(self.stopped());
             }
+        }
+        Ok(())
+    }
+
+    /// The file thread stopped early, on an error: that error.
+    fn stopped(&mut self) -> Error {
+        self.groups = None;
+        match self.files.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => Error::WriterPanicked,
+            _ => Error::WriterStopped,
+        }
+    }
+
+    /// No more rows: encodes the last row group, waits for the file thread to finish the files
+    /// and reports them. An error of the file thread (storage) explains any other.
+    pub fn finish(&mut self) -> Result<StarReport, Error> {
+        let steps = self.cutter.end();
+        let flushed = self.open_groups(&steps).and_then(|()| {
+            let work = EncodeWork {
+                steps,
+                batches: Vec::new(),
+            };
+            let done = self
+                .column_tasks(&work)
+                .into_iter()
+                .map(ColumnTask::run)
+                .collect();
+            self.complete(done)
+        });
+        self.groups = None;
+        let Some(files) = self.files.take() else {
+            return Err(flushed.err().unwrap_or(Error::WriterStopped));
         };
+        let files = files.join().map_err(|_| Error::WriterPanicked)??;
+        flushed?;
         Ok(StarReport {
             orders: files.orders,
             fact: files.fact,
-            encode_busy,
+            encode_busy: self.encode_busy,
             splice_busy: files.busy,
         })
     }
 }
 
+/// No thread outlives the run: when a run stops early, the file thread finishes what it was
+/// given before the stage is aborted.
+impl Drop for StarWriter {
+    fn drop(&mut self) {
+        self.groups = None;
+        if let Some(files) = self.files.take() {
+            let _ = files.join();
+        }
+    }
+}
+
 /// Writes `orders` and `fact_orders` batches of the same rows as a run does — each shared
 /// column encoded once and spliced into both tables, dictionary columns written directly — into
-/// part files of `stage` under `orders/` and `fact_orders/`, and returns the files. The
-/// Parquet-encoding benchmark measures this beside [`encode_batches`](crate::writer::encode_batches).
-/// A fact batch's shared columns are taken from its orders batch (in a run they are the same
-/// arrays), so batches read back from a lake may be given.
+/// part files of `stage` under `orders/` and `fact_orders/`, and returns the files. The columns
+/// are encoded in the current rayon pool. The Parquet-encoding benchmark measures this beside
+/// [`encode_batches`](crate::writer::encode_batches). A fact batch's shared columns are taken
+/// from its orders batch (in a run they are the same arrays), so batches read back from a lake
+/// may be given.
 pub fn write_orders_and_fact(
     stage: Arc<dyn Stage>,
     batches: &[(RecordBatch, RecordBatch)],
@@ -270,184 +645,32 @@ pub fn write_orders_and_fact(
         naming: Naming::Parts,
     };
     let plan = Plan::new();
-    let mut writer = StarWriter::spawn(
+    let batches = batches
+        .iter()
+        .map(|(orders, fact)| {
+            let columns = plan
+                .fact_source
+                .iter()
+                .enumerate()
+                .map(|(f, source)| match source {
+                    Some(o) => orders.column(*o).clone(),
+                    None => fact.column(f).clone(),
+                })
+                .collect();
+            Ok((
+                orders.clone(),
+                RecordBatch::try_new(fact.schema(), columns)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut writer = StarWriter::new(
         destination(&ORDERS),
         destination(&FACT_ORDERS),
         options.clone(),
-    );
-    for (orders, fact) in batches {
-        let columns = plan
-            .fact_source
-            .iter()
-            .enumerate()
-            .map(|(f, source)| match source {
-                Some(o) => orders.column(*o).clone(),
-                None => fact.column(f).clone(),
-            })
-            .collect();
-        let fact = RecordBatch::try_new(fact.schema(), columns)?;
-        if writer.send(orders.clone(), fact).is_err() {
-            break; // `finish` reports why.
-        }
-    }
+    )?;
+    writer.encode(batches)?;
     let report = writer.finish()?;
     Ok(report.orders.into_iter().chain(report.fact).collect())
-}
-
-/// The first error that is not merely a thread stopping because another one did.
-fn first_cause(mut errors: Vec<Error>) -> Error {
-    let first = errors
-        .iter()
-        .position(|e| !matches!(e, Error::WriterStopped))
-        .unwrap_or(0);
-    errors.swap_remove(first)
-}
-
-/// No thread outlives the run: when a run stops early, the threads finish what they were given
-/// (at most a few ranges) before the stage is aborted.
-impl Drop for StarWriter {
-    fn drop(&mut self) {
-        if self.files.is_some() {
-            let _ = self.finish();
-        }
-    }
-}
-
-/// One encoder thread: its columns of every row group.
-fn encode(
-    jobs: Vec<Job>,
-    plan: &Plan,
-    options: &ParquetOptions,
-    rx: Receiver<Lines>,
-    out: SyncSender<EncodedGroup>,
-) -> Result<Duration, Error> {
-    let batch_rows = options.batch_rows;
-    let group_rows = options.row_group_rows.div_ceil(batch_rows).max(1) * batch_rows;
-    let tee = Arc::new(TeePages::default());
-    let (orders_factory, orders_descr) = column_factory(&ORDERS, options)?;
-    let orders_factory = orders_factory.with_page_store_factory(tee.clone());
-    let (fact_factory, fact_descr) = column_factory(&FACT_ORDERS, options)?;
-    let factories = Factories {
-        orders: &orders_factory,
-        fact: &fact_factory,
-        orders_descr: &orders_descr,
-        fact_descr: &fact_descr,
-        orders_props: options.properties(&ORDERS),
-        fact_props: options.properties(&FACT_ORDERS),
-    };
-    let shared_with = plan.orders_to_fact();
-
-    let mut busy = Duration::ZERO;
-    let mut group = 0;
-    let mut writers: Option<Vec<ColumnEncoder>> = None;
-    let mut rows_in_group = 0;
-    let mut bytes_in_group = 0;
-    // Pieces of the next `batch_rows` slice, per job, when a range ends mid-slice.
-    let mut pending: Vec<Vec<ArrayRef>> = vec![Vec::new(); jobs.len()];
-    let mut pending_rows = 0;
-
-    let close_group = |writers: Vec<ColumnEncoder>, group: &mut usize| {
-        let mut encoded = EncodedGroup {
-            orders: Vec::new(),
-            fact: Vec::new(),
-        };
-        let pages = tee.take();
-        for (job, writer) in jobs.iter().zip(writers) {
-            let chunk = writer.close()?;
-            match *job {
-                Job::Orders(i) => {
-                    for &f in &shared_with[i] {
-                        let (bytes, close) = match &chunk {
-                            EncodedChunk::Arrow(chunk) => {
-                                let blobs = pages.iter().find(|(c, _)| *c == i).map(|(_, b)| b);
-                                let blobs = blobs
-                                    .ok_or_else(|| splice_error("no tee for a shared column"))?;
-                                let blobs = blobs.lock().expect("tee lock").clone();
-                                relocate(blobs, chunk.close())?
-                            }
-                            // Already in file order.
-                            EncodedChunk::Bytes { bytes, close } => (bytes.clone(), close.clone()),
-                        };
-                        let close = retarget(&close, fact_descr[f].clone())?;
-                        encoded.fact.push((f, EncodedChunk::Bytes { bytes, close }));
-                    }
-                    encoded.orders.push((i, chunk));
-                }
-                Job::Fact(f) => encoded.fact.push((f, chunk)),
-            }
-        }
-        *group += 1;
-        // The file thread stopped on an error, which `finish` reports: stop too.
-        out.send(encoded).map_err(|_| Error::WriterStopped)
-    };
-
-    for lines in rx {
-        let t = Instant::now();
-        let (orders, fact) = (&lines.0, &lines.1);
-        check_shared(plan, orders, fact)?;
-        let n = orders.num_rows();
-        let mut offset = 0;
-        while offset < n {
-            let take = (batch_rows - pending_rows).min(n - offset);
-            for (j, job) in jobs.iter().enumerate() {
-                let column = match *job {
-                    Job::Orders(i) => orders.column(i),
-                    Job::Fact(f) => fact.column(f),
-                };
-                pending[j].push(column.slice(offset, take));
-            }
-            bytes_in_group += data_bytes(orders, offset, take);
-            offset += take;
-            pending_rows += take;
-            if pending_rows < batch_rows {
-                continue;
-            }
-            let ws = match &mut writers {
-                Some(ws) => ws,
-                None => writers.insert(open_group(&jobs, &factories, group, &pending)?),
-            };
-            write_slice(ws, &mut pending)?;
-            rows_in_group += pending_rows;
-            pending_rows = 0;
-            if rows_in_group == group_rows || bytes_in_group >= options.row_group_bytes {
-                close_group(writers.take().expect("open"), &mut group)?;
-                rows_in_group = 0;
-                bytes_in_group = 0;
-            }
-        }
-        busy += t.elapsed();
-    }
-    let t = Instant::now();
-    if pending_rows > 0 {
-        let ws = match &mut writers {
-            Some(ws) => ws,
-            None => writers.insert(open_group(&jobs, &factories, group, &pending)?),
-        };
-        write_slice(ws, &mut pending)?;
-    }
-    if let Some(ws) = writers.take() {
-        close_group(ws, &mut group)?;
-    }
-    Ok(busy + t.elapsed())
-}
-
-/// Bytes of data in rows `offset..offset + len` of an orders batch, before encoding: computed
-/// from the values alone, so every encoder closes its row groups after the same rows.
-fn data_bytes(batch: &RecordBatch, offset: usize, len: usize) -> usize {
-    use arrow::array::AsArray;
-    use arrow::datatypes::DataType;
-    batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8 => {
-                let offsets = c.as_string::<i32>().value_offsets();
-                (offsets[offset + len] - offsets[offset]) as usize + 4 * len
-            }
-            DataType::Dictionary(key, _) => key.primitive_width().unwrap_or(4) * len,
-            other => other.primitive_width().unwrap_or(8) * len,
-        })
-        .sum()
 }
 
 /// Refuses batches where a shared fact column is not the orders column it is spliced from.
@@ -461,82 +684,6 @@ fn check_shared(plan: &Plan, orders: &RecordBatch, fact: &RecordBatch) -> Result
                 FACT_ORDERS.columns[f].name, ORDERS.columns[*o].name
             )));
         }
-    }
-    Ok(())
-}
-
-/// What an encoder needs to open a row group's column writers.
-struct Factories<'a> {
-    orders: &'a ArrowRowGroupWriterFactory,
-    fact: &'a ArrowRowGroupWriterFactory,
-    orders_descr: &'a [ColumnDescPtr],
-    fact_descr: &'a [ColumnDescPtr],
-    orders_props: WriterProperties,
-    fact_props: WriterProperties,
-}
-
-/// The column encoders of row group `group`, one per job; `first` holds each job's first rows,
-/// which decide whether a column can be written directly.
-fn open_group(
-    jobs: &[Job],
-    factories: &Factories<'_>,
-    group: usize,
-    first: &[Vec<ArrayRef>],
-) -> Result<Vec<ColumnEncoder>, Error> {
-    let mut orders: Vec<Option<ArrowColumnWriter>> = factories
-        .orders
-        .create_column_writers(group)?
-        .into_iter()
-        .map(Some)
-        .collect();
-    let mut fact: Vec<Option<ArrowColumnWriter>> = factories
-        .fact
-        .create_column_writers(group)?
-        .into_iter()
-        .map(Some)
-        .collect();
-    Ok(jobs
-        .iter()
-        .zip(first)
-        .map(|(job, first)| {
-            let (table, i, descr, props, general) = match *job {
-                Job::Orders(i) => (
-                    &ORDERS,
-                    i,
-                    factories.orders_descr,
-                    &factories.orders_props,
-                    &mut orders,
-                ),
-                Job::Fact(f) => (
-                    &FACT_ORDERS,
-                    f,
-                    factories.fact_descr,
-                    &factories.fact_props,
-                    &mut fact,
-                ),
-            };
-            ColumnEncoder::new(
-                table.arrow_schema().fields()[i].clone(),
-                descr[i].clone(),
-                props,
-                general[i].take().expect("one writer per column"),
-                first.first().map(|a| a.as_ref()),
-            )
-        })
-        .collect())
-}
-
-fn write_slice(writers: &mut [ColumnEncoder], pending: &mut [Vec<ArrayRef>]) -> Result<(), Error> {
-    for (writer, pieces) in writers.iter_mut().zip(pending) {
-        let array = if pieces.len() == 1 {
-            pieces.pop().expect("one piece")
-        } else {
-            let parts: Vec<&dyn arrow::array::Array> = pieces.iter().map(|a| a.as_ref()).collect();
-            let joined = arrow::compute::concat(&parts)?;
-            pieces.clear();
-            joined
-        };
-        writer.write(&array)?;
     }
     Ok(())
 }
@@ -556,8 +703,6 @@ fn column_factory(
     Ok((factory, file.schema_descr().columns().to_vec()))
 }
 
-/// The file thread: takes each row group from every encoder and splices it into both tables'
-/// part files.
 /// What the file thread wrote, and how long it was busy.
 struct SplicedFiles {
     orders: Vec<WrittenFile>,
@@ -565,44 +710,26 @@ struct SplicedFiles {
     busy: Duration,
 }
 
+/// The file thread: splices each encoded row group into both tables' part files.
 fn splice(
     orders: Destination,
     fact: Destination,
     options: &ParquetOptions,
-    groups: Vec<Receiver<EncodedGroup>>,
+    groups: Receiver<EncodedGroup>,
 ) -> Result<SplicedFiles, Error> {
     let mut orders_files = Parts::<FileWriter>::new(&ORDERS, orders, options);
     let mut fact_files = Parts::<FileWriter>::new(&FACT_ORDERS, fact, options);
     let mut busy = Duration::ZERO;
-    'groups: loop {
-        let mut orders_chunks: Vec<Option<EncodedChunk>> =
-            (0..ORDERS.columns.len()).map(|_| None).collect();
-        let mut fact_chunks: Vec<Option<EncodedChunk>> =
-            (0..FACT_ORDERS.columns.len()).map(|_| None).collect();
-        for (e, rx) in groups.iter().enumerate() {
-            let Ok(group) = rx.recv() else {
-                // Encoders end together (same rows); one ending early stopped on an error.
-                if e == 0 {
-                    break 'groups;
-                }
-                return Err(Error::WriterStopped);
-            };
-            for (i, chunk) in group.orders {
-                orders_chunks[i] = Some(chunk);
-            }
-            for (f, chunk) in group.fact {
-                fact_chunks[f] = Some(chunk);
-            }
-        }
+    for group in groups {
         let t = Instant::now();
         write_group(&mut orders_files, |rg| {
-            for chunk in orders_chunks {
+            for chunk in group.orders {
                 chunk.expect("every orders column encoded").append_to(rg)?;
             }
             Ok(())
         })?;
         write_group(&mut fact_files, |rg| {
-            for chunk in fact_chunks {
+            for chunk in group.fact {
                 chunk.expect("every fact column encoded").append_to(rg)?;
             }
             Ok(())
@@ -659,26 +786,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_column_is_encoded_once_and_the_encoders_are_balanced() {
+    fn every_column_is_encoded_once_the_most_expensive_first() {
         let plan = Plan::new();
         let mut orders = vec![0; ORDERS.columns.len()];
         let mut fact = vec![0; FACT_ORDERS.columns.len()];
-        let mut loads = Vec::new();
-        for jobs in &plan.jobs {
-            let mut load = 0;
-            for job in jobs {
-                match *job {
-                    Job::Orders(i) => {
-                        orders[i] += 1;
-                        load += encode_cost(&ORDERS, i);
-                    }
-                    Job::Fact(f) => {
-                        fact[f] += 1;
-                        load += encode_cost(&FACT_ORDERS, f);
-                    }
-                }
+        for job in &plan.jobs {
+            match *job {
+                Job::Orders(i) => orders[i] += 1,
+                Job::Fact(f) => fact[f] += 1,
             }
-            loads.push(load);
         }
         assert!(orders.iter().all(|&n| n == 1), "{orders:?}");
         for (f, source) in plan.fact_source.iter().enumerate() {
@@ -690,10 +806,7 @@ mod tests {
                 FACT_ORDERS.columns[f].name
             );
         }
-        let (max, total) = (*loads.iter().max().unwrap(), loads.iter().sum::<u32>());
-        assert!(
-            max * 100 <= total / ENCODERS as u32 * 105,
-            "loads {loads:?}"
-        );
+        let costs: Vec<u32> = plan.jobs.iter().map(|&j| job_cost(j)).collect();
+        assert!(costs.is_sorted_by(|a, b| a >= b), "{costs:?}");
     }
 }

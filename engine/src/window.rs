@@ -27,42 +27,84 @@ pub(crate) fn parse_window(
     eof: bool,
     range_bytes: usize,
 ) -> ParsedWindow {
-    let end = if eof {
-        buf.len()
-    } else {
-        buf.len() - (ctx.max_record + 1)
-    };
-    assert!(end > start || eof, "window too small for the record limit");
-    let range_bytes = range_bytes.max(1);
-    let bounds: Vec<(usize, usize)> = (start..end.max(start))
-        .step_by(range_bytes)
-        .map(|s| (s, (s + range_bytes).min(end)))
+    let ranges = Ranges::new(ctx, buf, start, eof, range_bytes);
+    let parsed = (0..ranges.len())
+        .into_par_iter()
+        .map(|i| ranges.parse(ctx, buf, i))
         .collect();
-    let mut ranges: Vec<ChunkRows> = bounds
-        .par_iter()
-        .enumerate()
-        .map(|(i, &(s, e))| {
-            let from = if i == 0 {
-                s
-            } else {
-                guess_record_start(buf, s)
-            };
-            parse_range(ctx, buf, from.min(e.max(from)), e, eof)
-        })
-        .collect();
-    let mut repaired = 0;
-    for i in 1..ranges.len() {
-        let true_start = ranges[i - 1].next;
-        if ranges[i].start != true_start {
-            ranges[i] = parse_range(ctx, buf, true_start, bounds[i].1, eof);
-            repaired += 1;
-        }
+    ranges.finish(ctx, buf, parsed)
+}
+
+/// A window cut into ranges, for callers that schedule the ranges' parsing themselves:
+/// [`Ranges::parse`] each one, in any order or thread, then [`Ranges::finish`] with the results
+/// in order. [`parse_window`] is the same in one call.
+pub(crate) struct Ranges {
+    bounds: Vec<(usize, usize)>,
+    start: usize,
+    eof: bool,
+}
+
+impl Ranges {
+    /// The ranges of `range_bytes` of the window of `buf` from `start` (see [`parse_window`]).
+    pub(crate) fn new(
+        ctx: &ParseCtx<'_>,
+        buf: &[u8],
+        start: usize,
+        eof: bool,
+        range_bytes: usize,
+    ) -> Ranges {
+        let end = if eof {
+            buf.len()
+        } else {
+            buf.len() - (ctx.max_record + 1)
+        };
+        assert!(end > start || eof, "window too small for the record limit");
+        let range_bytes = range_bytes.max(1);
+        let bounds = (start..end.max(start))
+            .step_by(range_bytes)
+            .map(|s| (s, (s + range_bytes).min(end)))
+            .collect();
+        Ranges { bounds, start, eof }
     }
-    let next = ranges.last().map_or(start, |r| r.next);
-    ParsedWindow {
-        ranges,
-        next,
-        repaired,
+
+    pub(crate) fn len(&self) -> usize {
+        self.bounds.len()
+    }
+
+    /// Range `i`, parsed from its guessed first record.
+    pub(crate) fn parse(&self, ctx: &ParseCtx<'_>, buf: &[u8], i: usize) -> ChunkRows {
+        let (s, e) = self.bounds[i];
+        let from = if i == 0 {
+            s
+        } else {
+            guess_record_start(buf, s)
+        };
+        parse_range(ctx, buf, from.min(e.max(from)), e, self.eof)
+    }
+
+    /// The window from its ranges as [`Ranges::parse`] gave them, in order: each guess is
+    /// checked against where the previous range really ended, and a wrong one re-parsed.
+    pub(crate) fn finish(
+        self,
+        ctx: &ParseCtx<'_>,
+        buf: &[u8],
+        mut ranges: Vec<ChunkRows>,
+    ) -> ParsedWindow {
+        assert_eq!(ranges.len(), self.bounds.len(), "one result per range");
+        let mut repaired = 0;
+        for i in 1..ranges.len() {
+            let true_start = ranges[i - 1].next;
+            if ranges[i].start != true_start {
+                ranges[i] = parse_range(ctx, buf, true_start, self.bounds[i].1, self.eof);
+                repaired += 1;
+            }
+        }
+        let next = ranges.last().map_or(self.start, |r| r.next);
+        ParsedWindow {
+            ranges,
+            next,
+            repaired,
+        }
     }
 }
 

@@ -349,7 +349,10 @@ fn a_lake_write_failing_mid_run_fails_the_run_retryably_and_publishes_nothing() 
             row_group_rows: 8192,
             ..Default::default()
         },
+        // Windows of 512 KiB: a window's rows are encoded while the next is read, so the
+        // failure shows a window or two after it happened.
         chunk_bytes: 64 * 1024,
+        max_record_bytes: 64 * 1024,
         ..common::fixed_options()
     };
     for table_prefix in ["orders/", "model/fact_orders/", "quarantine/"] {

@@ -1,7 +1,8 @@
 //! Peak memory of one run:
-//! `cargo run --release -p duff-benches --bin peak-memory -- <MB | file.csv> [threads]`.
+//! `cargo run --release -p duff-benches --bin peak-memory -- <MB | file.csv> [threads] [chunk KiB]`.
 //! Generates (once) a datagen file of about <MB> megabytes (or takes the given file), processes
-//! it into a fresh lake, and prints wall time, throughput, the dedup tables' size, the process's
+//! it into a fresh lake with `threads` (default 0: one per core) and parse ranges of `chunk KiB`
+//! (default: `duff run`'s, 4096), and prints wall time, throughput, the dedup tables' size, the process's
 //! peak RSS (VmHWM) and the manifest's per-stage timings.
 
 use std::time::Instant;
@@ -17,8 +18,13 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let what = args
         .next()
-        .context("usage: peak-memory <MB | file.csv> [threads]")?;
+        .context("usage: peak-memory <MB | file.csv> [threads] [chunk KiB]")?;
     let threads: usize = args.next().map(|t| t.parse()).transpose()?.unwrap_or(0);
+    let defaults = RunOptions::default();
+    let chunk_bytes = match args.next() {
+        Some(kib) => kib.parse::<usize>().context("chunk KiB")? << 10,
+        None => defaults.chunk_bytes,
+    };
     let path = match what.parse::<u64>() {
         Ok(mb) => duff_benches::input(mb * 1_000_000),
         Err(_) => what.into(),
@@ -31,7 +37,8 @@ fn main() -> anyhow::Result<()> {
         &lake,
         &RunOptions {
             threads,
-            ..RunOptions::default()
+            chunk_bytes,
+            ..defaults
         },
         &|_| {},
     )?;
