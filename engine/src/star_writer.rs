@@ -5,8 +5,8 @@
 //! into both files; before, a third of the engine's CPU went to encoding them a second time.
 //!
 //! Columns are encoded in the run's thread pool, one task per column and window
-//! ([`StarWriter::encode`]), while the pool parses the next window: a thread that runs out of
-//! work takes whichever task is left, so no core waits on a fixed split of the columns between
+//! ([`StarWriter::column_queue`]; [`StarWriter::encode`] runs them all at once), while the pool
+//! parses and assembles the next window: a thread that runs out of work takes the next task, so no core waits on a fixed split of the columns between
 //! encoder threads (that split left ~7% of two cores idle). One thread outside the pool writes
 //! the encoded row groups into the part files, so no pool thread waits on storage.
 //!
