@@ -485,8 +485,13 @@ impl StarWriter {
     /// the file thread, waiting while it is behind (bounded memory).
     pub fn encode(&mut self, batches: Vec<(RecordBatch, RecordBatch)>) -> Result<(), Error> {
         let work = self.prepare(batches)?;
+        self.run(&work)
+    }
+
+    /// Every column's task for `work`, in the current rayon pool, then [`StarWriter::complete`].
+    fn run(&mut self, work: &EncodeWork) -> Result<(), Error> {
         let done = self
-            .column_tasks(&work)
+            .column_tasks(work)
             .into_par_iter()
             .with_max_len(1)
             .map(ColumnTask::run)
@@ -588,17 +593,12 @@ impl StarWriter {
     /// and reports them. An error of the file thread (storage) explains any other.
     pub fn finish(&mut self) -> Result<StarReport, Error> {
         let steps = self.cutter.end();
+        // The last row group's columns close in parallel too.
         let flushed = self.open_groups(&steps).and_then(|()| {
-            let work = EncodeWork {
+            self.run(&EncodeWork {
                 steps,
                 batches: Vec::new(),
-            };
-            let done = self
-                .column_tasks(&work)
-                .into_iter()
-                .map(ColumnTask::run)
-                .collect();
-            self.complete(done)
+            })
         });
         self.groups = None;
         let Some(files) = self.files.take() else {
