@@ -46,13 +46,14 @@ impl Counts {
     }
 }
 
-/// Wall-clock milliseconds per stage. A window's rows are encoded while the next window is parsed
-/// and assembled, so stages do not add up to `total`. `parse_ms` is parsing the ranges (with
-/// encoding beside it); `encode_wait_ms` is time the assembly of a window, done, waited for the
-/// previous window's encoding (encoding was the slower). `*_busy_ms` is time spent working,
-/// summed over threads: `encode_busy_ms` encoding orders and fact_orders, `splice_busy_ms` the
-/// thread writing their encoded row groups into files, `encode_busy_quarantine_ms` the
-/// quarantine's writer.
+/// Wall-clock milliseconds per stage. Windows go through a pipeline: while one is parsed, the
+/// one before is deduplicated and assembled and the one before that encoded, so stages overlap
+/// and do not add up to `total`. Per window, `parse_ms` runs from the step's start until its
+/// last range is parsed; `dedup_ms` and `assemble_ms` are the window's dedup and assembly;
+/// `encode_wait_ms` is how long the step went on after both were done, encoding the earlier
+/// window's rows. `*_busy_ms` is time spent working, summed over threads: `encode_busy_ms`
+/// encoding orders and fact_orders, `splice_busy_ms` the thread writing their encoded row
+/// groups into files, `encode_busy_quarantine_ms` the quarantine's writer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     pub header_ms: f64,

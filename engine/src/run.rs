@@ -1,37 +1,27 @@
 //! One run: an input file processed into the lake, exactly once.
 
+mod pipeline;
+
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use rayon::prelude::*;
 use serde::Serialize;
 use simd_csv::TotalReaderBuilder;
 
-use crate::assemble::{self, Assembled, Dimensions, QuarantineRow, RunConstants};
-use crate::chunk::ChunkRows;
-use crate::chunk::ParseCtx;
-use crate::dedup::Deduper;
+use crate::assemble::RunConstants;
 use crate::error::Error;
 use crate::header::{HeaderMap, parse_header};
 use crate::input::{LocalInput, run_id_for};
 use crate::lake::LocalLake;
 use crate::manifest::{CostEstimate, Counts, Manifest, RunStatus, Throughput, Timings};
-use crate::members::Members;
 use crate::rules::Channels;
-use crate::schema::{
-    DIM_CHANNELS, DIM_CLIENTS, DIM_PRODUCTS, DIM_STATUS, FACT_ORDERS, ORDERS, QUARANTINE, Table,
-};
-use crate::star_writer::StarWriter;
+use crate::schema::Table;
 use crate::storage::{Commit, InputBytes, Lake, Source, Stage, StorageError};
-use crate::window::{ParsedWindow, Ranges};
-use crate::writer::{
-    Destination, Naming, ParquetOptions, TableWriter, WrittenFile, write_small_table,
-};
+use crate::writer::{Destination, Naming, ParquetOptions, WrittenFile};
+use pipeline::{Done, Pipeline, WindowBytes};
 
 /// How a run behaves. `Default` is what `duff run` uses.
 #[derive(Debug, Clone)]
@@ -109,10 +99,12 @@ impl RunOptions {
         }
     }
 
-    /// Window size: enough ranges to keep every thread busy while the writers encode.
+    /// Window size: two ranges per thread (at least four ranges). Three windows are in flight
+    /// at once (one parsed, one assembled, one encoded), so memory grows with the window; the
+    /// three stages keep the threads busy, so more ranges per window do not make a run faster.
     fn window_bytes(&self, threads: usize) -> usize {
         self.chunk_bytes
-            .saturating_mul((threads * 4).max(4))
+            .saturating_mul((threads * 2).max(4))
             .max(self.max_record_bytes * 2)
     }
 }
@@ -414,8 +406,10 @@ fn process(
             while start < len {
                 let limit = len.min(start + window_bytes + max_record + 1);
                 let eof = limit == len;
-                let next = p.window(&map[..limit], start, eof)?;
-                release_pages(&map, start, next);
+                let (next, done) = p.window(WindowBytes::Mapped(&map[..limit]), start, eof)?;
+                if let Some(done) = done {
+                    release_pages(&map, done.start, done.next);
+                }
                 start = next;
                 progress(Progress {
                     bytes_done: start as u64,
@@ -430,13 +424,16 @@ fn process(
         }
         InputBytes::Stream(mut reader) => {
             let src = (source.uri.as_str(), source.gzip);
-            let mut buf = Vec::with_capacity(window_bytes + max_record + 2);
+            let capacity = window_bytes + max_record + 2;
+            let mut buf = Vec::with_capacity(capacity);
             let mut eof = fill(&mut reader, &mut buf, window_bytes + max_record + 1, src)?;
             let header_clock = Instant::now();
             let header = read_header(&buf, eof, max_record)?;
             let mut p = Pipeline::new(cx, &header, header_clock, total)?;
             let mut start = header.data_start;
             let mut consumed: u64 = 0;
+            // Two buffers take turns: one is read into while the other's window is assembled.
+            let mut spare = Vec::with_capacity(capacity);
             loop {
                 if !eof {
                     eof = fill(
@@ -449,19 +446,31 @@ fn process(
                 if start >= buf.len() && eof {
                     break;
                 }
-                let next = p.window(&buf, start, eof)?;
+                let len = buf.len();
+                let bytes = WindowBytes::Owned(std::mem::take(&mut buf));
+                let (next, done) = p.window(bytes, start, eof)?;
+                if let Some(Done {
+                    bytes: WindowBytes::Owned(done),
+                    ..
+                }) = done
+                {
+                    spare = done;
+                }
                 progress(Progress {
                     bytes_done: consumed + next as u64,
                     bytes_total: total,
                     rows_read: p.rows_read(),
                 });
                 if eof {
-                    consumed += buf.len() as u64;
+                    consumed += len as u64;
                     break;
                 }
-                // Keep the line end before `next`: every range starts just after one.
+                // The next window starts with the line end before `next`: every range starts
+                // just after one.
                 consumed += (next - 1) as u64;
-                buf.drain(..next - 1);
+                buf = std::mem::take(&mut spare);
+                buf.clear();
+                buf.extend_from_slice(&p.parsed_bytes()[next - 1..]);
                 start = 1;
             }
             p.finish(consumed)
@@ -562,318 +571,6 @@ pub(crate) fn read_header(buf: &[u8], eof: bool, max_record: usize) -> Result<He
         data_start: end,
         first_data_line: line + header_newlines,
     })
-}
-
-/// A window's rows: orders and fact_orders batches of the same rows, one pair per range.
-type Rows = Vec<(RecordBatch, RecordBatch)>;
-
-/// Per-run state across windows: the orders + fact_orders writer, and the rest.
-struct Pipeline<'a> {
-    /// orders and fact_orders, which hold the same rows.
-    lines: StarWriter,
-    /// The last window's rows: encoded while the next window is parsed.
-    unwritten: Rows,
-    reader: Reader<'a>,
-}
-
-/// Everything but the orders writer: parsing, dedup, dimensions, quarantine, counters.
-struct Reader<'a> {
-    cx: &'a RunContext<'a>,
-    header: HeaderMap,
-    deduper: Deduper,
-    quarantine: TableWriter,
-    dimensions: Dimensions,
-    counts: Counts,
-    timings: Timings,
-    /// Line number of the next window's first byte.
-    next_line: u64,
-    /// Input size when known up front (not for streams), to size the dedup tables.
-    total_bytes: Option<u64>,
-    dedup_sized: bool,
-    repaired_ranges: usize,
-}
-
-impl<'a> Pipeline<'a> {
-    fn new(
-        cx: &'a RunContext<'a>,
-        header: &Header,
-        header_clock: Instant,
-        total_bytes: Option<u64>,
-    ) -> Result<Self, Error> {
-        let opts = &cx.options.parquet;
-        Ok(Pipeline {
-            lines: StarWriter::new(
-                cx.destination(&ORDERS, Naming::Parts),
-                cx.destination(&FACT_ORDERS, Naming::Parts),
-                opts.clone(),
-            )?,
-            unwritten: Vec::new(),
-            reader: Reader {
-                cx,
-                header: header.map.clone(),
-                deduper: Deduper::new(),
-                quarantine: TableWriter::spawn(
-                    &QUARANTINE,
-                    cx.destination(&QUARANTINE, Naming::Single),
-                    opts.clone(),
-                ),
-                dimensions: Dimensions {
-                    clients: Members::new(),
-                    products: Members::new(),
-                },
-                counts: Counts::default(),
-                timings: Timings {
-                    header_ms: ms(header_clock.elapsed()),
-                    ..Timings::default()
-                },
-                next_line: header.first_data_line,
-                total_bytes,
-                dedup_sized: false,
-                repaired_ranges: 0,
-            },
-        })
-    }
-
-    fn rows_read(&self) -> u64 {
-        self.reader.counts.rows_read
-    }
-
-    /// Processes the records of `buf` from `start`; returns where the next window starts.
-    ///
-    /// The previous window's rows are encoded meanwhile, one column at a time by whichever
-    /// thread is free: while the last ranges are parsed, and while this window's rows are
-    /// deduplicated and assembled. Those steps leave a thread waiting on the other at their
-    /// ends; the encoding fills the gaps, so two threads do twice the work of one.
-    fn window(&mut self, buf: &[u8], start: usize, eof: bool) -> Result<usize, Error> {
-        let work = self.lines.prepare(std::mem::take(&mut self.unwritten))?;
-        let columns = self.lines.column_queue(&work);
-        let cx = self.reader.cx;
-        let ctx = ParseCtx {
-            header: &self.reader.header,
-            channels: &cx.options.channels,
-            max_record: cx.options.max_record_bytes,
-        };
-        let ranges = Ranges::new(&ctx, buf, start, eof, cx.options.chunk_bytes);
-        let mut parsed: Vec<Option<ChunkRows>> = (0..ranges.len()).map(|_| None).collect();
-        let parsing = AtomicUsize::new(ranges.len());
-        let t = Instant::now();
-        // Tasks start in the order spawned, on either thread: the ranges, then as many column
-        // tasks as there are columns, which encode only while a range is still being parsed.
-        rayon::in_place_scope_fifo(|scope| {
-            let (ctx, ranges, parsing, columns) = (&ctx, &ranges, &parsing, &columns);
-            for (i, slot) in parsed.iter_mut().enumerate() {
-                scope.spawn_fifo(move |_| {
-                    *slot = Some(ranges.parse(ctx, buf, i));
-                    parsing.fetch_sub(1, Ordering::Release);
-                });
-            }
-            for _ in 0..columns.left() {
-                scope.spawn_fifo(move |_| {
-                    if parsing.load(Ordering::Acquire) > 0 {
-                        columns.run_next();
-                    }
-                });
-            }
-        });
-        self.reader.timings.parse_ms += ms(t.elapsed());
-        let parsed = parsed.into_iter().map(|p| p.expect("parsed")).collect();
-        let parsed = ranges.finish(&ctx, buf, parsed);
-        let reader = &mut self.reader;
-        let ((read, read_end), encoded_end) = rayon::join(
-            || (reader.window(parsed, buf, start), Instant::now()),
-            || {
-                (0..columns.left())
-                    .into_par_iter()
-                    .with_max_len(1)
-                    .for_each(|_| {
-                        columns.run_next();
-                    });
-                Instant::now()
-            },
-        );
-        self.reader.timings.encode_wait_ms += ms(encoded_end.saturating_duration_since(read_end));
-        let encoded = columns.results();
-        self.lines.complete(encoded)?;
-        let (next, rows) = read?;
-        self.unwritten = rows;
-        Ok(next)
-    }
-
-    fn finish(self, bytes_processed: u64) -> Result<Processed, Error> {
-        let Pipeline {
-            mut lines,
-            unwritten,
-            mut reader,
-        } = self;
-        // The last rows are encoded while the dimensions are written.
-        let (lines, dimensions) = rayon::join(
-            || lines.encode(unwritten).and_then(|()| lines.finish()),
-            || reader.write_dimensions(),
-        );
-        let (lines, dimensions) = (lines?, dimensions?);
-        reader.timings.encode_busy_ms = ms(lines.encode_busy);
-        reader.timings.splice_busy_ms = ms(lines.splice_busy);
-        let mut outputs = Vec::new();
-        outputs.extend(lines.orders);
-        outputs.extend(lines.fact);
-        outputs.extend(dimensions);
-        reader.finish(outputs, bytes_processed)
-    }
-}
-
-impl Reader<'_> {
-    /// Takes a parsed window of `buf` (from `start`) through dedup and assembly; returns where
-    /// the next window starts and the window's orders and fact_orders rows.
-    fn window(
-        &mut self,
-        parsed: ParsedWindow,
-        buf: &[u8],
-        start: usize,
-    ) -> Result<(usize, Rows), Error> {
-        let cx = self.cx;
-        self.repaired_ranges += parsed.repaired;
-
-        let mut first_lines = Vec::with_capacity(parsed.ranges.len());
-        let mut line = self.next_line;
-        for r in &parsed.ranges {
-            if let Some(rel) = r.line_too_long {
-                return Err(Error::LineTooLong {
-                    line: line + rel,
-                    max_bytes: cx.options.max_record_bytes,
-                });
-            }
-            first_lines.push(line);
-            line += r.newlines;
-        }
-        self.next_line = line;
-
-        let t = Instant::now();
-        if !self.dedup_sized {
-            // Size the dedup tables once, from the first window's row density.
-            self.dedup_sized = true;
-            let rows: usize = parsed.ranges.iter().map(|r| r.valid.len()).sum();
-            if let (Some(total), true) = (self.total_bytes, parsed.next > start) {
-                let estimate = rows as f64 * total as f64 / (parsed.next - start) as f64;
-                self.deduper.reserve(estimate.min(1e10) as usize);
-            }
-        }
-        let valid: Vec<_> = parsed.ranges.iter().map(|r| &r.valid).collect();
-        let verdicts = self.deduper.judge(&valid, &first_lines);
-        self.timings.dedup_ms += ms(t.elapsed());
-
-        let t = Instant::now();
-        let constants = &cx.constants;
-        let known = &self.dimensions;
-        let assembled: Vec<Assembled> = parsed
-            .ranges
-            .into_par_iter()
-            .zip(verdicts)
-            .zip(first_lines)
-            .map(|((range, drops), first_line)| {
-                assemble::assemble(range, drops, first_line, buf, constants, known)
-            })
-            .collect::<Result<_, _>>()?;
-        let mut quarantined: Vec<QuarantineRow> = Vec::new();
-        let mut rows = Vec::with_capacity(assembled.len());
-        let mut clients = Vec::with_capacity(assembled.len());
-        let mut products = Vec::with_capacity(assembled.len());
-        for a in assembled {
-            self.counts.rows_read += a.records;
-            self.counts.blank_lines += a.blank_lines;
-            self.counts.exact_duplicates += a.exact_duplicates;
-            self.counts.rows_written += a.orders.num_rows() as u64;
-            clients.push(a.clients);
-            products.push(a.products);
-            quarantined.extend(a.quarantine);
-            rows.push((a.orders, a.fact));
-        }
-        self.dimensions.clients.apply(clients);
-        self.dimensions.products.apply(products);
-        for q in &quarantined {
-            self.counts.quarantined += 1;
-            *self
-                .counts
-                .quarantined_by_reason
-                .entry(q.reason.code().to_string())
-                .or_default() += 1;
-        }
-        if !quarantined.is_empty() {
-            let batch = assemble::quarantine_batch(&quarantined, constants)?;
-            if self.quarantine.send(batch).is_err() {
-                return Err(self
-                    .quarantine
-                    .finish()
-                    .err()
-                    .unwrap_or(Error::WriterStopped));
-            }
-        }
-        self.timings.assemble_ms += ms(t.elapsed());
-        Ok((parsed.next, rows))
-    }
-
-    /// The dimension tables, written while the last rows are encoded.
-    fn write_dimensions(&mut self) -> Result<Vec<WrittenFile>, Error> {
-        let cx = self.cx;
-        // No more quarantined rows: its writer flushes while the dimensions are written.
-        self.quarantine.close();
-        let t = Instant::now();
-        let k = &cx.constants;
-        let opts = &cx.options.parquet;
-        let Dimensions { clients, products } = std::mem::replace(
-            &mut self.dimensions,
-            Dimensions {
-                clients: Members::new(),
-                products: Members::new(),
-            },
-        );
-        let (clients, products) = (clients.into_sorted(), products.into_sorted());
-        self.counts.distinct_clients = clients.len() as u64;
-        self.counts.distinct_products = products.len() as u64;
-        let mut dimensions = Vec::new();
-        if self.counts.rows_written > 0 {
-            let dims = [
-                (&DIM_CLIENTS, assemble::dim_clients_batch(&clients, k)?),
-                (&DIM_PRODUCTS, assemble::dim_products_batch(&products, k)?),
-                (&DIM_STATUS, assemble::dim_status_batch()?),
-                (&DIM_CHANNELS, assemble::dim_channels_batch(k)?),
-            ];
-            for (table, batch) in dims {
-                dimensions.extend(write_small_table(
-                    table,
-                    cx.destination(table, Naming::Single),
-                    opts,
-                    &batch,
-                )?);
-            }
-        }
-        self.timings.dimensions_ms = ms(t.elapsed());
-        Ok(dimensions)
-    }
-
-    fn finish(
-        mut self,
-        mut outputs: Vec<WrittenFile>,
-        bytes_processed: u64,
-    ) -> Result<Processed, Error> {
-        let quarantine = self.quarantine.finish()?;
-        self.timings.encode_busy_quarantine_ms = ms(quarantine.busy);
-        outputs.extend(quarantine.files);
-        if self.repaired_ranges > 0 {
-            tracing::debug!(
-                repaired = self.repaired_ranges,
-                "ranges re-parsed after a wrong boundary guess"
-            );
-        }
-        Ok(Processed {
-            counts: self.counts,
-            extra_columns: self.header.extra_columns.clone(),
-            outputs,
-            timings: self.timings,
-            bytes_processed,
-            dedup_keys: self.deduper.keys() as u64,
-            dedup_heap_bytes: self.deduper.heap_bytes() as u64,
-        })
-    }
 }
 
 #[cfg(test)]
