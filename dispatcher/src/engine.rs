@@ -73,10 +73,10 @@ impl Engine for InProcessEngine {
 /// Transfer settings and engine options for a Lambda of `memory_mb` MB (`None`: not in a
 /// Lambda, the defaults of `duff run`).
 ///
-/// Memory: below the 100 MiB threshold the engine's working set is dominated by its parse
-/// window (4 MiB ranges × 4 per thread) and the ranged GETs in flight, here 4 × 8 MiB (2 below
-/// 1 GB), plus 2 part uploads of 8 MiB per output file — a few hundred MB at most, inside the
-/// 2048 MB default. Threads follow the vCPUs Lambda grants for the memory.
+/// Memory: below the 100 MiB threshold the engine's working set is dominated by its windows
+/// (4 MiB ranges × 2 per thread, three windows in flight) and the ranged GETs in flight, here
+/// 4 × 8 MiB (2 below 1 GB), plus 2 part uploads of 8 MiB per output file — a few hundred MB
+/// at most, inside the 2048 MB default. Threads follow the vCPUs Lambda grants for the memory.
 pub fn lambda_tuning(memory_mb: Option<u64>) -> (TransferSettings, RunOptions) {
     let Some(memory_mb) = memory_mb else {
         return (TransferSettings::default(), RunOptions::default());

@@ -195,6 +195,21 @@ fn gzip_stream_in_small_windows() {
     compare("dirty.csv.gz", dirty(4, 20_000), small_ranges());
 }
 
+/// Windows barely longer than the record limit: every window of the stream starts with the
+/// previous buffer's tail, and most records cross a window boundary.
+#[test]
+fn gzip_stream_in_tiny_windows_on_one_and_three_threads() {
+    for threads in [1, 3] {
+        let options = RunOptions {
+            threads,
+            chunk_bytes: 300,
+            max_record_bytes: 1024,
+            ..common::fixed_options()
+        };
+        compare("tiny-windows.csv.gz", dirty(9, 3_000), options);
+    }
+}
+
 #[test]
 fn single_thread_tiny_ranges() {
     let options = RunOptions {
