@@ -65,9 +65,10 @@ FIELDS = [
 class TreeSampler(threading.Thread):
     """Samples the summed RSS of a process and all its descendants every `interval` seconds.
 
-    Only multi-process tools (PySpark's driver and JVM) need it; single-process tools get their
-    exact peak from `ru_maxrss`. It samples slowly: it competes with the tool for the cores, and
-    more so for the 1-core engine run, where it runs on the other core."""
+    Only multi-process tools (PySpark's driver and JVM) need it, and only they get it:
+    single-process tools get their exact peak from `ru_maxrss`. It competes with the tool for
+    the cores (each sample walks /proc), and it would take more from the 2-core engine run than
+    from the 1-core one, which leaves it the other core."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
@@ -134,15 +135,19 @@ def wait_tree_gone(pgid: int, limit_s: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def measure(cmd: list[str], env: dict, timeout: float, log: str) -> dict:
-    """Runs `cmd`; returns wall seconds, peak tree RSS, exit status and stdout."""
+def measure(cmd: list[str], env: dict, timeout: float, log: str, tree: bool) -> dict:
+    """Runs `cmd`; returns wall seconds, peak RSS, exit status and stdout. `tree`: the tool
+    starts processes of its own (PySpark's JVM), so their RSS is sampled too."""
+    # The previous tool's output is written back to disk now, not during this run.
+    os.sync()
     with open(log, "wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True
         )
         sampler = TreeSampler(proc.pid)
-        sampler.start()
+        if tree:
+            sampler.start()
         out_chunks: list[bytes] = []
         reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()))
         reader.start()
@@ -161,7 +166,8 @@ def measure(cmd: list[str], env: dict, timeout: float, log: str) -> dict:
         timed_out = expired.is_set()
         proc.returncode = os.waitstatus_to_exitcode(status)
         sampler.stop.set()
-        sampler.join()
+        if tree:
+            sampler.join()
         # Whatever the tool left running (a JVM after its driver exited) goes too, and is gone
         # before the next timed run starts.
         kill_tree(proc)
@@ -371,7 +377,7 @@ def main() -> int:
                     env["POLARS_MAX_THREADS"] = str(args.threads)
             prewarm(csv)
             log = out + ".stderr.log"
-            m = measure(cmd, env, args.timeout, log)
+            m = measure(cmd, env, args.timeout, log, tree=tool == "pyspark")
             m["round"] = r
             result = None
             if m["timed_out"]:
