@@ -74,17 +74,8 @@ pub fn decode_bytes(data: &[u8], options: &DecodeOptions) -> Result<DecodeSummar
         options.chunk_bytes,
     );
     let mut summary = DecodeSummary::default();
-    let mut first_lines = Vec::with_capacity(parsed.ranges.len());
-    let mut line = header.first_data_line;
+    let (first_lines, _) = parsed.first_lines(header.first_data_line, options.max_record_bytes)?;
     for r in &parsed.ranges {
-        if let Some(rel) = r.line_too_long {
-            return Err(Error::LineTooLong {
-                line: line + rel,
-                max_bytes: options.max_record_bytes,
-            });
-        }
-        first_lines.push(line);
-        line += r.newlines;
         summary.rows += r.records;
         summary.valid += r.valid.len() as u64;
         summary.invalid += r.bad.len() as u64;

@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use crate::chunk::{ChunkRows, ParseCtx, guess_record_start, parse_range};
+use crate::error::Error;
 
 /// How many ranges were re-parsed because their guessed start was wrong.
 pub(crate) struct ParsedWindow {
@@ -33,6 +34,30 @@ pub(crate) fn parse_window(
         .map(|i| ranges.parse(ctx, buf, i))
         .collect();
     ranges.finish(ctx, buf, parsed)
+}
+
+impl ParsedWindow {
+    /// The absolute line of each range's start, given the window's `first_line`, and the line
+    /// after the window; a line longer than `max_record` fails the file, saying where.
+    pub(crate) fn first_lines(
+        &self,
+        first_line: u64,
+        max_record: usize,
+    ) -> Result<(Vec<u64>, u64), Error> {
+        let mut first_lines = Vec::with_capacity(self.ranges.len());
+        let mut line = first_line;
+        for r in &self.ranges {
+            if let Some(rel) = r.line_too_long {
+                return Err(Error::LineTooLong {
+                    line: line + rel,
+                    max_bytes: max_record,
+                });
+            }
+            first_lines.push(line);
+            line += r.newlines;
+        }
+        Ok((first_lines, line))
+    }
 }
 
 /// A window cut into ranges, for callers that schedule the ranges' parsing themselves:

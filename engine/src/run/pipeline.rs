@@ -282,19 +282,9 @@ impl Reader<'_> {
         let cx = self.cx;
         self.repaired_ranges += parsed.repaired;
 
-        let mut first_lines = Vec::with_capacity(parsed.ranges.len());
-        let mut line = self.next_line;
-        for r in &parsed.ranges {
-            if let Some(rel) = r.line_too_long {
-                return Err(Error::LineTooLong {
-                    line: line + rel,
-                    max_bytes: cx.options.max_record_bytes,
-                });
-            }
-            first_lines.push(line);
-            line += r.newlines;
-        }
-        self.next_line = line;
+        let (first_lines, next_line) =
+            parsed.first_lines(self.next_line, cx.options.max_record_bytes)?;
+        self.next_line = next_line;
 
         let t = Instant::now();
         if !self.dedup_sized {
