@@ -80,8 +80,8 @@ impl LocalLake {
         Ok(out)
     }
 
-    pub fn staging_dir(&self, run_id: &str) -> PathBuf {
-        self.root.join(STAGING_DIR).join(run_id)
+    pub fn staging_dir(&self, stem: &str) -> PathBuf {
+        self.root.join(STAGING_DIR).join(stem)
     }
 
     /// Writes the manifest atomically (temporary file, fsync, then link or rename).
@@ -139,8 +139,8 @@ impl Lake for LocalLake {
         LocalLake::read_manifest(self, run_id)
     }
 
-    fn stage(&self, run_id: &str) -> Result<Box<dyn Stage>, Error> {
-        let dir = self.staging_dir(run_id);
+    fn stage(&self, stem: &str) -> Result<Box<dyn Stage>, Error> {
+        let dir = self.staging_dir(stem);
         match fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -150,7 +150,7 @@ impl Lake for LocalLake {
         Ok(Box::new(LocalStage {
             root: self.root.clone(),
             dir,
-            run_id: run_id.to_string(),
+            stem: stem.to_string(),
         }))
     }
 
@@ -159,11 +159,12 @@ impl Lake for LocalLake {
     }
 }
 
-/// A run's staging directory, `_staging/<run_id>/`, mirroring the final layout.
+/// An attempt's staging directory, `_staging/<stem>/`, mirroring the final layout.
 struct LocalStage {
     root: PathBuf,
     dir: PathBuf,
-    run_id: String,
+    /// The attempt's file stem (the run id unless the lake gives attempts their own).
+    stem: String,
 }
 
 impl Stage for LocalStage {
@@ -194,7 +195,7 @@ impl Stage for LocalStage {
             for entry in entries {
                 let path = entry.map_err(|e| Error::io(&dir, e))?.path();
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                if name.is_some_and(|n| is_file_of_run(&n, &self.run_id)) && !keep.contains(&path) {
+                if name.is_some_and(|n| is_file_of_run(&n, &self.stem)) && !keep.contains(&path) {
                     tracing::info!(path = %path.display(), "removing a stale part of this run");
                     fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 }

@@ -169,10 +169,11 @@ pub fn run(
         return Ok(RunOutcome::Skipped(existing));
     }
     let uploaded = input.modified();
-    let pa_date = options.pa_date.unwrap_or_else(|| uploaded.date_naive());
+    let pa_date = pa_date_of_run(lake, &run_id, options.pa_date, uploaded)?;
     let ingested_at = options.ingested_at.unwrap_or(uploaded);
     let threads = options.effective_threads();
-    let stage: Arc<dyn Stage> = Arc::from(lake.stage(&run_id)?);
+    let stem = lake.attempt_stem(&run_id);
+    let stage: Arc<dyn Stage> = Arc::from(lake.stage(&stem)?);
     let constants = RunConstants {
         source_file: source.uri.clone(),
         run_id: run_id.clone(),
@@ -183,6 +184,7 @@ pub fn run(
     let context = RunContext {
         options,
         constants,
+        stem,
         stage: stage.clone(),
         partition: format!("pa_date={pa_date}"),
         threads,
@@ -288,6 +290,30 @@ pub fn run(
     }
 }
 
+/// The run's partition date, derived once per input: the date an earlier attempt already
+/// committed with, else the caller's, else the input's upload (modification) date, UTC.
+fn pa_date_of_run(
+    lake: &dyn Lake,
+    run_id: &str,
+    requested: Option<NaiveDate>,
+    uploaded: DateTime<Utc>,
+) -> Result<NaiveDate, Error> {
+    let derived = requested.unwrap_or_else(|| uploaded.date_naive());
+    match lake.committed_pa_date(run_id)? {
+        Some(committed) if committed != derived => {
+            tracing::warn!(
+                run_id,
+                %committed,
+                requested = %derived,
+                "an earlier attempt committed this run with another pa_date; keeping it"
+            );
+            Ok(committed)
+        }
+        Some(committed) => Ok(committed),
+        None => Ok(derived),
+    }
+}
+
 /// Commits the manifest; when a concurrent attempt of the same run committed first, this
 /// attempt reports the other's manifest as skipped (its files are byte-identical).
 fn commit(
@@ -359,6 +385,8 @@ pub fn peak_rss_bytes() -> Option<u64> {
 struct RunContext<'a> {
     options: &'a RunOptions,
     constants: RunConstants,
+    /// The stem of this attempt's file names.
+    stem: String,
     stage: Arc<dyn Stage>,
     partition: String,
     threads: usize,
@@ -369,7 +397,7 @@ impl RunContext<'_> {
         Destination {
             stage: self.stage.clone(),
             dir: format!("{}/{}", table.prefix, self.partition),
-            stem: self.constants.run_id.clone(),
+            stem: self.stem.clone(),
             naming,
         }
     }

@@ -51,8 +51,22 @@ pub trait Lake: Send + Sync {
     fn uri(&self) -> String;
     /// The committed manifest of a run, if any.
     fn read_manifest(&self, run_id: &str) -> Result<Option<Manifest>, Error>;
-    /// Starts writing a run's files, discarding what an interrupted attempt left in staging.
-    fn stage(&self, run_id: &str) -> Result<Box<dyn Stage>, Error>;
+    /// The stem of this attempt's file names (`<stem>-<n>.parquet`) and of its stage. Lakes
+    /// whose readers only see committed files (Delta tables) give every attempt its own stem,
+    /// so attempts never write, publish or delete each other's files; by default the stem is
+    /// the run id, and a retry writes the same names.
+    fn attempt_stem(&self, run_id: &str) -> String {
+        run_id.to_string()
+    }
+    /// The partition date an earlier attempt of the run already committed some of its tables
+    /// with, if any: a retry must write the same partition, whatever its own options say.
+    fn committed_pa_date(&self, run_id: &str) -> Result<Option<chrono::NaiveDate>, Error> {
+        let _ = run_id;
+        Ok(None)
+    }
+    /// Starts writing an attempt's files under `stem` (see [`Lake::attempt_stem`]), discarding
+    /// what an interrupted attempt with the same stem left in staging.
+    fn stage(&self, stem: &str) -> Result<Box<dyn Stage>, Error>;
     /// Writes the manifest: the commit point. Unless `overwrite`, the write is create-only and
     /// returns the manifest that is already there when another attempt committed first.
     fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error>;
