@@ -107,11 +107,11 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
         let (run_id, outcome) = match self.check(event).await {
             Err(outcome) => (None, outcome),
             Ok(info) => {
-                // The upload's date is the partition; a backfill (no event time) uses
-                // LastModified, which is what the engine would pick by itself.
-                let pa_date = event
-                    .time
-                    .map_or(info.last_modified.date_naive(), |t| t.date_naive());
+                // The partition is the object's upload date, S3 LastModified (UTC): the one
+                // value every path sees alike (event, redelivery, backfill, the job, a local
+                // run), so a run's rows always land in one partition. An event's own time may
+                // fall on the other side of midnight.
+                let pa_date = info.last_modified.date_naive();
                 (
                     Some(info.run_id.clone()),
                     self.act(&info, pa_date, deadline, self.config.dry_run)

@@ -32,7 +32,8 @@ fn eventbridge(key_encoded: &str, size: u64, etag: &str) -> serde_json::Value {
 
 fn s3_notification_world() -> Fake {
     let w = Fake::default();
-    // LastModified just after midnight: the partition follows the event time (the 20th).
+    // LastModified just after midnight, the event's time just before: the partition is the
+    // LastModified date (the 21st), the one a backfill or the job would derive too.
     w.put(
         "inbox/orders north 2026-11-20.csv",
         MIB,
@@ -91,7 +92,7 @@ fn an_s3_notification_decodes_keys_and_routes_each_record() {
         [
             (
                 "inbox/orders north 2026-11-20.csv".to_string(),
-                date("2026-11-20")
+                date("2026-11-21")
             ),
             ("inbox/café 客户 a+b.csv.gz".to_string(), date("2026-11-20")),
         ]
