@@ -53,6 +53,47 @@ pub enum Command {
     /// List a bucket prefix (every page) and dispatch each input that is not processed yet:
     /// the Lambda's nightly backfill, run here. Exit codes as for `dispatch`.
     Backfill(BackfillArgs),
+    /// Maintain a local lake of Delta tables: verify its invariants, remove unreferenced files.
+    Lake(LakeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LakeArgs {
+    #[command(subcommand)]
+    pub command: LakeCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LakeCommand {
+    /// Verify every invariant (committed files exist; every recorded run is in every table,
+    /// once, with the row counts of its record; failed runs hold no rows) and print what is
+    /// wrong. Exit codes: 0 healthy, 2 problems found, 1 the lake could not be read.
+    Check(LakeCheckArgs),
+    /// Remove the data files no commit references (a crashed or losing attempt's, a replaced
+    /// run's) and abandoned staging directories, older than the retention. Safe while runs
+    /// commit.
+    Vacuum(LakeVacuumArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LakeCheckArgs {
+    /// Root directory of the lake.
+    #[arg(long, env = "DUFF_LAKE")]
+    pub lake: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct LakeVacuumArgs {
+    /// Root directory of the lake.
+    #[arg(long, env = "DUFF_LAKE")]
+    pub lake: PathBuf,
+    /// Keep unreferenced files younger than this many hours (at least 1: a run still writing
+    /// must keep its files).
+    #[arg(long, default_value_t = 168)]
+    pub retention_hours: u64,
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]

@@ -77,5 +77,10 @@ pub fn print(outcomes: &[RunOutcome], lake: &str) {
             println!("{}: WARNING: row accounting does not balance", file_name(m));
         }
     }
-    println!("manifests: {}/_runs/", lake.trim_end_matches('/'));
+    let lake = lake.trim_end_matches('/');
+    if lake.starts_with("s3://") {
+        println!("manifests: {lake}/_runs/");
+    } else {
+        println!("run records: {lake}/runs/ (a Delta table, like every table of the lake)");
+    }
 }

@@ -16,8 +16,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Every report reads only committed runs (`_runs/<run_id>.json` with status `succeeded`) and
-//! the latest version of each order line. Parameters are validated into typed values
+//! Every report reads only committed runs (the files in each Delta table's log, of runs whose
+//! `runs` row says `succeeded`) and the latest version of each order line. Parameters are validated into typed values
 //! ([`params`]) and bound, never spliced into SQL.
 
 pub mod backend;

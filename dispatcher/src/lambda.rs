@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use duff_engine::{Lake, LocalLake, RunOptions};
+use duff_delta::DeltaLake;
+use duff_engine::{Lake, RunOptions};
 use duff_s3::{Endpoint, Location, S3Lake, S3Url, TransferSettings};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -52,8 +53,13 @@ pub async fn connect(config: Config, setup: &Setup) -> Result<AwsDispatcher, Dis
             )
         }
         Location::Local(dir) => {
-            let lake = LocalLake::open(dir)?;
-            let root = lake.root().to_path_buf();
+            // Opening reads the tables' logs with a runtime of its own: off this one.
+            let dir = dir.clone();
+            let lake = tokio::task::spawn_blocking(move || DeltaLake::open_local(dir))
+                .await
+                .map_err(|e| DispatchError::Config(format!("opening the lake: {e}")))?
+                .map_err(duff_engine::Error::from)?;
+            let root = lake.files().root().to_path_buf();
             (Arc::new(lake), LedgerStore::Local(root))
         }
     };

@@ -1,8 +1,9 @@
 //! The AWS side of the CLI: one Tokio runtime and one S3 client, built once per process and
 //! only when a location is on S3.
 
+use duff_delta::DeltaLake;
 use duff_engine::input::LocalInput;
-use duff_engine::{Lake, LocalLake, Source};
+use duff_engine::{Lake, Source};
 use duff_s3::{Endpoint, Location, S3Lake, S3Source, S3Url, TransferSettings};
 
 use crate::cli::S3Args;
@@ -73,10 +74,10 @@ pub fn connect_if_needed<'a>(
     }
 }
 
-/// Opens a lake at a local path or an S3 prefix.
+/// Opens a lake at a local path (Delta tables) or an S3 prefix.
 pub fn open_lake(location: &Location, aws: Option<&Aws>) -> anyhow::Result<Box<dyn Lake>> {
     Ok(match location {
-        Location::Local(path) => Box::new(LocalLake::open(path)?),
+        Location::Local(path) => Box::new(DeltaLake::open_local(path)?),
         Location::S3(url) => Box::new(aws.expect("connected for S3").lake(url.clone())?),
     })
 }

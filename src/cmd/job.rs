@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use duff_engine::manifest::CostBasis;
-use duff_engine::{Error, Lake, LocalLake, RunOutcome};
+use duff_engine::{Error, Lake, RunOutcome};
 use duff_s3::{Location, S3Url};
 
 use super::aws::Aws;
@@ -66,7 +66,7 @@ fn process(args: &JobArgs) -> Result<RunOutcome, Error> {
     let lake_location = Location::parse(&args.lake)?;
     let aws = Aws::connect(&args.s3).map_err(|e| Error::Config(format!("{e:#}")))?;
     let lake: Box<dyn Lake> = match lake_location {
-        Location::Local(path) => Box::new(LocalLake::open(path)?),
+        Location::Local(path) => Box::new(duff_delta::DeltaLake::open_local(path)?),
         Location::S3(url) => Box::new(aws.lake(url)?),
     };
     let url = S3Url {

@@ -8,6 +8,7 @@ mod aws;
 mod datagen;
 mod dispatch;
 mod job;
+mod lake;
 mod quickstart;
 mod run;
 mod serve;
@@ -24,5 +25,6 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Job(args) => job::job(args),
         Command::Dispatch(args) => dispatch::dispatch(args),
         Command::Backfill(args) => dispatch::backfill(args),
+        Command::Lake(args) => lake::lake(args),
     }
 }

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use duff_datagen::{Dirt, GenConfig, Size};
-use duff_engine::{LocalLake, RunOptions, RunOutcome};
+use duff_delta::DeltaLake;
+use duff_engine::{RunOptions, RunOutcome};
 
 use crate::cli::QuickstartArgs;
 use crate::summary;
@@ -21,28 +22,26 @@ pub fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         eprintln!("generating {} ({} rows)…", sample.display(), args.rows);
         super::datagen::write_file(&cfg, &sample)?;
     }
-    let lake = LocalLake::open(args.dir.join("lake"))?;
+    let lake = DeltaLake::open_local(args.dir.join("lake"))?;
+    let root = lake.files().root().to_path_buf();
     let options = RunOptions {
         threads: args.threads,
         ..RunOptions::default()
     };
     let input = duff_engine::input::LocalInput::open(&sample)?;
     let outcome = super::run::run_one(&input, &lake, &options, true)?;
-    summary::print(
-        std::slice::from_ref(&outcome),
-        &lake.root().display().to_string(),
-    );
+    summary::print(std::slice::from_ref(&outcome), &root.display().to_string());
     if let RunOutcome::Succeeded(_) | RunOutcome::Skipped(_) = outcome {
         println!();
-        println!("The lake is in {}:", lake.root().display());
-        println!("  orders/  model/fact_orders/  model/dim_*/  quarantine/  _runs/<run_id>.json");
+        println!("The lake is in {} (Delta tables):", root.display());
+        println!("  orders/  model/fact_orders/  model/dim_*/  quarantine/  runs/");
         println!(
             "Expected counts of the sample: {}",
             duff_datagen::sidecar_path(&sample).display()
         );
         println!(
             "Process your own files with: duff run <file.csv> --lake {}",
-            lake.root().display()
+            root.display()
         );
     }
     if let RunOutcome::Failed(_) = outcome {
@@ -50,7 +49,7 @@ pub fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     }
     if !args.no_serve {
         println!();
-        super::serve::serve_lake(lake.root(), args.addr, None, args.threads)?;
+        super::serve::serve_lake(&root, args.addr, None, args.threads)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -124,7 +124,7 @@ fn build(root: &Path, work: &Path) -> TestLake {
     };
     let (csv1, _) = common::datagen(work, "day1.csv", &cfg);
     let ref1 = reference(&std::fs::read(&csv1).unwrap(), &channels);
-    let run1 = committed(common::run(&csv1, root, &options(DAY1, 10)));
+    let run1 = committed(common::run_delta(&csv1, root, &options(DAY1, 10)));
 
     // Run 2: every line of one client and every 40th line re-ingested with a new status and
     // units, plus a new client with a unicode name.
@@ -178,12 +178,12 @@ fn build(root: &Path, work: &Path) -> TestLake {
     let csv2 = work.join("day2.csv");
     write_csv(&csv2, &rows2);
     let ref2 = reference(&std::fs::read(&csv2).unwrap(), &channels);
-    let run2 = committed(common::run(&csv2, root, &options(DAY2, 11)));
+    let run2 = committed(common::run_delta(&csv2, root, &options(DAY2, 11)));
 
     // A failed run: its manifest is visible in /runs, its rows nowhere.
     let bad = work.join("bad.csv");
     std::fs::write(&bad, "order_id,status\n1,created\n").unwrap();
-    let failed_run_id = match common::run(&bad, root, &options(DAY2, 12)) {
+    let failed_run_id = match common::run_delta(&bad, root, &options(DAY2, 12)) {
         RunOutcome::Failed(m) => m.run_id,
         other => panic!("expected a failed run, got {other:?}"),
     };
@@ -213,7 +213,7 @@ fn build(root: &Path, work: &Path) -> TestLake {
     let csv3 = work.join("day3.csv");
     write_csv(&csv3, &rows3);
     let scratch = work.join("scratch-lake");
-    let ghost_run_id = committed(common::run(&csv3, &scratch, &options(DAY3, 13)));
+    let ghost_run_id = committed(common::run_delta(&csv3, &scratch, &options(DAY3, 13)));
     copy_data_files(&scratch, root);
 
     TestLake {
@@ -236,10 +236,11 @@ fn build(root: &Path, work: &Path) -> TestLake {
     }
 }
 
-/// Copies every data file (not `_runs/`) of one lake into another.
+/// Copies every data file of one lake into another, not its tables' logs or run records: the
+/// files are there, no commit names them.
 fn copy_data_files(from: &Path, to: &Path) {
     for (rel, bytes) in common::snapshot(from, false) {
-        if rel.starts_with("_staging") {
+        if rel.starts_with("_staging") || rel.starts_with("runs/") || rel.contains("_delta_log/") {
             continue;
         }
         let dest = to.join(&rel);

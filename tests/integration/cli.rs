@@ -148,7 +148,12 @@ fn quickstart_generates_processes_and_summarises() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("published"), "{stdout}");
-    assert!(dir.path().join("qs/lake/_runs").read_dir().unwrap().count() == 1);
+    let lake = duff_delta::DeltaLake::open_local(dir.path().join("qs/lake")).unwrap();
+    assert_eq!(
+        lake.runs().unwrap().len(),
+        1,
+        "one run recorded in the runs table"
+    );
     let again = duff(
         &["quickstart", "--rows", "5000", "--dir", "qs", "--no-serve"],
         dir.path(),

@@ -73,24 +73,76 @@ pub fn read_table(lake: &Path, table: &Table) -> (Vec<String>, Vec<Vec<String>>)
     let names: Vec<String> = table.columns.iter().map(|c| c.name.to_string()).collect();
     let mut rows = Vec::new();
     for file in table_files(lake, table) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&file).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let options = FormatOptions::default().with_null("∅");
-            let formatters: Vec<_> = batch
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-                .collect();
-            for i in 0..batch.num_rows() {
-                rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
-            }
-        }
+        rows.extend(parquet_rows(&file));
     }
     (names, rows)
+}
+
+/// The rows of one Parquet file, each value rendered as text (NULL as "∅").
+pub fn parquet_rows(file: &Path) -> Vec<Vec<String>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(file).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let options = FormatOptions::default().with_null("∅");
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for i in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    rows
+}
+
+/// Processes a file into a lake of Delta tables, as `duff run` does.
+pub fn run_delta(input: &Path, lake: &Path, options: &RunOptions) -> RunOutcome {
+    let lake = duff_delta::DeltaLake::open_local(lake).unwrap();
+    let input = duff_engine::input::LocalInput::open(input).unwrap();
+    duff_engine::run(&input, &lake, options, &|_| {}).unwrap()
+}
+
+/// The committed files of a Delta table (paths relative to the lake root), as its log says.
+pub fn delta_files(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<String> {
+    let committed = duff_delta::CommittedOnly::local(&lake.canonicalize().unwrap()).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(committed.refresh())
+        .unwrap();
+    committed.files_of(def)
+}
+
+/// What a Delta reader sees in a table: every row of its committed files, rendered as text,
+/// with the partition date last, sorted.
+pub fn delta_rows(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for rel in delta_files(lake, def) {
+        let pa_date = rel
+            .split('/')
+            .find_map(|s| s.strip_prefix("pa_date="))
+            .unwrap_or("")
+            .to_string();
+        for mut row in parquet_rows(&lake.join(&rel)) {
+            row.push(pa_date.clone());
+            rows.push(row);
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// The history tables of the lake (every Delta table but `runs`).
+pub fn history_tables() -> impl Iterator<Item = &'static duff_delta::DeltaTableDef> {
+    duff_delta::COMMIT_ORDER
+        .iter()
+        .filter(|d| d.engine_table.is_some())
 }
 
 /// Picks columns by name from rows read with [`read_table`].

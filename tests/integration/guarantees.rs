@@ -1,7 +1,5 @@
 //! DESIGN §3 guarantees: deterministic, idempotent, atomic.
 
-use std::process::Command;
-
 use duff_datagen::{Dirt, GenConfig, Size};
 use duff_engine::{Manifest, RunOptions, RunOutcome};
 
@@ -128,97 +126,6 @@ fn a_changed_input_is_a_new_run() {
     };
     assert_ne!(a.run_id, b.run_id);
     assert_eq!(b.counts.rows_read, a.counts.rows_read + 1);
-}
-
-fn duff(args: &[&str], failpoint: Option<&str>) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_duff"));
-    cmd.args(args);
-    if let Some(f) = failpoint {
-        cmd.env("DUFF_FAILPOINT", f);
-    }
-    cmd.output().unwrap()
-}
-
-/// Kill the process at a failpoint, check what is visible, rerun, and compare with a clean run.
-fn crash_then_rerun(failpoint: &str, visible_after_crash: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let input = sample(dir.path(), 20_000);
-    let (input, crashed, clean) = (
-        input.to_str().unwrap(),
-        dir.path().join("crashed"),
-        dir.path().join("clean"),
-    );
-    let fixed = [
-        "--pa-date",
-        "2026-11-22",
-        "--ingested-at",
-        "2026-11-22T10:00:00Z",
-        "--no-progress",
-    ];
-    let args = |lake: &std::path::Path| {
-        let mut a = vec!["run", input, "--lake", lake.to_str().unwrap()];
-        a.extend(fixed);
-        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
-    };
-    let crashed_args = args(&crashed);
-    let out = duff(
-        &crashed_args.iter().map(String::as_str).collect::<Vec<_>>(),
-        Some(failpoint),
-    );
-    assert!(!out.status.success(), "the failpoint must kill the run");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(failpoint));
-    assert!(
-        !crashed.join("_runs").exists()
-            || std::fs::read_dir(crashed.join("_runs")).unwrap().count() == 0,
-        "no manifest: the run is not committed"
-    );
-    assert_eq!(
-        visible_data(&crashed).len(),
-        visible_after_crash,
-        "{:?}",
-        visible_data(&crashed)
-    );
-
-    let out = duff(
-        &crashed_args.iter().map(String::as_str).collect::<Vec<_>>(),
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let clean_args = args(&clean);
-    assert!(
-        duff(
-            &clean_args.iter().map(String::as_str).collect::<Vec<_>>(),
-            None
-        )
-        .status
-        .success()
-    );
-    assert_eq!(
-        snapshot(&crashed, false),
-        snapshot(&clean, false),
-        "the rerun leaves exactly what one run leaves"
-    );
-    assert!(
-        !crashed
-            .join("_staging")
-            .read_dir()
-            .is_ok_and(|mut d| d.next().is_some()),
-        "staging cleaned"
-    );
-}
-
-#[test]
-fn a_crash_before_publication_leaves_nothing_visible_and_the_rerun_completes() {
-    crash_then_rerun("before_publish", 0);
-}
-
-#[test]
-fn a_crash_during_publication_is_uncommitted_and_the_rerun_converges() {
-    crash_then_rerun("mid_publish", 1);
 }
 
 /// A lake whose part files of one table stop accepting bytes after `limit` of them, the way an

@@ -8,5 +8,7 @@ mod dispatch;
 mod fixtures;
 mod guarantees;
 mod infra;
+mod lake;
 mod reference;
 mod s3;
+mod venv;

@@ -1,15 +1,16 @@
-//! The embedded backend: DataFusion over a local lake, standing in for Athena.
+//! The embedded backend: DataFusion over a local lake of Delta tables, standing in for Athena.
 //!
-//! Each Parquet table is a listing table over `<lake>/<prefix>/` partitioned by `pa_date`, so a
-//! `pa_date` filter skips whole directories; `runs` reads `_runs/*.json` (one manifest a line).
-//! Files are listed at every query, so a run committed while serving is visible at once.
+//! Each table is a listing table over `<lake>/<prefix>/`, partitioned by `pa_date` (so a
+//! `pa_date` filter skips whole directories), read through [`CommittedOnly`]: a listing shows
+//! exactly the files of the table's current Delta snapshot, as any Delta reader would read.
+//! Every query first follows the tables' logs, so a run committed while serving is visible at
+//! once, and files of uncommitted or losing attempts never are.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
-use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -17,6 +18,8 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
+
+use duff_delta::CommittedOnly;
 
 use super::{Backend, arrow_rows};
 use crate::error::ApiError;
@@ -28,6 +31,8 @@ use crate::value::ResultSet;
 pub struct EmbeddedBackend {
     ctx: SessionContext,
     root: PathBuf,
+    /// The file system as the tables' Delta logs say it is.
+    committed: Arc<CommittedOnly>,
     /// Queries run at once; the others wait their turn. Each whole-lake aggregate holds GiBs of
     /// hash tables, so without a bound 16 concurrent dashboard loads on the 1 GiB lake grew the
     /// server past 16 GiB (`cargo bench -p duff-api --bench latency`).
@@ -60,6 +65,10 @@ impl EmbeddedBackend {
         // decodes the wide columns only for its own rows.
         config.options_mut().execution.parquet.pushdown_filters = true;
         let ctx = SessionContext::new_with_config(config);
+        let committed =
+            Arc::new(CommittedOnly::local(&root).map_err(|e| ApiError::Internal(e.to_string()))?);
+        let file_url = url::Url::parse("file://").expect("a valid URL");
+        ctx.register_object_store(&file_url, committed.clone());
 
         for table in duff_engine::schema::TABLES {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
@@ -77,7 +86,7 @@ impl EmbeddedBackend {
             )?;
         }
         let runs =
-            ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         register(
             &ctx,
             RUNS_TABLE,
@@ -88,6 +97,7 @@ impl EmbeddedBackend {
         Ok(EmbeddedBackend {
             ctx,
             root,
+            committed,
             queries: Arc::new(tokio::sync::Semaphore::new(threads)),
         })
     }
@@ -120,6 +130,13 @@ impl EmbeddedBackend {
             .acquire()
             .await
             .map_err(|_| ApiError::Internal("the query limiter is closed".into()))?;
+        self.committed
+            .refresh()
+            .await
+            .map_err(|e| ApiError::QueryFailed {
+                retryable: e.is_retryable(),
+                message: format!("reading the lake's tables: {e}"),
+            })?;
         let df = self
             .ctx
             .sql(sql)

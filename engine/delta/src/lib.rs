@@ -1,0 +1,27 @@
+//! # duff-delta
+//!
+//! The lake's tables as Delta Lake tables, so that Athena, Spark, Trino, DuckDB, Polars and the
+//! API read exactly the files of committed runs with no project-specific protocol.
+//!
+//! The engine keeps writing its own Parquet files (speed; the same bytes for any thread count);
+//! [`DeltaLake`] commits them as `add` actions with statistics read back from their footers.
+//! Each commit of a run to a table carries the run id as a Delta application transaction, so a
+//! retried, concurrent or crashed-and-retried attempt commits at most once per table
+//! ([`lake`]). The `runs` table ([`runs`]) gets the run's record last.
+//!
+//! This crate is the adapter between the engine core and `deltalake`: the engine knows nothing
+//! of Delta, and `deltalake` stays out of its dependency graph.
+
+pub mod error;
+pub mod lake;
+pub mod maintenance;
+pub mod runs;
+mod stats;
+pub mod tables;
+pub mod visible;
+
+pub use error::Error;
+pub use lake::DeltaLake;
+pub use stats::stats_json;
+pub use tables::{COMMIT_ORDER, DeltaTableDef};
+pub use visible::CommittedOnly;

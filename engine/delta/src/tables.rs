@@ -1,0 +1,132 @@
+//! The lake's Delta tables: their schemas (from the engine's one definition,
+//! [`duff_engine::schema`], and [`crate::runs`]) and the order a run commits them in.
+
+use deltalake_core::kernel::engine::arrow_conversion::TryFromArrow;
+use deltalake_core::kernel::{DataType, StructField, StructType};
+use duff_engine::schema::{self as engine_schema, ColumnType, PARTITION_COLUMN, Table};
+
+use crate::error::Error;
+
+/// A Delta table of the lake.
+#[derive(Debug, Clone, Copy)]
+pub struct DeltaTableDef {
+    pub name: &'static str,
+    /// Where the table lives under the lake root (its `_delta_log/` is inside).
+    pub prefix: &'static str,
+    /// The engine table whose files it holds; `None` for `runs`.
+    pub engine_table: Option<&'static Table>,
+}
+
+/// The `runs` table: one row per run, its last commit.
+pub const RUNS: DeltaTableDef = DeltaTableDef {
+    name: crate::runs::RUNS_TABLE,
+    prefix: crate::runs::RUNS_PREFIX,
+    engine_table: None,
+};
+
+const fn history(table: &'static Table) -> DeltaTableDef {
+    DeltaTableDef {
+        name: table.name,
+        prefix: table.prefix,
+        engine_table: Some(table),
+    }
+}
+
+/// Every table, in the order a run commits them: quarantine first (so a run's rejected rows
+/// are never missing while its clean ones show), the order lines, the star schema, and
+/// `runs` last, which is what makes the run committed.
+pub static COMMIT_ORDER: [DeltaTableDef; 8] = [
+    history(&engine_schema::QUARANTINE),
+    history(&engine_schema::ORDERS),
+    history(&engine_schema::FACT_ORDERS),
+    history(&engine_schema::DIM_CLIENTS),
+    history(&engine_schema::DIM_PRODUCTS),
+    history(&engine_schema::DIM_STATUS),
+    history(&engine_schema::DIM_CHANNELS),
+    RUNS,
+];
+
+impl DeltaTableDef {
+    /// Partition columns: every engine table is partitioned by `pa_date`; `runs` is not.
+    pub fn partition_columns(&self) -> Vec<String> {
+        match self.engine_table {
+            Some(_) => vec![PARTITION_COLUMN.to_string()],
+            None => Vec::new(),
+        }
+    }
+
+    /// The Delta schema: the engine's columns plus `pa_date`, or the `runs` columns.
+    pub fn schema(&self) -> Result<StructType, Error> {
+        let fields: Vec<StructField> = match self.engine_table {
+            Some(table) => table
+                .columns
+                .iter()
+                .map(|c| StructField::new(c.name, delta_type(c.ty), c.nullable))
+                .chain([StructField::new(PARTITION_COLUMN, DataType::STRING, false)])
+                .collect(),
+            None => {
+                let arrow = crate::runs::runs_file_schema();
+                StructType::try_from_arrow(arrow.as_ref())
+                    .map_err(|e| Error::Invalid(format!("runs schema: {e}")))?
+                    .fields()
+                    .cloned()
+                    .collect()
+            }
+        };
+        StructType::try_new(fields)
+            .map_err(|e| Error::Invalid(format!("{} schema: {e}", self.name)))
+    }
+}
+
+/// Delta's type for an engine column. Timestamps are Delta `timestamp` (UTC); the engine's
+/// files store them as Parquet TIMESTAMP(MILLIS, UTC), which every Delta reader widens.
+fn delta_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::BigInt => DataType::LONG,
+        ColumnType::Int => DataType::INTEGER,
+        ColumnType::String | ColumnType::LowCardinalityString => DataType::STRING,
+        ColumnType::Decimal => DataType::decimal(
+            duff_engine::number::PRECISION,
+            duff_engine::number::SCALE as u8,
+        )
+        .expect("DECIMAL(18,4) is a valid Delta decimal"),
+        ColumnType::TimestampMillis => DataType::TIMESTAMP,
+        ColumnType::Binary => DataType::BINARY,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_engine_table_is_committed_once_and_runs_last() {
+        let names: Vec<_> = COMMIT_ORDER.iter().map(|t| t.name).collect();
+        for t in engine_schema::TABLES {
+            assert_eq!(
+                names.iter().filter(|n| **n == t.name).count(),
+                1,
+                "{}",
+                t.name
+            );
+        }
+        assert_eq!(names.last(), Some(&"runs"));
+        assert_eq!(names.len(), engine_schema::TABLES.len() + 1);
+    }
+
+    #[test]
+    fn schemas_carry_every_column_and_the_partition() {
+        for def in &COMMIT_ORDER {
+            let schema = def.schema().unwrap();
+            match def.engine_table {
+                Some(t) => {
+                    assert_eq!(schema.fields().count(), t.columns.len() + 1, "{}", def.name);
+                    assert!(schema.field(PARTITION_COLUMN).is_some());
+                }
+                None => {
+                    assert!(schema.field("run_id").is_some() && schema.field("manifest").is_some())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! [`CommittedOnly`]: an object store that lists, under each table of the lake, exactly the
+//! data files of the table's current Delta snapshot.
+//!
+//! A directory reader (DataFusion's listing tables, with their `pa_date` partition pruning)
+//! placed over it reads what a Delta reader reads: never a file of an uncommitted or losing
+//! attempt, a replaced (`--force`) file, or the `_delta_log`. Reads of a named object pass
+//! through unchanged. [`CommittedOnly::refresh`] follows the tables' logs (incrementally: one
+//! listing of each `_delta_log/` when nothing changed).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use deltalake_core::kernel::Version;
+use deltalake_core::{DeltaTable, DeltaTableBuilder};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path as StorePath;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result as StoreResult,
+};
+use url::Url;
+
+use crate::error::Error;
+use crate::tables::{COMMIT_ORDER, DeltaTableDef};
+
+/// Which files of each table are visible.
+#[derive(Debug, Default)]
+struct Visible {
+    /// Table directory (store path) → its committed files (store paths).
+    tables: Vec<(StorePath, HashSet<StorePath>)>,
+}
+
+impl Visible {
+    fn allows(&self, path: &StorePath) -> bool {
+        for (dir, files) in &self.tables {
+            if path.prefix_matches(dir) {
+                return files.contains(path);
+            }
+        }
+        true
+    }
+}
+
+/// See the module documentation.
+pub struct CommittedOnly {
+    inner: Arc<dyn ObjectStore>,
+    /// The lake root as a URL (`file:///…/`) and as a path in `inner`.
+    root: Url,
+    root_path: StorePath,
+    visible: Arc<RwLock<Visible>>,
+    tables: tokio::sync::Mutex<HashMap<&'static str, (DeltaTable, Option<Version>)>>,
+}
+
+impl fmt::Debug for CommittedOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CommittedOnly({})", self.root)
+    }
+}
+
+impl fmt::Display for CommittedOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CommittedOnly({})", self.root)
+    }
+}
+
+impl CommittedOnly {
+    /// Over `inner`, the store that holds the lake at `root` (a directory URL), where the lake
+    /// root is `root_path`. Nothing is visible under a table until the first [`refresh`].
+    ///
+    /// [`refresh`]: CommittedOnly::refresh
+    pub fn new(inner: Arc<dyn ObjectStore>, root: Url, root_path: StorePath) -> Self {
+        let tables = COMMIT_ORDER
+            .iter()
+            .map(|def| (table_dir(&root_path, def), HashSet::new()))
+            .collect();
+        CommittedOnly {
+            inner,
+            root,
+            root_path,
+            visible: Arc::new(RwLock::new(Visible { tables })),
+            tables: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Over the local file system, for the lake in directory `root` (absolute).
+    pub fn local(root: &std::path::Path) -> Result<Self, Error> {
+        let url = Url::from_directory_path(root)
+            .map_err(|()| Error::Invalid(format!("{}: not an absolute path", root.display())))?;
+        let root_path = StorePath::from_filesystem_path(root)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", root.display())))?;
+        Ok(CommittedOnly::new(
+            Arc::new(object_store::local::LocalFileSystem::new()),
+            url,
+            root_path,
+        ))
+    }
+
+    /// Follows every table's log to its latest version. A table that does not exist yet has
+    /// no visible files.
+    pub async fn refresh(&self) -> Result<(), Error> {
+        let mut tables = self.tables.lock().await;
+        let mut changed = Vec::new();
+        for def in &COMMIT_ORDER {
+            let entry = match tables.entry(def.name) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let url = self
+                        .root
+                        .join(&format!("{}/", def.prefix))
+                        .expect("table prefixes are valid URL paths");
+                    let table = DeltaTableBuilder::from_url(url)
+                        .and_then(|b| b.build())
+                        .map_err(|e| Error::delta(def.name, "open", e))?;
+                    v.insert((table, None))
+                }
+            };
+            if entry.1.is_none() && !crate::lake::table_exists(&entry.0).await {
+                continue;
+            }
+            match entry.0.update_incremental(None).await {
+                Ok(()) => {}
+                Err(e) if crate::lake::is_missing_table(&e) => continue,
+                Err(e) => return Err(Error::delta(def.name, "load", e)),
+            }
+            let version = entry.0.version();
+            if version != entry.1 {
+                let state = entry
+                    .0
+                    .snapshot()
+                    .map_err(|e| Error::delta(def.name, "snapshot", e))?;
+                let dir = table_dir(&self.root_path, def);
+                let files: HashSet<StorePath> = state
+                    .log_data()
+                    .iter()
+                    .map(|f| {
+                        let rel = f.path();
+                        StorePath::from_iter(
+                            dir.parts().chain(StorePath::from(rel.as_ref()).parts()),
+                        )
+                    })
+                    .collect();
+                changed.push((dir, files));
+                entry.1 = version;
+            }
+        }
+        if !changed.is_empty() {
+            let mut visible = self.visible.write().expect("not poisoned");
+            for (dir, files) in changed {
+                if let Some(slot) = visible.tables.iter_mut().find(|(d, _)| *d == dir) {
+                    slot.1 = files;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The committed files of a table, as paths relative to the lake root, sorted.
+    pub fn files_of(&self, def: &DeltaTableDef) -> Vec<String> {
+        let dir = table_dir(&self.root_path, def);
+        let visible = self.visible.read().expect("not poisoned");
+        let mut out: Vec<String> = visible
+            .tables
+            .iter()
+            .filter(|(d, _)| *d == dir)
+            .flat_map(|(_, files)| files.iter())
+            .map(|p| {
+                p.prefix_match(&self.root_path)
+                    .map(|parts| {
+                        parts
+                            .map(|p| p.as_ref().to_string())
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    })
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+fn table_dir(root: &StorePath, def: &DeltaTableDef) -> StorePath {
+    StorePath::from_iter(root.parts().chain(StorePath::from(def.prefix).parts()))
+}
+
+#[async_trait]
+impl ObjectStore for CommittedOnly {
+    async fn put_opts(
+        &self,
+        location: &StorePath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> StoreResult<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &StorePath,
+        opts: PutMultipartOptions,
+    ) -> StoreResult<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &StorePath, options: GetOptions) -> StoreResult<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &StorePath,
+        ranges: &[Range<u64>],
+    ) -> StoreResult<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, StoreResult<StorePath>>,
+    ) -> BoxStream<'static, StoreResult<StorePath>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&StorePath>) -> BoxStream<'static, StoreResult<ObjectMeta>> {
+        let visible = self.visible.clone();
+        self.inner
+            .list(prefix)
+            .filter(move |meta| {
+                let keep = match meta {
+                    Ok(m) => visible.read().expect("not poisoned").allows(&m.location),
+                    Err(_) => true,
+                };
+                futures::future::ready(keep)
+            })
+            .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&StorePath>) -> StoreResult<ListResult> {
+        let mut result = self.inner.list_with_delimiter(prefix).await?;
+        let visible = self.visible.read().expect("not poisoned");
+        result.objects.retain(|m| visible.allows(&m.location));
+        // `_delta_log/` is the tables' own: no reader of data files should walk into it.
+        result
+            .common_prefixes
+            .retain(|p| p.filename() != Some("_delta_log"));
+        Ok(result)
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &StorePath,
+        to: &StorePath,
+        options: CopyOptions,
+    ) -> StoreResult<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}

@@ -1,0 +1,636 @@
+//! The lake's tables are Delta tables: exactly once per run and table, whatever crashes, races
+//! and retries; read back by an independent reader (Python `deltalake`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use duff_datagen::{Dirt, GenConfig, Size};
+use duff_delta::{COMMIT_ORDER, DeltaLake, DeltaTableDef};
+use duff_engine::storage::Lake;
+use duff_engine::{RunOptions, RunOutcome};
+
+use crate::common::{self, delta_files, delta_rows, history_tables};
+
+const DAY: &str = "2026-11-22";
+
+fn sample(dir: &Path, rows: u64) -> PathBuf {
+    let cfg = GenConfig {
+        seed: 17,
+        size: Size::Rows(rows),
+        clients: 200,
+        products: 30,
+        dirt: Dirt::typical(),
+        ..GenConfig::default()
+    };
+    common::datagen(dir, "orders.csv", &cfg).0
+}
+
+/// `duff run` into `lake` with a fixed partition and timestamp, killed at `failpoint` if given.
+fn duff_run(
+    input: &Path,
+    lake: &Path,
+    failpoint: Option<&str>,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_duff"));
+    cmd.args([
+        "run",
+        input.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+    ])
+    .args(["--ingested-at", "2026-11-22T10:00:00Z", "--no-progress"])
+    .args(extra);
+    if !extra.contains(&"--pa-date") {
+        cmd.args(["--pa-date", DAY]);
+    }
+    if let Some(f) = failpoint {
+        cmd.env("DUFF_FAILPOINT", f);
+    }
+    cmd.output().unwrap()
+}
+
+fn must_succeed(out: std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `txn` actions for `run_id` in a table's log: one per commit of the run.
+fn commits_of_run(lake: &Path, def: &DeltaTableDef, run_id: &str) -> usize {
+    let log = lake.join(def.prefix).join("_delta_log");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            n += text
+                .lines()
+                .filter(|l| l.contains("\"txn\"") && l.contains(&format!("\"appId\":\"{run_id}\"")))
+                .count();
+        }
+    }
+    n
+}
+
+fn only_run_id(lake: &Path) -> String {
+    let runs = DeltaLake::open_local(lake).unwrap().runs().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].run_id.clone()
+}
+
+#[test]
+fn a_crash_between_any_two_commits_is_completed_by_the_retry_and_readers_see_whole_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 5_000);
+    let clean = dir.path().join("clean");
+    must_succeed(duff_run(&input, &clean, None, &[]));
+    let run_id = only_run_id(&clean);
+    let expected: Vec<_> = history_tables().map(|d| delta_rows(&clean, d)).collect();
+    assert!(
+        expected.iter().all(|rows| !rows.is_empty()),
+        "every table has rows"
+    );
+
+    // Before and during the files' publication, then after each table's commit.
+    let points = ["before_publish", "mid_publish"]
+        .map(String::from)
+        .into_iter()
+        .chain(history_tables().map(|d| format!("after_commit_{}", d.name)));
+    for (n, point) in points.enumerate() {
+        let lake = dir.path().join(format!("crashed-{n}"));
+        let out = duff_run(&input, &lake, Some(&point), &[]);
+        assert!(
+            !out.status.success(),
+            "{point}: the failpoint must kill the run"
+        );
+        // In the gap: the tables committed before the crash hold the whole run, the others
+        // nothing, and the run is not recorded.
+        let committed = history_tables()
+            .position(|d| point == format!("after_commit_{}", d.name))
+            .map_or(0, |i| i + 1);
+        for (i, def) in history_tables().enumerate() {
+            let rows = delta_rows(&lake, def);
+            if i < committed {
+                assert_eq!(
+                    rows, expected[i],
+                    "{point}: {} holds the whole run",
+                    def.name
+                );
+            } else {
+                assert!(rows.is_empty(), "{point}: {} holds nothing yet", def.name);
+            }
+        }
+        assert!(
+            DeltaLake::open_local(&lake)
+                .unwrap()
+                .runs()
+                .unwrap()
+                .is_empty(),
+            "{point}"
+        );
+
+        must_succeed(duff_run(&input, &lake, None, &[]));
+        for (i, def) in history_tables().enumerate() {
+            assert_eq!(
+                delta_rows(&lake, def),
+                expected[i],
+                "{point}: {} after the retry",
+                def.name
+            );
+            assert_eq!(
+                commits_of_run(&lake, def, &run_id),
+                1,
+                "{point}: {}",
+                def.name
+            );
+        }
+        assert_eq!(only_run_id(&lake), run_id);
+    }
+}
+
+#[test]
+fn concurrent_attempts_of_one_run_commit_each_table_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 5_000);
+    let options = common::fixed_options();
+    let clean = dir.path().join("clean");
+    let RunOutcome::Succeeded(m) = common::run_delta(&input, &clean, &options) else {
+        panic!("the clean run succeeds")
+    };
+    for round in 0..3 {
+        let lake = dir.path().join(format!("raced-{round}"));
+        DeltaLake::open_local(&lake).unwrap();
+        let barrier = std::sync::Barrier::new(3);
+        let outcomes: Vec<RunOutcome> = std::thread::scope(|s| {
+            let attempts: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let lake = DeltaLake::open_local(&lake).unwrap();
+                        let source = duff_engine::input::LocalInput::open(&input).unwrap();
+                        barrier.wait();
+                        duff_engine::run(&source, &lake, &options, &|_| {}).unwrap()
+                    })
+                })
+                .collect();
+            attempts.into_iter().map(|a| a.join().unwrap()).collect()
+        });
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, RunOutcome::Succeeded(_) | RunOutcome::Skipped(_))),
+            "{outcomes:?}"
+        );
+        for def in COMMIT_ORDER.iter() {
+            assert_eq!(
+                commits_of_run(&lake, def, &m.run_id),
+                1,
+                "round {round}: {}",
+                def.name
+            );
+        }
+        for def in history_tables() {
+            assert_eq!(
+                delta_rows(&lake, def),
+                delta_rows(&clean, def),
+                "round {round}: {}",
+                def.name
+            );
+        }
+        assert_eq!(only_run_id(&lake), m.run_id);
+    }
+}
+
+/// Today's defect: a retry whose `pa_date` differs (an event and a backfill derive it from
+/// different clocks) put the rest of the run into another partition, and readers saw its rows
+/// twice. The retry now keeps the partition the run was first committed with.
+#[test]
+fn a_retry_with_another_pa_date_keeps_the_partition_the_run_was_committed_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 3_000);
+    let clean = dir.path().join("clean");
+    must_succeed(duff_run(&input, &clean, None, &[]));
+    let lake = dir.path().join("lake");
+    let out = duff_run(&input, &lake, Some("after_commit_orders"), &[]);
+    assert!(!out.status.success());
+    must_succeed(duff_run(&input, &lake, None, &["--pa-date", "2026-11-23"]));
+    for def in history_tables() {
+        let rows = delta_rows(&lake, def);
+        assert!(
+            rows.iter().all(|r| r.last().unwrap() == DAY),
+            "{}: one partition",
+            def.name
+        );
+        assert_eq!(rows, delta_rows(&clean, def), "{}: the run once", def.name);
+    }
+    let runs = DeltaLake::open_local(&lake).unwrap().runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].pa_date, DAY,
+        "the run records the partition it was committed with"
+    );
+}
+
+/// Today's defect: two attempts of one run shared `_staging/<run_id>`, so a second attempt
+/// wiped (or published) the first one's half-written files.
+#[test]
+fn two_attempts_of_one_run_never_share_their_staged_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = DeltaLake::open_local(dir.path()).unwrap();
+    let run_id = "0123456789abcdef";
+    let (a, b) = (lake.attempt_stem(run_id), lake.attempt_stem(run_id));
+    assert_ne!(a, b, "each attempt has its own stem");
+    assert!(a.starts_with(run_id) && b.starts_with(run_id));
+    let first = lake.stage(&a).unwrap();
+    let rel = format!("orders/pa_date={DAY}/{a}-0.parquet");
+    let mut file = first.create(&rel).unwrap();
+    std::io::Write::write_all(&mut file, b"half of a file").unwrap();
+    let _second = lake.stage(&b).unwrap();
+    std::io::Write::write_all(&mut file, b", the other half").unwrap();
+    let bytes = file.finish().unwrap();
+    first
+        .publish(&[duff_engine::writer::WrittenFile {
+            table: "orders".into(),
+            path: rel.clone(),
+            rows: 0,
+            bytes,
+        }])
+        .expect("the second attempt left the first one's staging alone");
+    assert_eq!(
+        std::fs::read(dir.path().join(&rel)).unwrap(),
+        b"half of a file, the other half"
+    );
+}
+
+/// Today's defect: publishing removed "stale parts" of the run id, which could be a committed
+/// attempt's files, so a losing attempt with fewer parts deleted committed data.
+#[test]
+fn a_later_attempt_never_deletes_a_committed_attempts_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 100_000);
+    let lake_dir = dir.path().join("lake");
+    must_succeed(duff_run(
+        &input,
+        &lake_dir,
+        None,
+        &["--file-mib", "1", "--row-group-rows", "8192"],
+    ));
+    let orders = &COMMIT_ORDER[1];
+    assert_eq!(orders.name, "orders");
+    let files = delta_files(&lake_dir, orders);
+    assert!(files.len() > 1, "several parts: {files:?}");
+    let before = delta_rows(&lake_dir, orders);
+
+    // A second attempt of the same run publishes a single part, as one with other options would.
+    let lake = DeltaLake::open_local(&lake_dir).unwrap();
+    let run_id = only_run_id(&lake_dir);
+    let stem = lake.attempt_stem(&run_id);
+    let stage = lake.stage(&stem).unwrap();
+    let rel = format!("orders/pa_date={DAY}/{stem}-0.parquet");
+    let mut file = stage.create(&rel).unwrap();
+    std::io::Write::write_all(&mut file, &std::fs::read(lake_dir.join(&files[0])).unwrap())
+        .unwrap();
+    let bytes = file.finish().unwrap();
+    stage
+        .publish(&[duff_engine::writer::WrittenFile {
+            table: "orders".into(),
+            path: rel,
+            rows: 0,
+            bytes,
+        }])
+        .unwrap();
+    for f in &files {
+        assert!(lake_dir.join(f).exists(), "{f} is still there");
+    }
+    assert_eq!(delta_rows(&lake_dir, orders), before);
+}
+
+#[test]
+fn force_replaces_the_run_in_every_table_and_skipping_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 3_000);
+    let lake = dir.path().join("lake");
+    must_succeed(duff_run(&input, &lake, None, &[]));
+    let first: Vec<_> = history_tables().map(|d| delta_rows(&lake, d)).collect();
+    let files: Vec<_> = history_tables().map(|d| delta_files(&lake, d)).collect();
+    let out = duff_run(&input, &lake, None, &["--json"]);
+    must_succeed(out);
+    assert_eq!(
+        files,
+        history_tables()
+            .map(|d| delta_files(&lake, d))
+            .collect::<Vec<_>>(),
+        "skipped"
+    );
+    must_succeed(duff_run(&input, &lake, None, &["--force"]));
+    for (i, def) in history_tables().enumerate() {
+        assert_eq!(
+            delta_rows(&lake, def),
+            first[i],
+            "{}: the run once",
+            def.name
+        );
+        let now = delta_files(&lake, def);
+        assert!(
+            now.iter().all(|f| !files[i].contains(f)),
+            "{}: new files replace the old",
+            def.name
+        );
+    }
+    assert_eq!(
+        DeltaLake::open_local(&lake).unwrap().runs().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn a_lake_in_the_layout_before_delta_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("_runs")).unwrap();
+    std::fs::write(dir.path().join("_runs/abc.json"), "{}\n").unwrap();
+    let err = DeltaLake::open_local(dir.path()).err().expect("refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("before Delta tables") && message.contains("duff run"),
+        "{message}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_duff"))
+        .args(["run", "nothing.csv", "--lake", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("before Delta tables"));
+}
+
+/// Python's `deltalake` (delta-rs's Python reader, installed from PyPI) reads every table:
+/// exactly the rows of the committed files, never those of a crashed attempt's leftovers.
+#[test]
+fn an_independent_delta_reader_sees_exactly_the_committed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 5_000);
+    let lake = dir.path().join("lake");
+    // A crashed attempt leaves a published part behind (never committed), then the retry.
+    assert!(
+        !duff_run(&input, &lake, Some("mid_publish"), &[])
+            .status
+            .success()
+    );
+    must_succeed(duff_run(&input, &lake, None, &[]));
+    let python = crate::venv::python_with(
+        "deltalake",
+        &["deltalake==1.6.6", "pyarrow==26.0.1"],
+        "import deltalake, pyarrow",
+    );
+    let script = r#"
+import json, os, sys
+from urllib.parse import unquote, urlparse
+from deltalake import DeltaTable
+import pyarrow.compute as pc
+out = {}
+for prefix in sys.argv[2:]:
+    root = os.path.realpath(sys.argv[1] + "/" + prefix)
+    dt = DeltaTable(root)
+    t = dt.to_pyarrow_table()
+    files = [os.path.relpath(unquote(urlparse(u).path) if "://" in u else u, root) for u in dt.file_uris()]
+    entry = {"rows": t.num_rows, "files": sorted(files)}
+    for col in ("total_price", "total_volume"):
+        if col in t.column_names:
+            entry[col] = str(pc.sum(t[col]).as_py())
+    if "pa_date" in t.column_names:
+        entry["pa_date"] = sorted(set(t["pa_date"].to_pylist()))
+    out[prefix] = entry
+print(json.dumps(out))
+"#;
+    let prefixes: Vec<&str> = COMMIT_ORDER.iter().map(|d| d.prefix).collect();
+    let out = Command::new(&python)
+        .args(["-c", script, lake.to_str().unwrap()])
+        .args(&prefixes)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::venv::text(&out));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = DeltaLake::open_local(&lake).unwrap().runs().unwrap();
+    let m = &runs[0];
+    for def in COMMIT_ORDER.iter() {
+        let entry = &seen[def.prefix];
+        let files: Vec<String> = delta_files(&lake, def)
+            .iter()
+            .map(|f| {
+                f.strip_prefix(&format!("{}/", def.prefix))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let theirs: Vec<String> = entry["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(theirs, files, "{}: the same files", def.name);
+        let rows = entry["rows"].as_u64().unwrap();
+        match def.name {
+            "orders" | "fact_orders" => assert_eq!(rows, m.counts.rows_written, "{}", def.name),
+            "quarantine" => assert_eq!(rows, m.counts.quarantined),
+            "runs" => assert_eq!(rows, 1),
+            _ => assert_eq!(rows as usize, delta_rows(&lake, def).len(), "{}", def.name),
+        }
+        if def.engine_table.is_some() {
+            assert_eq!(entry["pa_date"], serde_json::json!([DAY]), "{}", def.name);
+        }
+    }
+    // Money, summed by the other reader, equals the engine's rows' sum (exact decimals).
+    let orders = delta_rows(&lake, &COMMIT_ORDER[1]);
+    let names: Vec<&str> = duff_engine::schema::ORDERS
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    let at = names.iter().position(|n| *n == "total_price").unwrap();
+    let ours: i128 = orders.iter().map(|r| crate::api::units(&r[at])).sum();
+    let theirs = crate::api::units(seen["orders"]["total_price"].as_str().unwrap());
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn options_do_not_change_what_a_run_commits() {
+    // The same input through the library with default options: same rows as the CLI's run.
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 2_000);
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let options = RunOptions {
+        threads: 1,
+        ..common::fixed_options()
+    };
+    common::run_delta(&input, &a, &options);
+    common::run_delta(
+        &input,
+        &b,
+        &RunOptions {
+            threads: 3,
+            chunk_bytes: 4096,
+            ..options.clone()
+        },
+    );
+    for def in history_tables() {
+        assert_eq!(delta_rows(&a, def), delta_rows(&b, def), "{}", def.name);
+    }
+}
+
+fn duff_lake(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_duff"))
+        .arg("lake")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Every file under a table's directory that no commit references.
+fn unreferenced(lake: &Path, def: &DeltaTableDef) -> Vec<PathBuf> {
+    let committed: Vec<PathBuf> = delta_files(lake, def)
+        .iter()
+        .map(|f| lake.join(f))
+        .collect();
+    let mut out = Vec::new();
+    let mut dirs = vec![lake.join(def.prefix)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("_delta_log") {
+                    dirs.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "parquet") && !committed.contains(&path)
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn lake_check_finds_a_healthy_lake_healthy_and_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 3_000);
+    let other = dir.path().join("other.csv");
+    std::fs::write(&other, "order_id,status\n1,created\n").unwrap();
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    must_succeed(duff_run(&input, &lake, None, &[]));
+    assert_eq!(
+        duff_run(&other, &lake, None, &[]).status.code(),
+        Some(2),
+        "a failed run"
+    );
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("healthy (2 runs)"));
+
+    // A committed file goes missing.
+    let orders = &COMMIT_ORDER[1];
+    let gone = delta_files(&lake, orders).remove(0);
+    std::fs::remove_file(lake.join(&gone)).unwrap();
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&gone) && report.contains("unreadable"),
+        "{report}"
+    );
+
+    // A run whose last commit has not happened yet.
+    let crashed = dir.path().join("crashed");
+    assert!(
+        !duff_run(&input, &crashed, Some("after_commit_orders"), &[])
+            .status
+            .success()
+    );
+    let out = duff_lake(&["check", "--lake", crashed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("has no record yet"));
+}
+
+#[test]
+fn lake_vacuum_removes_only_unreferenced_files_older_than_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 3_000);
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    assert!(
+        !duff_run(&input, &lake, Some("mid_publish"), &[])
+            .status
+            .success()
+    );
+    must_succeed(duff_run(&input, &lake, None, &[]));
+    let orphans: Vec<PathBuf> = COMMIT_ORDER
+        .iter()
+        .flat_map(|d| unreferenced(&lake, d))
+        .collect();
+    assert_eq!(
+        orphans.len(),
+        1,
+        "the crashed attempt's published part: {orphans:?}"
+    );
+    let rows: Vec<_> = history_tables().map(|d| delta_rows(&lake, d)).collect();
+
+    let out = duff_lake(&["vacuum", "--lake", lake_arg, "--retention-hours", "0"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "too short a retention is refused"
+    );
+    let out = duff_lake(&["vacuum", "--lake", lake_arg, "--retention-hours", "1"]);
+    must_succeed(out);
+    assert!(orphans[0].exists(), "younger than the retention: kept");
+
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&orphans[0])
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let out = duff_lake(&[
+        "vacuum",
+        "--lake",
+        lake_arg,
+        "--retention-hours",
+        "1",
+        "--dry-run",
+    ]);
+    must_succeed(out);
+    assert!(orphans[0].exists(), "a dry run removes nothing");
+    let out = duff_lake(&["vacuum", "--lake", lake_arg, "--retention-hours", "1"]);
+    assert!(out.status.success(), "{}", crate::venv::text(&out));
+    let name = orphans[0].file_name().unwrap().to_str().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(name));
+    assert!(
+        !orphans[0].exists(),
+        "older than the retention and unreferenced: removed"
+    );
+    let after: Vec<_> = history_tables().map(|d| delta_rows(&lake, d)).collect();
+    assert_eq!(after, rows, "no committed row is touched");
+    assert_eq!(
+        duff_lake(&["check", "--lake", lake_arg]).status.code(),
+        Some(0)
+    );
+
+    // The crashed attempt's unpublished files are in its staging directory: removed once old.
+    let staging: Vec<PathBuf> = std::fs::read_dir(lake.join("_staging"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(staging.len(), 1, "{staging:?}");
+    std::fs::File::open(&staging[0])
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let out = duff_lake(&["vacuum", "--lake", lake_arg, "--retention-hours", "1"]);
+    assert!(out.status.success(), "{}", crate::venv::text(&out));
+    assert!(!staging[0].exists());
+}
