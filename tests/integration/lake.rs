@@ -638,3 +638,137 @@ fn lake_vacuum_removes_only_unreferenced_files_older_than_the_retention() {
     assert!(out.status.success(), "{}", crate::venv::text(&out));
     assert!(!staging[0].exists());
 }
+
+/// The `add` actions of a table's log, as JSON, by file path.
+fn add_actions(lake: &Path, def: &DeltaTableDef) -> Vec<serde_json::Value> {
+    let log = lake.join(def.prefix).join("_delta_log");
+    let mut adds = Vec::new();
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let action: serde_json::Value = serde_json::from_str(line).unwrap();
+                if let Some(add) = action.get("add") {
+                    adds.push(add.clone());
+                }
+            }
+        }
+    }
+    adds
+}
+
+/// Readers skip files on the statistics: every bound must be the file's true minimum and
+/// maximum, and every count exact, recomputed here from the file's rows.
+#[test]
+fn file_statistics_are_the_files_true_bounds_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 20_000);
+    let lake = dir.path().join("lake");
+    must_succeed(duff_run(&input, &lake, None, &["--row-group-rows", "4096"]));
+    let mut checked = 0;
+    for def in history_tables() {
+        let table = def.engine_table.unwrap();
+        for add in add_actions(&lake, def) {
+            let rel = format!("{}/{}", def.prefix, add["path"].as_str().unwrap());
+            let rows = common::parquet_rows(&lake.join(&rel));
+            let stats: serde_json::Value =
+                serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                stats["numRecords"].as_u64().unwrap() as usize,
+                rows.len(),
+                "{rel}"
+            );
+            for (i, column) in table.columns.iter().enumerate() {
+                let values: Vec<&String> = rows.iter().map(|r| &r[i]).collect();
+                let nulls = values.iter().filter(|v| v.as_str() == "∅").count();
+                assert_eq!(
+                    stats["nullCount"][column.name], nulls,
+                    "{rel} {}",
+                    column.name
+                );
+                let present: Vec<&String> =
+                    values.into_iter().filter(|v| v.as_str() != "∅").collect();
+                let (Some(lo), Some(hi)) = (
+                    &stats["minValues"].get(column.name),
+                    &stats["maxValues"].get(column.name),
+                ) else {
+                    continue;
+                };
+                use duff_engine::schema::ColumnType as T;
+                let text = |v: &serde_json::Value| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let (want_lo, want_hi) = match column.ty {
+                    T::BigInt | T::Int => {
+                        let ints: Vec<i64> = present.iter().map(|v| v.parse().unwrap()).collect();
+                        (
+                            ints.iter().min().unwrap().to_string(),
+                            ints.iter().max().unwrap().to_string(),
+                        )
+                    }
+                    T::Decimal => {
+                        let units: Vec<i128> =
+                            present.iter().map(|v| crate::api::units(v)).collect();
+                        let pick = |u: i128| {
+                            present[units.iter().position(|x| *x == u).unwrap()].to_string()
+                        };
+                        (
+                            pick(*units.iter().min().unwrap()),
+                            pick(*units.iter().max().unwrap()),
+                        )
+                    }
+                    T::TimestampMillis => {
+                        let mut ts: Vec<String> = present
+                            .iter()
+                            .map(|v| {
+                                chrono::DateTime::parse_from_rfc3339(v)
+                                    .unwrap()
+                                    .to_utc()
+                                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                                    .to_string()
+                            })
+                            .collect();
+                        ts.sort();
+                        (ts[0].clone(), ts[ts.len() - 1].clone())
+                    }
+                    T::String | T::LowCardinalityString => {
+                        let mut s: Vec<&String> = present.clone();
+                        s.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                        (s[0].to_string(), s[s.len() - 1].to_string())
+                    }
+                    T::Binary => panic!("{rel}: binary columns get no bounds"),
+                };
+                let (lo, hi) = (text(lo), text(hi));
+                if column.ty == T::Decimal {
+                    // The log writes `12.3400`; a JSON reader (this one too) may read 12.34.
+                    let u = |s: &str| {
+                        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+                        crate::api::units(&format!("{int}.{frac:0<4}"))
+                    };
+                    let got = (u(&lo), u(&hi));
+                    assert_eq!(got, (u(&want_lo), u(&want_hi)), "{rel} {}", column.name);
+                } else {
+                    assert_eq!((lo, hi), (want_lo, want_hi), "{rel} {}", column.name);
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 40, "bounds were checked ({checked})");
+    let orders = &add_actions(&lake, &COMMIT_ORDER[1])[0];
+    let stats: serde_json::Value = serde_json::from_str(orders["stats"].as_str().unwrap()).unwrap();
+    for column in [
+        "order_id",
+        "product_id",
+        "client_id",
+        "total_price",
+        "ingested_at",
+        "status",
+    ] {
+        assert!(
+            stats["minValues"].get(column).is_some(),
+            "orders has bounds on {column}"
+        );
+    }
+}

@@ -101,7 +101,12 @@ impl Bound {
     /// The bound as Delta writes it, or `None` when it cannot be written exactly.
     fn json(&self, logical: Option<&LogicalType>) -> Option<String> {
         match (self, logical) {
-            (Bound::Int(v), Some(LogicalType::Decimal(d))) => Some(decimal(*v, d.scale)),
+            // The lake's decimals are the engine's DECIMAL(18,4), written exactly as text.
+            (Bound::Int(v), Some(LogicalType::Decimal(d)))
+                if d.scale == duff_engine::number::SCALE as i32 =>
+            {
+                Some(duff_engine::number::format_decimal(*v))
+            }
             (Bound::Int(v), Some(LogicalType::Timestamp(t)))
                 if matches!(t.unit, TimeUnit::MILLIS) =>
             {
@@ -117,19 +122,6 @@ impl Bound {
     }
 }
 
-/// An unscaled decimal as an exact JSON number: `123456`, scale 4 → `12.3456`.
-fn decimal(unscaled: i64, scale: i32) -> String {
-    if scale <= 0 {
-        return unscaled.to_string();
-    }
-    let digits = unscaled.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    let sign = if unscaled < 0 { "-" } else { "" };
-    format!("{sign}{int}.{frac}")
-}
-
 fn json_string(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
@@ -137,13 +129,46 @@ fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parquet::basic::{DecimalType, TimestampType};
 
     #[test]
-    fn decimals_are_written_exactly() {
-        assert_eq!(decimal(123_456, 4), "12.3456");
-        assert_eq!(decimal(-5, 4), "-0.0005");
-        assert_eq!(decimal(0, 4), "0.0000");
-        assert_eq!(decimal(i64::MAX, 4), "922337203685477.5807");
-        assert_eq!(decimal(7, 0), "7");
+    fn bounds_are_written_exactly_or_not_at_all() {
+        let decimal = LogicalType::Decimal(DecimalType {
+            scale: 4,
+            precision: 18,
+        });
+        assert_eq!(Bound::Int(123_456).json(Some(&decimal)).unwrap(), "12.3456");
+        assert_eq!(Bound::Int(-5).json(Some(&decimal)).unwrap(), "-0.0005");
+        let other_scale = LogicalType::Decimal(DecimalType {
+            scale: 2,
+            precision: 18,
+        });
+        assert_eq!(Bound::Int(1).json(Some(&other_scale)), None);
+        let millis = LogicalType::Timestamp(TimestampType {
+            is_adjusted_to_u_t_c: true,
+            unit: TimeUnit::MILLIS,
+        });
+        assert_eq!(
+            Bound::Int(1_795_341_600_123).json(Some(&millis)).unwrap(),
+            "\"2026-11-22T10:00:00.123Z\""
+        );
+        assert_eq!(Bound::Int(7).json(None).unwrap(), "7");
+        let string = LogicalType::String;
+        assert_eq!(
+            Bound::Bytes(b"Duff \"Lager\"".to_vec())
+                .json(Some(&string))
+                .unwrap(),
+            "\"Duff \\\"Lager\\\"\""
+        );
+        assert_eq!(
+            Bound::Bytes(vec![b'x'; 33]).json(Some(&string)),
+            None,
+            "too long"
+        );
+        assert_eq!(
+            Bound::Bytes(vec![0xff]).json(Some(&string)),
+            None,
+            "not UTF-8"
+        );
     }
 }
