@@ -1,14 +1,17 @@
 //! Peak memory of one run:
-//! `cargo run --release -p duff-benches --bin peak-memory -- <MB | file.csv> [threads] [chunk KiB]`.
+//! `cargo run --release -p duff-benches --bin peak-memory -- <MB | file.csv> [threads] [chunk KiB] [files|delta]`.
 //! Generates (once) a datagen file of about <MB> megabytes (or takes the given file), processes
 //! it into a fresh lake with `threads` (default 0: one per core) and parse ranges of `chunk KiB`
 //! (default: `duff run`'s, 4096), and prints wall time, throughput, the dedup tables' size, the process's
-//! peak RSS (VmHWM) and the manifest's per-stage timings.
+//! peak RSS (VmHWM) and the manifest's per-stage timings. The lake is `files` (default: the
+//! engine's own commit, a manifest) or `delta` (Delta tables, as `duff run` writes a local lake:
+//! the difference is what committing to Delta costs).
 
 use std::time::Instant;
 
 use anyhow::Context;
-use duff_engine::{LocalLake, RunOptions, RunOutcome, peak_rss_bytes, run_local};
+use duff_engine::input::LocalInput;
+use duff_engine::{Lake, LocalLake, RunOptions, RunOutcome, peak_rss_bytes};
 
 #[global_allocator]
 static GLOBAL: duff_alloc::Allocator = duff_alloc::Allocator;
@@ -25,16 +28,25 @@ fn main() -> anyhow::Result<()> {
         Some(kib) => kib.parse::<usize>().context("chunk KiB")? << 10,
         None => defaults.chunk_bytes,
     };
+    let delta = match args.next().as_deref() {
+        None | Some("files") => false,
+        Some("delta") => true,
+        Some(other) => anyhow::bail!("lake kind {other:?}: expected files or delta"),
+    };
     let path = match what.parse::<u64>() {
         Ok(mb) => duff_benches::input(mb * 1_000_000),
         Err(_) => what.into(),
     };
     let dir = tempfile::tempdir()?;
-    let lake = LocalLake::open(dir.path())?;
+    let lake: Box<dyn Lake> = if delta {
+        Box::new(duff_delta::DeltaLake::open_local(dir.path())?)
+    } else {
+        Box::new(LocalLake::open(dir.path())?)
+    };
     let started = Instant::now();
-    let outcome = run_local(
-        &path,
-        &lake,
+    let outcome = duff_engine::run(
+        &LocalInput::open(&path)?,
+        lake.as_ref(),
         &RunOptions {
             threads,
             chunk_bytes,
@@ -48,7 +60,8 @@ fn main() -> anyhow::Result<()> {
     };
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "input {:.0} MB, {} rows, threads {}: {:.2} s, {:.0} MB/s, {:.2} M rows/s, dedup tables {:.0} MiB, peak RSS {:.0} MiB",
+        "{} lake, input {:.0} MB, {} rows, threads {}: {:.2} s, {:.0} MB/s, {:.2} M rows/s, dedup tables {:.0} MiB, peak RSS {:.0} MiB",
+        if delta { "delta" } else { "files" },
         m.input_bytes as f64 / 1e6,
         m.counts.rows_read,
         m.threads,
