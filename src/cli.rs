@@ -68,7 +68,10 @@ pub enum LakeCommand {
     /// Verify every invariant (committed files exist; every recorded run is in every table,
     /// once, with the row counts of its record; failed runs hold no rows) and print what is
     /// wrong. Exit codes: 0 healthy, 2 problems found, 1 the lake could not be read.
-    Check(LakeCheckArgs),
+    Check(LakeDirArgs),
+    /// Fold every committed run the current state (order_lines) does not hold yet; `duff run`
+    /// does this after each run, so this is needed only after a crash mid-fold.
+    Fold(LakeDirArgs),
     /// Remove the data files no commit references (a crashed or losing attempt's, a replaced
     /// run's) and abandoned staging directories, older than the retention. Safe while runs
     /// commit.
@@ -76,7 +79,7 @@ pub enum LakeCommand {
 }
 
 #[derive(Args, Debug)]
-pub struct LakeCheckArgs {
+pub struct LakeDirArgs {
     /// Root directory of the lake.
     #[arg(long, env = "DUFF_LAKE")]
     pub lake: PathBuf,

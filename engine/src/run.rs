@@ -166,6 +166,7 @@ pub fn run(
         && let Some(existing) = lake.read_manifest(&run_id)?
     {
         tracing::info!(run_id, status = ?existing.status, "run already committed; skipping");
+        lake.settle()?;
         return Ok(RunOutcome::Skipped(existing));
     }
     let uploaded = input.modified();
@@ -322,7 +323,9 @@ fn commit(
     overwrite: bool,
     outcome: fn(Manifest) -> RunOutcome,
 ) -> Result<RunOutcome, Error> {
-    match lake.commit(&manifest, overwrite)? {
+    let commit = lake.commit(&manifest, overwrite)?;
+    lake.settle()?;
+    match commit {
         Commit::Written => {
             tracing::info!(
                 run_id = manifest.run_id,

@@ -67,6 +67,12 @@ pub trait Lake: Send + Sync {
     /// Starts writing an attempt's files under `stem` (see [`Lake::attempt_stem`]), discarding
     /// what an interrupted attempt with the same stem left in staging.
     fn stage(&self, stem: &str) -> Result<Box<dyn Stage>, Error>;
+    /// Brings what the lake derives from committed runs up to date (a Delta lake folds them
+    /// into its current state). Called at the end of every run, committed or skipped, so a
+    /// run returns with its effects in place; by default there is nothing to do.
+    fn settle(&self) -> Result<(), Error> {
+        Ok(())
+    }
     /// Writes the manifest: the commit point. Unless `overwrite`, the write is create-only and
     /// returns the manifest that is already there when another attempt committed first.
     fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error>;

@@ -26,6 +26,19 @@ pub fn lake(args: LakeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{}: {} problem(s)", a.lake.display(), problems.len());
             Ok(ExitCode::from(EXIT_PROBLEMS))
         }
+        LakeCommand::Fold(a) => {
+            let lake = DeltaLake::open_local(&a.lake)?;
+            let folded = lake.fold_pending()?;
+            for run in &folded {
+                println!("folded {run}");
+            }
+            eprintln!(
+                "{}: {} run(s) folded into order_lines",
+                a.lake.display(),
+                folded.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         LakeCommand::Vacuum(a) => {
             let lake = DeltaLake::open_local(&a.lake)?;
             let retention = Duration::from_secs(a.retention_hours * 3600);

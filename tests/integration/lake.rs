@@ -39,8 +39,11 @@ fn duff_run(
         "--lake",
         lake.to_str().unwrap(),
     ])
-    .args(["--ingested-at", "2026-11-22T10:00:00Z", "--no-progress"])
+    .arg("--no-progress")
     .args(extra);
+    if !extra.contains(&"--ingested-at") {
+        cmd.args(["--ingested-at", "2026-11-22T10:00:00Z"]);
+    }
     if !extra.contains(&"--pa-date") {
         cmd.args(["--pa-date", DAY]);
     }
@@ -343,6 +346,28 @@ fn force_replaces_the_run_in_every_table_and_skipping_keeps_it() {
     assert_eq!(
         DeltaLake::open_local(&lake).unwrap().runs().unwrap().len(),
         1
+    );
+    // The replaced run is folded again: the current state follows its new files.
+    let current = delta_files(&lake, &duff_delta::ORDER_LINES);
+    let name = |p: &String| {
+        p.rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".parquet")
+            .to_string()
+    };
+    let replaced: Vec<String> = files[1].iter().map(name).collect();
+    assert!(!current.is_empty());
+    for f in &current {
+        let n = name(f);
+        assert!(
+            !replaced.iter().any(|old| n.starts_with(old.as_str())),
+            "{f} is of the replaced files"
+        );
+    }
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
     );
 }
 
@@ -771,4 +796,235 @@ fn file_statistics_are_the_files_true_bounds_and_counts() {
             "orders has bounds on {column}"
         );
     }
+}
+
+/// Rewrites a CSV through `edit` (record index, header, fields), keeping the rest as is.
+fn derive_csv(
+    from: &Path,
+    to: &Path,
+    edit: impl Fn(usize, &csv::StringRecord, &mut Vec<String>) -> bool,
+) {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(from)
+        .unwrap();
+    let header = reader.headers().unwrap().clone();
+    let mut writer = csv::Writer::from_path(to).unwrap();
+    writer.write_record(&header).unwrap();
+    for (i, record) in reader.records().enumerate() {
+        let Ok(record) = record else { continue };
+        let mut fields: Vec<String> = record.iter().map(str::to_string).collect();
+        if edit(i, &header, &mut fields) {
+            writer.write_record(&fields).unwrap();
+        }
+    }
+    writer.flush().unwrap();
+}
+
+fn column_index(header: &csv::StringRecord, name: &str) -> usize {
+    header
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case(name))
+        .unwrap()
+}
+
+/// The latest version of every order line, recomputed from the history (`orders`).
+fn latest_of_history(lake: &Path) -> Vec<Vec<String>> {
+    let names: Vec<&str> = duff_engine::schema::ORDERS
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    let at = |n: &str| names.iter().position(|c| *c == n).unwrap();
+    let (order, product, ingested, run) = (
+        at("order_id"),
+        at("product_id"),
+        at("ingested_at"),
+        at("run_id"),
+    );
+    let mut latest: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for row in delta_rows(lake, &COMMIT_ORDER[1]) {
+        let key = (row[order].clone(), row[product].clone());
+        let newer = latest
+            .get(&key)
+            .is_none_or(|old| (&row[ingested], &row[run]) > (&old[ingested], &old[run]));
+        if newer {
+            latest.insert(key, row);
+        }
+    }
+    let mut rows: Vec<Vec<String>> = latest.into_values().collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn the_current_state_is_the_latest_version_of_every_line_whatever_the_order_of_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 4_000);
+    let lake = dir.path().join("lake");
+    let current = duff_delta::ORDER_LINES;
+    let run = |input: &Path, day: &str, at: &str| {
+        must_succeed(duff_run(
+            input,
+            &lake,
+            None,
+            &["--pa-date", day, "--ingested-at", at],
+        ));
+    };
+    run(&a, "2026-11-22", "2026-11-22T10:00:00Z");
+    assert_eq!(
+        delta_rows(&lake, &current),
+        latest_of_history(&lake),
+        "a first run"
+    );
+
+    // A later upload re-delivers every fifth line with a new status and units, and moves one
+    // line to another client.
+    let b = dir.path().join("redelivery.csv");
+    derive_csv(&a, &b, |i, header, f| {
+        let (status, units, client) = (
+            column_index(header, "status"),
+            column_index(header, "product_ccf"),
+            column_index(header, "client_id"),
+        );
+        if f.len() != header.len() || i % 5 != 0 {
+            return false;
+        }
+        f[status] = if f[status].trim().eq_ignore_ascii_case("created") {
+            "delivered"
+        } else {
+            "broken"
+        }
+        .into();
+        if let Ok(n) = f[units].trim().parse::<i64>() {
+            f[units] = (n + 1).to_string();
+        }
+        if i == 0 {
+            f[client] = "987654".into();
+        }
+        true
+    });
+    run(&b, "2026-11-23", "2026-11-23T09:00:00Z");
+    // An upload older than both, folded last: its versions lose wherever a newer one exists.
+    let c = dir.path().join("late.csv");
+    derive_csv(&a, &c, |i, header, f| {
+        let status = column_index(header, "status");
+        if f.len() != header.len() || i % 3 != 0 {
+            return false;
+        }
+        f[status] = "created".into();
+        true
+    });
+    run(&c, "2026-11-21", "2026-11-21T08:00:00Z");
+    // The first file again: skipped, nothing changes.
+    run(&a, "2026-11-22", "2026-11-22T10:00:00Z");
+    let expected = latest_of_history(&lake);
+    let rows = delta_rows(&lake, &current);
+    assert_eq!(rows.len(), expected.len());
+    assert_eq!(rows, expected, "order_lines = the latest of history");
+
+    // New order ids, beyond every file's range: the run's files join as they are (links).
+    let d = dir.path().join("new-orders.csv");
+    derive_csv(&a, &d, |_, header, f| {
+        let order = column_index(header, "order_id");
+        if f.len() != header.len() {
+            return false;
+        }
+        if let Ok(n) = f[order].trim().parse::<i64>() {
+            f[order] = (n + 1_000_000_000).to_string();
+        }
+        true
+    });
+    let before: Vec<String> = delta_files(&lake, &current);
+    run(&d, "2026-11-24", "2026-11-24T09:00:00Z");
+    let after: Vec<String> = delta_files(&lake, &current);
+    assert!(
+        before.iter().all(|f| after.contains(f)),
+        "no earlier file was rewritten"
+    );
+    let added: Vec<&String> = after.iter().filter(|f| !before.contains(f)).collect();
+    assert!(!added.is_empty());
+    let orders_files = delta_files(&lake, &COMMIT_ORDER[1]);
+    for f in added {
+        use std::os::unix::fs::MetadataExt;
+        let inode = std::fs::metadata(lake.join(f)).unwrap().ino();
+        assert!(
+            orders_files
+                .iter()
+                .any(|o| std::fs::metadata(lake.join(o)).unwrap().ino() == inode),
+            "{f} is a link to the run's orders file"
+        );
+    }
+    assert_eq!(delta_rows(&lake, &current), latest_of_history(&lake));
+}
+
+#[test]
+fn concurrent_runs_of_different_files_fold_into_an_exact_current_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 3_000);
+    let lake = dir.path().join("lake");
+    DeltaLake::open_local(&lake).unwrap();
+    let inputs: Vec<PathBuf> = (0..3)
+        .map(|n| {
+            let path = dir.path().join(format!("day-{n}.csv"));
+            derive_csv(&a, &path, |i, header, f| {
+                let status = column_index(header, "status");
+                if f.len() != header.len() || i % (n + 2) != 0 {
+                    return false;
+                }
+                f[status] = ["created", "delivered", "broken"][n].into();
+                true
+            });
+            path
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(inputs.len());
+    std::thread::scope(|s| {
+        for (n, input) in inputs.iter().enumerate() {
+            let (lake, barrier) = (&lake, &barrier);
+            s.spawn(move || {
+                let options = RunOptions {
+                    ingested_at: Some(format!("2026-11-2{n}T10:00:00Z").parse().unwrap()),
+                    ..common::fixed_options()
+                };
+                let lake = DeltaLake::open_local(lake).unwrap();
+                let source = duff_engine::input::LocalInput::open(input).unwrap();
+                barrier.wait();
+                duff_engine::run(&source, &lake, &options, &|_| {}).unwrap()
+            });
+        }
+    });
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
+    );
+}
+
+#[test]
+fn a_crash_before_the_fold_commits_is_completed_by_duff_lake_fold_or_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 3_000);
+    let lake = dir.path().join("lake");
+    let out = duff_run(&a, &lake, Some("before_fold_commit"), &[]);
+    assert!(!out.status.success());
+    assert_eq!(
+        DeltaLake::open_local(&lake).unwrap().runs().unwrap().len(),
+        1,
+        "the run is committed"
+    );
+    assert!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES).is_empty(),
+        "not folded yet"
+    );
+    let out = duff_lake(&["fold", "--lake", lake.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", crate::venv::text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("folded "));
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
+    );
+    // Nothing left to fold: the next run of the same input changes nothing.
+    let files = delta_files(&lake, &duff_delta::ORDER_LINES);
+    must_succeed(duff_run(&a, &lake, None, &[]));
+    assert_eq!(delta_files(&lake, &duff_delta::ORDER_LINES), files);
 }

@@ -31,7 +31,7 @@ use url::Url;
 use crate::error::Error;
 use crate::runs;
 use crate::stats::stats_json;
-use crate::tables::{COMMIT_ORDER, DeltaTableDef, RUNS};
+use crate::tables::{ALL_TABLES, COMMIT_ORDER, DeltaTableDef, RUNS};
 
 /// A committed file of a run, as its `add` action recorded it.
 struct RunFile {
@@ -63,7 +63,7 @@ impl DeltaLake<LocalLake> {
     pub fn open_local(root: impl AsRef<Path>) -> Result<Self, Error> {
         let files = LocalLake::open(root.as_ref()).map_err(|e| Error::Invalid(e.to_string()))?;
         refuse_legacy_layout(files.root())?;
-        for def in &COMMIT_ORDER {
+        for def in &ALL_TABLES {
             let dir = files.root().join(def.prefix);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::Invalid(format!("creating {}: {e}", dir.display())))?;
@@ -108,12 +108,24 @@ impl<L: Lake> DeltaLake<L> {
             runtime: Some(runtime),
         };
         lake.runtime().block_on(async {
-            for def in &COMMIT_ORDER {
+            for def in &ALL_TABLES {
                 lake.load_or_create(def).await?;
             }
             Ok::<_, Error>(())
         })?;
         Ok(lake)
+    }
+
+    /// The lake root, a directory URL.
+    pub fn root_url(&self) -> &Url {
+        &self.root
+    }
+
+    pub(crate) async fn load_or_create_table(
+        &self,
+        def: &DeltaTableDef,
+    ) -> Result<DeltaTable, Error> {
+        self.load_or_create(def).await
     }
 
     /// The lake that writes the data files.
@@ -474,6 +486,14 @@ impl<L: Lake> Lake for DeltaLake<L> {
             .runtime()
             .block_on(self.commit_run(manifest, overwrite))?)
     }
+
+    /// Folds every committed run the current state does not hold yet (local lakes).
+    fn settle(&self) -> Result<(), duff_engine::Error> {
+        if self.root.scheme() == "file" {
+            self.fold_pending()?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether the table's log has a commit (or a checkpoint) yet.
@@ -521,7 +541,7 @@ pub fn run_id_of_file(path: &str) -> Option<&str> {
 }
 
 /// 32 random bits that tell attempts of one run apart.
-fn attempt_nonce() -> u32 {
+pub(crate) fn attempt_nonce() -> u32 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()

@@ -13,6 +13,7 @@
 //! of Delta, and `deltalake` stays out of its dependency graph.
 
 pub mod error;
+pub mod fold;
 pub mod lake;
 pub mod maintenance;
 pub mod runs;
@@ -23,5 +24,5 @@ pub mod visible;
 pub use error::Error;
 pub use lake::DeltaLake;
 pub use stats::stats_json;
-pub use tables::{COMMIT_ORDER, DeltaTableDef};
+pub use tables::{ALL_TABLES, COMMIT_ORDER, DeltaTableDef, ORDER_LINES};
 pub use visible::CommittedOnly;

@@ -11,7 +11,7 @@ use object_store::ObjectStoreExt;
 
 use crate::error::Error;
 use crate::lake::{DeltaLake, run_id_of_file};
-use crate::tables::{COMMIT_ORDER, DeltaTableDef, RUNS};
+use crate::tables::{ALL_TABLES, COMMIT_ORDER, DeltaTableDef, RUNS};
 
 /// The shortest retention [`DeltaLake::vacuum`] accepts: an attempt still writing its files
 /// must never lose them, and no attempt runs for this long.
@@ -213,7 +213,7 @@ impl<L: Lake> DeltaLake<L> {
             .map_err(|e| Error::Invalid(format!("retention: {e}")))?;
         self.runtime().block_on(async {
             let mut out = Vec::new();
-            for def in &COMMIT_ORDER {
+            for def in &ALL_TABLES {
                 let table = self.load_table(def).await?;
                 let (_, metrics) = table
                     .vacuum()

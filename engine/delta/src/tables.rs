@@ -24,6 +24,14 @@ pub const RUNS: DeltaTableDef = DeltaTableDef {
     engine_table: None,
 };
 
+/// The current state: the latest version of every order line, `orders`' schema and
+/// partitioning, kept by folding committed runs in ([`crate::fold`]).
+pub const ORDER_LINES: DeltaTableDef = DeltaTableDef {
+    name: "order_lines",
+    prefix: "order_lines",
+    engine_table: Some(&engine_schema::ORDERS),
+};
+
 const fn history(table: &'static Table) -> DeltaTableDef {
     DeltaTableDef {
         name: table.name,
@@ -44,6 +52,19 @@ pub static COMMIT_ORDER: [DeltaTableDef; 8] = [
     history(&engine_schema::DIM_STATUS),
     history(&engine_schema::DIM_CHANNELS),
     RUNS,
+];
+
+/// Every table of the lake: the history in commit order, then the current state.
+pub static ALL_TABLES: [DeltaTableDef; 9] = [
+    COMMIT_ORDER[0],
+    COMMIT_ORDER[1],
+    COMMIT_ORDER[2],
+    COMMIT_ORDER[3],
+    COMMIT_ORDER[4],
+    COMMIT_ORDER[5],
+    COMMIT_ORDER[6],
+    COMMIT_ORDER[7],
+    ORDER_LINES,
 ];
 
 impl DeltaTableDef {

@@ -26,7 +26,7 @@ use object_store::{
 use url::Url;
 
 use crate::error::Error;
-use crate::tables::{COMMIT_ORDER, DeltaTableDef};
+use crate::tables::{ALL_TABLES, DeltaTableDef};
 
 /// Which files of each table are visible.
 #[derive(Debug, Default)]
@@ -74,7 +74,7 @@ impl CommittedOnly {
     ///
     /// [`refresh`]: CommittedOnly::refresh
     pub fn new(inner: Arc<dyn ObjectStore>, root: Url, root_path: StorePath) -> Self {
-        let tables = COMMIT_ORDER
+        let tables = ALL_TABLES
             .iter()
             .map(|def| (table_dir(&root_path, def), HashSet::new()))
             .collect();
@@ -105,7 +105,7 @@ impl CommittedOnly {
     pub async fn refresh(&self) -> Result<(), Error> {
         let mut tables = self.tables.lock().await;
         let mut changed = Vec::new();
-        for def in &COMMIT_ORDER {
+        for def in &ALL_TABLES {
             let entry = match tables.entry(def.name) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {

@@ -1,0 +1,459 @@
+//! The current state: `order_lines` holds the latest version of every order line
+//! `(order_id, product_id)` — largest `ingested_at`, then largest `run_id` — kept current by
+//! folding each committed run into it.
+//!
+//! `order_lines` has the schema and the partitioning of `orders`: a line's `pa_date` is that of
+//! its current version. Folding run R:
+//! - its key range `[min, max]` of `order_id` comes from its `orders` files' statistics, and
+//!   only `order_lines` files whose range overlaps it are read (file pruning on key statistics:
+//!   the cost follows the part of the table the run overlaps, not the lake);
+//! - in those files, a line whose key R also holds is dropped when R's version is newer (the
+//!   file is rewritten without it), and R's own line is dropped when the existing one is newer
+//!   (an upload folded out of order);
+//! - R's `orders` files join `order_lines` as they are (hard links: no copy, no re-encoding)
+//!   unless some of their lines lost, in which case they are rewritten without those.
+//!
+//! One Delta commit per run carries R's id as its `txn`, with the generation of R's `orders`
+//! commit (a `--force` re-run is folded again). Folds are serialized by a lock file, so the
+//! current state is exact under concurrent runs; the fold is idempotent, and one that crashed is
+//! completed by the next `duff run` or `duff lake fold`.
+
+use std::collections::HashMap;
+
+use hashbrown::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use deltalake_core::DeltaTable;
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::{Action, Add, Remove, Transaction};
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use duff_engine::manifest::RunStatus;
+use duff_engine::schema::{ORDERS, PARTITION_COLUMN};
+use duff_engine::storage::Lake;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::Error;
+use crate::lake::{DeltaLake, attempt_nonce, belongs_to_run, run_id_of_file};
+use crate::stats::stats_json;
+use crate::tables::{DeltaTableDef, ORDER_LINES};
+
+/// The key of an order line.
+type Key = (i64, i64);
+
+/// A version of an order line: `(ingested_at ms, run_id)`, the larger the newer.
+type Version = (i64, String);
+
+/// A committed data file, with what the fold needs of its `add` action.
+#[derive(Debug, Clone)]
+struct DataFile {
+    path: String,
+    size: i64,
+    partition_values: HashMap<String, Option<String>>,
+    stats: Option<String>,
+    /// `order_id` bounds, when the statistics have them.
+    range: Option<(i64, i64)>,
+}
+
+impl DataFile {
+    fn overlaps(&self, (lo, hi): (i64, i64)) -> bool {
+        self.range.is_none_or(|(a, b)| a <= hi && b >= lo)
+    }
+}
+
+impl<L: Lake> DeltaLake<L> {
+    /// Folds every committed run that `order_lines` does not hold yet (or holds from an earlier
+    /// generation); returns their ids. Waits for a fold running in another process.
+    pub fn fold_pending(&self) -> Result<Vec<String>, Error> {
+        let root = self.local_root()?;
+        let lock_path = root.join("_fold.lock");
+        let lock = File::create(&lock_path)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", lock_path.display())))?;
+        lock.lock()
+            .map_err(|e| Error::Invalid(format!("locking {}: {e}", lock_path.display())))?;
+        let folded = self.runtime().block_on(self.fold_all(&root));
+        drop(lock);
+        folded
+    }
+
+    fn local_root(&self) -> Result<PathBuf, Error> {
+        self.root_url()
+            .to_file_path()
+            .map_err(|()| Error::Invalid("folding needs a local lake for now".into()))
+    }
+
+    async fn fold_all(&self, root: &Path) -> Result<Vec<String>, Error> {
+        let orders_def = crate::tables::COMMIT_ORDER[1];
+        debug_assert_eq!(orders_def.name, ORDERS.name);
+        let orders = self.load_table(&orders_def).await?;
+        let mut done = Vec::new();
+        for record in self.runs_async().await? {
+            if record.status != RunStatus::Succeeded {
+                continue;
+            }
+            let id = record.run_id.as_str();
+            let Some(generation) = self.run_version(&orders, &orders_def, id).await? else {
+                continue;
+            };
+            let current = self.load_or_create_table(&ORDER_LINES).await?;
+            let folded = self.run_version(&current, &ORDER_LINES, id).await?;
+            if folded.is_some_and(|f| f >= generation) {
+                continue;
+            }
+            let run_files: Vec<DataFile> = data_files(&orders, &orders_def)?
+                .into_iter()
+                .filter(|f| belongs_to_run(&f.path, id))
+                .collect();
+            self.fold_run(root, &current, id, generation, run_files)
+                .await?;
+            done.push(id.to_string());
+        }
+        Ok(done)
+    }
+
+    async fn fold_run(
+        &self,
+        root: &Path,
+        current: &DeltaTable,
+        run_id: &str,
+        generation: i64,
+        run_files: Vec<DataFile>,
+    ) -> Result<(), Error> {
+        let orders_dir = root.join(ORDERS.prefix);
+        let lines_dir = root.join(ORDER_LINES.prefix);
+        let nonce = format!("{:08x}", attempt_nonce());
+        let mut actions = Vec::new();
+        let now = chrono::Utc::now().timestamp_millis();
+        let existing = data_files(current, &ORDER_LINES)?;
+        let range = run_files
+            .iter()
+            .map(|f| f.range)
+            .try_fold(None::<(i64, i64)>, |acc, r| {
+                let (lo, hi) = r?;
+                Some(Some(acc.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi)))))
+            })
+            .flatten();
+        // A line of R's previous generation is always replaced; any other file only when its
+        // key range overlaps R's.
+        let overlapping: Vec<&DataFile> = existing
+            .iter()
+            .filter(|f| belongs_to_run(&f.path, run_id) || range.is_none_or(|r| f.overlaps(r)))
+            .collect();
+        let mut losers: HashSet<Key> = HashSet::new();
+        if !overlapping.is_empty() && !run_files.is_empty() {
+            let rows: usize = run_files
+                .iter()
+                .filter_map(|f| f.stats.as_deref().and_then(num_records))
+                .sum();
+            let mut run_keys: HashSet<Key> = HashSet::with_capacity(rows);
+            let mut run_version: Option<Version> = None;
+            for f in &run_files {
+                for_each_key(&orders_dir.join(&f.path), |key, ingested, run| {
+                    if run_version.is_none() {
+                        run_version = Some((ingested, run.to_string()));
+                    }
+                    run_keys.insert(key);
+                })?;
+            }
+            let (run_ingested, version_run_id) =
+                run_version.unwrap_or((i64::MIN, run_id.to_string()));
+            for old in &overlapping {
+                // A line of R's previous generation never stays.
+                let replaced_run = run_id_of_file(&old.path) == Some(run_id);
+                let mut keep: Vec<bool> = Vec::new();
+                let path = lines_dir.join(&old.path);
+                for_each_key(&path, |key, ingested, run| {
+                    let stays = if replaced_run {
+                        false
+                    } else if run_keys.contains(&key) {
+                        let newer = (ingested, run) > (run_ingested, version_run_id.as_str());
+                        if newer {
+                            losers.insert(key);
+                        }
+                        newer
+                    } else {
+                        true
+                    };
+                    keep.push(stays);
+                })?;
+                if keep.iter().all(|k| *k) {
+                    continue;
+                }
+                actions.push(remove(old, now));
+                // A file whose every line the run supersedes leaves without being read again.
+                if keep.iter().any(|k| *k) {
+                    let kept = rewrite(&path, &old.path, &nonce, &lines_dir, |i, _| keep[i])?;
+                    actions.extend(
+                        kept.into_iter()
+                            .map(|a| Action::Add(with_partition(a, old))),
+                    );
+                }
+            }
+        }
+        for f in &run_files {
+            let from = orders_dir.join(&f.path);
+            if losers.is_empty() {
+                let rel = renamed(&f.path, &nonce);
+                let to = lines_dir.join(&rel);
+                std::fs::create_dir_all(to.parent().expect("a file in a directory"))
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?;
+                if std::fs::hard_link(&from, &to).is_err() {
+                    std::fs::copy(&from, &to)
+                        .map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?;
+                }
+                actions.push(Action::Add(Add {
+                    path: rel,
+                    partition_values: f.partition_values.clone(),
+                    size: f.size,
+                    modification_time: now,
+                    data_change: true,
+                    stats: f.stats.clone(),
+                    ..Default::default()
+                }));
+            } else {
+                let kept = rewrite(&from, &f.path, &nonce, &lines_dir, |_, key| {
+                    !losers.contains(&key)
+                })?;
+                actions.extend(kept.into_iter().map(|a| Action::Add(with_partition(a, f))));
+            }
+        }
+        duff_engine::run::failpoint("before_fold_commit");
+        let snapshot = current
+            .snapshot()
+            .map_err(|e| Error::delta(ORDER_LINES.name, "snapshot", e))?;
+        let properties = CommitProperties::default()
+            .with_application_transaction(Transaction::new(run_id, generation))
+            .with_metadata([("duff.foldedRun".to_string(), serde_json::json!(run_id))]);
+        CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(snapshot),
+                current.log_store(),
+                DeltaOperation::Write {
+                    mode: SaveMode::Overwrite,
+                    partition_by: Some(vec![PARTITION_COLUMN.to_string()]),
+                    predicate: None,
+                },
+            )
+            .await
+            .map_err(|e| Error::delta(ORDER_LINES.name, "commit", e))?;
+        tracing::info!(run_id, generation, "folded into order_lines");
+        Ok(())
+    }
+}
+
+/// The committed files of a table, with their key bounds.
+fn data_files(table: &DeltaTable, def: &DeltaTableDef) -> Result<Vec<DataFile>, Error> {
+    let state = table
+        .snapshot()
+        .map_err(|e| Error::delta(def.name, "snapshot", e))?;
+    Ok(state
+        .log_data()
+        .iter()
+        .map(|f| {
+            let stats = f.stats();
+            DataFile {
+                path: f.path().to_string(),
+                size: f.size(),
+                partition_values: f.partition_values_map(),
+                range: stats.as_deref().and_then(order_id_range),
+                stats,
+            }
+        })
+        .collect())
+}
+
+/// `order_id`'s bounds in an `add` action's statistics.
+fn order_id_range(stats: &str) -> Option<(i64, i64)> {
+    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
+    Some((
+        stats["minValues"]["order_id"].as_i64()?,
+        stats["maxValues"]["order_id"].as_i64()?,
+    ))
+}
+
+/// `<stem>.parquet` → `<stem>-f<nonce>.parquet`, in the same partition directory: a fold's
+/// files never collide with an earlier, crashed fold's.
+fn renamed(path: &str, nonce: &str) -> String {
+    let stem = path.strip_suffix(".parquet").unwrap_or(path);
+    format!("{stem}-f{nonce}.parquet")
+}
+
+fn remove(file: &DataFile, now: i64) -> Action {
+    Action::Remove(Remove {
+        path: file.path.clone(),
+        data_change: true,
+        deletion_timestamp: Some(now),
+        extended_file_metadata: Some(true),
+        partition_values: Some(file.partition_values.clone()),
+        size: Some(file.size),
+        ..Default::default()
+    })
+}
+
+fn with_partition(mut add: Add, like: &DataFile) -> Add {
+    add.partition_values = like.partition_values.clone();
+    add
+}
+
+fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
+    let file = File::open(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Calls `each(key, ingested_at ms, run_id)` for every row, in file order, reading only those
+/// four columns.
+fn for_each_key(path: &Path, mut each: impl FnMut(Key, i64, &str)) -> Result<(), Error> {
+    let builder = open(path)?;
+    let names = ["order_id", "product_id", "ingested_at", "run_id"];
+    let schema = builder.parquet_schema();
+    let indices: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            schema
+                .columns()
+                .iter()
+                .position(|c| c.name() == *n)
+                .ok_or_else(|| Error::Invalid(format!("{}: no column {n}", path.display())))
+        })
+        .collect::<Result<_, _>>()?;
+    let mask = ProjectionMask::leaves(schema, indices);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|source| Error::Parquet {
+            path: path.display().to_string(),
+            source,
+        })?;
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| Error::Invalid(format!("{}: no column {name}", path.display())))
+        };
+        let orders = column("order_id")?;
+        let products = column("product_id")?;
+        let ingested = column("ingested_at")?;
+        // Dictionary-encoded, a few values per file: cast once per batch.
+        let runs = arrow::compute::cast(&column("run_id")?, &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| Error::Invalid(format!("{}: run_id: {e}", path.display())))?;
+        let orders = orders.as_primitive::<Int64Type>();
+        let products = products.as_primitive::<Int64Type>();
+        let ingested = ingested.as_primitive::<TimestampMillisecondType>();
+        let runs = runs.as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            each(
+                (orders.value(i), products.value(i)),
+                ingested.value(i),
+                runs.value(i),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The row count in an `add` action's statistics.
+fn num_records(stats: &str) -> Option<usize> {
+    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
+    stats["numRecords"].as_u64().map(|n| n as usize)
+}
+
+/// Writes the rows of `from` that `keep(row index, key)` accepts into a new file beside
+/// `rel` (under `lines_dir`), and returns its `add` action (none when no row is kept).
+fn rewrite(
+    from: &Path,
+    rel: &str,
+    nonce: &str,
+    lines_dir: &Path,
+    keep: impl Fn(usize, Key) -> bool,
+) -> Result<Option<Add>, Error> {
+    let reader = open(from)?.build().map_err(|source| Error::Parquet {
+        path: from.display().to_string(),
+        source,
+    })?;
+    let new_rel = renamed(rel, nonce);
+    let to = lines_dir.join(&new_rel);
+    std::fs::create_dir_all(to.parent().expect("a file in a directory"))
+        .map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?;
+    let parquet_error = |source| Error::Parquet {
+        path: to.display().to_string(),
+        source,
+    };
+    let out = File::create(&to).map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?;
+    let mut writer: Option<ArrowWriter<File>> = None;
+    let mut out = Some(out);
+    let mut row = 0usize;
+    let mut kept_rows = 0usize;
+    for batch in reader {
+        let batch: RecordBatch =
+            batch.map_err(|e| Error::Invalid(format!("{}: {e}", from.display())))?;
+        let orders = batch
+            .column_by_name("order_id")
+            .expect("orders schema")
+            .clone();
+        let products = batch
+            .column_by_name("product_id")
+            .expect("orders schema")
+            .clone();
+        let (orders, products) = (
+            orders.as_primitive::<Int64Type>(),
+            products.as_primitive::<Int64Type>(),
+        );
+        let mask: BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(keep(row + i, (orders.value(i), products.value(i)))))
+            .collect();
+        row += batch.num_rows();
+        let kept = filter_record_batch(&batch, &mask)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", from.display())))?;
+        if kept.num_rows() == 0 {
+            continue;
+        }
+        kept_rows += kept.num_rows();
+        if writer.is_none() {
+            let properties = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::SNAPPY)
+                .build();
+            writer = Some(
+                ArrowWriter::try_new(
+                    out.take().expect("one writer"),
+                    kept.schema(),
+                    Some(properties),
+                )
+                .map_err(parquet_error)?,
+            );
+        }
+        writer
+            .as_mut()
+            .expect("created above")
+            .write(&kept)
+            .map_err(parquet_error)?;
+    }
+    let Some(writer) = writer else {
+        drop(out);
+        let _ = std::fs::remove_file(&to);
+        return Ok(None);
+    };
+    let metadata = writer.close().map_err(parquet_error)?;
+    let size = std::fs::metadata(&to)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?
+        .len();
+    debug_assert_eq!(metadata.file_metadata().num_rows() as usize, kept_rows);
+    Ok(Some(Add {
+        path: new_rel,
+        size: size as i64,
+        modification_time: chrono::Utc::now().timestamp_millis(),
+        data_change: true,
+        stats: Some(stats_json(&metadata)),
+        ..Default::default()
+    }))
+}
