@@ -1,17 +1,19 @@
 //! Peak memory of one run:
-//! `cargo run --release -p duff-benches --bin peak-memory -- <MB | file.csv> [threads] [chunk KiB] [files|delta]`.
+//! `cargo run --release -p duff-benches --bin peak-memory -- <MB | file.csv> [threads] [chunk KiB] [files|delta] [redeliveries]`.
 //! Generates (once) a datagen file of about <MB> megabytes (or takes the given file), processes
 //! it into a fresh lake with `threads` (default 0: one per core) and parse ranges of `chunk KiB`
 //! (default: `duff run`'s, 4096), and prints wall time, throughput, the dedup tables' size, the process's
 //! peak RSS (VmHWM) and the manifest's per-stage timings. The lake is `files` (default: the
 //! engine's own commit, a manifest) or `delta` (Delta tables, as `duff run` writes a local lake:
-//! the difference is what committing to Delta costs).
+//! the difference is what committing to Delta and folding into the current state cost). With
+//! `redeliveries` N > 0 (delta only), the same content is then uploaded again N times, as new
+//! objects with later upload times: every key is re-delivered, the worst case of the fold.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use duff_engine::input::LocalInput;
-use duff_engine::{Lake, LocalLake, RunOptions, RunOutcome, peak_rss_bytes};
+use duff_engine::{Lake, LocalLake, RunOptions, RunOutcome, Source, peak_rss_bytes};
 
 #[global_allocator]
 static GLOBAL: duff_alloc::Allocator = duff_alloc::Allocator;
@@ -33,6 +35,8 @@ fn main() -> anyhow::Result<()> {
         Some("delta") => true,
         Some(other) => anyhow::bail!("lake kind {other:?}: expected files or delta"),
     };
+    let redeliveries: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(0);
+    anyhow::ensure!(delta || redeliveries == 0, "redeliveries need a delta lake");
     let path = match what.parse::<u64>() {
         Ok(mb) => duff_benches::input(mb * 1_000_000),
         Err(_) => what.into(),
@@ -43,25 +47,47 @@ fn main() -> anyhow::Result<()> {
     } else {
         Box::new(LocalLake::open(dir.path())?)
     };
-    let started = Instant::now();
-    let outcome = duff_engine::run(
-        &LocalInput::open(&path)?,
-        lake.as_ref(),
-        &RunOptions {
-            threads,
-            chunk_bytes,
-            ..defaults
-        },
-        &|_| {},
-    )?;
-    let secs = started.elapsed().as_secs_f64();
-    let RunOutcome::Succeeded(m) = outcome else {
-        anyhow::bail!("run did not succeed: {outcome:?}")
+    let options = RunOptions {
+        threads,
+        chunk_bytes,
+        ..defaults
     };
+    for round in 0..=redeliveries {
+        // A re-delivery is the same bytes as a new object, uploaded an hour later.
+        let input = if round == 0 {
+            path.clone()
+        } else {
+            let copy = dir.path().join(format!("redelivery-{round}.csv"));
+            if std::fs::hard_link(&path, &copy).is_err() {
+                std::fs::copy(&path, &copy)?;
+            }
+            copy
+        };
+        let source = LocalInput::open(&input)?;
+        let options = RunOptions {
+            ingested_at: Some(source.modified() + chrono::Duration::hours(round as i64)),
+            ..options.clone()
+        };
+        let started = Instant::now();
+        let outcome = duff_engine::run(&source, lake.as_ref(), &options, &|_| {})?;
+        let secs = started.elapsed().as_secs_f64();
+        let RunOutcome::Succeeded(m) = outcome else {
+            anyhow::bail!("run did not succeed: {outcome:?}")
+        };
+        report(delta, round, &m, secs)?;
+    }
+    Ok(())
+}
+
+fn report(delta: bool, round: usize, m: &duff_engine::Manifest, secs: f64) -> anyhow::Result<()> {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let what = match (delta, round) {
+        (false, _) => "files lake".to_string(),
+        (true, 0) => "delta lake".to_string(),
+        (true, n) => format!("delta lake, re-delivery {n}"),
+    };
     println!(
-        "{} lake, input {:.0} MB, {} rows, threads {}: {:.2} s, {:.0} MB/s, {:.2} M rows/s, dedup tables {:.0} MiB, peak RSS {:.0} MiB",
-        if delta { "delta" } else { "files" },
+        "{what}, input {:.0} MB, {} rows, threads {}: {:.2} s, {:.0} MB/s, {:.2} M rows/s, dedup tables {:.0} MiB, peak RSS {:.0} MiB",
         m.input_bytes as f64 / 1e6,
         m.counts.rows_read,
         m.threads,
