@@ -1028,3 +1028,56 @@ fn a_crash_before_the_fold_commits_is_completed_by_duff_lake_fold_or_the_next_ru
     must_succeed(duff_run(&a, &lake, None, &[]));
     assert_eq!(delta_files(&lake, &duff_delta::ORDER_LINES), files);
 }
+
+#[test]
+fn lake_check_recomputes_the_current_state_from_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 3_000);
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    must_succeed(duff_run(&a, &lake, None, &[]));
+    let b = dir.path().join("redelivery.csv");
+    derive_csv(&a, &b, |i, header, f| {
+        let status = column_index(header, "status");
+        f[status] = "broken".into();
+        f.len() == header.len() && i % 4 == 0
+    });
+    must_succeed(duff_run(
+        &b,
+        &lake,
+        None,
+        &["--ingested-at", "2026-11-23T10:00:00Z"],
+    ));
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+
+    // A run committed but not folded (a crash before the fold's commit) is named.
+    let c = dir.path().join("later.csv");
+    derive_csv(&a, &c, |i, header, f| f.len() == header.len() && i % 7 == 0);
+    let out = duff_run(
+        &c,
+        &lake,
+        Some("before_fold_commit"),
+        &["--ingested-at", "2026-11-24T10:00:00Z"],
+    );
+    assert!(!out.status.success());
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not folded into order_lines yet"));
+    must_succeed(duff_lake(&["fold", "--lake", lake_arg]));
+    assert_eq!(
+        duff_lake(&["check", "--lake", lake_arg]).status.code(),
+        Some(0)
+    );
+
+    // A current-state file lost: its lines are missing from the current state.
+    let gone = delta_files(&lake, &duff_delta::ORDER_LINES).remove(0);
+    std::fs::remove_file(lake.join(&gone)).unwrap();
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("order_lines misses the latest version of"),
+        "{report}"
+    );
+}

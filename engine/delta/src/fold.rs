@@ -247,6 +247,86 @@ impl<L: Lake> DeltaLake<L> {
     }
 }
 
+impl<L: Lake> DeltaLake<L> {
+    /// Compares `order_lines` with the latest version of every line recomputed from `orders`
+    /// (keys and versions only) and returns what differs. Runs not folded yet (a fold that
+    /// crashed) are left out of the comparison and named.
+    pub(crate) async fn check_current_state(&self, root: &Path) -> Result<Vec<String>, Error> {
+        let orders_def = crate::tables::COMMIT_ORDER[1];
+        let orders = self.load_table(&orders_def).await?;
+        let current = self.load_or_create_table(&ORDER_LINES).await?;
+        let mut problems = Vec::new();
+        let mut folded: HashSet<String> = HashSet::new();
+        for record in self.runs_async().await? {
+            let id = record.run_id;
+            let generation = self.run_version(&orders, &orders_def, &id).await?;
+            let done = self.run_version(&current, &ORDER_LINES, &id).await?;
+            match (generation, done) {
+                (Some(g), Some(d)) if d >= g => {
+                    folded.insert(id);
+                }
+                (Some(_), _) if record.status == RunStatus::Succeeded => problems.push(format!(
+                    "run {id}: not folded into order_lines yet (run `duff lake fold`)"
+                )),
+                _ => {}
+            }
+        }
+        let mut latest: HashMap<Key, Version> = HashMap::new();
+        for f in data_files(&orders, &orders_def)? {
+            if !run_id_of_file(&f.path).is_some_and(|id| folded.contains(id)) {
+                continue;
+            }
+            let path = root.join(orders_def.prefix).join(&f.path);
+            let read = for_each_key(&path, |key, at, run| {
+                let newer = latest
+                    .get(&key)
+                    .is_none_or(|(a, r)| (at, run) > (*a, r.as_str()));
+                if newer {
+                    latest.insert(key, (at, run.to_string()));
+                }
+            });
+            if let Err(e) = read {
+                problems.push(format!("current state not checked: {e}"));
+                return Ok(problems);
+            }
+        }
+        let mut seen: HashSet<Key> = HashSet::new();
+        let (mut wrong, mut twice) = (0u64, 0u64);
+        for f in data_files(&current, &ORDER_LINES)? {
+            let path = root.join(ORDER_LINES.prefix).join(&f.path);
+            let read = for_each_key(&path, |key, at, run| {
+                if !seen.insert(key) {
+                    twice += 1;
+                }
+                if latest
+                    .get(&key)
+                    .is_none_or(|(a, r)| (*a, r.as_str()) != (at, run))
+                {
+                    wrong += 1;
+                }
+            });
+            if let Err(e) = read {
+                problems.push(format!("order_lines/{}: unreadable: {e}", f.path));
+            }
+        }
+        let missing = latest.keys().filter(|k| !seen.contains(*k)).count();
+        if twice > 0 {
+            problems.push(format!("order_lines holds {twice} line(s) more than once"));
+        }
+        if wrong > 0 {
+            problems.push(format!(
+                "order_lines holds {wrong} line(s) that are not the latest version in orders"
+            ));
+        }
+        if missing > 0 {
+            problems.push(format!(
+                "order_lines misses the latest version of {missing} line(s) of orders"
+            ));
+        }
+        Ok(problems)
+    }
+}
+
 /// The committed files of a table, with their key bounds.
 fn data_files(table: &DeltaTable, def: &DeltaTableDef) -> Result<Vec<DataFile>, Error> {
     let state = table

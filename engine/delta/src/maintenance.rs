@@ -77,8 +77,10 @@ impl<L: Lake> DeltaLake<L> {
     /// Verifies every invariant of the lake and returns what is wrong (nothing: healthy):
     /// every committed file exists with its recorded size; every recorded run is in every
     /// table, once; per run, `orders` and `fact_orders` hold `rows_written` rows and
-    /// `quarantine` holds `quarantined` (nothing lost); a failed run has no rows; and rows of a
-    /// run without a record (a crash before its `runs` row) are reported as incomplete.
+    /// `quarantine` holds `quarantined` (nothing lost); a failed run has no rows; rows of a
+    /// run without a record (a crash before its `runs` row) are reported as incomplete; and,
+    /// for a local lake, `order_lines` is exactly the latest version of every line of the
+    /// folded runs (recomputed from `orders`' keys and versions).
     pub fn check(&self) -> Result<Vec<String>, Error> {
         self.runtime().block_on(async {
             let mut problems = Vec::new();
@@ -141,6 +143,9 @@ impl<L: Lake> DeltaLake<L> {
                         ));
                     }
                 }
+            }
+            if let Ok(root) = self.root_url().to_file_path() {
+                problems.extend(self.check_current_state(&root).await?);
             }
             Ok(problems)
         })
