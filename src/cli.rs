@@ -69,6 +69,9 @@ pub enum LakeCommand {
     /// once, with the row counts of its record; failed runs hold no rows) and print what is
     /// wrong. Exit codes: 0 healthy, 2 problems found, 1 the lake could not be read.
     Check(LakeDirArgs),
+    /// Convert, in place, a lake written before its tables were Delta tables (run manifests in
+    /// _runs/): every recorded run's files are committed as they are, then folded.
+    Convert(LakeDirArgs),
     /// Fold every committed run the current state (order_lines) does not hold yet; `duff run`
     /// does this after each run, so this is needed only after a crash mid-fold.
     Fold(LakeDirArgs),

@@ -26,6 +26,14 @@ pub fn lake(args: LakeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{}: {} problem(s)", a.lake.display(), problems.len());
             Ok(ExitCode::from(EXIT_PROBLEMS))
         }
+        LakeCommand::Convert(a) => {
+            let (_, runs) = DeltaLake::convert_legacy(&a.lake)?;
+            println!(
+                "{}: {runs} run(s) converted to Delta tables",
+                a.lake.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         LakeCommand::Fold(a) => {
             let lake = DeltaLake::open_local(&a.lake)?;
             let folded = lake.fold_pending()?;

@@ -371,23 +371,92 @@ fn force_replaces_the_run_in_every_table_and_skipping_keeps_it() {
     );
 }
 
+/// A lake written by the earlier version (engine files, `_runs/` manifests) is refused until
+/// converted; `duff lake convert` commits its runs' files as they are.
 #[test]
-fn a_lake_in_the_layout_before_delta_is_refused_with_what_to_do() {
+fn a_lake_in_the_layout_before_delta_is_refused_then_converted_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("_runs")).unwrap();
-    std::fs::write(dir.path().join("_runs/abc.json"), "{}\n").unwrap();
-    let err = DeltaLake::open_local(dir.path()).err().expect("refused");
-    let message = err.to_string();
+    let a = sample(dir.path(), 3_000);
+    let b = dir.path().join("redelivery.csv");
+    derive_csv(&a, &b, |i, header, f| {
+        let status = column_index(header, "status");
+        f[status] = "delivered".into();
+        f.len() == header.len() && i % 3 == 0
+    });
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "order_id,status\n1,created\n").unwrap();
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    // The earlier layout: the engine's own lake, a manifest per run.
+    let legacy = |input: &Path, at: &str| {
+        let options = RunOptions {
+            ingested_at: Some(at.parse().unwrap()),
+            ..common::fixed_options()
+        };
+        common::run(input, &lake, &options)
+    };
+    legacy(&a, "2026-11-22T10:00:00Z");
+    legacy(&b, "2026-11-23T10:00:00Z");
+    assert!(matches!(
+        legacy(&bad, "2026-11-23T11:00:00Z"),
+        RunOutcome::Failed(_)
+    ));
+    let (_, legacy_orders) = common::read_table(&lake, &duff_engine::schema::ORDERS);
+
+    let err = DeltaLake::open_local(&lake).err().expect("refused");
     assert!(
-        message.contains("before Delta tables") && message.contains("duff run"),
-        "{message}"
+        err.to_string().contains("duff lake convert --lake"),
+        "{err}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_duff"))
-        .args(["run", "nothing.csv", "--lake", dir.path().to_str().unwrap()])
+        .args(["run", a.to_str().unwrap(), "--lake", lake_arg])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("before Delta tables"));
+
+    let out = duff_lake(&["convert", "--lake", lake_arg]);
+    assert!(out.status.success(), "{}", crate::venv::text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 run(s) converted"));
+    let mut converted: Vec<Vec<String>> = delta_rows(&lake, &COMMIT_ORDER[1])
+        .into_iter()
+        .map(|mut r| {
+            r.pop();
+            r
+        })
+        .collect();
+    let mut before = legacy_orders;
+    converted.sort();
+    before.sort();
+    assert_eq!(converted, before, "every committed row, as it was");
+    assert_eq!(
+        DeltaLake::open_local(&lake).unwrap().runs().unwrap().len(),
+        3
+    );
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
+    );
+    assert_eq!(
+        duff_lake(&["check", "--lake", lake_arg]).status.code(),
+        Some(0)
+    );
+    // Converting again changes nothing; the lake takes new runs as any other.
+    let files = delta_files(&lake, &COMMIT_ORDER[1]);
+    must_succeed(duff_lake(&["convert", "--lake", lake_arg]));
+    assert_eq!(delta_files(&lake, &COMMIT_ORDER[1]), files);
+    let c = dir.path().join("later.csv");
+    derive_csv(&a, &c, |i, header, f| f.len() == header.len() && i % 5 == 0);
+    must_succeed(duff_run(
+        &c,
+        &lake,
+        None,
+        &["--ingested-at", "2026-11-24T10:00:00Z"],
+    ));
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
+    );
 }
 
 /// Python's `deltalake` (delta-rs's Python reader, installed from PyPI) reads every table:

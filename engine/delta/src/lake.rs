@@ -63,6 +63,10 @@ impl DeltaLake<LocalLake> {
     pub fn open_local(root: impl AsRef<Path>) -> Result<Self, Error> {
         let files = LocalLake::open(root.as_ref()).map_err(|e| Error::Invalid(e.to_string()))?;
         refuse_legacy_layout(files.root())?;
+        Self::open_local_lake(files)
+    }
+
+    fn open_local_lake(files: LocalLake) -> Result<Self, Error> {
         for def in &ALL_TABLES {
             let dir = files.root().join(def.prefix);
             std::fs::create_dir_all(&dir)
@@ -73,22 +77,52 @@ impl DeltaLake<LocalLake> {
         })?;
         DeltaLake::open(files, root)
     }
+
+    /// Converts, in place, a lake written before its tables were Delta tables: every run its
+    /// `_runs/` manifests record is committed to the Delta tables from the files it left (no
+    /// input is read again, no file rewritten), then folded. Idempotent: a conversion that
+    /// stopped halfway is completed by running it again. Returns the lake and how many runs it
+    /// holds.
+    pub fn convert_legacy(root: impl AsRef<Path>) -> Result<(Self, usize), Error> {
+        let files = LocalLake::open(root.as_ref()).map_err(|e| Error::Invalid(e.to_string()))?;
+        let manifests = files
+            .manifests()
+            .map_err(|e| Error::Invalid(format!("reading the run manifests: {e}")))?;
+        let marker = files
+            .root()
+            .join(duff_engine::lake::RUNS_DIR)
+            .join(CONVERTED_MARKER);
+        let lake = Self::open_local_lake(files)?;
+        for manifest in &manifests {
+            lake.runtime().block_on(lake.commit_run(manifest, false))?;
+        }
+        lake.fold_pending()?;
+        if !manifests.is_empty() {
+            std::fs::write(&marker, format!("{} runs converted\n", manifests.len()))
+                .map_err(|e| Error::Invalid(format!("{}: {e}", marker.display())))?;
+        }
+        Ok((lake, manifests.len()))
+    }
 }
 
-/// A lake written before its tables were Delta tables has `_runs/*.json` manifests and no
-/// `runs/_delta_log`: its readers would miss every run, so it is refused, not misread.
+/// Written into `_runs/` once a lake in the earlier layout has been converted.
+const CONVERTED_MARKER: &str = "CONVERTED";
+
+/// A lake written before its tables were Delta tables has `_runs/*.json` manifests: until
+/// converted, its Delta readers would miss every run, so it is refused, not misread.
 fn refuse_legacy_layout(root: &Path) -> Result<(), Error> {
     let legacy = root.join(duff_engine::lake::RUNS_DIR);
     let has_manifests = std::fs::read_dir(&legacy).is_ok_and(|mut d| {
         d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json")))
     });
-    if has_manifests && !root.join(runs::RUNS_PREFIX).join("_delta_log").exists() {
+    if has_manifests && !legacy.join(CONVERTED_MARKER).exists() {
         return Err(Error::Layout(format!(
             "{} holds a lake in the layout before Delta tables (run manifests in {}/): \
-             this version reads only Delta tables. Replay its inputs into a new lake with \
-             `duff run <inputs> --lake <new lake>` (the run ids stay the same)",
+             this version reads only Delta tables. Convert it in place with \
+             `duff lake convert --lake {}` (its files are committed as they are)",
             root.display(),
-            legacy.display()
+            legacy.display(),
+            root.display()
         )));
     }
     Ok(())
