@@ -263,12 +263,12 @@ impl<L: Lake> DeltaLake<L> {
     /// (committed by an earlier or a concurrent attempt) and `replace` was not asked.
     async fn commit_table(
         &self,
+        table: DeltaTable,
         def: &DeltaTableDef,
         run_id: &str,
         adds: Vec<Add>,
         replace: bool,
     ) -> Result<bool, Error> {
-        let table = self.load_or_create(def).await?;
         let committed = self.run_version(&table, def, run_id).await?;
         if committed.is_some() && !replace {
             tracing::debug!(
@@ -347,7 +347,7 @@ impl<L: Lake> DeltaLake<L> {
 
     /// The `add` action of a file the inner lake published, with statistics from its footer.
     async fn add_for(
-        &self,
+        table: &DeltaTable,
         def: &DeltaTableDef,
         file: &WrittenFile,
         pa_date: &str,
@@ -360,7 +360,6 @@ impl<L: Lake> DeltaLake<L> {
                 Error::Invalid(format!("{} is not under table {}", file.path, def.prefix))
             })?
             .to_string();
-        let table = self.load_or_create(def).await?;
         let store = table.log_store().object_store(None);
         let metadata = read_footer(store.as_ref(), &rel, file.bytes).await?;
         Ok(Add {
@@ -392,11 +391,12 @@ impl<L: Lake> DeltaLake<L> {
             });
         }
         for def in COMMIT_ORDER.iter().filter(|d| d.engine_table.is_some()) {
+            let table = self.load_or_create(def).await?;
             let mut adds = Vec::new();
             for file in manifest.outputs.iter().filter(|f| f.table == def.name) {
-                adds.push(self.add_for(def, file, &manifest.pa_date).await?);
+                adds.push(Self::add_for(&table, def, file, &manifest.pa_date).await?);
             }
-            self.commit_table(def, run_id, adds, replace).await?;
+            self.commit_table(table, def, run_id, adds, replace).await?;
             // The crash tests stop a run between two of its tables' commits here.
             duff_engine::run::failpoint(&format!("after_commit_{}", def.name));
         }
@@ -423,7 +423,10 @@ impl<L: Lake> DeltaLake<L> {
             stats: Some(stats_json(&metadata)),
             ..Default::default()
         };
-        if self.commit_table(&RUNS, run_id, vec![add], replace).await? {
+        if self
+            .commit_table(runs_table, &RUNS, run_id, vec![add], replace)
+            .await?
+        {
             Ok(Commit::Written)
         } else {
             Ok(match self.read_run(run_id).await? {
