@@ -502,7 +502,7 @@ sys.stdout.flush()
 # it ("terminate called without an active exception") after every answer was printed.
 os._exit(0)
 "#;
-    let prefixes: Vec<&str> = COMMIT_ORDER.iter().map(|d| d.prefix).collect();
+    let prefixes: Vec<&str> = duff_delta::ALL_TABLES.iter().map(|d| d.prefix).collect();
     let out = Command::new(&python)
         .args(["-c", script, lake.to_str().unwrap()])
         .args(&prefixes)
@@ -512,7 +512,7 @@ os._exit(0)
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = DeltaLake::open_local(&lake).unwrap().runs().unwrap();
     let m = &runs[0];
-    for def in COMMIT_ORDER.iter() {
+    for def in duff_delta::ALL_TABLES.iter() {
         let entry = &seen[def.prefix];
         let files: Vec<String> = delta_files(&lake, def)
             .iter()
@@ -531,7 +531,10 @@ os._exit(0)
         assert_eq!(theirs, files, "{}: the same files", def.name);
         let rows = entry["rows"].as_u64().unwrap();
         match def.name {
-            "orders" | "fact_orders" => assert_eq!(rows, m.counts.rows_written, "{}", def.name),
+            // One run: its lines are the current state.
+            "orders" | "fact_orders" | "order_lines" => {
+                assert_eq!(rows, m.counts.rows_written, "{}", def.name)
+            }
             "quarantine" => assert_eq!(rows, m.counts.quarantined),
             "runs" => assert_eq!(rows, 1),
             _ => assert_eq!(rows as usize, delta_rows(&lake, def).len(), "{}", def.name),
@@ -991,6 +994,42 @@ fn the_current_state_is_the_latest_version_of_every_line_whatever_the_order_of_u
     let rows = delta_rows(&lake, &current);
     assert_eq!(rows.len(), expected.len());
     assert_eq!(rows, expected, "order_lines = the latest of history");
+    // And by the other reader: Python `deltalake` reads both tables and recomputes the latest
+    // version of every line itself.
+    let python = crate::venv::python_with(
+        "deltalake",
+        &["deltalake==1.6.6", "pyarrow==26.0.1"],
+        "import deltalake, pyarrow",
+    );
+    let script = r#"
+import os, sys
+from deltalake import DeltaTable
+root = sys.argv[1]
+cols = ["order_id", "product_id", "status", "product_ccf", "client_id", "ingested_at", "run_id", "pa_date"]
+def rows(prefix):
+    t = DeltaTable(os.path.join(root, prefix)).to_pyarrow_table(columns=cols)
+    return list(zip(*[t[c].to_pylist() for c in cols]))
+latest = {}
+for r in rows("orders"):
+    key, version = (r[0], r[1]), (r[5], r[6])
+    if key not in latest or version > (latest[key][5], latest[key][6]):
+        latest[key] = r
+current = rows("order_lines")
+same = sorted(current) == sorted(latest.values())
+print("same" if same else f"differ: {len(current)} current, {len(latest)} latest")
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, lake.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "same",
+        "{}",
+        crate::venv::text(&out)
+    );
 
     // New order ids, beyond every file's range: the run's files join as they are (links).
     let d = dir.path().join("new-orders.csv");
