@@ -88,19 +88,27 @@ fn handle(rt: &tokio::runtime::Runtime, d: &AwsDispatcher, payload: &Value) -> R
     rt.block_on(d.handle(payload, None)).unwrap()
 }
 
-/// The object's ETag as S3 reports it, without quotes.
-fn etag(server: &S3Server, key: &str) -> String {
+/// HeadObject of an inbox object.
+fn head(server: &S3Server, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
     runtime().block_on(async {
         let client = duff_s3::client(&TransferSettings::default(), &server.endpoint()).await;
-        let head = client
+        client
             .head_object()
             .bucket(INBOX)
             .key(key)
             .send()
             .await
-            .unwrap();
-        head.e_tag().unwrap().trim_matches('"').to_string()
+            .unwrap()
     })
+}
+
+/// The object's ETag as S3 reports it, without quotes.
+fn etag(server: &S3Server, key: &str) -> String {
+    head(server, key)
+        .e_tag()
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
 }
 
 /// An S3 notification for one upload, the key URL-encoded as S3 does it.
@@ -131,21 +139,11 @@ fn eventbridge_event(key_encoded: &str, size: usize, etag: &str) -> Value {
 
 /// The UTC date of an inbox object's upload (S3 LastModified): its partition.
 fn upload_date(server: &S3Server, key: &str) -> String {
-    runtime().block_on(async {
-        let client = duff_s3::client(&TransferSettings::default(), &server.endpoint()).await;
-        let head = client
-            .head_object()
-            .bucket(INBOX)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        let secs = head.last_modified().unwrap().secs();
-        chrono::DateTime::from_timestamp(secs, 0)
-            .unwrap()
-            .date_naive()
-            .to_string()
-    })
+    let secs = head(server, key).last_modified().unwrap().secs();
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap()
+        .date_naive()
+        .to_string()
 }
 
 fn manifest(server: &S3Server, run_id: &str) -> Option<Manifest> {

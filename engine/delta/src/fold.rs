@@ -39,32 +39,15 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::Error;
-use crate::lake::{DeltaLake, attempt_nonce, belongs_to_run, run_id_of_file};
+use crate::lake::{DataFile, DeltaLake, attempt_nonce, belongs_to_run, data_files, run_id_of_file};
 use crate::stats::stats_json;
-use crate::tables::{DeltaTableDef, ORDER_LINES};
+use crate::tables::ORDER_LINES;
 
 /// The key of an order line.
 type Key = (i64, i64);
 
 /// A version of an order line: `(ingested_at ms, run_id)`, the larger the newer.
 type Version = (i64, String);
-
-/// A committed data file, with what the fold needs of its `add` action.
-#[derive(Debug, Clone)]
-struct DataFile {
-    path: String,
-    size: i64,
-    partition_values: HashMap<String, Option<String>>,
-    stats: Option<String>,
-    /// `order_id` bounds, when the statistics have them.
-    range: Option<(i64, i64)>,
-}
-
-impl DataFile {
-    fn overlaps(&self, (lo, hi): (i64, i64)) -> bool {
-        self.range.is_none_or(|(a, b)| a <= hi && b >= lo)
-    }
-}
 
 impl<L: Lake> DeltaLake<L> {
     /// Folds every committed run that `order_lines` does not hold yet (or holds from an earlier
@@ -325,36 +308,6 @@ impl<L: Lake> DeltaLake<L> {
         }
         Ok(problems)
     }
-}
-
-/// The committed files of a table, with their key bounds.
-fn data_files(table: &DeltaTable, def: &DeltaTableDef) -> Result<Vec<DataFile>, Error> {
-    let state = table
-        .snapshot()
-        .map_err(|e| Error::delta(def.name, "snapshot", e))?;
-    Ok(state
-        .log_data()
-        .iter()
-        .map(|f| {
-            let stats = f.stats();
-            DataFile {
-                path: f.path().to_string(),
-                size: f.size(),
-                partition_values: f.partition_values_map(),
-                range: stats.as_deref().and_then(order_id_range),
-                stats,
-            }
-        })
-        .collect())
-}
-
-/// `order_id`'s bounds in an `add` action's statistics.
-fn order_id_range(stats: &str) -> Option<(i64, i64)> {
-    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
-    Some((
-        stats["minValues"]["order_id"].as_i64()?,
-        stats["maxValues"]["order_id"].as_i64()?,
-    ))
 }
 
 /// `<stem>.parquet` → `<stem>-f<nonce>.parquet`, in the same partition directory: a fold's

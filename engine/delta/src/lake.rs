@@ -33,11 +33,21 @@ use crate::runs;
 use crate::stats::stats_json;
 use crate::tables::{ALL_TABLES, COMMIT_ORDER, DeltaTableDef, RUNS};
 
-/// A committed file of a run, as its `add` action recorded it.
-struct RunFile {
-    path: String,
-    size: i64,
-    partition_values: HashMap<String, Option<String>>,
+/// A committed data file, as its `add` action describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct DataFile {
+    pub(crate) path: String,
+    pub(crate) size: i64,
+    pub(crate) partition_values: HashMap<String, Option<String>>,
+    pub(crate) stats: Option<String>,
+    /// `order_id` bounds, when the statistics have them.
+    pub(crate) range: Option<(i64, i64)>,
+}
+
+impl DataFile {
+    pub(crate) fn overlaps(&self, (lo, hi): (i64, i64)) -> bool {
+        self.range.is_none_or(|(a, b)| a <= hi && b >= lo)
+    }
 }
 
 /// A lake whose every table is a Delta table. `L` writes the data files.
@@ -243,20 +253,10 @@ impl<L: Lake> DeltaLake<L> {
         table: &DeltaTable,
         def: &DeltaTableDef,
         run_id: &str,
-    ) -> Result<Vec<RunFile>, Error> {
-        let state = table
-            .snapshot()
-            .map_err(|e| Error::delta(def.name, "snapshot", e))?;
-        Ok(state
-            .log_data()
-            .iter()
-            .filter(|f| belongs_to_run(&f.path(), run_id))
-            .map(|f| RunFile {
-                path: f.path().to_string(),
-                size: f.size(),
-                partition_values: f.partition_values_map(),
-            })
-            .collect())
+    ) -> Result<Vec<DataFile>, Error> {
+        let mut files = data_files(table, def)?;
+        files.retain(|f| belongs_to_run(&f.path, run_id));
+        Ok(files)
     }
 
     /// Commits one table's files of a run. `Ok(false)` when the table already held the run
@@ -559,6 +559,36 @@ pub(crate) fn is_missing_table(e: &DeltaTableError) -> bool {
         DeltaTableError::KernelError(k) => k.to_string().starts_with("Invalid table location"),
         _ => false,
     }
+}
+
+/// The committed files of a table, with their key bounds.
+pub(crate) fn data_files(table: &DeltaTable, def: &DeltaTableDef) -> Result<Vec<DataFile>, Error> {
+    let state = table
+        .snapshot()
+        .map_err(|e| Error::delta(def.name, "snapshot", e))?;
+    Ok(state
+        .log_data()
+        .iter()
+        .map(|f| {
+            let stats = f.stats();
+            DataFile {
+                path: f.path().to_string(),
+                size: f.size(),
+                partition_values: f.partition_values_map(),
+                range: stats.as_deref().and_then(order_id_range),
+                stats,
+            }
+        })
+        .collect())
+}
+
+/// `order_id`'s bounds in an `add` action's statistics.
+fn order_id_range(stats: &str) -> Option<(i64, i64)> {
+    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
+    Some((
+        stats["minValues"]["order_id"].as_i64()?,
+        stats["maxValues"]["order_id"].as_i64()?,
+    ))
 }
 
 /// True for the files of any attempt of `run_id`: `<run_id>-…` or `<run_id>.…` in any
