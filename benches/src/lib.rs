@@ -20,7 +20,9 @@ pub fn data_dir() -> PathBuf {
 /// A datagen file of about `bytes` bytes, generated once and reused.
 pub fn input(bytes: u64) -> PathBuf {
     let dir = data_dir();
-    let path = dir.join(format!("orders-{}MB-seed1.csv", bytes / 1_000_000));
+    // `ids2`: the generator gives each seed its own range of order ids (a cached file from
+    // before that would not be what this code generates).
+    let path = dir.join(format!("orders-{}MB-seed1-ids2.csv", bytes / 1_000_000));
     if !path.exists() {
         std::fs::create_dir_all(&dir).expect("create bench-data");
         let cfg = GenConfig {

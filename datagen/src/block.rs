@@ -23,12 +23,18 @@ pub(crate) const CONFLICT: u8 = 2;
 pub(crate) const BAD: u8 = 3;
 pub(crate) const KINDS: usize = BAD as usize + Reason::ROW_KINDS.len();
 
-/// Order ids of block `b` are `ORDER_ID_BASE + b * BLOCK_ROWS + k`: unique
-/// across blocks because a block uses at most one fresh id per row.
+/// Order ids of block `b` of a file with seed `s` are
+/// `ORDER_ID_BASE + (s mod SEEDS) × IDS_PER_SEED + b × BLOCK_ROWS + k`: unique across blocks
+/// because a block uses at most one fresh id per row, and disjoint between files of different
+/// seeds (as real order ids are unique across files and grow over time), so a later file's
+/// lines are new lines, not re-deliveries of an earlier file's keys.
 const ORDER_ID_BASE: u64 = 1_000_000;
+/// Room for ten billion rows per file; ids stay below 10^15, far inside `i64`.
+const IDS_PER_SEED: u64 = 10_000_000_000;
+const SEEDS: u64 = 100_000;
 
-pub(crate) fn first_order_id(block: u64) -> u64 {
-    ORDER_ID_BASE + block * u64::from(BLOCK_ROWS)
+pub(crate) fn first_order_id(seed: u64, block: u64) -> u64 {
+    ORDER_ID_BASE + (seed % SEEDS) * IDS_PER_SEED + block * u64::from(BLOCK_ROWS)
 }
 
 /// Everything shared by all blocks of one file.
@@ -122,7 +128,7 @@ pub(crate) fn generate_block(
     let mut w = BlockWriter {
         plan,
         rng: rng::stream(plan.seed, index),
-        next_order_id: first_order_id(index),
+        next_order_id: first_order_id(plan.seed, index),
         order: Order {
             id: 0,
             client: 0,

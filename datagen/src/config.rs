@@ -218,6 +218,9 @@ impl Default for Dirt {
 /// Everything that determines the output; equal configs give equal bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GenConfig {
+    /// Everything random derives from it, and so does the file's range of order ids: files of
+    /// different seeds never share an order id, and a larger seed has larger ids (real ids are
+    /// unique across files and grow over time).
     pub seed: u64,
     pub size: Size,
     /// Distinct clients in the catalog (Zipf-skewed order counts).

@@ -94,7 +94,7 @@ pub(crate) fn run<W: Write>(cfg: &GenConfig, out: &mut W) -> Result<Expected, Er
     if want_tail {
         let mut rng = rng::stream(cfg.seed, rng::TAIL_STREAM);
         let mut scratch = Vec::new();
-        let order_id = first_order_id(next_block);
+        let order_id = first_order_id(cfg.seed, next_block);
         let row = dirt::unterminated_row(&mut rng, &catalog, order_id, &mut scratch);
         let mut buf = Vec::new();
         row::render(&mut buf, &layout, &catalog, &row.line, &row.patch(&scratch));

@@ -330,3 +330,33 @@ fn checker_notices_tampering() {
     let counts = checker::check(tampered.as_bytes());
     assert_eq!(counts.by_reason.get("unknown_channel"), Some(&1));
 }
+
+/// Real order ids are unique across files and grow over time: files of different seeds share
+/// no order id, and the larger seed has the larger ids.
+#[test]
+fn files_of_different_seeds_share_no_order_id_and_later_seeds_have_larger_ids() {
+    let ids = |seed: u64| -> (u64, u64, std::collections::HashSet<u64>) {
+        let (data, _) = run(&GenConfig {
+            seed,
+            ..rows(20_000, Dirt::none())
+        });
+        let records = checker::split(&data);
+        let h = checker::header(&records[0]);
+        let order = h.pos[2];
+        let ids: std::collections::HashSet<u64> = records[1..]
+            .iter()
+            .map(|r| {
+                std::str::from_utf8(&r.fields[order])
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        (*ids.iter().min().unwrap(), *ids.iter().max().unwrap(), ids)
+    };
+    let (lo3, hi3, ids3) = ids(3);
+    let (lo4, hi4, ids4) = ids(4);
+    assert!(ids3.is_disjoint(&ids4));
+    assert!(hi3 < lo4, "seed 3: {lo3}..={hi3}, seed 4: {lo4}..={hi4}");
+    assert!(i64::try_from(hi4).is_ok());
+}
