@@ -9,8 +9,8 @@
 //!
 //! Without `--lake`, a datagen file of `--size` (default 1GiB; seed 1, typical dirt, the same
 //! bytes as `duff datagen --size 1GiB --seed 1`) is generated once under `target/bench-data/`
-//! and processed once with `duff_engine::run_local` into `target/bench-lake-<size>/`; both are
-//! reused while the lake has a `succeeded` manifest.
+//! and processed once, as `duff run` would, into the Delta lake `target/bench-delta-lake-<size>/`;
+//! both are reused while the lake's `runs` table records a succeeded run.
 //!
 //! The server is the router `duff serve` runs (`EmbeddedBackend::open(lake, 0)`, no API key),
 //! served by `axum::serve` on 127.0.0.1:0 on its own multi-threaded runtime; the clients are
@@ -186,27 +186,24 @@ fn input(bytes: u64) -> PathBuf {
     path
 }
 
-/// Whether `lake/_runs/` holds a manifest with status `succeeded`.
+/// Whether the lake's `runs` table records a succeeded run.
 fn has_succeeded_run(lake: &Path) -> bool {
-    let Ok(dir) = std::fs::read_dir(lake.join(duff_engine::lake::RUNS_DIR)) else {
-        return false;
-    };
-    dir.flatten().any(|e| {
-        e.path().extension().is_some_and(|x| x == "json")
-            && std::fs::read(e.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .is_some_and(|m| m["status"] == "succeeded")
-    })
+    lake.is_dir()
+        && duff_delta::DeltaLake::open_local(lake)
+            .and_then(|l| l.runs())
+            .is_ok_and(|runs| {
+                runs.iter()
+                    .any(|m| m.status == duff_engine::RunStatus::Succeeded)
+            })
 }
 
-/// `target/bench-lake-<size>/`, built once from the datagen input.
+/// `target/bench-delta-lake-<size>/`, built once from the datagen input.
 fn lake_for(size: &str) -> PathBuf {
     let bytes = parse_size(size).unwrap_or_else(|| {
         eprintln!("invalid size {size:?}");
         usage()
     });
-    let lake = target_dir().join(format!("bench-lake-{size}"));
+    let lake = target_dir().join(format!("bench-delta-lake-{size}"));
     if has_succeeded_run(&lake) {
         return lake;
     }
@@ -217,10 +214,15 @@ fn lake_for(size: &str) -> PathBuf {
         csv.display()
     );
     let started = Instant::now();
-    let local = duff_engine::LocalLake::open(&lake).expect("open the lake");
-    let outcome =
-        duff_engine::run_local(&csv, &local, &duff_engine::RunOptions::default(), &|_| {})
-            .expect("the run");
+    let delta = duff_delta::DeltaLake::open_local(&lake).expect("open the lake");
+    let source = duff_engine::input::LocalInput::open(&csv).expect("open the input");
+    let outcome = duff_engine::run(
+        &source,
+        &delta,
+        &duff_engine::RunOptions::default(),
+        &|_| {},
+    )
+    .expect("the run");
     let m = outcome.manifest();
     assert!(
         has_succeeded_run(&lake),
@@ -816,7 +818,7 @@ fn main() {
         Some(dir) => {
             assert!(
                 has_succeeded_run(dir),
-                "{} has no succeeded run in _runs/",
+                "{} has no succeeded run in its runs table",
                 dir.display()
             );
             dir.clone()
