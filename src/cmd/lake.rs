@@ -11,6 +11,17 @@ use crate::cli::{LakeArgs, LakeCommand};
 const EXIT_PROBLEMS: u8 = 2;
 
 pub fn lake(args: LakeArgs) -> anyhow::Result<ExitCode> {
+    let dir = match &args.command {
+        LakeCommand::Check(a) | LakeCommand::Convert(a) | LakeCommand::Fold(a) => &a.lake,
+        LakeCommand::Vacuum(a) => &a.lake,
+    };
+    // Maintenance never creates a lake: a mistyped path must not become an empty one.
+    anyhow::ensure!(
+        dir.is_dir(),
+        "no lake at {}: create one with `duff run <file.csv> --lake {}`",
+        dir.display(),
+        dir.display()
+    );
     match args.command {
         LakeCommand::Check(a) => {
             let lake = DeltaLake::open_local(&a.lake)?;

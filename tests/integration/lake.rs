@@ -1189,3 +1189,18 @@ fn lake_check_recomputes_the_current_state_from_history() {
         "{report}"
     );
 }
+
+#[test]
+fn lake_maintenance_on_a_missing_lake_says_so_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-lake");
+    for command in ["check", "vacuum", "fold", "convert"] {
+        let out = duff_lake(&[command, "--lake", missing.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no lake at"),
+            "{command}"
+        );
+        assert!(!missing.exists(), "{command} created nothing");
+    }
+}
