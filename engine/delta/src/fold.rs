@@ -75,11 +75,8 @@ impl<L: Lake> DeltaLake<L> {
         debug_assert_eq!(orders_def.name, ORDERS.name);
         let orders = self.load_table(&orders_def).await?;
         let mut done = Vec::new();
-        for record in self.runs_async().await? {
-            if record.status != RunStatus::Succeeded {
-                continue;
-            }
-            let id = record.run_id.as_str();
+        for id in self.succeeded_runs().await? {
+            let id = id.as_str();
             let Some(generation) = self.run_version(&orders, &orders_def, id).await? else {
                 continue;
             };
@@ -97,6 +94,41 @@ impl<L: Lake> DeltaLake<L> {
             done.push(id.to_string());
         }
         Ok(done)
+    }
+
+    /// The ids of the succeeded runs, from the `runs` table's log alone: a run's row is a
+    /// file named after it whose statistics hold its `status` (one row: min = max), so no
+    /// file is opened unless its statistics lack it. Every `duff run` folds, so this must not
+    /// read one file per run ever committed.
+    async fn succeeded_runs(&self) -> Result<Vec<String>, Error> {
+        let runs = self.load_or_create_table(&crate::tables::RUNS).await?;
+        let mut ids = Vec::new();
+        let mut unknown = false;
+        for f in data_files(&runs, &crate::tables::RUNS)? {
+            let status = f.stats.as_deref().and_then(|s| {
+                let stats: serde_json::Value = serde_json::from_str(s).ok()?;
+                let (lo, hi) = (&stats["minValues"]["status"], &stats["maxValues"]["status"]);
+                (lo == hi)
+                    .then(|| lo.as_str().map(str::to_string))
+                    .flatten()
+            });
+            match (run_id_of_file(&f.path), status.as_deref()) {
+                (Some(id), Some("succeeded")) => ids.push(id.to_string()),
+                (Some(_), Some(_)) => {}
+                _ => unknown = true,
+            }
+        }
+        if unknown {
+            // Files this version did not write: read the records themselves.
+            return Ok(self
+                .runs_async()
+                .await?
+                .into_iter()
+                .filter(|m| m.status == RunStatus::Succeeded)
+                .map(|m| m.run_id)
+                .collect());
+        }
+        Ok(ids)
     }
 
     async fn fold_run(
