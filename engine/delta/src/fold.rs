@@ -80,7 +80,7 @@ impl<L: Lake> DeltaLake<L> {
             let Some(generation) = self.run_version(&orders, &orders_def, id).await? else {
                 continue;
             };
-            let current = self.load_or_create_table(&ORDER_LINES).await?;
+            let current = self.load_or_create(&ORDER_LINES).await?;
             let folded = self.run_version(&current, &ORDER_LINES, id).await?;
             if folded.is_some_and(|f| f >= generation) {
                 continue;
@@ -101,7 +101,7 @@ impl<L: Lake> DeltaLake<L> {
     /// file is opened unless its statistics lack it. Every `duff run` folds, so this must not
     /// read one file per run ever committed.
     async fn succeeded_runs(&self) -> Result<Vec<String>, Error> {
-        let runs = self.load_or_create_table(&crate::tables::RUNS).await?;
+        let runs = self.load_or_create(&crate::tables::RUNS).await?;
         let mut ids = Vec::new();
         let mut unknown = false;
         for f in data_files(&runs, &crate::tables::RUNS)? {
@@ -269,7 +269,7 @@ impl<L: Lake> DeltaLake<L> {
     pub(crate) async fn check_current_state(&self, root: &Path) -> Result<Vec<String>, Error> {
         let orders_def = crate::tables::COMMIT_ORDER[1];
         let orders = self.load_table(&orders_def).await?;
-        let current = self.load_or_create_table(&ORDER_LINES).await?;
+        let current = self.load_or_create(&ORDER_LINES).await?;
         let mut problems = Vec::new();
         let mut folded: HashSet<String> = HashSet::new();
         for record in self.runs_async().await? {

@@ -165,13 +165,6 @@ impl<L: Lake> DeltaLake<L> {
         &self.root
     }
 
-    pub(crate) async fn load_or_create_table(
-        &self,
-        def: &DeltaTableDef,
-    ) -> Result<DeltaTable, Error> {
-        self.load_or_create(def).await
-    }
-
     /// The lake that writes the data files.
     pub fn files(&self) -> &L {
         &self.files
@@ -205,7 +198,8 @@ impl<L: Lake> DeltaLake<L> {
         Ok(table)
     }
 
-    async fn load_or_create(&self, def: &DeltaTableDef) -> Result<DeltaTable, Error> {
+    /// The table as of its latest version, created first if it does not exist yet.
+    pub(crate) async fn load_or_create(&self, def: &DeltaTableDef) -> Result<DeltaTable, Error> {
         let table = DeltaTableBuilder::from_url(self.table_url(def))
             .and_then(|b| b.build())
             .map_err(|e| Error::delta(def.name, "open", e))?;
