@@ -7,6 +7,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::number::{PRECISION, SCALE};
 
+/// Digits of a [`ColumnType::DecimalSum`]: the most a DECIMAL has in Arrow, Parquet and Athena.
+pub const SUM_PRECISION: u8 = 38;
+
 /// Logical column types, each with one Arrow and one Glue/Athena spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -17,6 +20,8 @@ pub enum ColumnType {
     LowCardinalityString,
     /// DECIMAL(18,4): money and volumes, never floating point.
     Decimal,
+    /// DECIMAL(38,4): sums of `Decimal` values over many lines (marts), which outgrow 18 digits.
+    DecimalSum,
     /// UTC instant with millisecond precision.
     TimestampMillis,
     Binary,
@@ -32,6 +37,7 @@ impl ColumnType {
                 DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
             }
             ColumnType::Decimal => DataType::Decimal128(PRECISION, SCALE as i8),
+            ColumnType::DecimalSum => DataType::Decimal128(SUM_PRECISION, SCALE as i8),
             ColumnType::TimestampMillis => {
                 DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()))
             }
@@ -46,6 +52,7 @@ impl ColumnType {
             ColumnType::Int => "int".into(),
             ColumnType::String | ColumnType::LowCardinalityString => "string".into(),
             ColumnType::Decimal => format!("decimal({PRECISION},{SCALE})"),
+            ColumnType::DecimalSum => format!("decimal({SUM_PRECISION},{SCALE})"),
             ColumnType::TimestampMillis => "timestamp".into(),
             ColumnType::Binary => "binary".into(),
         }
@@ -59,7 +66,8 @@ pub struct Column {
     pub nullable: bool,
 }
 
-const fn col(name: &'static str, ty: ColumnType) -> Column {
+/// A non-null column.
+pub const fn col(name: &'static str, ty: ColumnType) -> Column {
     Column {
         name,
         ty,

@@ -13,7 +13,7 @@ use crate::common::{self, delta_files, delta_rows, history_tables};
 
 const DAY: &str = "2026-11-22";
 
-fn sample(dir: &Path, rows: u64) -> PathBuf {
+pub(crate) fn sample(dir: &Path, rows: u64) -> PathBuf {
     let cfg = GenConfig {
         seed: 17,
         size: Size::Rows(rows),
@@ -26,7 +26,7 @@ fn sample(dir: &Path, rows: u64) -> PathBuf {
 }
 
 /// `duff run` into `lake` with a fixed partition and timestamp, killed at `failpoint` if given.
-fn duff_run(
+pub(crate) fn duff_run(
     input: &Path,
     lake: &Path,
     failpoint: Option<&str>,
@@ -53,7 +53,7 @@ fn duff_run(
     cmd.output().unwrap()
 }
 
-fn must_succeed(out: std::process::Output) {
+pub(crate) fn must_succeed(out: std::process::Output) {
     assert!(
         out.status.success(),
         "{}{}",
@@ -539,7 +539,7 @@ os._exit(0)
             "runs" => assert_eq!(rows, 1),
             _ => assert_eq!(rows as usize, delta_rows(&lake, def).len(), "{}", def.name),
         }
-        if def.engine_table.is_some() {
+        if def.partitioned {
             assert_eq!(entry["pa_date"], serde_json::json!([DAY]), "{}", def.name);
         }
     }
@@ -582,7 +582,7 @@ fn options_do_not_change_what_a_run_commits() {
     }
 }
 
-fn duff_lake(args: &[&str]) -> std::process::Output {
+pub(crate) fn duff_lake(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_duff"))
         .arg("lake")
         .args(args)
@@ -835,6 +835,7 @@ fn file_statistics_are_the_files_true_bounds_and_counts() {
                         (s[0].to_string(), s[s.len() - 1].to_string())
                     }
                     T::Binary => panic!("{rel}: binary columns get no bounds"),
+                    T::DecimalSum => panic!("{rel}: sums are columns of marts only"),
                 };
                 let (lo, hi) = (text(lo), text(hi));
                 if column.ty == T::Decimal {
@@ -871,7 +872,7 @@ fn file_statistics_are_the_files_true_bounds_and_counts() {
 }
 
 /// Rewrites a CSV through `edit` (record index, header, fields), keeping the rest as is.
-fn derive_csv(
+pub(crate) fn derive_csv(
     from: &Path,
     to: &Path,
     edit: impl Fn(usize, &csv::StringRecord, &mut Vec<String>) -> bool,
@@ -893,7 +894,7 @@ fn derive_csv(
     writer.flush().unwrap();
 }
 
-fn column_index(header: &csv::StringRecord, name: &str) -> usize {
+pub(crate) fn column_index(header: &csv::StringRecord, name: &str) -> usize {
     header
         .iter()
         .position(|h| h.trim().eq_ignore_ascii_case(name))
@@ -901,7 +902,7 @@ fn column_index(header: &csv::StringRecord, name: &str) -> usize {
 }
 
 /// The latest version of every order line, recomputed from the history (`orders`).
-fn latest_of_history(lake: &Path) -> Vec<Vec<String>> {
+pub(crate) fn latest_of_history(lake: &Path) -> Vec<Vec<String>> {
     let names: Vec<&str> = duff_engine::schema::ORDERS
         .columns
         .iter()
@@ -994,6 +995,7 @@ fn the_current_state_is_the_latest_version_of_every_line_whatever_the_order_of_u
     let rows = delta_rows(&lake, &current);
     assert_eq!(rows.len(), expected.len());
     assert_eq!(rows, expected, "order_lines = the latest of history");
+    crate::marts::assert_marts_match_history(&lake);
     // And by the other reader: Python `deltalake` reads both tables and recomputes the latest
     // version of every line itself.
     let python = crate::venv::python_with(
@@ -1064,6 +1066,7 @@ os._exit(0)
         );
     }
     assert_eq!(delta_rows(&lake, &current), latest_of_history(&lake));
+    crate::marts::assert_marts_match_history(&lake);
 }
 
 #[test]
@@ -1106,6 +1109,7 @@ fn concurrent_runs_of_different_files_fold_into_an_exact_current_state() {
         delta_rows(&lake, &duff_delta::ORDER_LINES),
         latest_of_history(&lake)
     );
+    crate::marts::assert_marts_match_history(&lake);
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod fixtures;
 mod guarantees;
 mod infra;
 mod lake;
+mod marts;
 mod reference;
 mod s3;
 mod venv;

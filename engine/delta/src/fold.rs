@@ -40,6 +40,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::Error;
 use crate::lake::{DataFile, DeltaLake, attempt_nonce, belongs_to_run, data_files, run_id_of_file};
+use crate::marts::store::{day_of, marts_delta};
+use crate::marts::{LineSource, Marts, Names, Side};
 use crate::stats::stats_json;
 use crate::tables::ORDER_LINES;
 
@@ -74,13 +76,26 @@ impl<L: Lake> DeltaLake<L> {
         let orders_def = crate::tables::COMMIT_ORDER[1];
         debug_assert_eq!(orders_def.name, ORDERS.name);
         let orders = self.load_table(&orders_def).await?;
+        let mut names = Names::default();
+        let mut current = self.load_or_create(&ORDER_LINES).await?;
+        let (mut marts, reflects) = self.load_marts(root, &mut names).await?;
+        let version = table_version(&current)?;
+        if reflects != Some(version) {
+            // A fold that stopped between its two commits, or a lake from before marts.
+            tracing::info!(
+                ?reflects,
+                order_lines = version,
+                "the marts do not reflect order_lines: rebuilding them"
+            );
+            marts = self.rebuild_marts(root, &current, &mut names).await?;
+            self.commit_marts(root, &marts, &names, version).await?;
+        }
         let mut done = Vec::new();
         for id in self.succeeded_runs().await? {
             let id = id.as_str();
             let Some(generation) = self.run_version(&orders, &orders_def, id).await? else {
                 continue;
             };
-            let current = self.load_or_create(&ORDER_LINES).await?;
             let folded = self.run_version(&current, &ORDER_LINES, id).await?;
             if folded.is_some_and(|f| f >= generation) {
                 continue;
@@ -89,7 +104,13 @@ impl<L: Lake> DeltaLake<L> {
                 .into_iter()
                 .filter(|f| belongs_to_run(&f.path, id))
                 .collect();
-            self.fold_run(root, &current, id, generation, run_files)
+            let change = self
+                .fold_run(root, &current, id, generation, run_files, &mut names)
+                .await?;
+            marts.add(change);
+            current = self.load_table(&ORDER_LINES).await?;
+            duff_engine::run::failpoint("before_marts_commit");
+            self.commit_marts(root, &marts, &names, table_version(&current)?)
                 .await?;
             done.push(id.to_string());
         }
@@ -138,7 +159,8 @@ impl<L: Lake> DeltaLake<L> {
         run_id: &str,
         generation: i64,
         run_files: Vec<DataFile>,
-    ) -> Result<(), Error> {
+        names: &mut Names,
+    ) -> Result<Marts, Error> {
         let orders_dir = root.join(ORDERS.prefix);
         let lines_dir = root.join(ORDER_LINES.prefix);
         let nonce = format!("{:08x}", attempt_nonce());
@@ -160,7 +182,9 @@ impl<L: Lake> DeltaLake<L> {
             .filter(|f| belongs_to_run(&f.path, run_id) || range.is_none_or(|r| f.overlaps(r)))
             .collect();
         let mut losers: HashSet<Key> = HashSet::new();
-        if !overlapping.is_empty() && !run_files.is_empty() {
+        // Every file read, with which of its lines stay current (for the marts).
+        let mut read: Vec<(&DataFile, Vec<bool>)> = Vec::new();
+        if !overlapping.is_empty() {
             let rows: usize = run_files
                 .iter()
                 .filter_map(|f| f.stats.as_deref().and_then(num_records))
@@ -197,6 +221,7 @@ impl<L: Lake> DeltaLake<L> {
                     keep.push(stays);
                 })?;
                 if keep.iter().all(|k| *k) {
+                    read.push((old, keep));
                     continue;
                 }
                 actions.push(remove(old, now));
@@ -208,6 +233,7 @@ impl<L: Lake> DeltaLake<L> {
                             .map(|a| Action::Add(with_partition(a, old))),
                     );
                 }
+                read.push((old, keep));
             }
         }
         for f in &run_files {
@@ -237,6 +263,15 @@ impl<L: Lake> DeltaLake<L> {
                 actions.extend(kept.into_iter().map(|a| Action::Add(with_partition(a, f))));
             }
         }
+        let change = self.marts_change(
+            &lines_dir,
+            &orders_dir,
+            &existing,
+            read,
+            &run_files,
+            &losers,
+            names,
+        )?;
         duff_engine::run::failpoint("before_fold_commit");
         let snapshot = current
             .snapshot()
@@ -258,8 +293,70 @@ impl<L: Lake> DeltaLake<L> {
             .await
             .map_err(|e| Error::delta(ORDER_LINES.name, "commit", e))?;
         tracing::info!(run_id, generation, "folded into order_lines");
-        Ok(())
+        Ok(change)
     }
+
+    /// How the fold changes the marts: every current line of the orders it touches, before
+    /// and after. Those lines are in the files it read, plus (when a `--force` re-run drops
+    /// lines outside its new key range) any file whose range holds a dropped line's order.
+    #[allow(clippy::too_many_arguments)]
+    fn marts_change(
+        &self,
+        lines_dir: &Path,
+        orders_dir: &Path,
+        existing: &[DataFile],
+        read: Vec<(&DataFile, Vec<bool>)>,
+        run_files: &[DataFile],
+        losers: &HashSet<Key>,
+        names: &mut Names,
+    ) -> Result<Marts, Error> {
+        let touched = read
+            .iter()
+            .filter(|(_, keep)| keep.iter().any(|k| !*k))
+            .filter_map(|(f, _)| f.range)
+            .chain(run_files.iter().filter_map(|f| f.range))
+            .reduce(|(a, b), (lo, hi)| (a.min(lo), b.max(hi)));
+        let others = existing.iter().filter(|f| {
+            !read.iter().any(|(r, _)| r.path == f.path)
+                && touched.is_some_and(|t| f.range.is_none_or(|r| f.overlaps(t) || r.0 > r.1))
+        });
+        let mut sources: Vec<LineSource<'_>> = Vec::new();
+        for f in others {
+            sources.push(LineSource {
+                path: lines_dir.join(&f.path),
+                day: day_of(&f.partition_values),
+                sides: Box::new(|_, _| Some(Side::Both)),
+            });
+        }
+        for (f, keep) in read {
+            sources.push(LineSource {
+                path: lines_dir.join(&f.path),
+                day: day_of(&f.partition_values),
+                sides: Box::new(move |i, _| Some(if keep[i] { Side::Both } else { Side::Before })),
+            });
+        }
+        for f in run_files {
+            sources.push(LineSource {
+                path: orders_dir.join(&f.path),
+                day: day_of(&f.partition_values),
+                sides: Box::new(|_, key| (!losers.contains(&key)).then_some(Side::After)),
+            });
+        }
+        marts_delta(&sources, names)
+    }
+}
+
+/// A loaded table's version.
+fn table_version(table: &DeltaTable) -> Result<i64, Error> {
+    table
+        .version()
+        .and_then(|v| i64::try_from(v).ok())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: a loaded table has a version",
+                ORDER_LINES.name
+            ))
+        })
 }
 
 impl<L: Lake> DeltaLake<L> {
@@ -366,7 +463,7 @@ fn with_partition(mut add: Add, like: &DataFile) -> Add {
     add
 }
 
-fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
+pub(crate) fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
     let file = File::open(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
         path: path.display().to_string(),

@@ -16,6 +16,7 @@ pub mod error;
 pub mod fold;
 pub mod lake;
 pub mod maintenance;
+pub mod marts;
 pub mod runs;
 mod stats;
 pub mod tables;

@@ -146,6 +146,7 @@ impl<L: Lake> DeltaLake<L> {
             }
             if let Ok(root) = self.root_url().to_file_path() {
                 problems.extend(self.check_current_state(&root).await?);
+                problems.extend(self.check_marts(&root).await?);
             }
             Ok(problems)
         })

@@ -6,6 +6,7 @@ use deltalake_core::kernel::{DataType, StructField, StructType};
 use duff_engine::schema::{self as engine_schema, ColumnType, PARTITION_COLUMN, Table};
 
 use crate::error::Error;
+use crate::marts::MARTS;
 
 /// A Delta table of the lake.
 #[derive(Debug, Clone, Copy)]
@@ -13,8 +14,10 @@ pub struct DeltaTableDef {
     pub name: &'static str,
     /// Where the table lives under the lake root (its `_delta_log/` is inside).
     pub prefix: &'static str,
-    /// The engine table whose files it holds; `None` for `runs`.
+    /// The columns of its files (an engine table or a mart); `None` for `runs`.
     pub engine_table: Option<&'static Table>,
+    /// Partitioned by `pa_date` (the tables of order lines and their star schema).
+    pub partitioned: bool,
 }
 
 /// The `runs` table: one row per run, its last commit.
@@ -22,6 +25,7 @@ pub const RUNS: DeltaTableDef = DeltaTableDef {
     name: crate::runs::RUNS_TABLE,
     prefix: crate::runs::RUNS_PREFIX,
     engine_table: None,
+    partitioned: false,
 };
 
 /// The current state: the latest version of every order line, `orders`' schema and
@@ -30,6 +34,7 @@ pub const ORDER_LINES: DeltaTableDef = DeltaTableDef {
     name: "order_lines",
     prefix: "order_lines",
     engine_table: Some(&engine_schema::ORDERS),
+    partitioned: true,
 };
 
 const fn history(table: &'static Table) -> DeltaTableDef {
@@ -37,6 +42,7 @@ const fn history(table: &'static Table) -> DeltaTableDef {
         name: table.name,
         prefix: table.prefix,
         engine_table: Some(table),
+        partitioned: true,
     }
 }
 
@@ -54,8 +60,8 @@ pub static COMMIT_ORDER: [DeltaTableDef; 8] = [
     RUNS,
 ];
 
-/// Every table of the lake: the history in commit order, then the current state.
-pub static ALL_TABLES: [DeltaTableDef; 9] = [
+/// Every table of the lake: the history in commit order, the current state, its marts.
+pub static ALL_TABLES: [DeltaTableDef; 16] = [
     COMMIT_ORDER[0],
     COMMIT_ORDER[1],
     COMMIT_ORDER[2],
@@ -65,14 +71,22 @@ pub static ALL_TABLES: [DeltaTableDef; 9] = [
     COMMIT_ORDER[6],
     COMMIT_ORDER[7],
     ORDER_LINES,
+    MARTS[0],
+    MARTS[1],
+    MARTS[2],
+    MARTS[3],
+    MARTS[4],
+    MARTS[5],
+    MARTS[6],
 ];
 
 impl DeltaTableDef {
-    /// Partition columns: every engine table is partitioned by `pa_date`; `runs` is not.
+    /// Partition columns: `pa_date` or none.
     pub fn partition_columns(&self) -> Vec<String> {
-        match self.engine_table {
-            Some(_) => vec![PARTITION_COLUMN.to_string()],
-            None => Vec::new(),
+        if self.partitioned {
+            vec![PARTITION_COLUMN.to_string()]
+        } else {
+            Vec::new()
         }
     }
 
@@ -83,7 +97,10 @@ impl DeltaTableDef {
                 .columns
                 .iter()
                 .map(|c| StructField::new(c.name, delta_type(c.ty), c.nullable))
-                .chain([StructField::new(PARTITION_COLUMN, DataType::STRING, false)])
+                .chain(
+                    self.partitioned
+                        .then(|| StructField::new(PARTITION_COLUMN, DataType::STRING, false)),
+                )
                 .collect(),
             None => {
                 let arrow = crate::runs::runs_file_schema();
@@ -111,6 +128,11 @@ fn delta_type(ty: ColumnType) -> DataType {
             duff_engine::number::SCALE as u8,
         )
         .expect("DECIMAL(18,4) is a valid Delta decimal"),
+        ColumnType::DecimalSum => DataType::decimal(
+            engine_schema::SUM_PRECISION,
+            duff_engine::number::SCALE as u8,
+        )
+        .expect("DECIMAL(38,4) is a valid Delta decimal"),
         ColumnType::TimestampMillis => DataType::TIMESTAMP,
         ColumnType::Binary => DataType::BINARY,
     }

@@ -1,0 +1,251 @@
+//! The marts equal an independent recomputation from history (the latest version of every
+//! line, grouped here with ordinary maps), after every kind of change, crash and input order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use duff_delta::marts::MARTS;
+
+use crate::api::{money, units};
+use crate::common::{delta_files, parquet_rows};
+use crate::lake::{derive_csv, duff_lake, duff_run, latest_of_history, must_succeed, sample};
+
+#[derive(Default)]
+struct Group {
+    orders: BTreeSet<i64>,
+    lines: i64,
+    units: i64,
+    sales: i128,
+    volume: i128,
+}
+
+/// `12.34` or `12.3400` → `12.3400`.
+fn decimal(text: &str) -> String {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    money(units(&format!("{int}.{frac:0<4}")))
+}
+
+/// Every mart, recomputed from history: rows of strings in the mart's column order.
+fn marts_from_history(lake: &Path) -> BTreeMap<&'static str, Vec<Vec<String>>> {
+    let names: Vec<&str> = duff_engine::schema::ORDERS
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .chain(["pa_date"])
+        .collect();
+    let at = |n: &str| names.iter().position(|c| *c == n).unwrap();
+    let mut groups: BTreeMap<&'static str, BTreeMap<Vec<String>, Group>> = BTreeMap::new();
+    for row in latest_of_history(lake) {
+        let v = |n: &str| row[at(n)].clone();
+        let keys: [(&'static str, Vec<String>); 7] = [
+            ("mart_clients", vec![v("client_id")]),
+            (
+                "mart_client_products",
+                vec![v("client_id"), v("product_id")],
+            ),
+            ("mart_products", vec![v("product_id")]),
+            ("mart_status", vec![v("status")]),
+            ("mart_channels", vec![v("point_of_sale_channel")]),
+            (
+                "mart_daily_channels",
+                vec![v("pa_date"), v("point_of_sale_channel")],
+            ),
+            ("mart_client_status", vec![v("client_id"), v("status")]),
+        ];
+        for (mart, key) in keys {
+            let g = groups.entry(mart).or_default().entry(key).or_default();
+            g.orders.insert(v("order_id").parse().unwrap());
+            g.lines += 1;
+            g.units += v("product_ccf").parse::<i64>().unwrap();
+            g.sales += units(&decimal(&v("total_price")));
+            g.volume += units(&decimal(&v("total_volume")));
+        }
+    }
+    // Each client's top product: largest sales, then smallest product id.
+    let mut top: BTreeMap<String, (i128, i64)> = BTreeMap::new();
+    for (key, g) in groups.get("mart_client_products").into_iter().flatten() {
+        let product: i64 = key[1].parse().unwrap();
+        let best = top.entry(key[0].clone()).or_insert((g.sales, product));
+        if (g.sales, -product) > (best.0, -best.1) {
+            *best = (g.sales, product);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for def in MARTS.iter() {
+        let mut rows: Vec<Vec<String>> = groups
+            .remove(def.name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(mut key, g)| {
+                let client = key[0].clone();
+                key.extend([
+                    g.orders.len().to_string(),
+                    g.lines.to_string(),
+                    g.units.to_string(),
+                    money(g.sales),
+                    money(g.volume),
+                ]);
+                if def.name == "mart_clients" {
+                    let (sales, product) = top[&client];
+                    key.extend([product.to_string(), money(sales)]);
+                }
+                key
+            })
+            .collect();
+        rows.sort();
+        out.insert(def.name, rows);
+    }
+    out
+}
+
+/// Every mart as the lake holds it, decimals written with four places.
+fn marts_in_lake(lake: &Path) -> BTreeMap<&'static str, Vec<Vec<String>>> {
+    let mut out = BTreeMap::new();
+    for def in MARTS.iter() {
+        let columns = def.engine_table.unwrap().columns;
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for rel in delta_files(lake, def) {
+            for row in parquet_rows(&lake.join(rel)) {
+                let row = row
+                    .iter()
+                    .zip(columns)
+                    .map(|(v, c)| match c.ty {
+                        duff_engine::schema::ColumnType::DecimalSum => decimal(v),
+                        _ => v.clone(),
+                    })
+                    .collect();
+                rows.push(row);
+            }
+        }
+        rows.sort();
+        out.insert(def.name, rows);
+    }
+    out
+}
+
+/// Asserts that every mart equals its recomputation from history.
+pub fn assert_marts_match_history(lake: &Path) {
+    let expected = marts_from_history(lake);
+    let actual = marts_in_lake(lake);
+    for def in MARTS.iter() {
+        assert!(
+            !expected[def.name].is_empty(),
+            "{}: a lake with lines",
+            def.name
+        );
+        assert_eq!(actual[def.name], expected[def.name], "{}", def.name);
+    }
+}
+
+#[test]
+fn a_crash_between_the_current_state_and_the_marts_is_repaired_by_the_next_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 3_000);
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    must_succeed(duff_run(&a, &lake, None, &[]));
+    assert_marts_match_history(&lake);
+    let b = dir.path().join("redelivery.csv");
+    derive_csv(&a, &b, |i, header, f| {
+        let status = crate::lake::column_index(header, "status");
+        f[status] = "broken".into();
+        f.len() == header.len() && i % 4 == 0
+    });
+    let out = duff_run(
+        &b,
+        &lake,
+        Some("before_marts_commit"),
+        &["--ingested-at", "2026-11-23T10:00:00Z"],
+    );
+    assert!(!out.status.success());
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("the marts reflect order_lines version"),
+        "{report}"
+    );
+    must_succeed(duff_lake(&["fold", "--lake", lake_arg]));
+    assert_marts_match_history(&lake);
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+}
+
+#[test]
+fn lines_of_an_order_out_of_order_give_the_same_marts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 3_000);
+    let lake = dir.path().join("lake");
+    // The same lines, in reverse: order ids decrease through the file.
+    let reversed = dir.path().join("reversed.csv");
+    let text = std::fs::read_to_string(&a).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let header = lines.remove(0);
+    lines.reverse();
+    std::fs::write(&reversed, format!("{header}\n{}\n", lines.join("\n"))).unwrap();
+    must_succeed(duff_run(&reversed, &lake, None, &[]));
+    assert_marts_match_history(&lake);
+    // A re-delivery of every third line, folded into the reversed file's current state.
+    let b = dir.path().join("redelivery.csv");
+    derive_csv(&a, &b, |i, header, f| {
+        let client = crate::lake::column_index(header, "client_id");
+        if i % 6 == 0 {
+            f[client] = "424242".into();
+        }
+        f.len() == header.len() && i % 3 == 0
+    });
+    must_succeed(duff_run(
+        &b,
+        &lake,
+        None,
+        &["--ingested-at", "2026-11-23T10:00:00Z"],
+    ));
+    assert_marts_match_history(&lake);
+}
+
+#[test]
+fn lake_check_finds_a_mart_that_is_not_the_aggregate_of_the_current_state() {
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 2_000);
+    let lake = dir.path().join("lake");
+    must_succeed(duff_run(&a, &lake, None, &[]));
+    let def = MARTS.iter().find(|d| d.name == "mart_status").unwrap();
+    let rel = delta_files(&lake, def).remove(0);
+    let path = lake.join(rel);
+    let file = std::fs::File::open(&path).unwrap();
+    let batch: RecordBatch =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+    let at = batch.schema().index_of("orders").unwrap();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    let orders = columns[at]
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .iter()
+        .map(|v| v.map(|v| v + 1))
+        .collect::<Int64Array>();
+    columns[at] = std::sync::Arc::new(orders);
+    let wrong = RecordBatch::try_new(batch.schema(), columns).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        wrong.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&wrong).unwrap();
+    w.close().unwrap();
+    let out = duff_lake(&["check", "--lake", lake.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("mart_status: ") && report.contains("differ from a recomputation"),
+        "{report}"
+    );
+}
