@@ -124,6 +124,19 @@ pub struct DateRange {
 }
 
 impl DateRange {
+    /// Every date.
+    pub fn everything() -> Self {
+        DateRange {
+            from: MIN_DATE.into(),
+            to: MAX_DATE.into(),
+        }
+    }
+
+    /// Whether the range is every date (no `from`, no `to`, or both at their limits).
+    pub fn is_everything(&self) -> bool {
+        self.from == MIN_DATE && self.to == MAX_DATE
+    }
+
     pub const PARAMS: [&'static str; 2] = ["from", "to"];
 
     pub fn parse(q: &QueryParams) -> Result<Self, ApiError> {

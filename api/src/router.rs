@@ -271,14 +271,11 @@ async fn client_orders<B: Backend>(
         .transpose()?
         .unwrap_or("");
     let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
-    let mut bound = vec![
-        Param::from(dates.from),
-        Param::from(dates.to),
-        Param::Int(client_id),
-        Param::from(status),
-    ];
-    bound.extend(page_params(page));
-    let rs = query(&state, &reports::CLIENT_ORDERS, bound).await?;
+    let mut rest = vec![Param::Int(client_id), Param::from(status)];
+    rest.extend(page_params(page));
+    let current = state.backend.reads_current_state();
+    let (report, bound) = reports::CLIENT_ORDERS.bind(&dates, rest, current);
+    let rs = query(&state, report, bound).await?;
     if rs.rows.is_empty() && page.offset == 0 {
         let exists = query(&state, &reports::CLIENT_EXISTS, vec![Param::Int(client_id)]).await?;
         if exists.rows.first().and_then(|r| r[0].as_int()) == Some(0) {
@@ -287,7 +284,7 @@ async fn client_orders<B: Backend>(
             )));
         }
     }
-    Ok(render::page(&reports::CLIENT_ORDERS, rs, page, format))
+    Ok(render::page(report, rs, page, format))
 }
 
 async fn client_totals<B: Backend>(
@@ -307,9 +304,10 @@ async fn client_totals<B: Backend>(
         None => sort != ClientSort::ClientId,
     };
     let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
-    let report = sort.report(descending);
-    let mut bound = vec![Param::from(dates.from), Param::from(dates.to)];
-    bound.extend(page_params(page));
+    let current = state.backend.reads_current_state();
+    let (report, bound) = sort
+        .report(descending)
+        .bind(&dates, page_params(page).to_vec(), current);
     let rs = query(&state, report, bound).await?;
     Ok(render::page(report, rs, page, format))
 }
@@ -328,8 +326,8 @@ async fn sales<B: Backend, const WHICH: usize>(
     let q = QueryParams::parse(raw.as_deref(), LIST)?;
     let dates = DateRange::parse(&q)?;
     let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
-    let mut bound = vec![Param::from(dates.from), Param::from(dates.to)];
-    bound.extend(page_params(page));
+    let current = state.backend.reads_current_state();
+    let (report, bound) = report.bind(&dates, page_params(page).to_vec(), current);
     let rs = query(&state, report, bound).await?;
     Ok(render::page(report, rs, page, format))
 }
@@ -410,19 +408,18 @@ async fn legacy<B: Backend>(
     )?;
     let client_id = params::id("client_id", q.require("client_id")?)?;
     let format = Format::parse(&q)?;
-    let mut bound = vec![
-        Param::from(params::MIN_DATE),
-        Param::from(params::MAX_DATE),
-        Param::Int(client_id),
-    ];
+    let mut rest = vec![Param::Int(client_id)];
     let report = match resource {
         "client_orders" => {
-            bound.extend([Param::from(""), Param::Int(0), Param::Int(i64::MAX)]);
+            rest.extend([Param::from(""), Param::Int(0), Param::Int(i64::MAX)]);
             &reports::CLIENT_ORDERS
         }
         "status_summary" => &reports::CLIENT_STATUS_SUMMARY,
         _ => &reports::CLIENT_ORDER_TOTALS,
     };
+    let every_date = DateRange::everything();
+    let current = state.backend.reads_current_state();
+    let (report, bound) = report.bind(&every_date, rest, current);
     let rs = query(&state, report, bound).await?;
     Ok(render::all_rows(resource, &rs, format))
 }

@@ -16,7 +16,8 @@ pub fn table_names() -> Vec<&'static str> {
     duff_engine::schema::TABLES
         .iter()
         .map(|t| t.name)
-        .chain([RUNS_TABLE])
+        .chain([RUNS_TABLE, duff_delta::ORDER_LINES.name])
+        .chain(duff_delta::marts::MARTS.iter().map(|m| m.name))
         .collect()
 }
 

@@ -7,6 +7,7 @@
 //! manifest): it must stay invisible.
 
 mod athena;
+mod current;
 mod dashboard;
 mod hostile;
 mod lambda;

@@ -37,6 +37,8 @@ pub struct EmbeddedBackend {
     /// hash tables, so without a bound 16 concurrent dashboard loads on the 1 GiB lake grew the
     /// server past 16 GiB (`cargo bench -p duff-api --bench latency`).
     queries: Arc<tokio::sync::Semaphore>,
+    /// The lake has marts (every lake a fold has run on since they exist).
+    current_state: bool,
 }
 
 impl std::fmt::Debug for EmbeddedBackend {
@@ -85,6 +87,37 @@ impl EmbeddedBackend {
                 table.arrow_schema(),
             )?;
         }
+        // The current state (partitioned like `orders`) and the marts (not partitioned).
+        let order_lines = duff_delta::ORDER_LINES;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![(
+                duff_engine::schema::PARTITION_COLUMN.to_string(),
+                DataType::Utf8,
+            )]);
+        let columns = order_lines.engine_table.expect("order lines have columns");
+        register(
+            &ctx,
+            order_lines.name,
+            &root.join(order_lines.prefix),
+            options,
+            columns.arrow_schema(),
+        )?;
+        for mart in &duff_delta::marts::MARTS {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let columns = mart.engine_table.expect("a mart has columns");
+            register(
+                &ctx,
+                mart.name,
+                &root.join(mart.prefix),
+                options,
+                columns.arrow_schema(),
+            )?;
+        }
+        let current_state = duff_delta::marts::MARTS
+            .iter()
+            .all(|m| root.join(m.prefix).join("_delta_log").is_dir());
         let runs =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         register(
@@ -99,6 +132,7 @@ impl EmbeddedBackend {
             root,
             committed,
             queries: Arc::new(tokio::sync::Semaphore::new(threads)),
+            current_state,
         })
     }
 
@@ -192,6 +226,10 @@ impl Backend for EmbeddedBackend {
 
     fn name(&self) -> &'static str {
         "embedded"
+    }
+
+    fn reads_current_state(&self) -> bool {
+        self.current_state
     }
 }
 

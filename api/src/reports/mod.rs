@@ -1,7 +1,9 @@
 //! Report definitions: SQL text ([`sql`]) plus the names of its bound parameters.
 
 pub mod dialect;
+#[macro_use]
 pub mod sql;
+pub mod current;
 
 /// A bound parameter value. Only these two types exist, so a backend can always bind them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,45 @@ pub struct Report {
     pub name: &'static str,
     pub sql: &'static str,
     pub params: &'static [&'static str],
+    /// The same report read from the current state and its marts, for a request over every
+    /// date (its parameters are these without the leading `from` and `to`).
+    pub current: Option<&'static Report>,
 }
+
+impl Report {
+    /// The report and parameters to run for `dates` and the parameters after them: the
+    /// current-state form when the request spans every date and the backend has one.
+    pub fn bind(
+        &'static self,
+        dates: &crate::params::DateRange,
+        rest: Vec<Param>,
+        current_state: bool,
+    ) -> (&'static Report, Vec<Param>) {
+        match self.current {
+            Some(current) if current_state && dates.is_everything() => (current, rest),
+            _ => {
+                let mut bound = vec![
+                    Param::from(dates.from.as_str()),
+                    Param::from(dates.to.as_str()),
+                ];
+                bound.extend(rest);
+                (self, bound)
+            }
+        }
+    }
+}
+
+const fn current(name: &'static str, sql: &'static str, params: &'static [&'static str]) -> Report {
+    Report {
+        name,
+        sql,
+        params,
+        current: None,
+    }
+}
+
+const PAGE: &[&str] = &["offset", "limit"];
+const CLIENT_ONLY: &[&str] = &["client_id"];
 
 const DATES_PAGE: &[&str] = &["from", "to", "offset", "limit"];
 const CLIENT: &[&str] = &["from", "to", "client_id"];
@@ -43,56 +83,87 @@ pub static CLIENT_ORDERS: Report = Report {
     name: "client_orders",
     sql: sql::CLIENT_ORDERS,
     params: &["from", "to", "client_id", "status", "offset", "limit"],
+    current: Some(&current(
+        "client_orders",
+        current::CLIENT_ORDERS,
+        &["client_id", "status", "offset", "limit"],
+    )),
 };
 pub static CLIENT_EXISTS: Report = Report {
     name: "client_exists",
     sql: sql::CLIENT_EXISTS,
     params: &["client_id"],
+    current: None,
 };
 pub static CLIENT_STATUS_SUMMARY: Report = Report {
     name: "status_summary",
     sql: sql::CLIENT_STATUS_SUMMARY,
     params: CLIENT,
+    current: Some(&current(
+        "status_summary",
+        current::CLIENT_STATUS_SUMMARY,
+        CLIENT_ONLY,
+    )),
 };
 pub static CLIENT_ORDER_TOTALS: Report = Report {
     name: "orders_by_client",
     sql: sql::CLIENT_ORDER_TOTALS,
     params: CLIENT,
+    current: Some(&current(
+        "orders_by_client",
+        current::CLIENT_ORDER_TOTALS,
+        CLIENT_ONLY,
+    )),
 };
 pub static SALES_BY_PRODUCT: Report = Report {
     name: "sales_by_product",
     sql: sql::SALES_BY_PRODUCT,
     params: DATES_PAGE,
+    current: Some(&current(
+        "sales_by_product",
+        current::SALES_BY_PRODUCT,
+        PAGE,
+    )),
 };
 pub static SALES_BY_STATUS: Report = Report {
     name: "sales_by_status",
     sql: sql::SALES_BY_STATUS,
     params: DATES_PAGE,
+    current: Some(&current("sales_by_status", current::SALES_BY_STATUS, PAGE)),
 };
 pub static SALES_BY_CHANNEL: Report = Report {
     name: "sales_by_channel",
     sql: sql::SALES_BY_CHANNEL,
     params: DATES_PAGE,
+    current: Some(&current(
+        "sales_by_channel",
+        current::SALES_BY_CHANNEL,
+        PAGE,
+    )),
 };
 pub static SALES_BY_DAY: Report = Report {
     name: "sales_by_day",
     sql: sql::SALES_BY_DAY,
     params: DATES_PAGE,
+    current: Some(&current("sales_by_day", current::SALES_BY_DAY, PAGE)),
 };
 pub static RUNS: Report = Report {
     name: "runs",
     sql: sql::RUNS,
     params: &["from", "to", "status", "offset", "limit"],
+    current: None,
 };
 pub static RUN: Report = Report {
     name: "run",
     sql: sql::RUN,
     params: &["run_id"],
+    current: None,
 };
 pub static RUN_QUARANTINE: Report = Report {
     name: "run_quarantine",
     sql: sql::RUN_QUARANTINE,
     params: &["run_id", "reason", "offset", "limit"],
+    current: None,
 };
 
 /// Orderings of the totals per client. Each is its own fixed SQL text: an ORDER BY column
@@ -137,25 +208,39 @@ impl ClientSort {
     }
 }
 
-const fn client_totals(sql: &'static str) -> Report {
+const fn client_totals(sql: &'static str, current: &'static Report) -> Report {
     Report {
         name: "client_totals",
         sql,
         params: DATES_PAGE,
+        current: Some(current),
     }
 }
 
+static CLIENT_TOTALS_CURRENT: [Report; 10] = [
+    current("client_totals", current::CLIENT_TOTALS_SALES_DESC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_SALES_ASC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_ORDERS_DESC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_ORDERS_ASC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_UNITS_DESC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_UNITS_ASC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_VOLUME_DESC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_VOLUME_ASC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_ID_DESC, PAGE),
+    current("client_totals", current::CLIENT_TOTALS_ID_ASC, PAGE),
+];
+
 pub static CLIENT_TOTALS: [Report; 10] = [
-    client_totals(sql::CLIENT_TOTALS_SALES_DESC),
-    client_totals(sql::CLIENT_TOTALS_SALES_ASC),
-    client_totals(sql::CLIENT_TOTALS_ORDERS_DESC),
-    client_totals(sql::CLIENT_TOTALS_ORDERS_ASC),
-    client_totals(sql::CLIENT_TOTALS_UNITS_DESC),
-    client_totals(sql::CLIENT_TOTALS_UNITS_ASC),
-    client_totals(sql::CLIENT_TOTALS_VOLUME_DESC),
-    client_totals(sql::CLIENT_TOTALS_VOLUME_ASC),
-    client_totals(sql::CLIENT_TOTALS_ID_DESC),
-    client_totals(sql::CLIENT_TOTALS_ID_ASC),
+    client_totals(sql::CLIENT_TOTALS_SALES_DESC, &CLIENT_TOTALS_CURRENT[0]),
+    client_totals(sql::CLIENT_TOTALS_SALES_ASC, &CLIENT_TOTALS_CURRENT[1]),
+    client_totals(sql::CLIENT_TOTALS_ORDERS_DESC, &CLIENT_TOTALS_CURRENT[2]),
+    client_totals(sql::CLIENT_TOTALS_ORDERS_ASC, &CLIENT_TOTALS_CURRENT[3]),
+    client_totals(sql::CLIENT_TOTALS_UNITS_DESC, &CLIENT_TOTALS_CURRENT[4]),
+    client_totals(sql::CLIENT_TOTALS_UNITS_ASC, &CLIENT_TOTALS_CURRENT[5]),
+    client_totals(sql::CLIENT_TOTALS_VOLUME_DESC, &CLIENT_TOTALS_CURRENT[6]),
+    client_totals(sql::CLIENT_TOTALS_VOLUME_ASC, &CLIENT_TOTALS_CURRENT[7]),
+    client_totals(sql::CLIENT_TOTALS_ID_DESC, &CLIENT_TOTALS_CURRENT[8]),
+    client_totals(sql::CLIENT_TOTALS_ID_ASC, &CLIENT_TOTALS_CURRENT[9]),
 ];
 
 /// Every report, for tests and tools.
@@ -174,6 +259,8 @@ pub fn all() -> Vec<&'static Report> {
         &RUN_QUARANTINE,
     ];
     v.extend(CLIENT_TOTALS.iter());
+    let current: Vec<&'static Report> = v.iter().filter_map(|r| r.current).collect();
+    v.extend(current);
     v
 }
 

@@ -186,88 +186,69 @@ pub struct Marts {
     pub(crate) client_statuses: HashMap<(i64, u32), Measures>,
 }
 
-/// Reused buffers for the distinct groups of one order.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    ints: Vec<i64>,
-    pairs: Vec<(i64, i64)>,
-    small: Vec<u32>,
-    small_pairs: Vec<(u32, u32)>,
-    mixed: Vec<(i64, u32)>,
+/// Orders' lines to add to (sign 1) or take from (sign -1) the marts, applied together.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    lines: Vec<Line>,
+    /// `(start, end, sign)`: one order's lines in `lines`.
+    orders: Vec<(usize, usize, i64)>,
+}
+
+impl Batch {
+    /// Lines held before a batch is applied: enough to amortise a fork of the work.
+    pub const LINES: usize = 1 << 16;
+
+    pub fn push(&mut self, sign: i64, lines: &[Line]) {
+        if lines.is_empty() {
+            return;
+        }
+        let start = self.lines.len();
+        self.lines.extend_from_slice(lines);
+        self.orders.push((start, self.lines.len(), sign));
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.lines.clear();
+        self.orders.clear();
+    }
 }
 
 impl Marts {
     /// Adds `sign` × the contribution of one order's lines: their sums to each group, and
     /// ±1 to `orders` once per group the order has a line in.
-    pub(crate) fn apply_order(&mut self, sign: i64, lines: &[Line], s: &mut Scratch) {
-        if lines.is_empty() {
-            return;
-        }
-        for l in lines {
-            self.clients.entry(l.client).or_default().add_line(sign, l);
-            self.client_products
-                .entry((l.client, l.product))
-                .or_default()
-                .add_line(sign, l);
-            self.products
-                .entry(l.product)
-                .or_default()
-                .add_line(sign, l);
-            self.statuses.entry(l.status).or_default().add_line(sign, l);
-            self.channels
-                .entry(l.channel)
-                .or_default()
-                .add_line(sign, l);
-            self.daily_channels
-                .entry((l.day, l.channel))
-                .or_default()
-                .add_line(sign, l);
-            self.client_statuses
-                .entry((l.client, l.status))
-                .or_default()
-                .add_line(sign, l);
-        }
-        count_distinct(
-            &mut s.ints,
-            lines,
-            |l| l.client,
-            |k| self.clients.entry(k).or_default().orders += sign,
-        );
-        count_distinct(
-            &mut s.pairs,
-            lines,
-            |l| (l.client, l.product),
-            |k| self.client_products.entry(k).or_default().orders += sign,
-        );
-        count_distinct(
-            &mut s.ints,
-            lines,
-            |l| l.product,
-            |k| self.products.entry(k).or_default().orders += sign,
-        );
-        count_distinct(
-            &mut s.small,
-            lines,
-            |l| l.status,
-            |k| self.statuses.entry(k).or_default().orders += sign,
-        );
-        count_distinct(
-            &mut s.small,
-            lines,
-            |l| l.channel,
-            |k| self.channels.entry(k).or_default().orders += sign,
-        );
-        count_distinct(
-            &mut s.small_pairs,
-            lines,
-            |l| (l.day, l.channel),
-            |k| self.daily_channels.entry(k).or_default().orders += sign,
-        );
-        count_distinct(
-            &mut s.mixed,
-            lines,
-            |l| (l.client, l.status),
-            |k| self.client_statuses.entry(k).or_default().orders += sign,
+    #[cfg(test)]
+    pub(crate) fn apply_order(&mut self, sign: i64, lines: &[Line]) {
+        let mut batch = Batch::default();
+        batch.push(sign, lines);
+        self.apply(&batch);
+    }
+
+    /// Adds every order of `batch` ([`Marts::apply_order`]): the largest mart (client ×
+    /// product, one random lookup per line) on one thread, the others on another.
+    pub(crate) fn apply(&mut self, batch: &Batch) {
+        let Marts {
+            clients,
+            client_products,
+            products,
+            statuses,
+            channels,
+            daily_channels,
+            client_statuses,
+        } = self;
+        rayon::join(
+            || apply_to(client_products, batch, |l| (l.client, l.product)),
+            || {
+                apply_to(clients, batch, |l| l.client);
+                apply_to(client_statuses, batch, |l| (l.client, l.status));
+                apply_to(products, batch, |l| l.product);
+                apply_to(statuses, batch, |l| l.status);
+                apply_to(channels, batch, |l| l.channel);
+                apply_to(daily_channels, batch, |l| (l.day, l.channel));
+            },
         );
     }
 
@@ -300,19 +281,35 @@ impl Marts {
     }
 }
 
-/// Calls `each` once per distinct `key` of `lines` (a handful: the lines of one order).
-fn count_distinct<K: Ord + Copy>(
-    buf: &mut Vec<K>,
-    lines: &[Line],
+/// Adds each order of `batch` to the mart grouped by `key`: one lookup per group an order
+/// has lines in (an order's lines usually share their client, status and channel).
+fn apply_to<K: std::hash::Hash + Ord + Copy>(
+    mart: &mut HashMap<K, Measures>,
+    batch: &Batch,
     key: impl Fn(&Line) -> K,
-    mut each: impl FnMut(K),
 ) {
-    buf.clear();
-    buf.extend(lines.iter().map(key));
-    buf.sort_unstable();
-    buf.dedup();
-    for k in buf.iter() {
-        each(*k);
+    let mut keys: Vec<(K, usize)> = Vec::new();
+    for &(start, end, sign) in &batch.orders {
+        let lines = &batch.lines[start..end];
+        let first = key(&lines[0]);
+        if lines.iter().all(|l| key(l) == first) {
+            let m = mart.entry(first).or_default();
+            m.orders += sign;
+            for l in lines {
+                m.add_line(sign, l);
+            }
+            continue;
+        }
+        keys.clear();
+        keys.extend(lines.iter().enumerate().map(|(i, l)| (key(l), i)));
+        keys.sort_unstable();
+        for group in keys.chunk_by(|a, b| a.0 == b.0) {
+            let m = mart.entry(group[0].0).or_default();
+            m.orders += sign;
+            for (_, i) in group {
+                m.add_line(sign, &lines[*i]);
+            }
+        }
     }
 }
 
@@ -337,13 +334,12 @@ mod tests {
     #[test]
     fn an_order_counts_once_per_group_and_its_lines_each() {
         let mut marts = Marts::default();
-        let mut s = Scratch::default();
         let order = [
             line(1, 7, 10, 0, 5),
             line(1, 7, 11, 0, 6),
             line(1, 7, 12, 1, 7),
         ];
-        marts.apply_order(1, &order, &mut s);
+        marts.apply_order(1, &order);
         let c = marts.clients[&7];
         assert_eq!((c.orders, c.order_lines, c.units, c.sales), (1, 3, 6, 18));
         assert_eq!(marts.statuses[&0].orders, 1);
@@ -358,14 +354,13 @@ mod tests {
         // Order 1 moves one line from client 7 to client 8; the state equals a fresh build.
         let before = [line(1, 7, 10, 0, 5), line(1, 7, 11, 0, 6)];
         let after = [line(1, 7, 10, 0, 5), line(1, 8, 11, 1, 9)];
-        let mut s = Scratch::default();
         let mut folded = Marts::default();
-        folded.apply_order(1, &before, &mut s);
-        folded.apply_order(-1, &before, &mut s);
-        folded.apply_order(1, &after, &mut s);
+        folded.apply_order(1, &before);
+        folded.apply_order(-1, &before);
+        folded.apply_order(1, &after);
         folded.prune();
         let mut fresh = Marts::default();
-        fresh.apply_order(1, &after, &mut s);
+        fresh.apply_order(1, &after);
         assert_eq!(folded, fresh);
         assert_eq!(folded.clients.len(), 2);
     }
@@ -373,8 +368,7 @@ mod tests {
     #[test]
     fn top_product_ties_go_to_the_smallest_id() {
         let mut marts = Marts::default();
-        let mut s = Scratch::default();
-        marts.apply_order(1, &[line(1, 7, 12, 0, 5), line(1, 7, 11, 0, 5)], &mut s);
+        marts.apply_order(1, &[line(1, 7, 12, 0, 5), line(1, 7, 11, 0, 5)]);
         assert_eq!(marts.top_products()[&7], (11, 5));
     }
 }

@@ -20,8 +20,8 @@ use parquet::arrow::ArrowWriter;
 
 use super::lines::{UNSORTED, stream_orders_unsorted};
 use super::{
-    CHANNELS, CLIENT_PRODUCTS, CLIENT_STATUSES, CLIENTS, DAILY_CHANNELS, LineSource, MARTS, Marts,
-    Measures, Names, PRODUCTS, STATUSES, Scratch, Side, stream_orders,
+    Batch, CHANNELS, CLIENT_PRODUCTS, CLIENT_STATUSES, CLIENTS, DAILY_CHANNELS, LineSource, MARTS,
+    Marts, Measures, Names, PRODUCTS, STATUSES, Side, stream_orders,
 };
 use crate::error::Error;
 use crate::lake::{DeltaLake, attempt_nonce, data_files};
@@ -195,12 +195,16 @@ impl<L: Lake> DeltaLake<L> {
 /// The change of the marts that `sources` describe (their lines' sides), exact whatever the
 /// files' line order.
 pub(crate) fn marts_delta(sources: &[LineSource<'_>], names: &mut Names) -> Result<Marts, Error> {
-    let mut scratch = Scratch::default();
     let mut delta = Marts::default();
+    let mut batch = Batch::default();
     let mut fold = |before: &[super::Line], after: &[super::Line]| {
         if before != after {
-            delta.apply_order(-1, before, &mut scratch);
-            delta.apply_order(1, after, &mut scratch);
+            batch.push(-1, before);
+            batch.push(1, after);
+            if batch.len() >= Batch::LINES {
+                delta.apply(&batch);
+                batch.clear();
+            }
         }
     };
     match stream_orders(sources, names, &mut fold) {
@@ -209,16 +213,22 @@ pub(crate) fn marts_delta(sources: &[LineSource<'_>], names: &mut Names) -> Resu
             tracing::info!("{m}: grouping the lines by order in memory instead");
             drop(fold);
             delta = Marts::default();
+            batch.clear();
             let mut fold = |before: &[super::Line], after: &[super::Line]| {
                 if before != after {
-                    delta.apply_order(-1, before, &mut scratch);
-                    delta.apply_order(1, after, &mut scratch);
+                    batch.push(-1, before);
+                    batch.push(1, after);
+                    if batch.len() >= Batch::LINES {
+                        delta.apply(&batch);
+                        batch.clear();
+                    }
                 }
             };
             stream_orders_unsorted(sources, names, &mut fold)?;
         }
         Err(e) => return Err(e),
     }
+    delta.apply(&batch);
     Ok(delta)
 }
 
@@ -229,6 +239,10 @@ impl Marts {
             to: &mut HashMap<K, Measures>,
             from: HashMap<K, Measures>,
         ) {
+            if to.is_empty() {
+                *to = from;
+                return;
+            }
             for (k, m) in from {
                 let t = to.entry(k).or_default();
                 t.orders += m.orders;
