@@ -273,7 +273,7 @@ async fn client_orders<B: Backend>(
     let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
     let mut rest = vec![Param::Int(client_id), Param::from(status)];
     rest.extend(page_params(page));
-    let current = state.backend.reads_current_state();
+    let current = state.backend.reads_current_state().await;
     let (report, bound) = reports::CLIENT_ORDERS.bind(&dates, rest, current);
     let rs = query(&state, report, bound).await?;
     if rs.rows.is_empty() && page.offset == 0 {
@@ -304,7 +304,7 @@ async fn client_totals<B: Backend>(
         None => sort != ClientSort::ClientId,
     };
     let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
-    let current = state.backend.reads_current_state();
+    let current = state.backend.reads_current_state().await;
     let (report, bound) = sort
         .report(descending)
         .bind(&dates, page_params(page).to_vec(), current);
@@ -326,7 +326,7 @@ async fn sales<B: Backend, const WHICH: usize>(
     let q = QueryParams::parse(raw.as_deref(), LIST)?;
     let dates = DateRange::parse(&q)?;
     let (page, format) = (Page::parse(&q)?, Format::parse(&q)?);
-    let current = state.backend.reads_current_state();
+    let current = state.backend.reads_current_state().await;
     let (report, bound) = report.bind(&dates, page_params(page).to_vec(), current);
     let rs = query(&state, report, bound).await?;
     Ok(render::page(report, rs, page, format))
@@ -418,7 +418,7 @@ async fn legacy<B: Backend>(
         _ => &reports::CLIENT_ORDER_TOTALS,
     };
     let every_date = DateRange::everything();
-    let current = state.backend.reads_current_state();
+    let current = state.backend.reads_current_state().await;
     let (report, bound) = report.bind(&every_date, rest, current);
     let rs = query(&state, report, bound).await?;
     Ok(render::all_rows(resource, &rs, format))

@@ -37,8 +37,6 @@ pub struct EmbeddedBackend {
     /// hash tables, so without a bound 16 concurrent dashboard loads on the 1 GiB lake grew the
     /// server past 16 GiB (`cargo bench -p duff-api --bench latency`).
     queries: Arc<tokio::sync::Semaphore>,
-    /// The lake has marts (every lake a fold has run on since they exist).
-    current_state: bool,
 }
 
 impl std::fmt::Debug for EmbeddedBackend {
@@ -115,9 +113,6 @@ impl EmbeddedBackend {
                 columns.arrow_schema(),
             )?;
         }
-        let current_state = duff_delta::marts::MARTS
-            .iter()
-            .all(|m| root.join(m.prefix).join("_delta_log").is_dir());
         let runs =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         register(
@@ -132,7 +127,6 @@ impl EmbeddedBackend {
             root,
             committed,
             queries: Arc::new(tokio::sync::Semaphore::new(threads)),
-            current_state,
         })
     }
 
@@ -228,8 +222,16 @@ impl Backend for EmbeddedBackend {
         "embedded"
     }
 
-    fn reads_current_state(&self) -> bool {
-        self.current_state
+    async fn reads_current_state(&self) -> bool {
+        // Follows the logs first: a lake whose last fold stopped between its two commits
+        // answers from history until the next fold rebuilds the marts.
+        match self.committed.refresh().await {
+            Ok(()) => self.committed.marts_reflect_current_state(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the lake's tables; answering from history");
+                false
+            }
+        }
     }
 }
 

@@ -24,9 +24,10 @@ pub trait Backend: Send + Sync + 'static {
     /// A short name for logs and `/healthz`.
     fn name(&self) -> &'static str;
 
-    /// Whether the lake it reads has the current state and marts ([`Report::current`]):
-    /// reports over every date then read those instead of ranking the history.
-    fn reads_current_state(&self) -> bool {
-        false
+    /// Whether the lake it reads has its current state and marts up to date
+    /// ([`Report::current`]): reports over every date then read those instead of ranking the
+    /// history.
+    fn reads_current_state(&self) -> impl Future<Output = bool> + Send {
+        async { false }
     }
 }

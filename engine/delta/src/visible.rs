@@ -54,6 +54,8 @@ pub struct CommittedOnly {
     root_path: StorePath,
     visible: Arc<RwLock<Visible>>,
     tables: tokio::sync::Mutex<HashMap<&'static str, (DeltaTable, Option<Version>)>>,
+    /// Every mart records the `order_lines` version the tables are at.
+    marts_current: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for CommittedOnly {
@@ -84,6 +86,7 @@ impl CommittedOnly {
             root_path,
             visible: Arc::new(RwLock::new(Visible { tables })),
             tables: tokio::sync::Mutex::new(HashMap::new()),
+            marts_current: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -149,6 +152,9 @@ impl CommittedOnly {
             }
         }
         if !changed.is_empty() {
+            let current = marts_reflect(&tables).await?;
+            self.marts_current
+                .store(current, std::sync::atomic::Ordering::Relaxed);
             let mut visible = self.visible.write().expect("not poisoned");
             for (dir, files) in changed {
                 if let Some(slot) = visible.tables.iter_mut().find(|(d, _)| *d == dir) {
@@ -157,6 +163,14 @@ impl CommittedOnly {
             }
         }
         Ok(())
+    }
+
+    /// Whether, as of the last [`refresh`](CommittedOnly::refresh), every mart reflects the
+    /// current state's latest version (false before marts were first built, or between a
+    /// fold's commit to `order_lines` and its commit to the marts).
+    pub fn marts_reflect_current_state(&self) -> bool {
+        self.marts_current
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The committed files of a table, as paths relative to the lake root, sorted.
@@ -182,6 +196,35 @@ impl CommittedOnly {
         out.sort();
         out
     }
+}
+
+/// Whether every mart's `txn` names the loaded `order_lines` version.
+async fn marts_reflect(
+    tables: &HashMap<&'static str, (DeltaTable, Option<Version>)>,
+) -> Result<bool, Error> {
+    let Some(version) = tables
+        .get(crate::tables::ORDER_LINES.name)
+        .and_then(|t| t.1)
+        .and_then(|v| i64::try_from(v).ok())
+    else {
+        return Ok(false);
+    };
+    for def in &crate::marts::MARTS {
+        let Some((table, Some(_))) = tables.get(def.name) else {
+            return Ok(false);
+        };
+        let state = table
+            .snapshot()
+            .map_err(|e| Error::delta(def.name, "snapshot", e))?;
+        let reflects = state
+            .transaction_version(table.log_store().as_ref(), crate::marts::store::REFLECTS)
+            .await
+            .map_err(|e| Error::delta(def.name, "read txn", e))?;
+        if reflects != Some(version) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn table_dir(root: &StorePath, def: &DeltaTableDef) -> StorePath {

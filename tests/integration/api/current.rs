@@ -8,11 +8,14 @@ use duff_api::reports::{self, Param};
 #[test]
 fn every_report_reads_the_same_rows_from_the_current_state_as_from_history() {
     let backend = super::embedded();
-    assert!(backend.reads_current_state(), "a folded lake has marts");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    assert!(
+        rt.block_on(backend.reads_current_state()),
+        "a folded lake has its marts"
+    );
     let mut compared = 0;
     for client in [super::lake().client, super::NEW_CLIENT] {
         for report in reports::all() {
@@ -38,7 +41,10 @@ fn every_report_reads_the_same_rows_from_the_current_state_as_from_history() {
             let history = rt.block_on(backend.query(report, dated)).unwrap();
             let now = rt.block_on(backend.query(current, rest)).unwrap();
             let names = |rs: &duff_api::value::ResultSet| {
-                rs.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>()
+                rs.columns
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>()
             };
             assert_eq!(names(&now), names(&history), "{}", report.name);
             assert!(!history.rows.is_empty(), "{}: rows to compare", report.name);
