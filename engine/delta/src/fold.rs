@@ -110,8 +110,14 @@ impl<L: Lake> DeltaLake<L> {
             marts.add(change);
             current = self.load_table(&ORDER_LINES).await?;
             duff_engine::run::failpoint("before_marts_commit");
+            let started = std::time::Instant::now();
             self.commit_marts(root, &marts, &names, table_version(&current)?)
                 .await?;
+            tracing::info!(
+                run_id = id,
+                ms = started.elapsed().as_millis() as u64,
+                "marts committed"
+            );
             done.push(id.to_string());
         }
         Ok(done)
@@ -161,6 +167,7 @@ impl<L: Lake> DeltaLake<L> {
         run_files: Vec<DataFile>,
         names: &mut Names,
     ) -> Result<Marts, Error> {
+        let started = std::time::Instant::now();
         let orders_dir = root.join(ORDERS.prefix);
         let lines_dir = root.join(ORDER_LINES.prefix);
         let nonce = format!("{:08x}", attempt_nonce());
@@ -263,6 +270,8 @@ impl<L: Lake> DeltaLake<L> {
                 actions.extend(kept.into_iter().map(|a| Action::Add(with_partition(a, f))));
             }
         }
+        let merged_ms = started.elapsed().as_millis() as u64;
+        let read_count = read.len();
         let change = self.marts_change(
             &lines_dir,
             &orders_dir,
@@ -292,7 +301,14 @@ impl<L: Lake> DeltaLake<L> {
             )
             .await
             .map_err(|e| Error::delta(ORDER_LINES.name, "commit", e))?;
-        tracing::info!(run_id, generation, "folded into order_lines");
+        tracing::info!(
+            run_id,
+            generation,
+            files_read = read_count,
+            order_lines_ms = merged_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "folded into order_lines and the marts' change computed"
+        );
         Ok(change)
     }
 
