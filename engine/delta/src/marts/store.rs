@@ -195,41 +195,43 @@ impl<L: Lake> DeltaLake<L> {
 /// The change of the marts that `sources` describe (their lines' sides), exact whatever the
 /// files' line order.
 pub(crate) fn marts_delta(sources: &[LineSource<'_>], names: &mut Names) -> Result<Marts, Error> {
-    let mut delta = Marts::default();
-    let mut batch = Batch::default();
-    let mut fold = |before: &[super::Line], after: &[super::Line]| {
-        if before != after {
-            batch.push(-1, before);
-            batch.push(1, after);
-            if batch.len() >= Batch::LINES {
-                delta.apply(&batch);
-                batch.clear();
-            }
-        }
-    };
-    match stream_orders(sources, names, &mut fold) {
+    let mut change = Change::default();
+    match stream_orders(sources, names, |b, a| change.order(b, a)) {
         Ok(()) => {}
         Err(Error::Invalid(m)) if m.ends_with(UNSORTED) => {
             tracing::info!("{m}: grouping the lines by order in memory instead");
-            drop(fold);
-            delta = Marts::default();
-            batch.clear();
-            let mut fold = |before: &[super::Line], after: &[super::Line]| {
-                if before != after {
-                    batch.push(-1, before);
-                    batch.push(1, after);
-                    if batch.len() >= Batch::LINES {
-                        delta.apply(&batch);
-                        batch.clear();
-                    }
-                }
-            };
-            stream_orders_unsorted(sources, names, &mut fold)?;
+            change = Change::default();
+            stream_orders_unsorted(sources, names, |b, a| change.order(b, a))?;
         }
         Err(e) => return Err(e),
     }
-    delta.apply(&batch);
-    Ok(delta)
+    Ok(change.finish())
+}
+
+/// The marts' change, accumulated order by order in batches.
+#[derive(Default)]
+struct Change {
+    delta: Marts,
+    batch: Batch,
+}
+
+impl Change {
+    fn order(&mut self, before: &[super::Line], after: &[super::Line]) {
+        if before == after {
+            return;
+        }
+        self.batch.push(-1, before);
+        self.batch.push(1, after);
+        if self.batch.len() >= Batch::LINES {
+            self.delta.apply(&self.batch);
+            self.batch.clear();
+        }
+    }
+
+    fn finish(mut self) -> Marts {
+        self.delta.apply(&self.batch);
+        self.delta
+    }
 }
 
 impl Marts {
@@ -301,28 +303,29 @@ fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<Recor
     let ints = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
     let texts = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
     let text = |id: u32| names.name(id).to_string();
-    let mut keys: Vec<ArrayRef> = Vec::new();
-    let measures: Vec<Measures>;
-    let mut extra: Vec<ArrayRef> = Vec::new();
-    match table.name {
+    let (keys, measures, extra): (Vec<ArrayRef>, Vec<Measures>, Vec<ArrayRef>) = match table.name {
         n if n == CLIENTS.name => {
             let rows = sorted(&marts.clients);
             let top = marts.top_products();
-            keys.push(ints(rows.iter().map(|r| r.0).collect()));
-            extra.push(ints(rows.iter().map(|r| top[&r.0].0).collect()));
-            extra.push(sums(rows.iter().map(|r| top[&r.0].1).collect())?);
-            measures = rows.into_iter().map(|r| r.1).collect();
+            let keys = vec![ints(rows.iter().map(|r| r.0).collect())];
+            let extra = vec![
+                ints(rows.iter().map(|r| top[&r.0].0).collect()),
+                sums(rows.iter().map(|r| top[&r.0].1).collect())?,
+            ];
+            (keys, rows.into_iter().map(|r| r.1).collect(), extra)
         }
         n if n == CLIENT_PRODUCTS.name => {
             let rows = sorted(&marts.client_products);
-            keys.push(ints(rows.iter().map(|r| r.0.0).collect()));
-            keys.push(ints(rows.iter().map(|r| r.0.1).collect()));
-            measures = rows.into_iter().map(|r| r.1).collect();
+            let keys = vec![
+                ints(rows.iter().map(|r| r.0.0).collect()),
+                ints(rows.iter().map(|r| r.0.1).collect()),
+            ];
+            (keys, rows.into_iter().map(|r| r.1).collect(), vec![])
         }
         n if n == PRODUCTS.name => {
             let rows = sorted(&marts.products);
-            keys.push(ints(rows.iter().map(|r| r.0).collect()));
-            measures = rows.into_iter().map(|r| r.1).collect();
+            let keys = vec![ints(rows.iter().map(|r| r.0).collect())];
+            (keys, rows.into_iter().map(|r| r.1).collect(), vec![])
         }
         n if n == STATUSES.name || n == CHANNELS.name => {
             let map = if n == STATUSES.name {
@@ -331,14 +334,16 @@ fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<Recor
                 &marts.channels
             };
             let rows = sorted_by_name(map, |k| (text(k), String::new()));
-            keys.push(texts(rows.iter().map(|r| r.0.0.clone()).collect()));
-            measures = rows.into_iter().map(|r| r.1).collect();
+            let keys = vec![texts(rows.iter().map(|r| r.0.0.clone()).collect())];
+            (keys, rows.into_iter().map(|r| r.1).collect(), vec![])
         }
         n if n == DAILY_CHANNELS.name => {
             let rows = sorted_by_name(&marts.daily_channels, |(d, c)| (text(d), text(c)));
-            keys.push(texts(rows.iter().map(|r| r.0.0.clone()).collect()));
-            keys.push(texts(rows.iter().map(|r| r.0.1.clone()).collect()));
-            measures = rows.into_iter().map(|r| r.1).collect();
+            let keys = vec![
+                texts(rows.iter().map(|r| r.0.0.clone()).collect()),
+                texts(rows.iter().map(|r| r.0.1.clone()).collect()),
+            ];
+            (keys, rows.into_iter().map(|r| r.1).collect(), vec![])
         }
         n if n == CLIENT_STATUSES.name => {
             let mut rows: Vec<((i64, String), Measures)> = marts
@@ -347,12 +352,14 @@ fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<Recor
                 .map(|((c, s), m)| ((*c, text(*s)), *m))
                 .collect();
             rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            keys.push(ints(rows.iter().map(|r| r.0.0).collect()));
-            keys.push(texts(rows.iter().map(|r| r.0.1.clone()).collect()));
-            measures = rows.into_iter().map(|r| r.1).collect();
+            let keys = vec![
+                ints(rows.iter().map(|r| r.0.0).collect()),
+                texts(rows.iter().map(|r| r.0.1.clone()).collect()),
+            ];
+            (keys, rows.into_iter().map(|r| r.1).collect(), vec![])
         }
         other => return Err(Error::Invalid(format!("{other}: not a mart"))),
-    }
+    };
     let mut columns = keys;
     columns.push(ints(measures.iter().map(|m| m.orders).collect()));
     columns.push(ints(measures.iter().map(|m| m.order_lines).collect()));
