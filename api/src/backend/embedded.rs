@@ -24,7 +24,7 @@ use duff_delta::CommittedOnly;
 use super::{Backend, arrow_rows};
 use crate::error::ApiError;
 use crate::reports::{Param, Report};
-use crate::tables::{RUNS_PREFIX, RUNS_TABLE, runs_arrow_schema};
+use crate::tables::runs_arrow_schema;
 use crate::value::ResultSet;
 
 #[derive(Clone)]
@@ -70,58 +70,21 @@ impl EmbeddedBackend {
         let file_url = url::Url::parse("file://").expect("a valid URL");
         ctx.register_object_store(&file_url, committed.clone());
 
-        for table in duff_engine::schema::TABLES {
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet")
-                .with_table_partition_cols(vec![(
+        // Every table of the lake: history, the current state, its marts, and `runs`.
+        for def in &duff_delta::ALL_TABLES {
+            let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            if def.partitioned {
+                options = options.with_table_partition_cols(vec![(
                     duff_engine::schema::PARTITION_COLUMN.to_string(),
                     DataType::Utf8,
                 )]);
-            register(
-                &ctx,
-                table.name,
-                &root.join(table.prefix),
-                options,
-                table.arrow_schema(),
-            )?;
+            }
+            let schema = def
+                .engine_table
+                .map_or_else(runs_arrow_schema, |t| t.arrow_schema());
+            register(&ctx, def.name, &root.join(def.prefix), options, schema)?;
         }
-        // The current state (partitioned like `orders`) and the marts (not partitioned).
-        let order_lines = duff_delta::ORDER_LINES;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
-            .with_table_partition_cols(vec![(
-                duff_engine::schema::PARTITION_COLUMN.to_string(),
-                DataType::Utf8,
-            )]);
-        let columns = order_lines.engine_table.expect("order lines have columns");
-        register(
-            &ctx,
-            order_lines.name,
-            &root.join(order_lines.prefix),
-            options,
-            columns.arrow_schema(),
-        )?;
-        for mart in &duff_delta::marts::MARTS {
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
-            let columns = mart.engine_table.expect("a mart has columns");
-            register(
-                &ctx,
-                mart.name,
-                &root.join(mart.prefix),
-                options,
-                columns.arrow_schema(),
-            )?;
-        }
-        let runs =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        register(
-            &ctx,
-            RUNS_TABLE,
-            &root.join(RUNS_PREFIX),
-            runs,
-            runs_arrow_schema(),
-        )?;
         Ok(EmbeddedBackend {
             ctx,
             root,

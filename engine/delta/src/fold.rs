@@ -487,11 +487,12 @@ pub(crate) fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>,
     })
 }
 
-/// Calls `each(key, ingested_at ms, run_id)` for every row, in file order, reading only those
-/// four columns.
-fn for_each_key(path: &Path, mut each: impl FnMut(Key, i64, &str)) -> Result<(), Error> {
+/// A reader of `path` that decodes only the named columns.
+pub(crate) fn open_columns(
+    path: &Path,
+    names: &[&str],
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, Error> {
     let builder = open(path)?;
-    let names = ["order_id", "product_id", "ingested_at", "run_id"];
     let schema = builder.parquet_schema();
     let indices: Vec<usize> = names
         .iter()
@@ -504,13 +505,19 @@ fn for_each_key(path: &Path, mut each: impl FnMut(Key, i64, &str)) -> Result<(),
         })
         .collect::<Result<_, _>>()?;
     let mask = ProjectionMask::leaves(schema, indices);
-    let reader = builder
+    builder
         .with_projection(mask)
         .build()
         .map_err(|source| Error::Parquet {
             path: path.display().to_string(),
             source,
-        })?;
+        })
+}
+
+/// Calls `each(key, ingested_at ms, run_id)` for every row, in file order, reading only those
+/// four columns.
+fn for_each_key(path: &Path, mut each: impl FnMut(Key, i64, &str)) -> Result<(), Error> {
+    let reader = open_columns(path, &["order_id", "product_id", "ingested_at", "run_id"])?;
     for batch in reader {
         let batch = batch.map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
         let column = |name: &str| {

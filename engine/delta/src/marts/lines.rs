@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type};
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use super::{Line, Names};
@@ -137,28 +136,7 @@ pub(crate) const UNSORTED: &str = "not in order-id order";
 
 impl<'a> Cursor<'a> {
     fn open(source: &'a LineSource<'a>, names: &mut Names) -> Result<Self, Error> {
-        let builder = crate::fold::open(&source.path)?;
-        let schema = builder.parquet_schema();
-        let indices: Vec<usize> = COLUMNS
-            .iter()
-            .map(|n| {
-                schema
-                    .columns()
-                    .iter()
-                    .position(|c| c.name() == *n)
-                    .ok_or_else(|| {
-                        Error::Invalid(format!("{}: no column {n}", source.path.display()))
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        let mask = ProjectionMask::leaves(schema, indices);
-        let reader = builder
-            .with_projection(mask)
-            .build()
-            .map_err(|e| Error::Parquet {
-                path: source.path.display().to_string(),
-                source: e,
-            })?;
+        let reader = crate::fold::open_columns(&source.path, &COLUMNS)?;
         Ok(Cursor {
             source,
             reader,
