@@ -1,5 +1,5 @@
 //! The AWS templates in `infra/` held against the code and against the rules cfn-lint does not
-//! know: Glue tables equal the engine's schema, the runs table equals the run manifest, IAM is
+//! know: Glue tables are the lake's Delta tables, the runs table equals the run manifest, IAM is
 //! least privilege, buckets are private and TLS-only, Fargate sizes and API methods are valid,
 //! cfn-lint passes, and `deploy.sh --dry-run` lists its steps without calling AWS.
 

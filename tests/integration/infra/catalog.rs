@@ -1,11 +1,15 @@
-//! Glue tables and the runs table against the code; partition projection settings.
+//! Glue tables against the lake's Delta tables: exactly one per table of
+//! `duff_delta::ALL_TABLES`, at its location, registered for Athena's native Delta reader
+//! (`table_type = DELTA`, no partition projection, no Glue partitions), its columns the table's
+//! Delta schema; and the `runs` columns against real run manifests.
 
 use std::collections::BTreeSet;
 
 use duff_api::RUNS_COLUMNS;
 use duff_api::tables::{PA_DATE_GLUE_TYPE, RUNS_TABLE};
-use duff_engine::lake::RUNS_DIR;
-use duff_engine::schema::{PARTITION_COLUMN, TABLES};
+use duff_delta::runs::MANIFEST_COLUMN;
+use duff_delta::{ALL_TABLES, DeltaTableDef};
+use duff_engine::schema::PARTITION_COLUMN;
 use duff_engine::{LocalLake, RunOutcome, run_local};
 use serde_json::Value;
 
@@ -62,94 +66,200 @@ fn column_diff(
     out
 }
 
-#[test]
-fn glue_tables_equal_the_engine_schema() {
-    let catalog = Template::load("catalog.yaml");
-    let tables = glue_tables(&catalog);
-    let mut problems = Vec::new();
-    for table in TABLES {
-        let Some((_, input)) = tables.iter().find(|(n, _)| *n == table.name) else {
-            problems.push(format!(
-                "table {}: no AWS::Glue::Table in catalog.yaml",
-                table.name
-            ));
-            continue;
+/// The Glue (Hive) spelling of a Delta type, from the Delta protocol's JSON form of a schema
+/// (what the table's log holds): `"long"`, `"decimal(18,4)"`, `{"type": "struct", ..}`, ...
+fn glue_type(ty: &Value) -> String {
+    if let Some(name) = ty.as_str() {
+        return match name {
+            "long" => "bigint".into(),
+            "integer" => "int".into(),
+            "short" => "smallint".into(),
+            "byte" => "tinyint".into(),
+            "string" | "boolean" | "binary" | "date" | "timestamp" | "double" | "float" => {
+                name.into()
+            }
+            d if d.starts_with("decimal(") => d.replace(' ', ""),
+            other => panic!("Delta type {other} has no Glue spelling here"),
         };
-        let sd = &input["StorageDescriptor"];
-        let code: Vec<_> = table
+    }
+    match ty["type"].as_str() {
+        Some("struct") => format!(
+            "struct<{}>",
+            struct_fields(ty)
+                .iter()
+                .map(|(n, t)| format!("{n}:{t}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Some("array") => format!("array<{}>", glue_type(&ty["elementType"])),
+        Some("map") => format!(
+            "map<{},{}>",
+            glue_type(&ty["keyType"]),
+            glue_type(&ty["valueType"])
+        ),
+        _ => panic!("unexpected Delta type {ty}"),
+    }
+}
+
+fn struct_fields(ty: &Value) -> Vec<(String, String)> {
+    ty["fields"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a Delta struct has fields: {ty}"))
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                glue_type(&f["type"]),
+            )
+        })
+        .collect()
+}
+
+/// The table's Delta schema (the one its log is created with), as Glue columns.
+fn delta_columns(def: &DeltaTableDef) -> Vec<(String, String)> {
+    let schema = def.schema().unwrap_or_else(|e| panic!("{}: {e}", def.name));
+    let json = serde_json::to_value(&schema).expect("a Delta schema serializes");
+    struct_fields(&json)
+}
+
+/// The same columns spelled by the code's own Glue names: the engine's `ColumnType::glue` (plus
+/// `pa_date`) for engine tables and marts, the API's `RUNS_COLUMNS` (plus `manifest`) for runs.
+fn code_columns(def: &DeltaTableDef) -> Vec<(String, String)> {
+    let pair = |n: &str, t: &str| (n.to_string(), t.to_string());
+    match def.engine_table {
+        Some(table) => table
             .columns
             .iter()
             .map(|c| (c.name.to_string(), c.ty.glue()))
-            .collect();
-        problems.extend(column_diff(table.name, &columns(&sd["Columns"]), &code));
+            .chain(
+                def.partitioned
+                    .then(|| pair(PARTITION_COLUMN, PA_DATE_GLUE_TYPE)),
+            )
+            .collect(),
+        None => RUNS_COLUMNS
+            .iter()
+            .map(|(n, t)| pair(n, t))
+            .chain([pair(MANIFEST_COLUMN, "string")])
+            .collect(),
+    }
+}
 
-        let partition = vec![(PARTITION_COLUMN.to_string(), PA_DATE_GLUE_TYPE.to_string())];
-        if columns(&input["PartitionKeys"]) != partition {
-            problems.push(format!(
-                "table {}: partition keys must be exactly pa_date string",
-                table.name
-            ));
-        }
-        let prefix = table.prefix;
-        let expect = [
+/// The Delta schemas in Glue spelling are the Glue names the rest of the code uses (the engine's
+/// column types, the API's runs contract): one definition, whichever way it is read.
+#[test]
+fn delta_schemas_are_the_codes_glue_columns() {
+    let mut problems = Vec::new();
+    for def in &ALL_TABLES {
+        problems.extend(column_diff(
+            def.name,
+            &delta_columns(def),
+            &code_columns(def),
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "Delta schemas (as \"template\") vs the code's Glue names:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn glue_tables_are_the_lakes_delta_tables() {
+    let catalog = Template::load("catalog.yaml");
+    let tables = glue_tables(&catalog);
+    let mut problems = Vec::new();
+    for def in &ALL_TABLES {
+        let name = def.name;
+        let found: Vec<_> = tables.iter().filter(|(n, _)| *n == name).collect();
+        let input = match found.as_slice() {
+            [(_, input)] => input,
+            [] => {
+                problems.push(format!("table {name}: no AWS::Glue::Table in catalog.yaml"));
+                continue;
+            }
+            _ => {
+                problems.push(format!(
+                    "table {name}: {} AWS::Glue::Table resources, expected one",
+                    found.len()
+                ));
+                continue;
+            }
+        };
+        let sd = &input["StorageDescriptor"];
+        let prefix = def.prefix;
+        for (what, got, want) in [
             (
                 "Location",
                 render(&sd["Location"]),
                 format!("s3://{LAKE}/{prefix}/"),
             ),
             (
-                "InputFormat",
-                render(&sd["InputFormat"]),
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into(),
+                "TableType",
+                render(&input["TableType"]),
+                "EXTERNAL_TABLE".into(),
             ),
+            // Exactly Athena's native Delta registration: no projection.*, no
+            // storage.location.template, no classification, no Spark provider.
             (
-                "SerializationLibrary",
-                render(&sd["SerdeInfo"]["SerializationLibrary"]),
-                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe".into(),
+                "Parameters",
+                input["Parameters"].to_string(),
+                r#"{"table_type":"DELTA"}"#.into(),
             ),
-        ];
-        let p = &input["Parameters"];
-        let projection = [
-            ("projection.enabled", "true".to_string()),
-            ("projection.pa_date.type", "date".into()),
-            ("projection.pa_date.format", "yyyy-MM-dd".into()),
-            ("projection.pa_date.range", "2020-01-01,NOW".into()),
-            ("projection.pa_date.interval", "1".into()),
-            ("projection.pa_date.interval.unit", "DAYS".into()),
+            // Delta partitions live in the log; Glue holds none.
             (
-                "storage.location.template",
-                format!("s3://{LAKE}/{prefix}/pa_date=${{pa_date}}/"),
+                "PartitionKeys",
+                input["PartitionKeys"].to_string(),
+                "[]".into(),
             ),
-        ];
-        for (what, got, want) in expect {
+        ] {
             if got != want {
-                problems.push(format!(
-                    "table {}: {what} is {got:?}, expected {want:?}",
-                    table.name
-                ));
+                problems.push(format!("table {name}: {what} is {got}, expected {want}"));
             }
         }
-        for (key, want) in projection {
-            let got = render(&p[key]);
-            if got != want {
-                problems.push(format!(
-                    "table {}: parameter {key} is {got:?}, expected {want:?}",
-                    table.name
-                ));
-            }
+        let sd_keys: BTreeSet<&str> = sd
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        for key in sd_keys.difference(&BTreeSet::from(["Location", "Columns"])) {
+            problems.push(format!(
+                "table {name}: StorageDescriptor.{key} is set; a Delta table has only its \
+                 location and columns (the log says the rest)"
+            ));
         }
+        problems.extend(column_diff(
+            name,
+            &columns(&sd["Columns"]),
+            &delta_columns(def),
+        ));
     }
-    let known: BTreeSet<_> = TABLES.iter().map(|t| t.name).chain([RUNS_TABLE]).collect();
+    let known: BTreeSet<_> = ALL_TABLES.iter().map(|t| t.name).collect();
     for (name, _) in &tables {
         if !known.contains(name) {
             problems.push(format!(
-                "table {name}: in catalog.yaml but the engine writes no such table"
+                "table {name}: in catalog.yaml but not a Delta table of the lake \
+                 (duff_delta::ALL_TABLES)"
             ));
         }
     }
+    for t in Template::all().iter().filter(|t| t.file != "catalog.yaml") {
+        for (name, _) in glue_tables(t) {
+            problems.push(format!(
+                "table {name}: declared in {}; every Glue table belongs in catalog.yaml",
+                t.file
+            ));
+        }
+    }
+    let workgroup = catalog.resource("WorkGroup");
+    let engine =
+        render(&workgroup["WorkGroupConfiguration"]["EngineVersion"]["SelectedEngineVersion"]);
+    if engine != "Athena engine version 3" {
+        problems.push(format!(
+            "WorkGroup: engine {engine:?}; Athena reads Delta tables on engine version 3 only"
+        ));
+    }
     assert!(
         problems.is_empty(),
-        "catalog.yaml vs the engine's schema:\n  {}",
+        "catalog.yaml vs the lake's Delta tables:\n  {}",
         problems.join("\n  ")
     );
 }
@@ -190,8 +300,9 @@ fn real_manifests() -> Vec<Value> {
 }
 
 /// The runs table equals the API's contract (`duff_api::RUNS_COLUMNS`, which the embedded
-/// backend reads with too), and every contract column is a key of a real serialized manifest
-/// holding a value of the column's type.
+/// backend reads with too) plus the manifest's JSON, and every contract column is a key of a
+/// real serialized manifest holding a value of the column's type (the runs row is decoded from
+/// that JSON: a key the manifest lacks would be a column of nulls).
 #[test]
 fn runs_table_equals_the_run_manifest() {
     let catalog = Template::load("catalog.yaml");
@@ -200,33 +311,16 @@ fn runs_table_equals_the_run_manifest() {
         .iter()
         .find(|(n, _)| *n == RUNS_TABLE)
         .expect("catalog.yaml has a runs table");
-    let sd = &runs["StorageDescriptor"];
     let contract: Vec<_> = RUNS_COLUMNS
         .iter()
         .map(|(n, t)| (n.to_string(), t.to_string()))
+        .chain([(MANIFEST_COLUMN.to_string(), "string".to_string())])
         .collect();
-    let mut problems = column_diff(RUNS_TABLE, &columns(&sd["Columns"]), &contract);
-    for (what, got, want) in [
-        (
-            "Location",
-            render(&sd["Location"]),
-            format!("s3://{LAKE}/{RUNS_DIR}/"),
-        ),
-        (
-            "SerDe",
-            render(&sd["SerdeInfo"]["SerializationLibrary"]),
-            "org.openx.data.jsonserde.JsonSerDe".into(),
-        ),
-        (
-            "PartitionKeys",
-            runs["PartitionKeys"].to_string(),
-            "null".into(),
-        ),
-    ] {
-        if got != want {
-            problems.push(format!("table runs: {what} is {got}, expected {want}"));
-        }
-    }
+    let mut problems = column_diff(
+        RUNS_TABLE,
+        &columns(&runs["StorageDescriptor"]["Columns"]),
+        &contract,
+    );
 
     // Every column is a key of a real manifest, with a value of the column's type.
     let manifests = real_manifests();
@@ -249,64 +343,4 @@ fn runs_table_equals_the_run_manifest() {
         "the runs table vs the run manifest:\n  {}",
         problems.join("\n  ")
     );
-}
-
-#[test]
-fn partition_projection_types_are_valid() {
-    let mut problems = Vec::new();
-    for t in Template::all() {
-        for (name, input) in glue_tables(&t) {
-            let Some(params) = input["Parameters"].as_object() else {
-                continue;
-            };
-            let partitions: Vec<String> = columns(&input["PartitionKeys"])
-                .into_iter()
-                .map(|c| c.0)
-                .collect();
-            for (key, v) in params {
-                let Some(col) = key
-                    .strip_prefix("projection.")
-                    .and_then(|k| k.strip_suffix(".type"))
-                else {
-                    continue;
-                };
-                let ty = render(v);
-                if !["enum", "integer", "date", "injected"].contains(&ty.as_str()) {
-                    problems.push(format!(
-                        "table {name}: {key} = {ty} is not a projection type"
-                    ));
-                }
-                if !partitions.iter().any(|p| p == col) {
-                    problems.push(format!(
-                        "table {name}: projection on {col}, which is not a partition key"
-                    ));
-                }
-                if ty == "date" {
-                    let unit = render(&params[&format!("projection.{col}.interval.unit")]);
-                    if ![
-                        "YEARS",
-                        "MONTHS",
-                        "WEEKS",
-                        "DAYS",
-                        "HOURS",
-                        "MINUTES",
-                        "SECONDS",
-                        "MILLISECONDS",
-                    ]
-                    .contains(&unit.as_str())
-                    {
-                        problems.push(format!("table {name}: interval unit {unit}"));
-                    }
-                    if render(&params[&format!("projection.{col}.range")])
-                        .split(',')
-                        .count()
-                        != 2
-                    {
-                        problems.push(format!("table {name}: date range must be \"start,end\""));
-                    }
-                }
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

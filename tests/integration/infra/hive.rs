@@ -91,9 +91,10 @@ impl Parser<'_> {
     }
 }
 
-/// Why `value` (found at `path`) cannot be read as `ty` by the JSON SerDe, if it cannot.
+/// Why `value` (found at `path`) cannot be read as `ty` when the manifest's JSON is decoded into
+/// the `runs` row (`duff_delta::runs::runs_file`), if it cannot.
 /// `null` fits every type (absent or null values read as NULL); keys the table does not name
-/// are ignored by the SerDe, so only missing or mistyped struct fields count.
+/// are ignored by the decoder, so only missing or mistyped struct fields count.
 pub fn mismatch(path: &str, ty: &HiveType, value: &Value) -> Option<String> {
     let fits = |ok: bool, want: &str| {
         (!ok).then(|| format!("{path}: the manifest has {value}, the table says {want}"))
