@@ -61,19 +61,23 @@ pub enum Command {
 pub struct LakeArgs {
     #[command(subcommand)]
     pub command: LakeCommand,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum LakeCommand {
     /// Verify every invariant (committed files exist; every recorded run is in every table,
-    /// once, with the row counts of its record; failed runs hold no rows) and print what is
-    /// wrong. Exit codes: 0 healthy, 2 problems found, 1 the lake could not be read.
+    /// once, with the row counts of its record; failed runs hold no rows; order_lines is the
+    /// latest version of every line; every mart is the aggregate of order_lines) and print
+    /// what is wrong. Exit codes: 0 healthy, 2 problems found, 1 the lake could not be read.
     Check(LakeDirArgs),
-    /// Convert, in place, a lake written before its tables were Delta tables (run manifests in
-    /// _runs/): every recorded run's files are committed as they are, then folded.
+    /// Convert, in place, a local lake written before its tables were Delta tables (run
+    /// manifests in _runs/): every recorded run's files are committed as they are, then folded.
     Convert(LakeDirArgs),
-    /// Fold every committed run the current state (order_lines) does not hold yet; `duff run`
-    /// does this after each run, so this is needed only after a crash mid-fold.
+    /// Fold every committed run the current state (order_lines and the marts) does not hold
+    /// yet. `duff run` folds after each run; in S3, a run whose fold found another one running
+    /// leaves its run to it, and this command (the scheduled fold job) completes any fold.
     Fold(LakeDirArgs),
     /// Remove the data files no commit references (a crashed or losing attempt's, a replaced
     /// run's) and abandoned staging directories, older than the retention. Safe while runs
@@ -83,16 +87,16 @@ pub enum LakeCommand {
 
 #[derive(Args, Debug)]
 pub struct LakeDirArgs {
-    /// Root directory of the lake.
+    /// The lake: a local directory or an S3 prefix (s3://bucket/prefix).
     #[arg(long, env = "DUFF_LAKE")]
-    pub lake: PathBuf,
+    pub lake: String,
 }
 
 #[derive(Args, Debug)]
 pub struct LakeVacuumArgs {
-    /// Root directory of the lake.
+    /// The lake: a local directory or an S3 prefix (s3://bucket/prefix).
     #[arg(long, env = "DUFF_LAKE")]
-    pub lake: PathBuf,
+    pub lake: String,
     /// Keep unreferenced files younger than this many hours (at least 1: a run still writing
     /// must keep its files).
     #[arg(long, default_value_t = 168)]
@@ -264,6 +268,10 @@ pub struct S3Args {
     /// Attempts per S3 request (throttling, 5xx and resets are retried with backoff and jitter).
     #[arg(long, default_value_t = 6, env = "DUFF_S3_MAX_ATTEMPTS")]
     pub s3_max_attempts: u32,
+    /// How long, in seconds, the fold's lease on a lake in S3 holds unless renewed: the
+    /// longest a fold waits for one whose process died. A fold renews it at every step.
+    #[arg(long, default_value_t = 600, env = "DUFF_FOLD_LEASE_SECS")]
+    pub fold_lease_secs: u64,
 }
 
 /// Options of the engine itself.

@@ -43,7 +43,16 @@ pub async fn connect(config: Config, setup: &Setup) -> Result<AwsDispatcher, Dis
             if !root.key.is_empty() && !root.key.ends_with('/') {
                 root.key.push('/');
             }
-            let lake = S3Lake::new(s3.clone(), setup.settings.clone(), root.clone())?;
+            let files = S3Lake::new(s3.clone(), setup.settings.clone(), root.clone())?;
+            let store = duff_s3::object_store(&setup.settings, &setup.s3, &root.bucket)?;
+            let url = url::Url::parse(&format!("s3://{}/{}", root.bucket, root.key))
+                .map_err(|e| DispatchError::Config(format!("lake {root}: {e}")))?;
+            // Opening reads the tables' logs with a runtime of its own: off this one.
+            let lake =
+                tokio::task::spawn_blocking(move || DeltaLake::open_in_store(files, url, store))
+                    .await
+                    .map_err(|e| DispatchError::Config(format!("opening the lake: {e}")))?
+                    .map_err(duff_engine::Error::from)?;
             (
                 Arc::new(lake),
                 LedgerStore::S3 {

@@ -12,6 +12,7 @@ pub struct Aws {
     runtime: tokio::runtime::Runtime,
     client: aws_sdk_s3::Client,
     settings: TransferSettings,
+    fold_lease: std::time::Duration,
 }
 
 impl S3Args {
@@ -43,6 +44,7 @@ impl Aws {
             runtime,
             client,
             settings,
+            fold_lease: std::time::Duration::from_secs(args.fold_lease_secs),
         })
     }
 
@@ -56,10 +58,42 @@ impl Aws {
         ))
     }
 
-    pub fn lake(&self, url: S3Url) -> Result<S3Lake, duff_engine::Error> {
-        let _entered = self.runtime.enter();
-        S3Lake::new(self.client.clone(), self.settings.clone(), url)
+    /// Whether a lake of Delta tables exists under the prefix (its `runs` table has a log).
+    pub fn holds_a_lake(&self, url: &S3Url) -> anyhow::Result<bool> {
+        let root = lake_root_url(url)?;
+        let prefix = format!("{}runs/_delta_log/", root.path().trim_start_matches('/'));
+        let listed = self.runtime.block_on(
+            self.client
+                .list_objects_v2()
+                .bucket(&url.bucket)
+                .prefix(prefix)
+                .max_keys(1)
+                .send(),
+        )?;
+        Ok(listed.key_count().unwrap_or(0) > 0)
     }
+
+    /// The lake of Delta tables under an S3 prefix: data files written by multipart uploads,
+    /// the Delta log through `object_store`.
+    pub fn lake(&self, url: S3Url) -> Result<DeltaLake<S3Lake>, duff_engine::Error> {
+        let files = {
+            let _entered = self.runtime.enter();
+            S3Lake::new(self.client.clone(), self.settings.clone(), url.clone())?
+        };
+        let store = duff_s3::object_store(&self.settings, &Endpoint::default(), &url.bucket)?;
+        let lake = DeltaLake::open_in_store(files, lake_root_url(&url)?, store)?;
+        Ok(lake.with_fold_lease(self.fold_lease))
+    }
+}
+
+/// `s3://bucket/prefix/`, the URL of a lake root (always a directory).
+pub fn lake_root_url(url: &S3Url) -> Result<url::Url, duff_engine::Error> {
+    let mut key = url.key.clone();
+    if !key.is_empty() && !key.ends_with('/') {
+        key.push('/');
+    }
+    let text = format!("s3://{}/{key}", url.bucket);
+    url::Url::parse(&text).map_err(|e| duff_engine::Error::Config(format!("{text}: {e}")))
 }
 
 /// Connects to AWS when any of `locations` is on S3.
@@ -80,6 +114,20 @@ pub fn open_lake(location: &Location, aws: Option<&Aws>) -> anyhow::Result<Box<d
         Location::Local(path) => Box::new(DeltaLake::open_local(path)?),
         Location::S3(url) => Box::new(aws.expect("connected for S3").lake(url.clone())?),
     })
+}
+
+/// Opens the Delta lake at a local path or an S3 prefix, for maintenance.
+pub fn open_delta_lake(location: &Location, aws: Option<&Aws>) -> anyhow::Result<AnyDeltaLake> {
+    Ok(match location {
+        Location::Local(path) => AnyDeltaLake::Local(DeltaLake::open_local(path)?),
+        Location::S3(url) => AnyDeltaLake::S3(aws.expect("connected for S3").lake(url.clone())?),
+    })
+}
+
+/// A lake of Delta tables, local or in S3.
+pub enum AnyDeltaLake {
+    Local(DeltaLake<duff_engine::LocalLake>),
+    S3(DeltaLake<S3Lake>),
 }
 
 /// Opens an input at a local path or an S3 URL.

@@ -1,68 +1,100 @@
-//! `duff lake check|vacuum`: maintenance of a local lake of Delta tables.
+//! `duff lake check|convert|fold|vacuum`: maintenance of a lake of Delta tables, local or in S3.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use duff_delta::DeltaLake;
+use duff_s3::Location;
 
+use super::aws::{AnyDeltaLake, Aws, open_delta_lake};
 use crate::cli::{LakeArgs, LakeCommand};
 
 /// Exit status of `duff lake check` when it found problems.
 const EXIT_PROBLEMS: u8 = 2;
 
 pub fn lake(args: LakeArgs) -> anyhow::Result<ExitCode> {
-    let dir = match &args.command {
+    let text = match &args.command {
         LakeCommand::Check(a) | LakeCommand::Convert(a) | LakeCommand::Fold(a) => &a.lake,
         LakeCommand::Vacuum(a) => &a.lake,
     };
+    let location = Location::parse(text)?;
+    let aws = match &location {
+        Location::S3(_) => Some(Aws::connect(&args.s3)?),
+        Location::Local(_) => None,
+    };
     // Maintenance never creates a lake: a mistyped path must not become an empty one.
+    let exists = match (&location, &aws) {
+        (Location::Local(dir), _) => dir.is_dir(),
+        (Location::S3(url), Some(aws)) => aws.holds_a_lake(url)?,
+        (Location::S3(_), None) => unreachable!("connected above"),
+    };
     anyhow::ensure!(
-        dir.is_dir(),
-        "no lake at {}: create one with `duff run <file.csv> --lake {}`",
-        dir.display(),
-        dir.display()
+        exists,
+        "no lake at {location}: create one with `duff run <file.csv> --lake {location}`"
     );
-    match args.command {
-        LakeCommand::Check(a) => {
-            let lake = DeltaLake::open_local(&a.lake)?;
+    if let LakeCommand::Convert(_) = args.command {
+        let Location::Local(dir) = &location else {
+            anyhow::bail!(
+                "{location}: `duff lake convert` converts a local lake; copy an S3 lake down, \
+                 convert it, and copy it back"
+            );
+        };
+        let (_, runs) = DeltaLake::convert_legacy(dir)?;
+        println!("{location}: {runs} run(s) converted to Delta tables");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lake = open_delta_lake(&location, aws.as_ref())?;
+    // Abandoned staging directories exist on disk only; in S3 an abandoned multipart upload
+    // is removed by the bucket's lifecycle rule.
+    let staging = |lake: &DeltaLake<duff_engine::LocalLake>, retention, dry_run| {
+        lake.vacuum_staging(retention, dry_run)
+    };
+    match lake {
+        AnyDeltaLake::Local(lake) => maintain(&lake, &location, args.command, |r, d| {
+            staging(&lake, r, d).map(Some)
+        }),
+        AnyDeltaLake::S3(lake) => maintain(&lake, &location, args.command, |_, _| Ok(None)),
+    }
+}
+
+fn maintain<L: duff_engine::Lake>(
+    lake: &DeltaLake<L>,
+    location: &Location,
+    command: LakeCommand,
+    vacuum_staging: impl Fn(Duration, bool) -> Result<Option<Vec<String>>, duff_delta::Error>,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        LakeCommand::Check(_) => {
             let problems = lake.check()?;
             if problems.is_empty() {
                 let runs = lake.runs()?.len();
-                println!("{}: healthy ({runs} runs)", a.lake.display());
+                println!("{location}: healthy ({runs} runs)");
                 return Ok(ExitCode::SUCCESS);
             }
             for p in &problems {
                 println!("{p}");
             }
-            eprintln!("{}: {} problem(s)", a.lake.display(), problems.len());
+            eprintln!("{location}: {} problem(s)", problems.len());
             Ok(ExitCode::from(EXIT_PROBLEMS))
         }
-        LakeCommand::Convert(a) => {
-            let (_, runs) = DeltaLake::convert_legacy(&a.lake)?;
-            println!(
-                "{}: {runs} run(s) converted to Delta tables",
-                a.lake.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        LakeCommand::Fold(a) => {
-            let lake = DeltaLake::open_local(&a.lake)?;
+        LakeCommand::Convert(_) => unreachable!("converted before opening"),
+        LakeCommand::Fold(_) => {
             let folded = lake.fold_pending()?;
             for run in &folded {
                 println!("folded {run}");
             }
             eprintln!(
-                "{}: {} run(s) folded into order_lines",
-                a.lake.display(),
+                "{location}: {} run(s) folded into order_lines",
                 folded.len()
             );
             Ok(ExitCode::SUCCESS)
         }
         LakeCommand::Vacuum(a) => {
-            let lake = DeltaLake::open_local(&a.lake)?;
             let retention = Duration::from_secs(a.retention_hours * 3600);
             let mut removed = lake.vacuum(retention, a.dry_run)?;
-            removed.push(("staging", lake.vacuum_staging(retention, a.dry_run)?));
+            if let Some(staging) = vacuum_staging(retention, a.dry_run)? {
+                removed.push(("staging", staging));
+            }
             let verb = if a.dry_run { "would remove" } else { "removed" };
             for (table, files) in removed {
                 for f in &files {

@@ -63,7 +63,7 @@ pub(crate) fn must_succeed(out: std::process::Output) {
 }
 
 /// The `txn` actions for `run_id` in a table's log: one per commit of the run.
-fn commits_of_run(lake: &Path, def: &DeltaTableDef, run_id: &str) -> usize {
+pub(crate) fn commits_of_run(lake: &Path, def: &DeltaTableDef, run_id: &str) -> usize {
     let log = lake.join(def.prefix).join("_delta_log");
     let mut n = 0;
     for entry in std::fs::read_dir(&log).unwrap() {

@@ -1,24 +1,55 @@
-//! S3 storage against a real S3-protocol server on loopback, with the real SDK client: ranged
-//! reads, multipart writes, conditional commits, fault injection, crashes, concurrency, and the
-//! Batch job's exit codes.
+//! S3 lakes against a real S3-protocol server on loopback, with the real SDK and
+//! `object_store` clients: ranged reads, multipart writes, Delta commits by conditional put,
+//! the fold under its lease, fault injection, crashes at every commit point, concurrency, and
+//! the Batch job's exit codes. The server keeps each bucket's objects as plain files, so what
+//! S3 holds is read back as a local Delta table (`delta_rows`), independently of the code
+//! that wrote it.
 
 pub(crate) use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 
 use duff_datagen::{Dirt, GenConfig, Size};
-use duff_engine::schema::TABLES;
+use duff_delta::{ALL_TABLES, COMMIT_ORDER, DeltaLake};
 use duff_engine::storage::StorageErrorKind;
 use duff_engine::{Error, RunOptions, RunOutcome};
 use duff_s3::test_server::{self as server, S3Server};
 use duff_s3::{S3Lake, S3Source, S3Url, TransferSettings};
 
-use crate::common::{fixed_options, read_table, snapshot};
+use crate::common::{delta_rows, fixed_options, history_tables, run_delta};
+use crate::lake::{commits_of_run, latest_of_history};
+use crate::marts::assert_marts_match_history;
 
 const INBOX: &str = "inbox";
 const LAKE: &str = "lake";
 
-/// Runs the engine on `s3://inbox/<key>` into `s3://lake/<prefix>` of `server`.
+/// The Delta lake at `s3://lake/<prefix>` of `server`.
+fn s3_lake(
+    server: &S3Server,
+    prefix: &str,
+    settings: &TransferSettings,
+    runtime: &tokio::runtime::Runtime,
+) -> DeltaLake<S3Lake> {
+    let endpoint = server.endpoint();
+    let files = runtime.block_on(async {
+        let client = duff_s3::client(settings, &endpoint).await;
+        let root = S3Url {
+            bucket: LAKE.into(),
+            key: prefix.into(),
+        };
+        S3Lake::new(client, settings.clone(), root).unwrap()
+    });
+    let store = duff_s3::object_store(settings, &endpoint, LAKE).unwrap();
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    let url = url::Url::parse(&format!("s3://{LAKE}/{prefix}")).unwrap();
+    DeltaLake::open_in_store(files, url, store).unwrap()
+}
+
+/// Runs the engine on `s3://inbox/<key>` into the Delta lake at `s3://lake/<prefix>`.
 fn run_s3(
     server: &S3Server,
     key: &str,
@@ -27,19 +58,18 @@ fn run_s3(
     settings: &TransferSettings,
 ) -> Result<RunOutcome, Error> {
     let runtime = io_runtime();
-    let (source, lake) = runtime.block_on(async {
+    let source = runtime.block_on(async {
         let client = duff_s3::client(settings, &server.endpoint()).await;
         let url = S3Url {
             bucket: INBOX.into(),
             key: key.into(),
         };
-        let source = S3Source::head(client.clone(), settings.clone(), url, None).await?;
-        let root = S3Url {
-            bucket: LAKE.into(),
-            key: prefix.into(),
-        };
-        Ok::<_, Error>((source, S3Lake::new(client, settings.clone(), root)?))
+        S3Source::head(client, settings.clone(), url, None).await
     })?;
+    let lake = {
+        let _entered = runtime.enter();
+        s3_lake(server, prefix, settings, &runtime)
+    };
     duff_engine::run(&source, &lake, options, &|_| {})
 }
 
@@ -75,22 +105,78 @@ fn sample(rows: u64, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Every table's rows without the lineage columns that name the input (`source_file`, `run_id`).
-fn contents(lake: &Path) -> Vec<(String, Vec<Vec<String>>)> {
-    TABLES
-        .iter()
-        .map(|t| {
-            let (names, rows) = read_table(lake, t);
-            let keep: Vec<usize> = (0..names.len())
-                .filter(|&i| names[i] != "source_file" && names[i] != "run_id")
-                .collect();
-            let rows = rows
-                .into_iter()
-                .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
-                .collect();
-            (t.name.to_string(), rows)
+/// What a Delta reader sees in a table, without the lineage columns that name the input
+/// (`source_file`, `run_id`): a local and an S3 run of the same bytes must agree.
+fn contents(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<Vec<String>> {
+    let names: Vec<String> = def
+        .schema()
+        .unwrap()
+        .fields()
+        .map(|f| f.name().to_string())
+        .collect();
+    let keep = |i: usize| {
+        names
+            .get(i)
+            .is_none_or(|n| n != "source_file" && n != "run_id")
+    };
+    let mut rows: Vec<Vec<String>> = delta_rows(lake, def)
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .enumerate()
+                .filter(|(i, _)| keep(*i))
+                .map(|(_, v)| v)
+                .collect()
         })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Compares two lakes table by table (every table but `runs`), naming the first difference.
+/// One table at a time: a 100 MB input's rows as text take gigabytes.
+fn assert_same_contents(a: &Path, b: &Path) {
+    for def in ALL_TABLES.iter().filter(|d| d.name != "runs") {
+        let (ours, theirs) = (contents(a, def), contents(b, def));
+        assert_eq!(ours.len(), theirs.len(), "{}: row counts", def.name);
+        if let Some((x, y)) = ours.iter().zip(&theirs).find(|(x, y)| x != y) {
+            panic!("{}: first differing row:\n  {x:?}\n  {y:?}", def.name);
+        }
+    }
+}
+
+/// Every table's rows as a Delta reader sees them, lineage included.
+fn every_table(lake: &Path) -> Vec<(&'static str, Vec<Vec<String>>)> {
+    ALL_TABLES
+        .iter()
+        .filter(|d| d.name != "runs")
+        .map(|d| (d.name, delta_rows(lake, d)))
         .collect()
+}
+
+/// The objects under the lake that are not Delta logs (data files).
+fn data_objects(lake: &Path) -> Vec<String> {
+    crate::common::snapshot(lake, true)
+        .into_keys()
+        .filter(|k| !k.contains("_delta_log/"))
+        .collect()
+}
+
+/// `data` with every `from` replaced by `to` (the files are Latin-1, not UTF-8).
+fn replace_bytes(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while let Some(at) = rest.windows(from.len()).position(|w| w == from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+fn runs_of(lake: &Path) -> Vec<duff_engine::Manifest> {
+    DeltaLake::open_local(lake).unwrap().runs().unwrap()
 }
 
 /// Number of parse-range boundaries (multiples of `chunk`) that fall inside a quoted field.
@@ -132,7 +218,7 @@ fn a_100_mb_object_gives_the_same_lake_as_the_local_file() {
     let dir = tempfile::tempdir().unwrap();
     let local_file = dir.path().join("orders.csv");
     std::fs::write(&local_file, &data).unwrap();
-    let local = crate::common::run(&local_file, &dir.path().join("lake"), &options);
+    let local = run_delta(&local_file, &dir.path().join("lake"), &options);
 
     let server = S3Server::start(&[INBOX, LAKE]);
     server.put(INBOX, "uploads/orders.csv", &data);
@@ -150,16 +236,23 @@ fn a_100_mb_object_gives_the_same_lake_as_the_local_file() {
         r.outputs.iter().any(|f| f.bytes > 5 << 20),
         "at least one file is big enough for a multipart upload"
     );
+    let lake = server.bucket_dir(LAKE);
+    // Every table, the current state and the marts hold the same rows.
+    assert_same_contents(&dir.path().join("lake"), &lake);
     assert_eq!(
-        contents(&dir.path().join("lake")),
-        contents(&server.bucket_dir(LAKE)),
-        "every table holds the same rows"
+        runs_of(&lake).len(),
+        1,
+        "the run is recorded in the runs table"
     );
+    // Folded in S3: the current state and the marts equal a recomputation from history.
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
+    );
+    assert_marts_match_history(&lake);
     assert!(
-        server
-            .bucket_dir(LAKE)
-            .join(format!("_runs/{}.json", r.run_id))
-            .exists()
+        !lake.join("_fold.lock").exists(),
+        "the fold's lease is released"
     );
     assert_eq!(
         server.open_upload_parts(),
@@ -170,6 +263,10 @@ fn a_100_mb_object_gives_the_same_lake_as_the_local_file() {
     let ranges = data.len().div_ceil(1 << 20) as u64;
     assert!(counts["GetObject"] >= ranges, "ranged reads: {counts:?}");
     assert!(counts["UploadPart"] >= 2, "multipart writes: {counts:?}");
+    assert!(
+        counts["CopyObject"] >= 1,
+        "the run's files join order_lines by a server-side copy: {counts:?}"
+    );
 }
 
 #[test]
@@ -202,14 +299,10 @@ fn throttling_and_connection_resets_are_survived_with_identical_output() {
         counts.get("injected_cut").copied().unwrap_or(0) > 0,
         "{counts:?}"
     );
-    let strip = |mut s: std::collections::BTreeMap<String, Vec<u8>>| {
-        s.retain(|k, _| !k.starts_with("_runs/"));
-        s
-    };
     assert_eq!(
-        strip(snapshot(&faulty.bucket_dir(LAKE), true)),
-        strip(snapshot(&clean.bucket_dir(LAKE), true)),
-        "the same objects with the same bytes"
+        every_table(&faulty.bucket_dir(LAKE)),
+        every_table(&clean.bucket_dir(LAKE)),
+        "every table holds the same rows"
     );
     assert_eq!(got.manifest().counts, expected.manifest().counts);
 }
@@ -236,17 +329,24 @@ fn an_object_replaced_during_the_read_fails_cleanly() {
         "{err}"
     );
     assert!(
-        snapshot(&server.bucket_dir(LAKE), true).is_empty(),
-        "nothing published, no manifest"
+        data_objects(&server.bucket_dir(LAKE)).is_empty(),
+        "nothing published: {:?}",
+        data_objects(&server.bucket_dir(LAKE))
+    );
+    assert!(
+        runs_of(&server.bucket_dir(LAKE)).is_empty(),
+        "nothing recorded"
     );
     assert_eq!(server.open_upload_parts(), 0, "uploads aborted");
 }
 
 #[test]
-fn two_concurrent_runs_of_the_same_object_publish_exactly_once() {
+fn two_concurrent_runs_of_the_same_object_commit_each_table_exactly_once() {
     let data = sample(80_000, 14);
     let server = Arc::new(S3Server::start(&[INBOX, LAKE]));
     server.put(INBOX, "c.csv", &data);
+    // The tables exist before the race, as in a deployed lake.
+    drop(s3_lake(&server, "", &small_transfers(), &io_runtime()));
     let barrier = Arc::new(Barrier::new(2));
     let outcomes: Vec<RunOutcome> = (0..2)
         .map(|_| {
@@ -260,21 +360,17 @@ fn two_concurrent_runs_of_the_same_object_publish_exactly_once() {
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
-    let succeeded = outcomes
-        .iter()
-        .filter(|o| matches!(o, RunOutcome::Succeeded(_)))
-        .count();
-    let skipped = outcomes
-        .iter()
-        .filter(|o| matches!(o, RunOutcome::Skipped(_)))
-        .count();
-    assert_eq!((succeeded, skipped), (1, 1), "{outcomes:?}");
-    assert_eq!(
-        server.counts().get("ManifestCreate").copied(),
-        Some(2),
-        "both attempts reached the conditional commit; one was refused"
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, RunOutcome::Succeeded(_) | RunOutcome::Skipped(_))),
+        "{outcomes:?}"
     );
     let run_id = &outcomes[0].manifest().run_id;
+    let lake = server.bucket_dir(LAKE);
+    for def in COMMIT_ORDER.iter() {
+        assert_eq!(commits_of_run(&lake, def, run_id), 1, "{}", def.name);
+    }
     let committed = S3Server::start(&[INBOX, LAKE]);
     committed.put(INBOX, "c.csv", &data);
     run_s3(
@@ -285,21 +381,65 @@ fn two_concurrent_runs_of_the_same_object_publish_exactly_once() {
         &small_transfers(),
     )
     .unwrap();
-    let strip = |mut s: std::collections::BTreeMap<String, Vec<u8>>| {
-        s.retain(|k, _| !k.starts_with("_runs/"));
-        s
-    };
     assert_eq!(
-        strip(snapshot(&server.bucket_dir(LAKE), true)),
-        strip(snapshot(&committed.bucket_dir(LAKE), true)),
-        "the lake is exactly what one run leaves"
+        every_table(&lake),
+        every_table(&committed.bucket_dir(LAKE)),
+        "the lake reads exactly as one run left it"
     );
-    assert!(
-        server
-            .bucket_dir(LAKE)
-            .join(format!("_runs/{run_id}.json"))
-            .exists()
+    assert_eq!(runs_of(&lake).len(), 1);
+}
+
+#[test]
+fn concurrent_runs_of_different_objects_fold_into_an_exact_current_state() {
+    let server = Arc::new(S3Server::start(&[INBOX, LAKE]));
+    // Three deliveries of overlapping keys with new statuses, uploaded at once.
+    let base = sample(20_000, 21);
+    for n in 0..3 {
+        let (from, to) = [
+            (",delivered\n", ",created\n"),
+            (",delivered\n", ",broken\n"),
+            (",created\n", ",delivered\n"),
+        ][n];
+        let day = replace_bytes(&base, from.as_bytes(), to.as_bytes());
+        assert_ne!(day, base);
+        server.put(INBOX, &format!("day-{n}.csv"), &day);
+    }
+    drop(s3_lake(&server, "", &small_transfers(), &io_runtime()));
+    let barrier = Arc::new(Barrier::new(3));
+    let handles: Vec<_> = (0..3)
+        .map(|n| {
+            let (server, barrier) = (server.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let options = RunOptions {
+                    ingested_at: Some(format!("2026-11-2{n}T10:00:00Z").parse().unwrap()),
+                    ..fixed_options()
+                };
+                barrier.wait();
+                run_s3(
+                    &server,
+                    &format!("day-{n}.csv"),
+                    "",
+                    &options,
+                    &small_transfers(),
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(matches!(h.join().unwrap(), RunOutcome::Succeeded(_)));
+    }
+    let lake = server.bucket_dir(LAKE);
+    assert_eq!(runs_of(&lake).len(), 3);
+    let current = delta_rows(&lake, &duff_delta::ORDER_LINES);
+    assert!(!current.is_empty());
+    assert_eq!(
+        current,
+        latest_of_history(&lake),
+        "every run folded, exactly"
     );
+    assert_marts_match_history(&lake);
+    assert!(!lake.join("_fold.lock").exists(), "the lease is released");
 }
 
 #[test]
@@ -360,7 +500,7 @@ fn a_gzip_object_is_streamed_like_the_local_gzip_file() {
     std::io::Write::write_all(&mut enc, &data).unwrap();
     let compressed = enc.finish().unwrap();
     std::fs::write(&gz, &compressed).unwrap();
-    let local = crate::common::run(&gz, &dir.path().join("lake"), &fixed_options());
+    let local = run_delta(&gz, &dir.path().join("lake"), &fixed_options());
     let server = S3Server::start(&[INBOX, LAKE]);
     server.put(INBOX, "e.csv.gz", &compressed);
     let remote = run_s3(
@@ -373,9 +513,9 @@ fn a_gzip_object_is_streamed_like_the_local_gzip_file() {
     .unwrap();
     assert!(remote.manifest().source.gzip);
     assert_eq!(local.manifest().counts, remote.manifest().counts);
-    assert_eq!(
-        contents(&dir.path().join("lake")),
-        contents(&server.bucket_dir(LAKE).join("prefix/lake"))
+    assert_same_contents(
+        &dir.path().join("lake"),
+        &server.bucket_dir(LAKE).join("prefix/lake"),
     );
 }
 
@@ -384,7 +524,9 @@ fn duff(server: &S3Server, args: &[&str], failpoint: Option<&str>) -> std::proce
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_duff"));
     cmd.args(args)
         .envs(server.env())
-        .env("DUFF_LOG_FORMAT", "json");
+        .env("DUFF_LOG_FORMAT", "json")
+        // A crashed fold's lease expires in seconds, not the default ten minutes.
+        .env("DUFF_FOLD_LEASE_SECS", "3");
     if let Some(f) = failpoint {
         cmd.env("DUFF_FAILPOINT", f);
     }
@@ -400,78 +542,116 @@ const FIXED: [&str; 6] = [
     "5",
 ];
 
-/// Crash at a failpoint, check what is visible, rerun, compare with a clean run.
-fn s3_crash_then_rerun(failpoint: &str, visible_objects_after_crash: usize) {
-    let data = sample(700_000, 16);
-    let server = S3Server::start(&[INBOX, LAKE]);
-    server.put(INBOX, "f.csv", &data);
-    let mut args = vec![
+/// `duff run s3://inbox/<key> --lake s3://lake/` with fixed dates.
+fn run_args(key: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
         "run",
-        "s3://inbox/f.csv",
+        &format!("s3://{INBOX}/{key}"),
         "--lake",
         "s3://lake/",
         "--no-progress",
-    ];
-    args.extend(FIXED);
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(FIXED.map(String::from));
+    args
+}
+
+fn must_succeed(out: std::process::Output) {
+    assert!(out.status.success(), "{}", crate::venv::text(&out));
+}
+
+/// What a clean run of `data` leaves: every table's rows, and the run id.
+struct CleanRun {
+    tables: Vec<(&'static str, Vec<Vec<String>>)>,
+    run_id: String,
+}
+
+fn clean_run(data: &[u8]) -> CleanRun {
+    let clean = S3Server::start(&[INBOX, LAKE]);
+    clean.put(INBOX, "f.csv", data);
+    let args = run_args("f.csv");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    must_succeed(duff(&clean, &args, None));
+    CleanRun {
+        tables: every_table(&clean.bucket_dir(LAKE)),
+        run_id: runs_of(&clean.bucket_dir(LAKE))[0].run_id.clone(),
+    }
+}
+
+/// Crash a run at `failpoint`, check what readers see in the gap, complete it (`recover`),
+/// and compare every table with a clean run's; every table holds the run once.
+fn s3_crash_then_complete(data: &[u8], clean: &CleanRun, failpoint: &str, recover: &[&str]) {
+    let server = S3Server::start(&[INBOX, LAKE]);
+    server.put(INBOX, "f.csv", data);
+    let args = run_args("f.csv");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = duff(&server, &args, Some(failpoint));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "the failpoint kills the run: {stderr}"
+        "{failpoint}: the failpoint kills the run: {stderr}"
     );
     assert!(stderr.contains(failpoint), "{stderr}");
-    assert!(
-        server.counts().get("UploadPart").copied().unwrap_or(0) > 0,
-        "parts went up"
-    );
-    let after_crash = snapshot(&server.bucket_dir(LAKE), true);
-    assert!(
-        after_crash.keys().all(|k| !k.starts_with("_runs/")),
-        "not committed"
-    );
+    let lake = server.bucket_dir(LAKE);
+
+    // In the gap: a table holds the whole run or nothing, and the run is recorded only once
+    // its every history table holds it.
+    for ((name, rows), (_, want)) in every_table(&lake).iter().zip(&clean.tables) {
+        assert!(
+            rows.is_empty() || rows == want,
+            "{failpoint}: {name} holds part of the run"
+        );
+    }
+    let recorded = failpoint.contains("fold") || failpoint.contains("marts");
     assert_eq!(
-        after_crash.len(),
-        visible_objects_after_crash,
-        "{:?}",
-        after_crash.keys()
+        runs_of(&lake).len(),
+        usize::from(recorded),
+        "{failpoint}: recorded only once committed to every table"
     );
 
-    let out = duff(&server, &args, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let clean = S3Server::start(&[INBOX, LAKE]);
-    clean.put(INBOX, "f.csv", &data);
-    assert!(duff(&clean, &args, None).status.success());
-    let strip = |mut s: std::collections::BTreeMap<String, Vec<u8>>| {
-        s.retain(|k, _| !k.starts_with("_runs/"));
-        s
-    };
+    for step in recover {
+        let step: Vec<&str> = match *step {
+            "rerun" => args.clone(),
+            other => vec!["lake", other, "--lake", "s3://lake/"],
+        };
+        must_succeed(duff(&server, &step, None));
+    }
     assert_eq!(
-        strip(snapshot(&server.bucket_dir(LAKE), true)),
-        strip(snapshot(&clean.bucket_dir(LAKE), true)),
-        "the rerun leaves exactly what one run leaves"
+        every_table(&lake),
+        clean.tables,
+        "{failpoint}: completed as one clean run"
     );
-    assert_eq!(
-        snapshot(&server.bucket_dir(LAKE), true)
-            .keys()
-            .filter(|k| k.starts_with("_runs/"))
-            .count(),
-        1,
-        "published exactly once"
-    );
+    for def in COMMIT_ORDER.iter() {
+        assert_eq!(
+            commits_of_run(&lake, def, &clean.run_id),
+            1,
+            "{failpoint}: {}",
+            def.name
+        );
+    }
+    assert_eq!(runs_of(&lake).len(), 1, "{failpoint}");
 }
 
+/// Before and during the files' publication (a file big enough for multipart uploads), after
+/// each table's commit, and inside the fold: the retry (or `duff lake fold`, the scheduled
+/// fold job) completes the run, and `duff lake check` finds the lake healthy.
 #[test]
-fn a_crash_after_parts_were_uploaded_leaves_nothing_visible() {
-    s3_crash_then_rerun("parts_uploaded", 0);
-}
-
-#[test]
-fn a_crash_during_publication_is_uncommitted_and_the_rerun_converges() {
-    s3_crash_then_rerun("mid_publish", 1);
+fn a_crash_at_every_commit_point_in_s3_is_completed_by_the_retry_or_the_fold_job() {
+    let big = sample(700_000, 16);
+    let clean = clean_run(&big);
+    for point in ["parts_uploaded", "mid_publish"] {
+        s3_crash_then_complete(&big, &clean, point, &["rerun"]);
+    }
+    let small = sample(5_000, 18);
+    let clean = clean_run(&small);
+    for def in history_tables() {
+        let point = format!("after_commit_{}", def.name);
+        s3_crash_then_complete(&small, &clean, &point, &["rerun", "check"]);
+    }
+    for point in ["before_fold_commit", "before_marts_commit"] {
+        s3_crash_then_complete(&small, &clean, point, &["fold", "check"]);
+    }
 }
 
 #[test]
@@ -509,10 +689,10 @@ fn the_batch_job_exit_codes_tell_retryable_from_permanent() {
         .unwrap_or_else(|| panic!("a JSON 'job finished' log line: {logs}"));
     assert_eq!(finished["status"], "succeeded");
     let run_id = finished["run_id"].as_str().unwrap().to_string();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(server.bucket_dir(LAKE).join(format!("_runs/{run_id}.json"))).unwrap(),
-    )
-    .unwrap();
+    let record = runs_of(&server.bucket_dir(LAKE));
+    assert_eq!(record.len(), 1);
+    assert_eq!(record[0].run_id, run_id);
+    let manifest = serde_json::to_value(&record[0]).unwrap();
     assert!(
         manifest["cost"]["vcpu_seconds"].as_f64().unwrap() > 0.0,
         "{manifest}"

@@ -15,14 +15,16 @@
 //!
 //! One Delta commit per run carries R's id as its `txn`, with the generation of R's `orders`
 //! commit (a `--force` re-run is folded again). Folds are serialized by a lock file, so the
-//! current state is exact under concurrent runs; the fold is idempotent, and one that crashed is
-//! completed by the next `duff run` or `duff lake fold`.
+//! current state is exact under concurrent runs (in S3, by a lease object: see [`crate::lease`]);
+//! the fold is idempotent, and one that crashed is completed by the next `duff run` or `duff
+//! lake fold`. A lake in S3 is folded through a scratch directory ([`crate::workspace`]).
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::time::Duration;
 
 use hashbrown::HashSet;
-use std::fs::File;
-use std::path::{Path, PathBuf};
 
 use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
@@ -40,10 +42,16 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::Error;
 use crate::lake::{DataFile, DeltaLake, attempt_nonce, belongs_to_run, data_files, run_id_of_file};
+use crate::lease::{LEASE_OBJECT, Lease};
 use crate::marts::store::{day_of, marts_delta};
 use crate::marts::{LineSource, Marts, Names, Side};
 use crate::stats::stats_json;
 use crate::tables::ORDER_LINES;
+use crate::workspace::{Workspace, create_parent};
+
+/// How long the end of a run waits for another process's fold of a lake in an object store
+/// before leaving its run to that fold.
+pub const SETTLE_WAIT: Duration = Duration::from_secs(60);
 
 /// The key of an order line.
 type Key = (i64, i64);
@@ -53,32 +61,57 @@ type Version = (i64, String);
 
 impl<L: Lake> DeltaLake<L> {
     /// Folds every committed run that `order_lines` does not hold yet (or holds from an earlier
-    /// generation); returns their ids. Waits for a fold running in another process.
+    /// generation); returns their ids. Waits for a fold running in another process (in an
+    /// object store, until its lease expires if its holder died).
     pub fn fold_pending(&self) -> Result<Vec<String>, Error> {
-        let root = self.local_root()?;
-        let lock_path = root.join("_fold.lock");
-        let lock = File::create(&lock_path)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", lock_path.display())))?;
-        lock.lock()
-            .map_err(|e| Error::Invalid(format!("locking {}: {e}", lock_path.display())))?;
-        let folded = self.runtime().block_on(self.fold_all(&root));
-        drop(lock);
-        folded
+        let expiry = self.fold_lease() + Duration::from_secs(5);
+        Ok(self.fold_when_free(expiry)?.unwrap_or_default())
     }
 
-    fn local_root(&self) -> Result<PathBuf, Error> {
-        self.root_url()
-            .to_file_path()
-            .map_err(|()| Error::Invalid("folding needs a local lake for now".into()))
+    /// Folds like [`Self::fold_pending`], but in an object store waits at most `wait` for
+    /// another process's fold; `None` when it was still running (it, the next run's fold or
+    /// `duff lake fold` folds what is pending). A local fold always waits: folds there are
+    /// short, and `duff run` returns with its run folded.
+    pub fn settle_within(&self, wait: Duration) -> Result<Option<Vec<String>>, Error> {
+        self.fold_when_free(wait)
     }
 
-    async fn fold_all(&self, root: &Path) -> Result<Vec<String>, Error> {
+    fn fold_when_free(&self, wait: Duration) -> Result<Option<Vec<String>>, Error> {
+        let work = self.workspace()?;
+        let Some(store) = work.store() else {
+            let lock_path = work.root().join(LEASE_OBJECT);
+            let lock = File::create(&lock_path)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", lock_path.display())))?;
+            lock.lock()
+                .map_err(|e| Error::Invalid(format!("locking {}: {e}", lock_path.display())))?;
+            let folded = self.runtime().block_on(self.fold_all(&work));
+            drop(lock);
+            return folded.map(Some);
+        };
+        self.runtime().block_on(async {
+            let Some(lease) = Lease::acquire(store, wait, self.fold_lease()).await? else {
+                tracing::warn!(
+                    waited_s = wait.as_secs(),
+                    "another process is folding; leaving the pending runs to it"
+                );
+                return Ok(None);
+            };
+            work.hold(lease).await;
+            let folded = self.fold_all(&work).await;
+            let released = work.release_lease().await;
+            let folded = folded?;
+            released?;
+            Ok(Some(folded))
+        })
+    }
+
+    async fn fold_all(&self, work: &Workspace) -> Result<Vec<String>, Error> {
         let orders_def = crate::tables::COMMIT_ORDER[1];
         debug_assert_eq!(orders_def.name, ORDERS.name);
         let orders = self.load_table(&orders_def).await?;
         let mut names = Names::default();
         let mut current = self.load_or_create(&ORDER_LINES).await?;
-        let (mut marts, reflects) = self.load_marts(root, &mut names).await?;
+        let (mut marts, reflects) = self.load_marts(work, &mut names).await?;
         let version = table_version(&current)?;
         if reflects != Some(version) {
             // A fold that stopped between its two commits, or a lake from before marts.
@@ -87,12 +120,13 @@ impl<L: Lake> DeltaLake<L> {
                 order_lines = version,
                 "the marts do not reflect order_lines: rebuilding them"
             );
-            marts = self.rebuild_marts(root, &current, &mut names).await?;
-            self.commit_marts(root, &marts, &names, version).await?;
+            marts = self.rebuild_marts(work, &current, &mut names).await?;
+            self.commit_marts(work, &marts, &names, version).await?;
         }
         let mut done = Vec::new();
         for id in self.succeeded_runs().await? {
             let id = id.as_str();
+            work.renew_lease().await?;
             let Some(generation) = self.run_version(&orders, &orders_def, id).await? else {
                 continue;
             };
@@ -105,14 +139,16 @@ impl<L: Lake> DeltaLake<L> {
                 .filter(|f| belongs_to_run(&f.path, id))
                 .collect();
             let change = self
-                .fold_run(root, &current, id, generation, run_files, &mut names)
+                .fold_run(work, &current, id, generation, run_files, &mut names)
                 .await?;
             marts.add(change);
             current = self.load_table(&ORDER_LINES).await?;
             duff_engine::run::failpoint("before_marts_commit");
             let started = std::time::Instant::now();
-            self.commit_marts(root, &marts, &names, table_version(&current)?)
+            self.commit_marts(work, &marts, &names, table_version(&current)?)
                 .await?;
+            // The next run's files are fetched afresh: a scratch copy holds one run's at most.
+            work.forget()?;
             tracing::info!(
                 run_id = id,
                 ms = started.elapsed().as_millis() as u64,
@@ -160,7 +196,7 @@ impl<L: Lake> DeltaLake<L> {
 
     async fn fold_run(
         &self,
-        root: &Path,
+        work: &Workspace,
         current: &DeltaTable,
         run_id: &str,
         generation: i64,
@@ -168,8 +204,12 @@ impl<L: Lake> DeltaLake<L> {
         names: &mut Names,
     ) -> Result<Marts, Error> {
         let started = std::time::Instant::now();
-        let orders_dir = root.join(ORDERS.prefix);
-        let lines_dir = root.join(ORDER_LINES.prefix);
+        let orders_dir = work.root().join(ORDERS.prefix);
+        let lines_dir = work.root().join(ORDER_LINES.prefix);
+        let in_orders = |path: &str| format!("{}/{path}", ORDERS.prefix);
+        let in_lines = |path: &str| format!("{}/{path}", ORDER_LINES.prefix);
+        // Files written here, uploaded before the commit that adds them.
+        let mut written: Vec<String> = Vec::new();
         let nonce = format!("{:08x}", attempt_nonce());
         let mut actions = Vec::new();
         let now = chrono::Utc::now().timestamp_millis();
@@ -188,6 +228,10 @@ impl<L: Lake> DeltaLake<L> {
             .iter()
             .filter(|f| belongs_to_run(&f.path, run_id) || range.is_none_or(|r| f.overlaps(r)))
             .collect();
+        work.fetch(run_files.iter().map(|f| in_orders(&f.path)))
+            .await?;
+        work.fetch(overlapping.iter().map(|f| in_lines(&f.path)))
+            .await?;
         let mut losers: HashSet<Key> = HashSet::new();
         // Every file read, with which of its lines stay current (for the marts).
         let mut read: Vec<(&DataFile, Vec<bool>)> = Vec::new();
@@ -235,6 +279,7 @@ impl<L: Lake> DeltaLake<L> {
                 // A file whose every line the run supersedes leaves without being read again.
                 if keep.iter().any(|k| *k) {
                     let kept = rewrite(&path, &old.path, &nonce, &lines_dir, |i, _| keep[i])?;
+                    written.extend(kept.iter().map(|a| in_lines(&a.path)));
                     actions.extend(
                         kept.into_iter()
                             .map(|a| Action::Add(with_partition(a, old))),
@@ -247,13 +292,7 @@ impl<L: Lake> DeltaLake<L> {
             let from = orders_dir.join(&f.path);
             if losers.is_empty() {
                 let rel = renamed(&f.path, &nonce);
-                let to = lines_dir.join(&rel);
-                std::fs::create_dir_all(to.parent().expect("a file in a directory"))
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?;
-                if std::fs::hard_link(&from, &to).is_err() {
-                    std::fs::copy(&from, &to)
-                        .map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?;
-                }
+                work.link(&in_orders(&f.path), &in_lines(&rel)).await?;
                 actions.push(Action::Add(Add {
                     path: rel,
                     partition_values: f.partition_values.clone(),
@@ -267,20 +306,17 @@ impl<L: Lake> DeltaLake<L> {
                 let kept = rewrite(&from, &f.path, &nonce, &lines_dir, |_, key| {
                     !losers.contains(&key)
                 })?;
+                written.extend(kept.iter().map(|a| in_lines(&a.path)));
                 actions.extend(kept.into_iter().map(|a| Action::Add(with_partition(a, f))));
             }
         }
         let merged_ms = started.elapsed().as_millis() as u64;
         let read_count = read.len();
-        let change = self.marts_change(
-            &lines_dir,
-            &orders_dir,
-            &existing,
-            read,
-            &run_files,
-            &losers,
-            names,
-        )?;
+        let change = self
+            .marts_change(work, &existing, read, &run_files, &losers, names)
+            .await?;
+        work.publish(&written).await?;
+        work.renew_lease().await?;
         duff_engine::run::failpoint("before_fold_commit");
         let snapshot = current
             .snapshot()
@@ -315,11 +351,9 @@ impl<L: Lake> DeltaLake<L> {
     /// How the fold changes the marts: every current line of the orders it touches, before
     /// and after. Those lines are in the files it read, plus (when a `--force` re-run drops
     /// lines outside its new key range) any file whose range holds a dropped line's order.
-    #[allow(clippy::too_many_arguments)]
-    fn marts_change(
+    async fn marts_change(
         &self,
-        lines_dir: &Path,
-        orders_dir: &Path,
+        work: &Workspace,
         existing: &[DataFile],
         read: Vec<(&DataFile, Vec<bool>)>,
         run_files: &[DataFile],
@@ -332,10 +366,21 @@ impl<L: Lake> DeltaLake<L> {
             .filter_map(|(f, _)| f.range)
             .chain(run_files.iter().filter_map(|f| f.range))
             .reduce(|(a, b), (lo, hi)| (a.min(lo), b.max(hi)));
-        let others = existing.iter().filter(|f| {
-            !read.iter().any(|(r, _)| r.path == f.path)
-                && touched.is_some_and(|t| f.range.is_none_or(|r| f.overlaps(t) || r.0 > r.1))
-        });
+        let others: Vec<&DataFile> = existing
+            .iter()
+            .filter(|f| {
+                !read.iter().any(|(r, _)| r.path == f.path)
+                    && touched.is_some_and(|t| f.range.is_none_or(|r| f.overlaps(t) || r.0 > r.1))
+            })
+            .collect();
+        let lines_dir = work.root().join(ORDER_LINES.prefix);
+        let orders_dir = work.root().join(ORDERS.prefix);
+        work.fetch(
+            others
+                .iter()
+                .map(|f| format!("{}/{}", ORDER_LINES.prefix, f.path)),
+        )
+        .await?;
         let mut sources: Vec<LineSource<'_>> = Vec::new();
         for f in others {
             sources.push(LineSource {
@@ -379,7 +424,8 @@ impl<L: Lake> DeltaLake<L> {
     /// Compares `order_lines` with the latest version of every line recomputed from `orders`
     /// (keys and versions only) and returns what differs. Runs not folded yet (a fold that
     /// crashed) are left out of the comparison and named.
-    pub(crate) async fn check_current_state(&self, root: &Path) -> Result<Vec<String>, Error> {
+    pub(crate) async fn check_current_state(&self, work: &Workspace) -> Result<Vec<String>, Error> {
+        let root = work.root();
         let orders_def = crate::tables::COMMIT_ORDER[1];
         let orders = self.load_table(&orders_def).await?;
         let current = self.load_or_create(&ORDER_LINES).await?;
@@ -400,10 +446,23 @@ impl<L: Lake> DeltaLake<L> {
             }
         }
         let mut latest: HashMap<Key, Version> = HashMap::new();
-        for f in data_files(&orders, &orders_def)? {
-            if !run_id_of_file(&f.path).is_some_and(|id| folded.contains(id)) {
-                continue;
-            }
+        let of_folded_runs: Vec<DataFile> = data_files(&orders, &orders_def)?
+            .into_iter()
+            .filter(|f| run_id_of_file(&f.path).is_some_and(|id| folded.contains(id)))
+            .collect();
+        let current_files = data_files(&current, &ORDER_LINES)?;
+        work.fetch(
+            of_folded_runs
+                .iter()
+                .map(|f| format!("{}/{}", orders_def.prefix, f.path))
+                .chain(
+                    current_files
+                        .iter()
+                        .map(|f| format!("{}/{}", ORDER_LINES.prefix, f.path)),
+                ),
+        )
+        .await?;
+        for f in of_folded_runs {
             let path = root.join(orders_def.prefix).join(&f.path);
             let read = for_each_key(&path, |key, at, run| {
                 let newer = latest
@@ -420,7 +479,7 @@ impl<L: Lake> DeltaLake<L> {
         }
         let mut seen: HashSet<Key> = HashSet::new();
         let (mut wrong, mut twice) = (0u64, 0u64);
-        for f in data_files(&current, &ORDER_LINES)? {
+        for f in current_files {
             let path = root.join(ORDER_LINES.prefix).join(&f.path);
             let read = for_each_key(&path, |key, at, run| {
                 if !seen.insert(key) {
@@ -568,8 +627,7 @@ fn rewrite(
     })?;
     let new_rel = renamed(rel, nonce);
     let to = lines_dir.join(&new_rel);
-    std::fs::create_dir_all(to.parent().expect("a file in a directory"))
-        .map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?;
+    create_parent(&to)?;
     let parquet_error = |source| Error::Parquet {
         path: to.display().to_string(),
         source,

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
+use std::sync::{Arc, Once};
 
 use bytes::Bytes;
 use chrono::NaiveDate;
@@ -54,6 +55,10 @@ impl DataFile {
 pub struct DeltaLake<L> {
     files: L,
     root: Url,
+    /// The object store of a remote lake (S3), rooted at its bucket; `None` for a local lake.
+    remote: Option<Arc<dyn ObjectStore>>,
+    /// How long the fold's lease outlives a dead holder (a remote lake).
+    fold_lease: std::time::Duration,
     /// Drives `deltalake`'s async API for the engine's blocking calls. Always `Some` but
     /// during drop, which shuts it down without blocking (a lake may be dropped in an async
     /// context, such as the dispatcher's).
@@ -139,9 +144,29 @@ fn refuse_legacy_layout(root: &Path) -> Result<(), Error> {
 }
 
 impl<L: Lake> DeltaLake<L> {
-    /// The lake at `root` (a directory URL: `file:///…/` or `s3://bucket/prefix/`), whose data
-    /// files `files` writes. Every table is created if it does not exist yet.
+    /// The local lake at `root` (a `file:///…/` directory URL), whose data files `files`
+    /// writes. Every table is created if it does not exist yet.
     pub fn open(files: L, root: Url) -> Result<Self, Error> {
+        Self::open_inner(files, root, None)
+    }
+
+    /// The lake at `root` in an object store (`s3://bucket/prefix/`), reached through `store`
+    /// (rooted at the bucket), whose data files `files` writes. Its Delta commits are
+    /// conditional puts (`If-None-Match: *`), which S3 supports: no locking service is needed.
+    /// Every table is created if it does not exist yet.
+    pub fn open_in_store(files: L, root: Url, store: Arc<dyn ObjectStore>) -> Result<Self, Error> {
+        register_log_store(root.scheme())?;
+        Self::open_inner(files, root, Some(store))
+    }
+
+    fn open_inner(
+        files: L,
+        root: Url,
+        remote: Option<Arc<dyn ObjectStore>>,
+    ) -> Result<Self, Error> {
+        if !root.path().ends_with('/') {
+            return Err(Error::Invalid(format!("{root}: a lake root ends with '/'")));
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -149,8 +174,14 @@ impl<L: Lake> DeltaLake<L> {
         let lake = DeltaLake {
             files,
             root,
+            remote,
+            fold_lease: crate::lease::LEASE_TTL,
             runtime: Some(runtime),
         };
+        if let Some(store) = &lake.remote {
+            lake.runtime()
+                .block_on(refuse_legacy_objects(store.as_ref(), &lake.root))?;
+        }
         lake.runtime().block_on(async {
             for def in &ALL_TABLES {
                 lake.load_or_create(def).await?;
@@ -158,6 +189,17 @@ impl<L: Lake> DeltaLake<L> {
             Ok::<_, Error>(())
         })?;
         Ok(lake)
+    }
+
+    /// Sets how long the fold's lease in an object store holds unless renewed (default
+    /// [`crate::lease::LEASE_TTL`]): the longest any fold waits for a holder that died.
+    pub fn with_fold_lease(mut self, ttl: std::time::Duration) -> Self {
+        self.fold_lease = ttl;
+        self
+    }
+
+    pub(crate) fn fold_lease(&self) -> std::time::Duration {
+        self.fold_lease
     }
 
     /// The lake root, a directory URL.
@@ -186,11 +228,47 @@ impl<L: Lake> DeltaLake<L> {
         self.runtime.as_ref().expect("the runtime lives until drop")
     }
 
-    pub(crate) async fn load_table(&self, def: &DeltaTableDef) -> Result<DeltaTable, Error> {
+    /// A table handle (not loaded), reaching a remote lake through its store.
+    fn table_handle(&self, def: &DeltaTableDef) -> Result<DeltaTable, Error> {
         let url = self.table_url(def);
-        let mut table = DeltaTableBuilder::from_url(url)
-            .and_then(|b| b.build())
+        let builder = DeltaTableBuilder::from_url(url.clone())
             .map_err(|e| Error::delta(def.name, "open", e))?;
+        let builder = match &self.remote {
+            Some(store) => builder.with_storage_backend(store.clone(), url),
+            None => builder,
+        };
+        builder
+            .build()
+            .map_err(|e| Error::delta(def.name, "open", e))
+    }
+
+    /// The lake rooted at its prefix, for the files the fold reads and writes.
+    pub(crate) fn workspace(&self) -> Result<crate::workspace::Workspace, Error> {
+        match &self.remote {
+            Some(store) => {
+                let prefix = StorePath::from_url_path(self.root.path()).map_err(|e| {
+                    Error::Invalid(format!("{}: not an object store path: {e}", self.root))
+                })?;
+                let store: Arc<dyn ObjectStore> = Arc::new(object_store::prefix::PrefixStore::new(
+                    store.clone(),
+                    prefix,
+                ));
+                crate::workspace::Workspace::remote(store)
+            }
+            None => {
+                let root = self.root.to_file_path().map_err(|()| {
+                    Error::Invalid(format!(
+                        "{}: neither local nor in an object store",
+                        self.root
+                    ))
+                })?;
+                Ok(crate::workspace::Workspace::local(root))
+            }
+        }
+    }
+
+    pub(crate) async fn load_table(&self, def: &DeltaTableDef) -> Result<DeltaTable, Error> {
+        let mut table = self.table_handle(def)?;
         table
             .load()
             .await
@@ -200,9 +278,7 @@ impl<L: Lake> DeltaLake<L> {
 
     /// The table as of its latest version, created first if it does not exist yet.
     pub(crate) async fn load_or_create(&self, def: &DeltaTableDef) -> Result<DeltaTable, Error> {
-        let table = DeltaTableBuilder::from_url(self.table_url(def))
-            .and_then(|b| b.build())
-            .map_err(|e| Error::delta(def.name, "open", e))?;
+        let table = self.table_handle(def)?;
         // Looked for first: loading a missing table logs errors from deep inside deltalake.
         if table_exists(&table).await {
             match self.load_table(def).await {
@@ -518,13 +594,78 @@ impl<L: Lake> Lake for DeltaLake<L> {
             .block_on(self.commit_run(manifest, overwrite))?)
     }
 
-    /// Folds every committed run the current state does not hold yet (local lakes).
+    /// Folds every committed run the current state does not hold yet. In an object store,
+    /// gives up after [`crate::fold::SETTLE_WAIT`] if another process holds the fold: that
+    /// fold, the next run's or `duff lake fold` folds this run.
     fn settle(&self) -> Result<(), duff_engine::Error> {
-        if self.root.scheme() == "file" {
-            self.fold_pending()?;
-        }
+        self.settle_within(crate::fold::SETTLE_WAIT)?;
         Ok(())
     }
+}
+
+/// Lets `deltalake` commit to tables under `scheme://` through a store we pass in, with its
+/// default log store: commits are conditional puts (`If-None-Match: *`).
+fn register_log_store(scheme: &str) -> Result<(), Error> {
+    #[derive(Debug)]
+    struct ConditionalPut;
+    impl deltalake_core::logstore::LogStoreFactory for ConditionalPut {
+        fn with_options(
+            &self,
+            prefixed_store: deltalake_core::logstore::ObjectStoreRef,
+            root_store: deltalake_core::logstore::ObjectStoreRef,
+            location: &Url,
+            options: &deltalake_core::logstore::StorageConfig,
+        ) -> deltalake_core::DeltaResult<Arc<dyn deltalake_core::logstore::LogStore>> {
+            Ok(deltalake_core::logstore::default_logstore(
+                prefixed_store,
+                root_store,
+                location,
+                options,
+            ))
+        }
+    }
+    static S3: Once = Once::new();
+    match scheme {
+        "s3" => S3.call_once(|| {
+            deltalake_core::logstore::logstore_factories().insert(
+                Url::parse("s3://").expect("a valid URL"),
+                Arc::new(ConditionalPut),
+            );
+        }),
+        other => {
+            return Err(Error::Invalid(format!(
+                "{other}:// lakes are not supported (s3:// or a local directory)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The object-store form of [`refuse_legacy_layout`]: a lake prefix holding run manifests
+/// from before Delta tables is refused.
+async fn refuse_legacy_objects(store: &dyn ObjectStore, root: &Url) -> Result<(), Error> {
+    use futures::StreamExt;
+    let prefix = StorePath::from_url_path(root.path())
+        .map_err(|e| Error::Invalid(format!("{root}: {e}")))?;
+    let runs = prefix.clone().join(duff_engine::lake::RUNS_DIR);
+    let mut listing = store.list(Some(&runs));
+    while let Some(entry) = listing.next().await {
+        let entry = entry.map_err(|source| Error::ObjectStore {
+            path: runs.to_string(),
+            operation: "list",
+            source: Box::new(source),
+        })?;
+        if entry.location.extension() == Some("json") {
+            return Err(Error::Layout(format!(
+                "{root} holds a lake in the layout before Delta tables (run manifests under \
+                 {root}{}/): this version reads only Delta tables, and converts such a lake \
+                 in place only on a local disk: copy it down, run `duff lake convert --lake \
+                 DIR`, and copy it back, or write new runs to a new prefix",
+                duff_engine::lake::RUNS_DIR
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the table's log has a commit (or a checkpoint) yet.

@@ -15,12 +15,14 @@
 pub mod error;
 pub mod fold;
 pub mod lake;
+pub mod lease;
 pub mod maintenance;
 pub mod marts;
 pub mod runs;
 mod stats;
 pub mod tables;
 pub mod visible;
+mod workspace;
 
 pub use error::Error;
 pub use lake::DeltaLake;

@@ -78,9 +78,10 @@ impl<L: Lake> DeltaLake<L> {
     /// every committed file exists with its recorded size; every recorded run is in every
     /// table, once; per run, `orders` and `fact_orders` hold `rows_written` rows and
     /// `quarantine` holds `quarantined` (nothing lost); a failed run has no rows; rows of a
-    /// run without a record (a crash before its `runs` row) are reported as incomplete; and,
-    /// for a local lake, `order_lines` is exactly the latest version of every line of the
-    /// folded runs (recomputed from `orders`' keys and versions).
+    /// run without a record (a crash before its `runs` row) are reported as incomplete;
+    /// `order_lines` is exactly the latest version of every line of the folded runs
+    /// (recomputed from `orders`' keys and versions); and every mart is the aggregate of
+    /// `order_lines`. A lake in S3 is checked through a scratch copy of those two tables.
     pub fn check(&self) -> Result<Vec<String>, Error> {
         self.runtime().block_on(async {
             let mut problems = Vec::new();
@@ -144,10 +145,9 @@ impl<L: Lake> DeltaLake<L> {
                     }
                 }
             }
-            if let Ok(root) = self.root_url().to_file_path() {
-                problems.extend(self.check_current_state(&root).await?);
-                problems.extend(self.check_marts(&root).await?);
-            }
+            let work = self.workspace()?;
+            problems.extend(self.check_current_state(&work).await?);
+            problems.extend(self.check_marts(&work).await?);
             Ok(problems)
         })
     }

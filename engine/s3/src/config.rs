@@ -139,6 +139,58 @@ pub async fn client(settings: &TransferSettings, endpoint: &Endpoint) -> Client 
     Client::from_conf(config)
 }
 
+/// An `object_store` client for `bucket`, from the same configuration chain as [`client`]
+/// (environment, container or instance role) with `endpoint` overriding it: the Delta log
+/// and the fold reach a lake in S3 through it. Conditional puts (`If-None-Match: *`, which
+/// S3 supports) make its Delta commits atomic without a locking service.
+pub fn object_store(
+    settings: &TransferSettings,
+    endpoint: &Endpoint,
+    bucket: &str,
+) -> Result<std::sync::Arc<dyn object_store::ObjectStore>, Error> {
+    use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+    use object_store::{BackoffConfig, RetryConfig};
+    // The same retry policy as the SDK client's: `max_attempts` in all, exponential backoff.
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: settings.initial_backoff,
+            max_backoff: settings.max_backoff,
+            base: 2.0,
+        },
+        max_retries: settings.max_attempts.saturating_sub(1) as usize,
+        retry_timeout: Duration::from_secs(120),
+    };
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_conditional_put(S3ConditionalPut::ETagMatch)
+        .with_retry(retry);
+    let url = endpoint.url.clone().or_else(|| {
+        std::env::var("AWS_ENDPOINT_URL_S3")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .ok()
+    });
+    if let Some(url) = url {
+        // A custom endpoint (a local S3-protocol server) is addressed path-style, like the
+        // SDK client does, and may be plain HTTP.
+        builder = builder
+            .with_allow_http(url.starts_with("http://"))
+            .with_endpoint(url)
+            .with_virtual_hosted_style_request(false);
+    }
+    if let Some(region) = &endpoint.region {
+        builder = builder.with_region(region);
+    }
+    if let Some((id, secret)) = &endpoint.credentials {
+        builder = builder
+            .with_access_key_id(id)
+            .with_secret_access_key(secret);
+    }
+    let store = builder
+        .build()
+        .map_err(|e| Error::Config(format!("S3 client for bucket {bucket}: {e}")))?;
+    Ok(std::sync::Arc::new(store))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

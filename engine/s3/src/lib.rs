@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use duff_engine::Error;
 
 pub use classify::classify;
-pub use config::{Endpoint, S3Url, TransferSettings, client};
+pub use config::{Endpoint, S3Url, TransferSettings, client, object_store};
 pub use lake::S3Lake;
 pub use source::S3Source;
 

@@ -289,12 +289,12 @@ impl S3 for TestStore {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         self.arrive("PutObject")?;
-        if req.input.key.contains("_runs/") && req.input.if_none_match.is_some() {
+        if req.input.if_none_match.is_some() {
             *self
                 .counts
                 .lock()
                 .unwrap()
-                .entry("ManifestCreate")
+                .entry("ConditionalCreate")
                 .or_default() += 1;
         }
         let _atomic = self.create_lock.lock().await;
@@ -355,6 +355,14 @@ impl S3 for TestStore {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.arrive("DeleteObject")?;
         self.inner.delete_object(req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.arrive("CopyObject")?;
+        self.inner.copy_object(req).await
     }
 }
 

@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::lake::{DeltaLake, attempt_nonce, data_files};
 use crate::stats::stats_json;
 use crate::tables::{DeltaTableDef, ORDER_LINES};
+use crate::workspace::Workspace;
 
 /// The `txn` application id under which each mart records the `order_lines` version it
 /// reflects.
@@ -37,7 +38,7 @@ impl<L: Lake> DeltaLake<L> {
     /// they disagree or were never built).
     pub(crate) async fn load_marts(
         &self,
-        root: &Path,
+        work: &Workspace,
         names: &mut Names,
     ) -> Result<(Marts, Option<i64>), Error> {
         let mut marts = Marts::default();
@@ -45,8 +46,12 @@ impl<L: Lake> DeltaLake<L> {
         for def in &MARTS {
             let table = self.load_or_create(def).await?;
             versions.push(self.run_version(&table, def, REFLECTS).await?);
-            for f in data_files(&table, def)? {
-                read_mart(&root.join(def.prefix).join(&f.path), def, &mut marts, names)?;
+            let files = data_files(&table, def)?;
+            work.fetch(files.iter().map(|f| format!("{}/{}", def.prefix, f.path)))
+                .await?;
+            for f in files {
+                let path = work.root().join(def.prefix).join(&f.path);
+                read_mart(&path, def, &mut marts, names)?;
             }
         }
         let first = versions[0];
@@ -57,14 +62,21 @@ impl<L: Lake> DeltaLake<L> {
     /// The marts recomputed from every line of `order_lines`.
     pub(crate) async fn rebuild_marts(
         &self,
-        root: &Path,
+        work: &Workspace,
         current: &DeltaTable,
         names: &mut Names,
     ) -> Result<Marts, Error> {
-        let sources: Vec<LineSource<'_>> = data_files(current, &ORDER_LINES)?
+        let files = data_files(current, &ORDER_LINES)?;
+        work.fetch(
+            files
+                .iter()
+                .map(|f| format!("{}/{}", ORDER_LINES.prefix, f.path)),
+        )
+        .await?;
+        let sources: Vec<LineSource<'_>> = files
             .into_iter()
             .map(|f| LineSource {
-                path: root.join(ORDER_LINES.prefix).join(&f.path),
+                path: work.root().join(ORDER_LINES.prefix).join(&f.path),
                 day: day_of(&f.partition_values),
                 sides: Box::new(|_, _| Some(Side::After)),
             })
@@ -73,10 +85,10 @@ impl<L: Lake> DeltaLake<L> {
     }
 
     /// Compares the marts with a recomputation from `order_lines` and returns what differs.
-    pub(crate) async fn check_marts(&self, root: &Path) -> Result<Vec<String>, Error> {
+    pub(crate) async fn check_marts(&self, work: &Workspace) -> Result<Vec<String>, Error> {
         let mut names = Names::default();
         let current = self.load_or_create(&ORDER_LINES).await?;
-        let (marts, reflects) = match self.load_marts(root, &mut names).await {
+        let (marts, reflects) = match self.load_marts(work, &mut names).await {
             Ok(loaded) => loaded,
             Err(e) => return Ok(vec![format!("the marts are unreadable: {e}")]),
         };
@@ -87,7 +99,7 @@ impl<L: Lake> DeltaLake<L> {
                  (run `duff lake fold` to rebuild them)"
             )]);
         }
-        let fresh = match self.rebuild_marts(root, &current, &mut names).await {
+        let fresh = match self.rebuild_marts(work, &current, &mut names).await {
             Ok(fresh) => fresh,
             Err(e) => return Ok(vec![format!("the marts not checked: {e}")]),
         };
@@ -143,12 +155,13 @@ impl<L: Lake> DeltaLake<L> {
     /// `reflects` (the `order_lines` version) as the mart's `txn`.
     pub(crate) async fn commit_marts(
         &self,
-        root: &Path,
+        work: &Workspace,
         marts: &Marts,
         names: &Names,
         reflects: i64,
     ) -> Result<(), Error> {
         let nonce = format!("{:08x}", attempt_nonce());
+        work.renew_lease().await?;
         for def in &MARTS {
             let table = self.load_or_create(def).await?;
             let now = chrono::Utc::now().timestamp_millis();
@@ -167,7 +180,10 @@ impl<L: Lake> DeltaLake<L> {
                 })
                 .collect();
             let batch = mart_batch(def, marts, names)?;
-            actions.push(Action::Add(write_file(root, def, &nonce, &batch)?));
+            let add = write_file(work.root(), def, &nonce, &batch)?;
+            work.publish(&[format!("{}/{}", def.prefix, add.path)])
+                .await?;
+            actions.push(Action::Add(add));
             let snapshot = table
                 .snapshot()
                 .map_err(|e| Error::delta(def.name, "snapshot", e))?;
@@ -387,6 +403,7 @@ fn write_file(
 ) -> Result<Add, Error> {
     let rel = format!("part-{nonce}.parquet");
     let path = root.join(def.prefix).join(&rel);
+    crate::workspace::create_parent(&path)?;
     let parquet_error = |source| Error::Parquet {
         path: path.display().to_string(),
         source,
