@@ -139,6 +139,22 @@ pub async fn client(settings: &TransferSettings, endpoint: &Endpoint) -> Client 
     Client::from_conf(config)
 }
 
+/// The runtime every `object_store` request runs on. Its callers drive requests from several
+/// runtimes (the lake's own, and short-lived ones inside `deltalake`'s kernel); a pooled
+/// connection lives on the runtime that opened it and dies with it, so the next request on it
+/// would fail ("runtime dropped the dispatch task"). One process-wide runtime owns them all.
+fn io_runtime() -> &'static tokio::runtime::Runtime {
+    static IO: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    IO.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("duff-s3-io")
+            .enable_all()
+            .build()
+            .expect("an I/O runtime")
+    })
+}
+
 /// An `object_store` client for `bucket`, from the same configuration chain as [`client`]
 /// (environment, container or instance role) with `endpoint` overriding it: the Delta log
 /// and the fold reach a lake in S3 through it. Conditional puts (`If-None-Match: *`, which
@@ -163,7 +179,10 @@ pub fn object_store(
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_conditional_put(S3ConditionalPut::ETagMatch)
-        .with_retry(retry);
+        .with_retry(retry)
+        .with_http_connector(object_store::client::SpawnedReqwestConnector::new(
+            io_runtime().handle().clone(),
+        ));
     let url = endpoint.url.clone().or_else(|| {
         std::env::var("AWS_ENDPOINT_URL_S3")
             .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))

@@ -36,6 +36,7 @@ pub struct S3Server {
     pub root: PathBuf,
     pub faults: Arc<Faults>,
     counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    lists: Arc<Mutex<BTreeMap<String, u64>>>,
     _dir: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
 }
@@ -50,6 +51,7 @@ impl S3Server {
         }
         let faults = Arc::new(Faults::default());
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let lists = Arc::new(Mutex::new(BTreeMap::new()));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -60,6 +62,7 @@ impl S3Server {
                 inner: s3s_fs::FileSystem::new(&root).unwrap(),
                 faults: faults.clone(),
                 counts: counts.clone(),
+                lists: lists.clone(),
                 requests: AtomicU64::new(0),
                 gets: AtomicU64::new(0),
                 create_lock: tokio::sync::Mutex::new(()),
@@ -90,6 +93,7 @@ impl S3Server {
             root,
             faults,
             counts,
+            lists,
             _dir: dir,
             _runtime: runtime,
         }
@@ -166,6 +170,11 @@ impl S3Server {
             .count()
     }
 
+    /// `ListObjectsV2` requests served for one bucket.
+    pub fn lists_of(&self, bucket: &str) -> u64 {
+        self.lists.lock().unwrap().get(bucket).copied().unwrap_or(0)
+    }
+
     /// Requests served, by operation.
     pub fn counts(&self) -> BTreeMap<&'static str, u64> {
         self.counts.lock().unwrap().clone()
@@ -176,6 +185,7 @@ struct TestStore {
     inner: s3s_fs::FileSystem,
     faults: Arc<Faults>,
     counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    lists: Arc<Mutex<BTreeMap<String, u64>>>,
     requests: AtomicU64,
     gets: AtomicU64,
     /// Serialises conditional creates: S3 makes `If-None-Match: *` atomic, s3s-fs does not.
@@ -338,6 +348,12 @@ impl S3 for TestStore {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         self.arrive("ListObjectsV2")?;
+        *self
+            .lists
+            .lock()
+            .unwrap()
+            .entry(req.input.bucket.clone())
+            .or_default() += 1;
         self.inner.list_objects_v2(req).await
     }
 
