@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::engine::InProcessEngine;
 use crate::error::DispatchError;
 use crate::handler::Dispatcher;
+use crate::lazy_lake::OpenOnUse;
 use crate::objects::{AwsObjects, LedgerStore};
 use crate::report::Report;
 use crate::traits::{Engine, Jobs, Objects};
@@ -43,16 +44,22 @@ pub async fn connect(config: Config, setup: &Setup) -> Result<AwsDispatcher, Dis
             if !root.key.is_empty() && !root.key.ends_with('/') {
                 root.key.push('/');
             }
-            let files = S3Lake::new(s3.clone(), setup.settings.clone(), root.clone())?;
             let store = duff_s3::object_store(&setup.settings, &setup.s3, &root.bucket)?;
             let url = url::Url::parse(&format!("s3://{}/{}", root.bucket, root.key))
                 .map_err(|e| DispatchError::Config(format!("lake {root}: {e}")))?;
-            // Opening reads the tables' logs with a runtime of its own: off this one.
-            let lake =
-                tokio::task::spawn_blocking(move || DeltaLake::open_in_store(files, url, store))
-                    .await
-                    .map_err(|e| DispatchError::Config(format!("opening the lake: {e}")))?
-                    .map_err(duff_engine::Error::from)?;
+            let (client, settings, at) = (s3.clone(), setup.settings.clone(), root.clone());
+            let runtime = tokio::runtime::Handle::current();
+            let lake = OpenOnUse::new(
+                format!("s3://{}/{}", root.bucket, root.key),
+                Box::new(move || {
+                    let files = {
+                        let _entered = runtime.enter();
+                        S3Lake::new(client.clone(), settings.clone(), at.clone())?
+                    };
+                    let lake = DeltaLake::open_in_store(files, url.clone(), store.clone())?;
+                    Ok(Arc::new(lake) as Arc<dyn Lake>)
+                }),
+            );
             (
                 Arc::new(lake),
                 LedgerStore::S3 {

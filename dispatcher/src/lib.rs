@@ -22,6 +22,7 @@ pub mod event;
 pub mod handler;
 pub mod key;
 pub mod lambda;
+mod lazy_lake;
 pub mod ledger;
 pub mod objects;
 pub mod report;
