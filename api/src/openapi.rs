@@ -174,6 +174,8 @@ fn run_list_fields() -> Vec<(&'static str, Value)> {
         ("nothing_lost", json!({"type": "boolean"})),
         ("input_bytes", int()),
         ("output_bytes", int()),
+        // When order_lines and the marts took the run in; null until then, and for failed runs.
+        ("folded_at", nullable(text())),
     ]
 }
 

@@ -1128,9 +1128,20 @@ fn a_crash_before_the_fold_commits_is_completed_by_duff_lake_fold_or_the_next_ru
         delta_rows(&lake, &duff_delta::ORDER_LINES).is_empty(),
         "not folded yet"
     );
+    assert!(
+        delta_rows(&lake, &duff_delta::FOLDS).is_empty(),
+        "no record of a fold"
+    );
     let out = duff_lake(&["fold", "--lake", lake.to_str().unwrap()]);
     assert!(out.status.success(), "{}", crate::venv::text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("folded "));
+    let folds = delta_rows(&lake, &duff_delta::FOLDS);
+    assert_eq!(folds.len(), 1, "{folds:?}");
+    assert_eq!(
+        folds[0][0],
+        only_run_id(&lake),
+        "the run's fold is recorded"
+    );
     assert_eq!(
         delta_rows(&lake, &duff_delta::ORDER_LINES),
         latest_of_history(&lake)

@@ -7,7 +7,7 @@ use std::path::Path;
 use duff_delta::marts::MARTS;
 
 use crate::api::{money, units};
-use crate::common::{delta_files, parquet_rows};
+use crate::common::{delta_files, delta_rows, parquet_rows};
 use crate::lake::{derive_csv, duff_lake, duff_run, latest_of_history, must_succeed, sample};
 
 #[derive(Default)]
@@ -165,8 +165,15 @@ fn a_crash_between_the_current_state_and_the_marts_is_repaired_by_the_next_fold(
         report.contains("the marts reflect order_lines version"),
         "{report}"
     );
+    // In order_lines but not in the marts: not recorded as folded.
+    assert_eq!(delta_rows(&lake, &duff_delta::FOLDS).len(), 1);
     must_succeed(duff_lake(&["fold", "--lake", lake_arg]));
     assert_marts_match_history(&lake);
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::FOLDS).len(),
+        2,
+        "the fold completed by `duff lake fold` is recorded"
+    );
     let out = duff_lake(&["check", "--lake", lake_arg]);
     assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
 }

@@ -364,12 +364,24 @@ macro_rules! run_columns {
     };
 }
 
+/// When the current state (`order_lines` and the marts) took the run in: its latest row in
+/// `folds`, NULL until then (and for a failed run, which has nothing to fold).
+macro_rules! runs_with_folds {
+    () => {
+        "
+FROM runs
+LEFT JOIN (SELECT run_id AS folded_run, max(folded_at) AS folded_at FROM folds GROUP BY run_id) f
+  ON f.folded_run = runs.run_id"
+    };
+}
+
 /// $1 from, $2 to (the run's pa_date), $3 status ('' = any), $4 offset, $5 limit. Newest first.
 pub const RUNS: &str = concat!(
     "SELECT ",
     run_columns!(),
+    ", folded_at",
+    runs_with_folds!(),
     "
-FROM runs
 WHERE pa_date BETWEEN $1 AND $2 AND ($3 = '' OR status = $3)
 ORDER BY started_at DESC, run_id DESC
 OFFSET $4 LIMIT $5"
@@ -379,14 +391,15 @@ OFFSET $4 LIMIT $5"
 pub const RUN: &str = concat!(
     "SELECT ",
     run_columns!(),
-    ",
+    ", folded_at,
        source.size_bytes AS source_size_bytes,
        source.version AS source_version,
        source.gzip AS source_gzip,
        counts.distinct_clients AS distinct_clients,
        counts.distinct_products AS distinct_products,
-       engine_version, threads, extra_columns
-FROM runs
+       engine_version, threads, extra_columns",
+    runs_with_folds!(),
+    "
 WHERE run_id = $1"
 );
 

@@ -46,7 +46,7 @@ use crate::lease::{LEASE_OBJECT, Lease};
 use crate::marts::store::{day_of, marts_delta};
 use crate::marts::{LineSource, Marts, Names, Side};
 use crate::stats::stats_json;
-use crate::tables::ORDER_LINES;
+use crate::tables::{FOLDS, ORDER_LINES};
 use crate::workspace::{Workspace, create_parent};
 
 /// How long the end of a run waits for another process's fold of a lake in an object store
@@ -123,6 +123,7 @@ impl<L: Lake> DeltaLake<L> {
             marts = self.rebuild_marts(work, &current, &mut names).await?;
             self.commit_marts(work, &marts, &names, version).await?;
         }
+        let mut folds = self.load_or_create(&FOLDS).await?;
         let mut done = Vec::new();
         for id in self.succeeded_runs().await? {
             let id = id.as_str();
@@ -132,6 +133,12 @@ impl<L: Lake> DeltaLake<L> {
             };
             let folded = self.run_version(&current, &ORDER_LINES, id).await?;
             if folded.is_some_and(|f| f >= generation) {
+                // Folded, but a crash may have come before its record.
+                if !self.fold_recorded(&folds, id, generation).await? {
+                    self.record_fold(work, id, generation, table_version(&current)?)
+                        .await?;
+                    folds = self.load_table(&FOLDS).await?;
+                }
                 continue;
             }
             let run_files: Vec<DataFile> = data_files(&orders, &orders_def)?
@@ -154,9 +161,71 @@ impl<L: Lake> DeltaLake<L> {
                 ms = started.elapsed().as_millis() as u64,
                 "marts committed"
             );
+            self.record_fold(work, id, generation, table_version(&current)?)
+                .await?;
+            folds = self.load_table(&FOLDS).await?;
             done.push(id.to_string());
         }
         Ok(done)
+    }
+
+    /// Whether `folds` records the fold of this generation of the run.
+    async fn fold_recorded(
+        &self,
+        folds: &DeltaTable,
+        run_id: &str,
+        generation: i64,
+    ) -> Result<bool, Error> {
+        let recorded = self.run_version(folds, &FOLDS, run_id).await?;
+        Ok(recorded.is_some_and(|r| r >= generation))
+    }
+
+    /// Appends the run's row to `folds` (its `txn` is the run's id at `generation`, so a
+    /// retried record commits once), after the run is in `order_lines` and the marts.
+    async fn record_fold(
+        &self,
+        work: &Workspace,
+        run_id: &str,
+        generation: i64,
+        order_lines_version: i64,
+    ) -> Result<(), Error> {
+        use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMillisecondArray};
+        let table = crate::tables::FOLDS_TABLE.arrow_schema();
+        let now = chrono::Utc::now().timestamp_millis();
+        let columns: Vec<ArrayRef> = vec![
+            std::sync::Arc::new(StringArray::from(vec![run_id])),
+            std::sync::Arc::new(Int64Array::from(vec![generation])),
+            std::sync::Arc::new(Int64Array::from(vec![order_lines_version])),
+            std::sync::Arc::new(TimestampMillisecondArray::from(vec![now]).with_timezone("+00:00")),
+        ];
+        let batch = RecordBatch::try_new(table, columns)
+            .map_err(|e| Error::Invalid(format!("folds row: {e}")))?;
+        let nonce = format!("{run_id}-{:08x}", attempt_nonce());
+        let add = crate::marts::store::write_file(work.root(), &FOLDS, &nonce, &batch)?;
+        work.publish(&[format!("{}/{}", FOLDS.prefix, add.path)])
+            .await?;
+        let folds = self.load_or_create(&FOLDS).await?;
+        let snapshot = folds
+            .snapshot()
+            .map_err(|e| Error::delta(FOLDS.name, "snapshot", e))?;
+        let properties = CommitProperties::default()
+            .with_application_transaction(Transaction::new(run_id, generation));
+        let committed = CommitBuilder::from(properties)
+            .with_actions(vec![Action::Add(add)])
+            .build(
+                Some(snapshot),
+                folds.log_store(),
+                DeltaOperation::Write {
+                    mode: SaveMode::Append,
+                    partition_by: None,
+                    predicate: None,
+                },
+            )
+            .await;
+        match committed {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::delta(FOLDS.name, "commit", e)),
+        }
     }
 
     /// The ids of the succeeded runs, from the `runs` table's log alone: a run's row is a

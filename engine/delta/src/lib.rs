@@ -27,5 +27,5 @@ mod workspace;
 pub use error::Error;
 pub use lake::DeltaLake;
 pub use stats::stats_json;
-pub use tables::{ALL_TABLES, COMMIT_ORDER, DeltaTableDef, ORDER_LINES};
+pub use tables::{ALL_TABLES, COMMIT_ORDER, DeltaTableDef, FOLDS, ORDER_LINES};
 pub use visible::CommittedOnly;

@@ -3,7 +3,7 @@
 
 use deltalake_core::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake_core::kernel::{DataType, StructField, StructType};
-use duff_engine::schema::{self as engine_schema, ColumnType, PARTITION_COLUMN, Table};
+use duff_engine::schema::{self as engine_schema, ColumnType, PARTITION_COLUMN, Table, col};
 
 use crate::error::Error;
 use crate::marts::MARTS;
@@ -37,6 +37,28 @@ pub const ORDER_LINES: DeltaTableDef = DeltaTableDef {
     partitioned: true,
 };
 
+/// Which runs the current state holds: one row per fold of a run into `order_lines` and the
+/// marts, written after both ([`crate::fold`]). `generation` is the run's `orders` commit that
+/// was folded (a `--force` re-run is folded again); `order_lines_version` the commit that
+/// holds it.
+pub static FOLDS_TABLE: Table = Table {
+    name: "folds",
+    prefix: "folds",
+    columns: &[
+        col("run_id", ColumnType::String),
+        col("generation", ColumnType::BigInt),
+        col("order_lines_version", ColumnType::BigInt),
+        col("folded_at", ColumnType::TimestampMillis),
+    ],
+};
+
+pub const FOLDS: DeltaTableDef = DeltaTableDef {
+    name: "folds",
+    prefix: "folds",
+    engine_table: Some(&FOLDS_TABLE),
+    partitioned: false,
+};
+
 const fn history(table: &'static Table) -> DeltaTableDef {
     DeltaTableDef {
         name: table.name,
@@ -60,8 +82,9 @@ pub static COMMIT_ORDER: [DeltaTableDef; 8] = [
     RUNS,
 ];
 
-/// Every table of the lake: the history in commit order, the current state, its marts.
-pub static ALL_TABLES: [DeltaTableDef; 16] = [
+/// Every table of the lake: the history in commit order, the current state, its marts, and
+/// the record of folds.
+pub static ALL_TABLES: [DeltaTableDef; 17] = [
     COMMIT_ORDER[0],
     COMMIT_ORDER[1],
     COMMIT_ORDER[2],
@@ -78,6 +101,7 @@ pub static ALL_TABLES: [DeltaTableDef; 16] = [
     MARTS[4],
     MARTS[5],
     MARTS[6],
+    FOLDS,
 ];
 
 impl DeltaTableDef {

@@ -310,9 +310,12 @@ fn runs_list_details_and_quarantine() {
         );
         assert_eq!(row["nothing_lost"], true);
         assert_eq!(row["pa_date"], run.pa_date.as_str());
+        // Each run ended with its fold into the current state.
+        assert!(row["folded_at"].is_string(), "{row}");
     }
     let failed = runs[&format!("\"{}\"", lake.failed_run_id)];
     assert_eq!(failed["status"], "failed");
+    assert!(failed["folded_at"].is_null(), "nothing to fold: {failed}");
     assert_eq!(failed["error_code"], "missing_columns");
     assert_eq!(
         get_json(server(), "/runs?status=failed")["rows"]

@@ -395,7 +395,7 @@ fn sums(values: Vec<i128>) -> Result<ArrayRef, Error> {
     ))
 }
 
-fn write_file(
+pub(crate) fn write_file(
     root: &Path,
     def: &DeltaTableDef,
     nonce: &str,
