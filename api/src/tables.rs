@@ -1,5 +1,5 @@
-//! The tables reports can name: the engine's lake tables ([`duff_engine::schema::TABLES`]) plus
-//! `runs`, one row per run. `runs` is defined once, with Glue type strings, in
+//! The tables reports can name: every table of the lake ([`duff_delta::ALL_TABLES`]: history,
+//! `runs`, the current state, the marts and `folds`). `runs` is defined once, with Glue type strings, in
 //! [`duff_delta::runs`]; the embedded engine's Arrow schema is derived from them and the Athena
 //! table in `infra/` is checked against them.
 
@@ -11,14 +11,9 @@ pub use duff_delta::runs::{
 /// reports compare it with bound string parameters on both backends.
 pub const PA_DATE_GLUE_TYPE: &str = "string";
 
-/// Every table name reports may use, in one list (engine tables, then `runs`).
+/// Every table name reports may use: the lake's tables, in one list.
 pub fn table_names() -> Vec<&'static str> {
-    duff_engine::schema::TABLES
-        .iter()
-        .map(|t| t.name)
-        .chain([RUNS_TABLE, duff_delta::ORDER_LINES.name])
-        .chain(duff_delta::marts::MARTS.iter().map(|m| m.name))
-        .collect()
+    duff_delta::ALL_TABLES.iter().map(|d| d.name).collect()
 }
 
 #[cfg(test)]
@@ -37,6 +32,9 @@ mod tests {
             "dim_channels",
             "quarantine",
             "runs",
+            "order_lines",
+            "mart_clients",
+            "folds",
         ] {
             assert!(names.contains(&t), "{t}");
         }
