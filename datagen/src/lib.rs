@@ -59,6 +59,7 @@ mod dirt;
 mod expected;
 mod names;
 mod pipeline;
+mod redeliver;
 mod rng;
 mod row;
 
@@ -68,6 +69,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{Dirt, GenConfig, Reason, Size};
 pub use expected::Expected;
+pub use redeliver::{Redelivered, redeliver};
 pub use row::{CANONICAL_COLUMNS, EXTRA_COLUMNS};
 
 #[derive(Debug, thiserror::Error)]

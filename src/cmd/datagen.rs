@@ -61,6 +61,9 @@ pub fn config(args: &DatagenArgs) -> anyhow::Result<GenConfig> {
 }
 
 pub fn datagen(args: DatagenArgs) -> anyhow::Result<()> {
+    if let Some(earlier) = &args.redeliver_from {
+        return redelivery(earlier, &args);
+    }
     let cfg = config(&args)?;
     let started = Instant::now();
     let expected = write_file(&cfg, &args.out)?;
@@ -73,6 +76,27 @@ pub fn datagen(args: DatagenArgs) -> anyhow::Result<()> {
         secs,
         expected.bytes as f64 / 1e6 / secs.max(1e-9),
         sidecar_path(&args.out).display()
+    );
+    Ok(())
+}
+
+/// `duff datagen --redeliver-from`: a re-delivery of an earlier (plain CSV) file.
+fn redelivery(earlier: &Path, args: &DatagenArgs) -> anyhow::Result<()> {
+    let input = File::open(earlier).with_context(|| format!("opening {}", earlier.display()))?;
+    let out =
+        File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let done = duff_datagen::redeliver(
+        std::io::BufReader::new(input),
+        BufWriter::new(out),
+        args.redeliver_fraction,
+        args.seed,
+    )?;
+    eprintln!(
+        "wrote {}: {} orders of {} again ({} lines), each with its next status",
+        args.out.display(),
+        done.orders,
+        earlier.display(),
+        done.lines
     );
     Ok(())
 }
