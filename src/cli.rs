@@ -356,9 +356,10 @@ pub struct DatagenArgs {
     /// Add two columns that are not part of the contract.
     #[arg(long)]
     pub extra_columns: bool,
-    /// Instead of a new file, write a re-delivery of this earlier file: --redeliver-fraction
-    /// of its orders (whole orders, picked by --seed), each line with the next status of
-    /// created → delivered → broken. Lines that are not valid orders are left out.
+    /// Instead of a new file, write a re-delivery of this earlier file: a share of its orders
+    /// (whole orders, picked by --seed), each line with the next status of created →
+    /// delivered → broken. Lines that are not valid orders are left out. Default: none (a new
+    /// file is generated).
     #[arg(long, value_name = "EARLIER_CSV")]
     pub redeliver_from: Option<PathBuf>,
     /// The share of the earlier file's orders a re-delivery sends again.

@@ -32,7 +32,8 @@ fn help_documents_every_option_with_its_default() {
                     || option == "--size"
                     || option == "--pa-date"
                     || option == "--ingested-at"
-                    || option == "--lake",
+                    || option == "--lake"
+                    || option == "--redeliver-from",
                 "duff {sub}: {option} does not state its default:\n{block}"
             );
         }

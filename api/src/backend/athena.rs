@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{Backend, athena_values};
 use crate::error::ApiError;
-use crate::reports::{Param, Report, dialect};
+use crate::reports::{self, Param, Report, dialect};
 use crate::value::{Column, ResultSet};
 
 /// Where and how queries run. [`AthenaConfig::from_env`] reads what the infra stack sets.
@@ -80,11 +80,21 @@ impl AthenaConfig {
 pub struct AthenaBackend {
     client: Client,
     config: AthenaConfig,
+    /// The last answer of [`reports::EVERY_RUN_FOLDED`], and when it was asked.
+    folded: std::sync::Arc<tokio::sync::Mutex<Option<(Instant, bool)>>>,
 }
+
+/// How long an answer of "does the current state hold every run" is reused: one small query
+/// per this long per instance, and a report may read marts this much behind a new run.
+pub const FOLDED_STATE_TTL: Duration = Duration::from_secs(30);
 
 impl AthenaBackend {
     pub fn new(client: Client, config: AthenaConfig) -> Self {
-        AthenaBackend { client, config }
+        AthenaBackend {
+            client,
+            config,
+            folded: Default::default(),
+        }
     }
 
     async fn start(&self, sql: String, values: Vec<String>) -> Result<String, ApiError> {
@@ -326,6 +336,31 @@ impl Backend for AthenaBackend {
 
     fn name(&self) -> &'static str {
         "athena"
+    }
+
+    /// Athena reads data, not the tables' logs: the marts are used when `folds` records every
+    /// committed run ([`reports::EVERY_RUN_FOLDED`]), asked at most every
+    /// [`FOLDED_STATE_TTL`]. A failed check answers from history.
+    async fn reads_current_state(&self) -> bool {
+        let mut cached = self.folded.lock().await;
+        if let Some((at, folded)) = *cached
+            && at.elapsed() < FOLDED_STATE_TTL
+        {
+            return folded;
+        }
+        let folded = match self.query(&reports::EVERY_RUN_FOLDED, Vec::new()).await {
+            Ok(rs) => rs
+                .rows
+                .first()
+                .and_then(|row| row.first())
+                .is_some_and(|v| *v == crate::value::Value::Int(1)),
+            Err(e) => {
+                tracing::warn!(error = %e, "asking whether every run is folded; answering from history");
+                false
+            }
+        };
+        *cached = Some((Instant::now(), folded));
+        folded
     }
 }
 

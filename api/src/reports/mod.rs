@@ -159,6 +159,13 @@ pub static RUN: Report = Report {
     params: &["run_id"],
     current: None,
 };
+/// Whether the current state and the marts hold every committed run (no parameters).
+pub static EVERY_RUN_FOLDED: Report = Report {
+    name: "every_run_folded",
+    sql: sql::EVERY_RUN_FOLDED,
+    params: &[],
+    current: None,
+};
 pub static RUN_QUARANTINE: Report = Report {
     name: "run_quarantine",
     sql: sql::RUN_QUARANTINE,
@@ -257,6 +264,7 @@ pub fn all() -> Vec<&'static Report> {
         &RUNS,
         &RUN,
         &RUN_QUARANTINE,
+        &EVERY_RUN_FOLDED,
     ];
     v.extend(CLIENT_TOTALS.iter());
     let current: Vec<&'static Report> = v.iter().filter_map(|r| r.current).collect();

@@ -411,3 +411,11 @@ WHERE run_id = $1 AND ($2 = '' OR reason = $2)
   AND run_id IN (SELECT run_id FROM runs WHERE status = 'succeeded')
 ORDER BY source_line, reason
 OFFSET $3 LIMIT $4";
+
+/// 1 when every committed run is recorded in `folds` (the current state and the marts hold
+/// them all), else 0. A backend that cannot read the tables' logs (Athena) asks this before
+/// reading the marts: `folds` gets a run's row only after its marts commit.
+pub const EVERY_RUN_FOLDED: &str = "SELECT CASE WHEN
+  (SELECT count(*) FROM runs WHERE status = 'succeeded')
+  = (SELECT count(DISTINCT run_id) FROM folds)
+THEN 1 ELSE 0 END AS every_run_folded";

@@ -397,6 +397,18 @@ fn athena_backend_answers_exactly_like_the_embedded_engine() {
     assert!(dated, "dates are bound as quoted literals");
     // Pages really were many: the longest result took several GetQueryResults calls.
     assert!(executions.iter().map(|e| e.result_pages).max().unwrap() >= 5);
+    // Every committed run is folded in the test lake: reports over every date read the marts
+    // and order_lines, after one check of `folds` (cached for the rest of the requests).
+    let sql = |e: &Execution| e.request["QueryString"].as_str().unwrap().to_string();
+    let checks = executions
+        .iter()
+        .filter(|e| sql(e).contains("every_run_folded"))
+        .count();
+    assert_eq!(checks, 1, "one check, then its answer reused");
+    assert!(
+        executions.iter().any(|e| sql(e).contains("mart_status")),
+        "/sales/by-status read mart_status"
+    );
 }
 
 fn error_of(
