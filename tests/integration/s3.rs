@@ -757,3 +757,73 @@ fn the_batch_job_exit_codes_tell_retryable_from_permanent() {
         String::from_utf8_lossy(&unreachable.stderr)
     );
 }
+
+/// PyPI `deltalake` (its own log replay and its own S3 client) reads every table of a lake in
+/// S3 over the S3 protocol, and sees exactly the committed rows: the row counts the server's
+/// files give, and the same total of money in `orders`.
+#[test]
+fn an_independent_delta_reader_reads_the_s3_lake_over_the_s3_protocol() {
+    let server = S3Server::start(&[INBOX, LAKE]);
+    server.put(INBOX, "g.csv", &sample(5_000, 19));
+    let done = run_s3(&server, "g.csv", "", &fixed_options(), &small_transfers()).unwrap();
+    assert!(matches!(done, RunOutcome::Succeeded(_)), "{done:?}");
+    let python = crate::venv::python_with(
+        "deltalake",
+        &["deltalake==1.6.6", "pyarrow==26.0.1"],
+        "import deltalake, pyarrow",
+    );
+    let script = r#"
+import json, os, sys
+from deltalake import DeltaTable
+import pyarrow.compute as pc
+options = {
+    "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL_S3"],
+    "AWS_REGION": os.environ["AWS_REGION"],
+    "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+    "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+    "AWS_ALLOW_HTTP": "true",
+}
+out = {}
+for prefix in sys.argv[1:]:
+    t = DeltaTable("s3://lake/" + prefix, storage_options=options).to_pyarrow_table()
+    entry = {"rows": t.num_rows}
+    if "total_price" in t.column_names:
+        entry["total_price"] = str(pc.sum(t["total_price"]).as_py())
+    out[prefix] = entry
+print(json.dumps(out))
+sys.stdout.flush()
+os._exit(0)
+"#;
+    let prefixes: Vec<&str> = ALL_TABLES.iter().map(|d| d.prefix).collect();
+    let out = Command::new(&python)
+        .args(["-c", script])
+        .args(&prefixes)
+        .envs(server.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::venv::text(&out));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lake = server.bucket_dir(LAKE);
+    for def in ALL_TABLES.iter() {
+        let rows = delta_rows(&lake, def);
+        assert!(!rows.is_empty(), "{}: the run leaves rows", def.name);
+        assert_eq!(
+            seen[def.prefix]["rows"].as_u64().unwrap() as usize,
+            rows.len(),
+            "{}",
+            def.name
+        );
+    }
+    let names: Vec<&str> = duff_engine::schema::ORDERS
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    let at = names.iter().position(|n| *n == "total_price").unwrap();
+    let ours: i128 = delta_rows(&lake, &COMMIT_ORDER[1])
+        .iter()
+        .map(|r| crate::api::units(&r[at]))
+        .sum();
+    let theirs = crate::api::units(seen["orders"]["total_price"].as_str().unwrap());
+    assert_eq!(ours, theirs);
+}
