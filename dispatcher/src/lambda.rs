@@ -45,8 +45,7 @@ pub async fn connect(config: Config, setup: &Setup) -> Result<AwsDispatcher, Dis
                 root.key.push('/');
             }
             let store = duff_s3::object_store(&setup.settings, &setup.s3, &root.bucket)?;
-            let url = url::Url::parse(&format!("s3://{}/{}", root.bucket, root.key))
-                .map_err(|e| DispatchError::Config(format!("lake {root}: {e}")))?;
+            let url = root.directory_url()?;
             let (client, settings, at) = (s3.clone(), setup.settings.clone(), root.clone());
             let runtime = tokio::runtime::Handle::current();
             let lake = OpenOnUse::new(

@@ -60,7 +60,7 @@ impl Aws {
 
     /// Whether a lake of Delta tables exists under the prefix (its `runs` table has a log).
     pub fn holds_a_lake(&self, url: &S3Url) -> anyhow::Result<bool> {
-        let root = lake_root_url(url)?;
+        let root = url.directory_url()?;
         let prefix = format!("{}runs/_delta_log/", root.path().trim_start_matches('/'));
         let listed = self.runtime.block_on(
             self.client
@@ -81,19 +81,9 @@ impl Aws {
             S3Lake::new(self.client.clone(), self.settings.clone(), url.clone())?
         };
         let store = duff_s3::object_store(&self.settings, &Endpoint::default(), &url.bucket)?;
-        let lake = DeltaLake::open_in_store(files, lake_root_url(&url)?, store)?;
+        let lake = DeltaLake::open_in_store(files, url.directory_url()?, store)?;
         Ok(lake.with_fold_lease(self.fold_lease))
     }
-}
-
-/// `s3://bucket/prefix/`, the URL of a lake root (always a directory).
-pub fn lake_root_url(url: &S3Url) -> Result<url::Url, duff_engine::Error> {
-    let mut key = url.key.clone();
-    if !key.is_empty() && !key.ends_with('/') {
-        key.push('/');
-    }
-    let text = format!("s3://{}/{key}", url.bucket);
-    url::Url::parse(&text).map_err(|e| duff_engine::Error::Config(format!("{text}: {e}")))
 }
 
 /// Connects to AWS when any of `locations` is on S3.

@@ -79,6 +79,18 @@ pub(crate) fn commits_of_run(lake: &Path, def: &DeltaTableDef, run_id: &str) -> 
     n
 }
 
+/// Every table of the commit order holds exactly one commit of the run.
+pub(crate) fn assert_every_table_commits_once(lake: &Path, run_id: &str, context: &str) {
+    for def in COMMIT_ORDER.iter() {
+        assert_eq!(
+            commits_of_run(lake, def, run_id),
+            1,
+            "{context}: {}",
+            def.name
+        );
+    }
+}
+
 fn only_run_id(lake: &Path) -> String {
     let runs = DeltaLake::open_local(lake).unwrap().runs().unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
@@ -187,14 +199,7 @@ fn concurrent_attempts_of_one_run_commit_each_table_exactly_once() {
                 .all(|o| matches!(o, RunOutcome::Succeeded(_) | RunOutcome::Skipped(_))),
             "{outcomes:?}"
         );
-        for def in COMMIT_ORDER.iter() {
-            assert_eq!(
-                commits_of_run(&lake, def, &m.run_id),
-                1,
-                "round {round}: {}",
-                def.name
-            );
-        }
+        assert_every_table_commits_once(&lake, &m.run_id, &format!("round {round}"));
         for def in history_tables() {
             assert_eq!(
                 delta_rows(&lake, def),

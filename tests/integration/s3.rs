@@ -17,7 +17,7 @@ use duff_s3::test_server::{self as server, S3Server};
 use duff_s3::{S3Lake, S3Source, S3Url, TransferSettings};
 
 use crate::common::{delta_rows, fixed_options, history_tables, run_delta};
-use crate::lake::{commits_of_run, latest_of_history};
+use crate::lake::{assert_every_table_commits_once, latest_of_history};
 use crate::marts::assert_marts_match_history;
 
 /// Tables that record when things happened (`started_at`, `folded_at`): two runs of the same
@@ -44,13 +44,11 @@ fn s3_lake(
         S3Lake::new(client, settings.clone(), root).unwrap()
     });
     let store = duff_s3::object_store(settings, &endpoint, LAKE).unwrap();
-    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_string()
-    } else {
-        format!("{prefix}/")
+    let root = S3Url {
+        bucket: LAKE.into(),
+        key: prefix.into(),
     };
-    let url = url::Url::parse(&format!("s3://{LAKE}/{prefix}")).unwrap();
-    DeltaLake::open_in_store(files, url, store).unwrap()
+    DeltaLake::open_in_store(files, root.directory_url().unwrap(), store).unwrap()
 }
 
 /// Runs the engine on `s3://inbox/<key>` into the Delta lake at `s3://lake/<prefix>`.
@@ -372,9 +370,7 @@ fn two_concurrent_runs_of_the_same_object_commit_each_table_exactly_once() {
     );
     let run_id = &outcomes[0].manifest().run_id;
     let lake = server.bucket_dir(LAKE);
-    for def in COMMIT_ORDER.iter() {
-        assert_eq!(commits_of_run(&lake, def, run_id), 1, "{}", def.name);
-    }
+    assert_every_table_commits_once(&lake, run_id, "concurrent attempts");
     let committed = S3Server::start(&[INBOX, LAKE]);
     committed.put(INBOX, "c.csv", &data);
     run_s3(
@@ -626,14 +622,7 @@ fn s3_crash_then_complete(data: &[u8], clean: &CleanRun, failpoint: &str, recove
         clean.tables,
         "{failpoint}: completed as one clean run"
     );
-    for def in COMMIT_ORDER.iter() {
-        assert_eq!(
-            commits_of_run(&lake, def, &clean.run_id),
-            1,
-            "{failpoint}: {}",
-            def.name
-        );
-    }
+    assert_every_table_commits_once(&lake, &clean.run_id, failpoint);
     assert_eq!(runs_of(&lake).len(), 1, "{failpoint}");
 }
 

@@ -70,15 +70,7 @@ impl Lease {
                 .put_opts(&path, body(&holder, ttl).into(), PutMode::Create.into())
                 .await;
             match created {
-                Ok(put) => {
-                    let version = version_of(put);
-                    return Ok(Some(Lease {
-                        store,
-                        holder,
-                        ttl,
-                        version,
-                    }));
-                }
+                Ok(put) => return Ok(Some(Lease::held(store, holder, ttl, put))),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(lease_error("create", e)),
             }
@@ -101,13 +93,7 @@ impl Lease {
                                     previous = %String::from_utf8_lossy(&bytes),
                                     "took over an expired fold lease"
                                 );
-                                let version = version_of(put);
-                                return Ok(Some(Lease {
-                                    store,
-                                    holder,
-                                    ttl,
-                                    version,
-                                }));
+                                return Ok(Some(Lease::held(store, holder, ttl, put)));
                             }
                             Err(
                                 object_store::Error::Precondition { .. }
@@ -125,6 +111,20 @@ impl Lease {
                 return Ok(None);
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn held(
+        store: Arc<dyn ObjectStore>,
+        holder: String,
+        ttl: Duration,
+        put: object_store::PutResult,
+    ) -> Lease {
+        Lease {
+            store,
+            holder,
+            ttl,
+            version: version_of(put),
         }
     }
 

@@ -31,6 +31,18 @@ impl S3Url {
     }
 }
 
+impl S3Url {
+    /// `s3://bucket/prefix/`: the URL of this location as a directory (a lake root).
+    pub fn directory_url(&self) -> Result<url::Url, Error> {
+        let mut key = self.key.clone();
+        if !key.is_empty() && !key.ends_with('/') {
+            key.push('/');
+        }
+        let text = format!("s3://{}/{key}", self.bucket);
+        url::Url::parse(&text).map_err(|e| Error::Config(format!("{text}: {e}")))
+    }
+}
+
 impl std::fmt::Display for S3Url {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.key)
