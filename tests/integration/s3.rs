@@ -816,3 +816,45 @@ os._exit(0)
     let theirs = crate::api::units(seen["orders"]["total_price"].as_str().unwrap());
     assert_eq!(ours, theirs);
 }
+
+/// Maintenance never creates a lake where there is none, and a prefix holding the layout
+/// before Delta tables is refused with what to do, not misread.
+#[test]
+fn a_missing_or_earlier_layout_s3_lake_is_refused_with_a_message() {
+    let server = S3Server::start(&[INBOX, LAKE]);
+    let out = duff(
+        &server,
+        &["lake", "check", "--lake", "s3://lake/none/"],
+        None,
+    );
+    assert!(!out.status.success());
+    let text = crate::venv::text(&out);
+    assert!(text.contains("no lake at s3://lake/none/"), "{text}");
+    assert!(
+        data_objects(&server.bucket_dir(LAKE)).is_empty(),
+        "nothing created"
+    );
+    assert!(!server.bucket_dir(LAKE).join("none").exists());
+
+    server.put(LAKE, "old/_runs/0123456789abcdef0123.json", b"{}");
+    server.put(INBOX, "h.csv", &sample(1_000, 20));
+    let out = duff(
+        &server,
+        &[
+            "run",
+            "s3://inbox/h.csv",
+            "--lake",
+            "s3://lake/old/",
+            "--no-progress",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let text = crate::venv::text(&out);
+    assert!(
+        text.contains("layout before Delta tables") && text.contains("duff lake convert"),
+        "{text}"
+    );
+    let objects = crate::common::snapshot(&server.bucket_dir(LAKE).join("old"), true);
+    assert_eq!(objects.len(), 1, "nothing written: {:?}", objects.keys());
+}
