@@ -1,10 +1,13 @@
-//! The marts equal an independent recomputation from history (the latest version of every
-//! line, grouped here with ordinary maps), after every kind of change, crash and input order.
+//! The marts and the current dimensions equal an independent recomputation from history (the
+//! latest version of every line or dimension row, grouped here with ordinary maps), after every
+//! kind of change, crash and input order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use duff_delta::current_dims::CURRENT_DIMS;
 use duff_delta::marts::MARTS;
+use duff_delta::{COMMIT_ORDER, DeltaTableDef};
 
 use crate::api::{money, units};
 use crate::common::{delta_files, delta_rows, parquet_rows};
@@ -123,7 +126,37 @@ fn marts_in_lake(lake: &Path) -> BTreeMap<&'static str, Vec<Vec<String>>> {
     out
 }
 
-/// Asserts that every mart equals its recomputation from history.
+/// Each current dimension and the history table of its slices.
+fn current_dims_and_history() -> [(DeltaTableDef, DeltaTableDef); 2] {
+    let history = |name: &str| *COMMIT_ORDER.iter().find(|d| d.name == name).unwrap();
+    [
+        (CURRENT_DIMS[0], history("dim_clients")),
+        (CURRENT_DIMS[1], history("dim_products")),
+    ]
+}
+
+/// A current dimension recomputed from history: for each key (the first column), the row of
+/// the committed runs' slices with the largest `ingested_at`, then `run_id`.
+fn current_dim_from_history(lake: &Path, history: &DeltaTableDef) -> Vec<Vec<String>> {
+    let columns = history.engine_table.unwrap().columns;
+    let at = |n: &str| columns.iter().position(|c| c.name == n).unwrap();
+    let (ingested, run) = (at("ingested_at"), at("run_id"));
+    let mut latest: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for mut row in delta_rows(lake, history) {
+        row.pop(); // pa_date
+        let key: i64 = row[0].parse().unwrap();
+        let newer = latest
+            .get(&key)
+            .is_none_or(|old| (&row[ingested], &row[run]) > (&old[ingested], &old[run]));
+        if newer {
+            latest.insert(key, row);
+        }
+    }
+    latest.into_values().collect()
+}
+
+/// Asserts that every mart equals its recomputation from history, and so does every current
+/// dimension of the star schema.
 pub fn assert_marts_match_history(lake: &Path) {
     let expected = marts_from_history(lake);
     let actual = marts_in_lake(lake);
@@ -134,6 +167,19 @@ pub fn assert_marts_match_history(lake: &Path) {
             def.name
         );
         assert_eq!(actual[def.name], expected[def.name], "{}", def.name);
+    }
+    for (current, history) in current_dims_and_history() {
+        let expected = current_dim_from_history(lake, &history);
+        assert!(!expected.is_empty(), "{}: a lake with lines", current.name);
+        let mut actual: Vec<Vec<String>> = delta_rows(lake, &current)
+            .into_iter()
+            .map(|mut row| {
+                row.pop(); // not partitioned: an empty pa_date
+                row
+            })
+            .collect();
+        actual.sort_by_key(|row| row[0].parse::<i64>().unwrap());
+        assert_eq!(actual, expected, "{}", current.name);
     }
 }
 
@@ -174,6 +220,59 @@ fn a_crash_between_the_current_state_and_the_marts_is_repaired_by_the_next_fold(
         2,
         "the fold completed by `duff lake fold` is recorded"
     );
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+}
+
+/// A later run renames clients and re-describes products: the current dimensions hold their
+/// latest versions. A crash between the marts' commit and theirs is named by `duff lake check`
+/// and repaired by the next fold.
+#[test]
+fn the_current_dimensions_follow_renames_and_survive_a_crash_before_their_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 3_000);
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    must_succeed(duff_run(&a, &lake, None, &[]));
+    assert_marts_match_history(&lake);
+    let b = dir.path().join("renames.csv");
+    derive_csv(&a, &b, |i, header, f| {
+        let at = |n: &str| crate::lake::column_index(header, n);
+        let keep = f.len() == header.len() && i % 5 == 0;
+        if keep {
+            f[at("client_name")] = format!("Renamed {}", f[at("client_id")].trim());
+            f[at("product_description")] = format!("New {}", f[at("product_id")].trim());
+        }
+        keep
+    });
+    let out = duff_run(
+        &b,
+        &lake,
+        Some("before_dims_commit"),
+        &["--ingested-at", "2026-11-23T10:00:00Z"],
+    );
+    assert!(!out.status.success());
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("the current dimensions reflect order_lines version"),
+        "{report}"
+    );
+    must_succeed(duff_lake(&["fold", "--lake", lake_arg]));
+    assert_marts_match_history(&lake);
+    let clients = delta_rows(&lake, &CURRENT_DIMS[0]);
+    let renamed = clients
+        .iter()
+        .filter(|r| r[1].starts_with("Renamed "))
+        .count();
+    assert!(
+        renamed > 10 && renamed < clients.len(),
+        "{renamed} of {} clients renamed",
+        clients.len()
+    );
+    let products = delta_rows(&lake, &CURRENT_DIMS[1]);
+    assert!(products.iter().any(|r| r[1].starts_with("New ")));
     let out = duff_lake(&["check", "--lake", lake_arg]);
     assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
 }

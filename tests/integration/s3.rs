@@ -603,7 +603,8 @@ fn s3_crash_then_complete(data: &[u8], clean: &CleanRun, failpoint: &str, recove
             "{failpoint}: {name} holds part of the run"
         );
     }
-    let recorded = failpoint.contains("fold") || failpoint.contains("marts");
+    // The fold's points (`before_…_commit`) come after the run's record.
+    let recorded = failpoint.starts_with("before_");
     assert_eq!(
         runs_of(&lake).len(),
         usize::from(recorded),
@@ -642,7 +643,11 @@ fn a_crash_at_every_commit_point_in_s3_is_completed_by_the_retry_or_the_fold_job
         let point = format!("after_commit_{}", def.name);
         s3_crash_then_complete(&small, &clean, &point, &["rerun", "check"]);
     }
-    for point in ["before_fold_commit", "before_marts_commit"] {
+    for point in [
+        "before_fold_commit",
+        "before_marts_commit",
+        "before_dims_commit",
+    ] {
         s3_crash_then_complete(&small, &clean, point, &["fold", "check"]);
     }
 }

@@ -2,26 +2,16 @@
 //! history: the same columns, rows and order as their history form (in [`super::sql`]) over
 //! every partition, which is what a request without `from`/`to` asks. Each reads a few
 //! thousand mart rows, or one client's lines, instead of ranking every version of every line.
-//! Names come from the dimensions, as in the history form.
+//! Names come from the current dimensions (`dim_clients_current`, `dim_products_current`): the
+//! latest version of each, as the history form ranks them.
 
 /// $1 offset, $2 limit.
-pub const SALES_BY_PRODUCT: &str = concat!(
-    "WITH ",
-    visible_runs!(),
-    ",\n",
-    latest_dim!(
-        "products",
-        "dim_products",
-        "product_id",
-        "product_description"
-    ),
-    "
-SELECT a.product_id, p.product_description, a.orders, a.units, a.sales, a.volume
+pub const SALES_BY_PRODUCT: &str =
+    "SELECT a.product_id, p.product_description, a.orders, a.units, a.sales, a.volume
 FROM mart_products a
-LEFT JOIN products p ON p.product_id = a.product_id
+LEFT JOIN dim_products_current p ON p.product_id = a.product_id
 ORDER BY a.sales DESC, a.product_id
-OFFSET $1 LIMIT $2"
-);
+OFFSET $1 LIMIT $2";
 
 /// The measures of a mart row, zero for a group without lines.
 macro_rules! measures_or_zero {
@@ -72,24 +62,12 @@ OFFSET $1 LIMIT $2";
 macro_rules! client_totals {
     ($sort:literal) => {
         concat!(
-            "WITH ",
-            visible_runs!(),
-            ",\n",
-            latest_dim!("clients", "dim_clients", "client_id", "client_name"),
-            ",\n",
-            latest_dim!(
-                "products",
-                "dim_products",
-                "product_id",
-                "product_description"
-            ),
-            "
-SELECT c.client_id, n.client_name, c.orders, c.order_lines, c.units, c.sales, c.volume,
+            "SELECT c.client_id, n.client_name, c.orders, c.order_lines, c.units, c.sales, c.volume,
        c.top_product_id, p.product_description AS top_product_description,
        c.top_product_sales
 FROM mart_clients c
-LEFT JOIN clients n ON n.client_id = c.client_id
-LEFT JOIN products p ON p.product_id = c.top_product_id
+LEFT JOIN dim_clients_current n ON n.client_id = c.client_id
+LEFT JOIN dim_products_current p ON p.product_id = c.top_product_id
 ORDER BY ",
             $sort,
             ", c.client_id

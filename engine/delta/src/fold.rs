@@ -123,6 +123,16 @@ impl<L: Lake> DeltaLake<L> {
             marts = self.rebuild_marts(work, &current, &mut names).await?;
             self.commit_marts(work, &marts, &names, version).await?;
         }
+        let (mut dims, dims_reflect) = self.load_current_dims(work).await?;
+        if dims_reflect != Some(version) {
+            tracing::info!(
+                ?dims_reflect,
+                order_lines = version,
+                "the current dimensions do not reflect order_lines: rebuilding them"
+            );
+            dims = self.rebuild_current_dims(work, &current).await?;
+            self.commit_current_dims(work, &dims, version).await?;
+        }
         let mut folds = self.load_or_create(&FOLDS).await?;
         let mut done = Vec::new();
         for id in self.succeeded_runs().await? {
@@ -149,10 +159,14 @@ impl<L: Lake> DeltaLake<L> {
                 .fold_run(work, &current, id, generation, run_files, &mut names)
                 .await?;
             marts.add(change);
+            self.merge_run_dims(work, &mut dims, id).await?;
             current = self.load_table(&ORDER_LINES).await?;
             duff_engine::run::failpoint("before_marts_commit");
             let started = std::time::Instant::now();
             self.commit_marts(work, &marts, &names, table_version(&current)?)
+                .await?;
+            duff_engine::run::failpoint("before_dims_commit");
+            self.commit_current_dims(work, &dims, table_version(&current)?)
                 .await?;
             // The next run's files are fetched afresh: a scratch copy holds one run's at most.
             work.forget()?;

@@ -80,8 +80,9 @@ impl<L: Lake> DeltaLake<L> {
     /// `quarantine` holds `quarantined` (nothing lost); a failed run has no rows; rows of a
     /// run without a record (a crash before its `runs` row) are reported as incomplete;
     /// `order_lines` is exactly the latest version of every line of the folded runs
-    /// (recomputed from `orders`' keys and versions); and every mart is the aggregate of
-    /// `order_lines`. A lake in S3 is checked through a scratch copy of those two tables.
+    /// (recomputed from `orders`' keys and versions); every mart is the aggregate of
+    /// `order_lines`; and the current dimensions are the latest versions of the folded runs'
+    /// dimension slices. A lake in S3 is checked through a scratch copy of those two tables.
     pub fn check(&self) -> Result<Vec<String>, Error> {
         self.runtime().block_on(async {
             let mut problems = Vec::new();
@@ -148,6 +149,7 @@ impl<L: Lake> DeltaLake<L> {
             let work = self.workspace()?;
             problems.extend(self.check_current_state(&work).await?);
             problems.extend(self.check_marts(&work).await?);
+            problems.extend(self.check_current_dims(&work).await?);
             Ok(problems)
         })
     }

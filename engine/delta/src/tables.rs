@@ -5,6 +5,7 @@ use deltalake_core::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake_core::kernel::{DataType, StructField, StructType};
 use duff_engine::schema::{self as engine_schema, ColumnType, PARTITION_COLUMN, Table, col};
 
+use crate::current_dims::CURRENT_DIMS;
 use crate::error::Error;
 use crate::marts::MARTS;
 
@@ -82,9 +83,9 @@ pub static COMMIT_ORDER: [DeltaTableDef; 8] = [
     RUNS,
 ];
 
-/// Every table of the lake: the history in commit order, the current state, its marts, and
-/// the record of folds.
-pub static ALL_TABLES: [DeltaTableDef; 17] = [
+/// Every table of the lake: the history in commit order, the current state (`order_lines` and
+/// its star schema's dimensions), its marts, and the record of folds.
+pub static ALL_TABLES: [DeltaTableDef; 19] = [
     COMMIT_ORDER[0],
     COMMIT_ORDER[1],
     COMMIT_ORDER[2],
@@ -94,6 +95,8 @@ pub static ALL_TABLES: [DeltaTableDef; 17] = [
     COMMIT_ORDER[6],
     COMMIT_ORDER[7],
     ORDER_LINES,
+    CURRENT_DIMS[0],
+    CURRENT_DIMS[1],
     MARTS[0],
     MARTS[1],
     MARTS[2],

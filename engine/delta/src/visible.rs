@@ -165,9 +165,9 @@ impl CommittedOnly {
         Ok(())
     }
 
-    /// Whether, as of the last [`refresh`](CommittedOnly::refresh), every mart reflects the
-    /// current state's latest version (false before marts were first built, or between a
-    /// fold's commit to `order_lines` and its commit to the marts).
+    /// Whether, as of the last [`refresh`](CommittedOnly::refresh), every mart and current
+    /// dimension reflects the current state's latest version (false before they were first
+    /// built, or between a fold's commit to `order_lines` and its commits to them).
     pub fn marts_reflect_current_state(&self) -> bool {
         self.marts_current
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -198,7 +198,7 @@ impl CommittedOnly {
     }
 }
 
-/// Whether every mart's `txn` names the loaded `order_lines` version.
+/// Whether every mart's and current dimension's `txn` names the loaded `order_lines` version.
 async fn marts_reflect(
     tables: &HashMap<&'static str, (DeltaTable, Option<Version>)>,
 ) -> Result<bool, Error> {
@@ -209,7 +209,10 @@ async fn marts_reflect(
     else {
         return Ok(false);
     };
-    for def in &crate::marts::MARTS {
+    for def in crate::marts::MARTS
+        .iter()
+        .chain(&crate::current_dims::CURRENT_DIMS)
+    {
         let Some((table, Some(_))) = tables.get(def.name) else {
             return Ok(false);
         };

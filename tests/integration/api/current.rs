@@ -54,3 +54,45 @@ fn every_report_reads_the_same_rows_from_the_current_state_as_from_history() {
     }
     assert!(compared >= 2 * 17, "{compared}");
 }
+
+/// The README's example queries for analysts (its `sql` block) run on a lake and return rows:
+/// the tables and columns they name are the lake's.
+#[test]
+fn the_readmes_queries_for_analysts_run_on_the_lake() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("```sql\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README has a sql block");
+    let client = super::lake().client.to_string();
+    let queries: Vec<String> = block
+        .split(';')
+        .map(|q| {
+            q.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|q| !q.trim().is_empty())
+        .collect();
+    assert!(queries.len() >= 3, "{queries:?}");
+    let backend = super::embedded();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for query in queries {
+        // The example client and month are the README's; the test lake has its own.
+        let query = query.replace("103100", &client).replace(
+            "'2026-11-01' AND '2026-11-30'",
+            "'1970-01-01' AND '9999-12-31'",
+        );
+        let (_, batches) = rt
+            .block_on(backend.sql_batches(&query, &[]))
+            .unwrap_or_else(|e| panic!("{query}\n{e}"));
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert!(rows > 0, "no rows:\n{query}");
+    }
+}

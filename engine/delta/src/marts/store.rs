@@ -160,50 +160,63 @@ impl<L: Lake> DeltaLake<L> {
         names: &Names,
         reflects: i64,
     ) -> Result<(), Error> {
-        let nonce = format!("{:08x}", attempt_nonce());
         work.renew_lease().await?;
         for def in &MARTS {
-            let table = self.load_or_create(def).await?;
-            let now = chrono::Utc::now().timestamp_millis();
-            let mut actions: Vec<Action> = data_files(&table, def)?
-                .into_iter()
-                .map(|f| {
-                    Action::Remove(Remove {
-                        path: f.path,
-                        data_change: true,
-                        deletion_timestamp: Some(now),
-                        extended_file_metadata: Some(true),
-                        partition_values: Some(f.partition_values),
-                        size: Some(f.size),
-                        ..Default::default()
-                    })
-                })
-                .collect();
             let batch = mart_batch(def, marts, names)?;
-            let add = write_file(work.root(), def, &nonce, &batch)?;
-            work.publish(&[format!("{}/{}", def.prefix, add.path)])
-                .await?;
-            actions.push(Action::Add(add));
-            let snapshot = table
-                .snapshot()
-                .map_err(|e| Error::delta(def.name, "snapshot", e))?;
-            let properties = CommitProperties::default()
-                .with_application_transaction(Transaction::new(REFLECTS, reflects));
-            CommitBuilder::from(properties)
-                .with_actions(actions)
-                .build(
-                    Some(snapshot),
-                    table.log_store(),
-                    DeltaOperation::Write {
-                        mode: SaveMode::Overwrite,
-                        partition_by: None,
-                        predicate: None,
-                    },
-                )
-                .await
-                .map_err(|e| Error::delta(def.name, "commit", e))?;
+            self.replace_whole(work, def, &batch, reflects).await?;
         }
         tracing::debug!(reflects, "marts committed");
+        Ok(())
+    }
+
+    /// Commits `batch` as the whole content of a small unpartitioned table (one file in place
+    /// of its files), recording `reflects` (the `order_lines` version) as its `txn`.
+    pub(crate) async fn replace_whole(
+        &self,
+        work: &Workspace,
+        def: &DeltaTableDef,
+        batch: &RecordBatch,
+        reflects: i64,
+    ) -> Result<(), Error> {
+        let nonce = format!("{:08x}", attempt_nonce());
+        let table = self.load_or_create(def).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut actions: Vec<Action> = data_files(&table, def)?
+            .into_iter()
+            .map(|f| {
+                Action::Remove(Remove {
+                    path: f.path,
+                    data_change: true,
+                    deletion_timestamp: Some(now),
+                    extended_file_metadata: Some(true),
+                    partition_values: Some(f.partition_values),
+                    size: Some(f.size),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let add = write_file(work.root(), def, &nonce, batch)?;
+        work.publish(&[format!("{}/{}", def.prefix, add.path)])
+            .await?;
+        actions.push(Action::Add(add));
+        let snapshot = table
+            .snapshot()
+            .map_err(|e| Error::delta(def.name, "snapshot", e))?;
+        let properties = CommitProperties::default()
+            .with_application_transaction(Transaction::new(REFLECTS, reflects));
+        CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(
+                Some(snapshot),
+                table.log_store(),
+                DeltaOperation::Write {
+                    mode: SaveMode::Overwrite,
+                    partition_by: None,
+                    predicate: None,
+                },
+            )
+            .await
+            .map_err(|e| Error::delta(def.name, "commit", e))?;
         Ok(())
     }
 }
