@@ -69,7 +69,8 @@ pub struct LakeArgs {
 pub enum LakeCommand {
     /// Verify every invariant (committed files exist; every recorded run is in every table,
     /// once, with the row counts of its record; failed runs hold no rows; order_lines is the
-    /// latest version of every line; every mart is the aggregate of order_lines) and print
+    /// latest version of every line; every mart is the aggregate of order_lines; the current
+    /// dimensions are the latest versions of the folded runs' dimensions) and print
     /// what is wrong. Exit codes: 0 healthy, 2 problems found, 1 the lake could not be read.
     Check(LakeDirArgs),
     /// Convert, in place, a local lake written before its tables were Delta tables (run
@@ -79,6 +80,11 @@ pub enum LakeCommand {
     /// yet. `duff run` folds after each run; in S3, a run whose fold found another one running
     /// leaves its run to it, and this command (the scheduled fold job) completes any fold.
     Fold(LakeDirArgs),
+    /// Compact the current state's small files: per partition of order_lines, the files
+    /// smaller than --target-mib (small inputs', or those a re-delivery rewrote) become files
+    /// sorted by key; the record of folds becomes one file. Safe while runs commit (it waits
+    /// for a running fold). The history tables keep one set of files per run.
+    Optimize(LakeOptimizeArgs),
     /// Remove the data files no commit references (a crashed or losing attempt's, a replaced
     /// run's) and abandoned staging directories, older than the retention. Safe while runs
     /// commit.
@@ -90,6 +96,17 @@ pub struct LakeDirArgs {
     /// The lake: a local directory or an S3 prefix (s3://bucket/prefix).
     #[arg(long, env = "DUFF_LAKE")]
     pub lake: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LakeOptimizeArgs {
+    /// The lake: a local directory or an S3 prefix (s3://bucket/prefix).
+    #[arg(long, env = "DUFF_LAKE")]
+    pub lake: String,
+    /// Size of a compacted file, in MiB (at least 1). Compaction holds one such file's rows
+    /// in memory, decoded: several times this size.
+    #[arg(long, default_value_t = duff_delta::optimize::DEFAULT_TARGET_BYTES >> 20)]
+    pub target_mib: u64,
 }
 
 #[derive(Args, Debug)]

@@ -1,4 +1,4 @@
-//! `duff lake check|convert|fold|vacuum`: maintenance of a lake of Delta tables, local or in S3.
+//! `duff lake check|convert|fold|optimize|vacuum`: maintenance of a lake of Delta tables, local or in S3.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,6 +15,7 @@ const EXIT_PROBLEMS: u8 = 2;
 pub fn lake(args: LakeArgs) -> anyhow::Result<ExitCode> {
     let text = match &args.command {
         LakeCommand::Check(a) | LakeCommand::Convert(a) | LakeCommand::Fold(a) => &a.lake,
+        LakeCommand::Optimize(a) => &a.lake,
         LakeCommand::Vacuum(a) => &a.lake,
     };
     let location = Location::parse(text)?;
@@ -89,6 +90,27 @@ fn maintain<L: duff_engine::Lake>(
             );
             Ok(ExitCode::SUCCESS)
         }
+        LakeCommand::Optimize(a) => {
+            let compacted = lake.optimize(a.target_mib.saturating_mul(1 << 20))?;
+            for c in &compacted {
+                let partition = if c.partition.is_empty() {
+                    String::new()
+                } else {
+                    format!(" pa_date={}", c.partition)
+                };
+                println!(
+                    "{}{partition}: {} files ({}) → {} ({}), {} rows",
+                    c.table,
+                    c.files_before,
+                    mib(c.bytes_before),
+                    c.files_after,
+                    mib(c.bytes_after),
+                    c.rows
+                );
+            }
+            eprintln!("{location}: {} partition(s) compacted", compacted.len());
+            Ok(ExitCode::SUCCESS)
+        }
         LakeCommand::Vacuum(a) => {
             let retention = Duration::from_secs(a.retention_hours * 3600);
             let mut removed = lake.vacuum(retention, a.dry_run)?;
@@ -107,4 +129,8 @@ fn maintain<L: duff_engine::Lake>(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }

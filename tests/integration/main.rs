@@ -10,6 +10,7 @@ mod guarantees;
 mod infra;
 mod lake;
 mod marts;
+mod optimize;
 mod reference;
 mod s3;
 mod venv;

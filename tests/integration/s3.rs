@@ -16,7 +16,7 @@ use duff_engine::{Error, RunOptions, RunOutcome};
 use duff_s3::test_server::{self as server, S3Server};
 use duff_s3::{S3Lake, S3Source, S3Url, TransferSettings};
 
-use crate::common::{delta_rows, fixed_options, history_tables, run_delta};
+use crate::common::{delta_files, delta_rows, fixed_options, history_tables, run_delta};
 use crate::lake::{assert_every_table_commits_once, latest_of_history};
 use crate::marts::assert_marts_match_history;
 
@@ -439,6 +439,30 @@ fn concurrent_runs_of_different_objects_fold_into_an_exact_current_state() {
         "every run folded, exactly"
     );
     assert_marts_match_history(&lake);
+    assert!(!lake.join("_fold.lock").exists(), "the lease is released");
+
+    // Two more files of new orders, then `duff lake optimize` in S3 (under the same lease):
+    // one file per partition, no row changed, the marts still current.
+    for seed in [23, 24] {
+        let key = format!("new-{seed}.csv");
+        server.put(INBOX, &key, &sample(3_000, seed));
+        let args = run_args(&key);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        must_succeed(duff(&server, &args, None));
+    }
+    let current = delta_rows(&lake, &duff_delta::ORDER_LINES);
+    let files_before = delta_files(&lake, &duff_delta::ORDER_LINES).len();
+    assert_eq!(files_before, 3);
+    let out = duff(&server, &["lake", "optimize", "--lake", "s3://lake/"], None);
+    must_succeed(out);
+    assert_eq!(delta_files(&lake, &duff_delta::ORDER_LINES).len(), 1);
+    assert_eq!(delta_rows(&lake, &duff_delta::ORDER_LINES), current);
+    assert_marts_match_history(&lake);
+    must_succeed(duff(
+        &server,
+        &["lake", "check", "--lake", "s3://lake/"],
+        None,
+    ));
     assert!(!lake.join("_fold.lock").exists(), "the lease is released");
 }
 

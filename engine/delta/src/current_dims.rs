@@ -8,8 +8,6 @@
 //! committed with the `order_lines` version they reflect as their `txn`; a fold that finds them
 //! behind rebuilds them from the slices of every folded run.
 
-use std::path::Path;
-
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimestampMillisecondType};
@@ -23,6 +21,7 @@ use hashbrown::hash_map::Entry;
 use crate::error::Error;
 use crate::lake::{DeltaLake, belongs_to_run, data_files};
 use crate::marts::store::REFLECTS;
+use crate::parquet_io::read_as;
 use crate::tables::{COMMIT_ORDER, DeltaTableDef, ORDER_LINES};
 use crate::workspace::Workspace;
 
@@ -132,34 +131,6 @@ pub(crate) fn latest(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Reco
     take_record_batch(&all, &indices).map_err(invalid)
 }
 
-/// A dimension's file (a history slice or a current dimension), its columns cast to `schema`
-/// (history files carry `run_id` dictionary-encoded).
-fn read_dim(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>, Error> {
-    let reader = crate::fold::open(path)?
-        .build()
-        .map_err(|source| Error::Parquet {
-            path: path.display().to_string(),
-            source,
-        })?;
-    let invalid = |e: String| Error::Invalid(format!("{}: {e}", path.display()));
-    reader
-        .map(|batch| {
-            let batch = batch.map_err(|e| invalid(e.to_string()))?;
-            let columns = schema
-                .fields()
-                .iter()
-                .map(|field| {
-                    let column = batch
-                        .column_by_name(field.name())
-                        .ok_or_else(|| invalid(format!("no column {}", field.name())))?;
-                    cast(column, field.data_type()).map_err(|e| invalid(e.to_string()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(schema.clone(), columns).map_err(|e| invalid(e.to_string()))
-        })
-        .collect()
-}
-
 impl<L: Lake> DeltaLake<L> {
     /// The rows of `files` of a table, fetched into the workspace and cast to `schema`.
     async fn read_files(
@@ -173,7 +144,7 @@ impl<L: Lake> DeltaLake<L> {
             .await?;
         let mut batches = Vec::new();
         for f in files {
-            batches.extend(read_dim(&work.root().join(def.prefix).join(f), schema)?);
+            batches.extend(read_as(&work.root().join(def.prefix).join(f), schema)?);
         }
         Ok(batches)
     }

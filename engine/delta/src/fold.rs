@@ -77,6 +77,17 @@ impl<L: Lake> DeltaLake<L> {
     }
 
     fn fold_when_free(&self, wait: Duration) -> Result<Option<Vec<String>>, Error> {
+        self.exclusive(wait, async |work| self.fold_all(work).await)
+    }
+
+    /// Runs `op` on the lake's workspace while holding the fold's lock (locally, waiting as
+    /// long as it takes) or its lease (in an object store, waiting at most `wait`; `None` when
+    /// another process still held it). Everything that rewrites the current state runs so.
+    pub(crate) fn exclusive<T>(
+        &self,
+        wait: Duration,
+        op: impl AsyncFnOnce(&Workspace) -> Result<T, Error>,
+    ) -> Result<Option<T>, Error> {
         let work = self.workspace()?;
         let Some(store) = work.store() else {
             let lock_path = work.root().join(LEASE_OBJECT);
@@ -84,24 +95,24 @@ impl<L: Lake> DeltaLake<L> {
                 .map_err(|e| Error::Invalid(format!("{}: {e}", lock_path.display())))?;
             lock.lock()
                 .map_err(|e| Error::Invalid(format!("locking {}: {e}", lock_path.display())))?;
-            let folded = self.runtime().block_on(self.fold_all(&work));
+            let done = self.runtime().block_on(op(&work));
             drop(lock);
-            return folded.map(Some);
+            return done.map(Some);
         };
         self.runtime().block_on(async {
             let Some(lease) = Lease::acquire(store, wait, self.fold_lease()).await? else {
                 tracing::warn!(
                     waited_s = wait.as_secs(),
-                    "another process is folding; leaving the pending runs to it"
+                    "another process holds the fold's lease; leaving the work to it"
                 );
                 return Ok(None);
             };
             work.hold(lease).await;
-            let folded = self.fold_all(&work).await;
+            let done = op(&work).await;
             let released = work.release_lease().await;
-            let folded = folded?;
+            let done = done?;
             released?;
-            Ok(Some(folded))
+            Ok(Some(done))
         })
     }
 
@@ -155,8 +166,16 @@ impl<L: Lake> DeltaLake<L> {
                 .into_iter()
                 .filter(|f| belongs_to_run(&f.path, id))
                 .collect();
+            let refold = folded.is_some();
             let change = self
-                .fold_run(work, &current, id, generation, run_files, &mut names)
+                .fold_run(
+                    work,
+                    &current,
+                    id,
+                    (generation, refold),
+                    run_files,
+                    &mut names,
+                )
                 .await?;
             marts.add(change);
             self.merge_run_dims(work, &mut dims, id).await?;
@@ -282,7 +301,7 @@ impl<L: Lake> DeltaLake<L> {
         work: &Workspace,
         current: &DeltaTable,
         run_id: &str,
-        generation: i64,
+        (generation, refold): (i64, bool),
         run_files: Vec<DataFile>,
         names: &mut Names,
     ) -> Result<Marts, Error> {
@@ -305,11 +324,16 @@ impl<L: Lake> DeltaLake<L> {
                 Some(Some(acc.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi)))))
             })
             .flatten();
-        // A line of R's previous generation is always replaced; any other file only when its
-        // key range overlaps R's.
+        // A line of R's previous generation is always replaced: it is in R's files, or, after
+        // `duff lake optimize`, in a compacted file (named after no run). Any other file is
+        // read only when its key range overlaps R's.
         let overlapping: Vec<&DataFile> = existing
             .iter()
-            .filter(|f| belongs_to_run(&f.path, run_id) || range.is_none_or(|r| f.overlaps(r)))
+            .filter(|f| {
+                belongs_to_run(&f.path, run_id)
+                    || (refold && run_id_of_file(&f.path).is_none())
+                    || range.is_none_or(|r| f.overlaps(r))
+            })
             .collect();
         work.fetch(run_files.iter().map(|f| in_orders(&f.path)))
             .await?;
@@ -336,12 +360,11 @@ impl<L: Lake> DeltaLake<L> {
             let (run_ingested, version_run_id) =
                 run_version.unwrap_or((i64::MIN, run_id.to_string()));
             for old in &overlapping {
-                // A line of R's previous generation never stays.
-                let replaced_run = run_id_of_file(&old.path) == Some(run_id);
                 let mut keep: Vec<bool> = Vec::new();
                 let path = lines_dir.join(&old.path);
                 for_each_key(&path, |key, ingested, run| {
-                    let stays = if replaced_run {
+                    // A line of R's previous generation never stays.
+                    let stays = if run == run_id {
                         false
                     } else if run_keys.contains(&key) {
                         let newer = (ingested, run) > (run_ingested, version_run_id.as_str());
@@ -491,7 +514,7 @@ impl<L: Lake> DeltaLake<L> {
 }
 
 /// A loaded table's version.
-fn table_version(table: &DeltaTable) -> Result<i64, Error> {
+pub(crate) fn table_version(table: &DeltaTable) -> Result<i64, Error> {
     table
         .version()
         .and_then(|v| i64::try_from(v).ok())

@@ -19,6 +19,8 @@ pub mod lake;
 pub mod lease;
 pub mod maintenance;
 pub mod marts;
+pub mod optimize;
+mod parquet_io;
 pub mod runs;
 mod stats;
 pub mod tables;

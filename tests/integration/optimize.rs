@@ -1,0 +1,204 @@
+//! `duff lake optimize`: compacting the current state's small files changes no row, keeps the
+//! marts current, is completed by the next fold after a crash, is safe while runs commit, and
+//! leaves later folds (a re-delivery, a `--force` re-run of a compacted run) exact.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use duff_datagen::{Dirt, GenConfig, Size};
+
+use crate::common::{self, delta_files, delta_rows, parquet_rows};
+use crate::lake::{derive_csv, duff_lake, duff_run, latest_of_history, must_succeed};
+use crate::marts::assert_marts_match_history;
+
+/// Small inputs of distinct order ids (one seed each), as a Lambda-sized upload would be.
+fn small_inputs(dir: &Path, seeds: std::ops::Range<u64>) -> Vec<PathBuf> {
+    seeds
+        .map(|seed| {
+            let cfg = GenConfig {
+                seed,
+                size: Size::Rows(400),
+                clients: 40,
+                products: 12,
+                dirt: Dirt::typical(),
+                ..GenConfig::default()
+            };
+            common::datagen(dir, &format!("small-{seed}.csv"), &cfg).0
+        })
+        .collect()
+}
+
+/// Runs each input into `lake`, one minute apart, all on one day (the tests' `pa_date`).
+fn run_all(lake: &Path, inputs: &[PathBuf], first_minute: usize) {
+    for (i, input) in inputs.iter().enumerate() {
+        let at = format!("2026-11-23T10:{:02}:00Z", first_minute + i);
+        must_succeed(duff_run(input, lake, None, &["--ingested-at", &at]));
+    }
+}
+
+fn check_is_healthy(lake: &Path) {
+    let out = duff_lake(&["check", "--lake", lake.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+}
+
+fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    rows.sort();
+    rows
+}
+
+#[test]
+fn optimize_compacts_small_files_without_changing_a_row_and_later_folds_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    let inputs = small_inputs(dir.path(), 101..107);
+    run_all(&lake, &inputs, 0);
+    let lines_before = sorted(delta_rows(&lake, &duff_delta::ORDER_LINES));
+    let folds_before = sorted(delta_rows(&lake, &duff_delta::FOLDS));
+    assert_eq!(delta_files(&lake, &duff_delta::ORDER_LINES).len(), 6);
+    assert_eq!(delta_files(&lake, &duff_delta::FOLDS).len(), 6);
+
+    let out = duff_lake(&["optimize", "--lake", lake_arg]);
+    must_succeed(out.clone());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("order_lines pa_date=2026-11-22: 6 files")
+            && report.contains("folds: 6 files"),
+        "{report}"
+    );
+    let compacted = delta_files(&lake, &duff_delta::ORDER_LINES);
+    assert_eq!(compacted.len(), 1, "{compacted:?}");
+    assert_eq!(delta_files(&lake, &duff_delta::FOLDS).len(), 1);
+    assert_eq!(
+        sorted(delta_rows(&lake, &duff_delta::ORDER_LINES)),
+        lines_before
+    );
+    assert_eq!(sorted(delta_rows(&lake, &duff_delta::FOLDS)), folds_before);
+    // Sorted by key: the key ranges in the log stay narrow for the fold's pruning.
+    let order_id = duff_engine::schema::ORDERS
+        .columns
+        .iter()
+        .position(|c| c.name == "order_id")
+        .unwrap();
+    let ids: Vec<i64> = parquet_rows(&lake.join(&compacted[0]))
+        .iter()
+        .map(|r| r[order_id].parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] <= w[1]));
+    // The marts were committed again with the compacted version: still current.
+    check_is_healthy(&lake);
+    assert_marts_match_history(&lake);
+
+    let out = duff_lake(&["optimize", "--lake", lake_arg]);
+    must_succeed(out.clone());
+    assert!(out.stdout.is_empty(), "nothing left to compact");
+
+    // A `--force` re-run of a compacted run: its earlier lines are in the compacted file, and
+    // go, even though they look newer (the re-run is told an earlier time).
+    must_succeed(duff_run(
+        &inputs[2],
+        &lake,
+        None,
+        &["--force", "--ingested-at", "2026-11-23T09:00:00Z"],
+    ));
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
+    );
+    assert_marts_match_history(&lake);
+    check_is_healthy(&lake);
+    // A re-delivery of another compacted run's lines with a new status.
+    let redelivery = dir.path().join("redelivery.csv");
+    derive_csv(&inputs[4], &redelivery, |i, header, f| {
+        let status = crate::lake::column_index(header, "status");
+        f[status] = "broken".into();
+        f.len() == header.len() && i % 3 == 0
+    });
+    must_succeed(duff_run(
+        &redelivery,
+        &lake,
+        None,
+        &["--ingested-at", "2026-11-25T10:00:00Z"],
+    ));
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
+    );
+    assert_marts_match_history(&lake);
+    check_is_healthy(&lake);
+}
+
+#[test]
+fn a_crash_after_compaction_leaves_the_marts_behind_until_the_next_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    run_all(&lake, &small_inputs(dir.path(), 201..204), 0);
+    let lines_before = sorted(delta_rows(&lake, &duff_delta::ORDER_LINES));
+    let out = Command::new(env!("CARGO_BIN_EXE_duff"))
+        .args(["lake", "optimize", "--lake", lake_arg])
+        .env("DUFF_FAILPOINT", "before_optimize_marts_commit")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(delta_files(&lake, &duff_delta::ORDER_LINES).len(), 1);
+    assert_eq!(
+        sorted(delta_rows(&lake, &duff_delta::ORDER_LINES)),
+        lines_before
+    );
+    let out = duff_lake(&["check", "--lake", lake_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("the marts reflect order_lines version"),
+        "{report}"
+    );
+    must_succeed(duff_lake(&["fold", "--lake", lake_arg]));
+    check_is_healthy(&lake);
+    assert_marts_match_history(&lake);
+}
+
+#[test]
+fn optimize_while_runs_commit_and_fold_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    let inputs = small_inputs(dir.path(), 301..309);
+    run_all(&lake, &inputs[..5], 0);
+    let spawn_run = |input: &Path, minute: usize| {
+        Command::new(env!("CARGO_BIN_EXE_duff"))
+            .args([
+                "run",
+                input.to_str().unwrap(),
+                "--lake",
+                lake_arg,
+                "--no-progress",
+            ])
+            .args(["--pa-date", "2026-11-23"])
+            .args(["--ingested-at", &format!("2026-11-23T11:{minute:02}:00Z")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<std::process::Child> = inputs[5..]
+        .iter()
+        .enumerate()
+        .map(|(i, input)| spawn_run(input, i))
+        .collect();
+    children.push(
+        Command::new(env!("CARGO_BIN_EXE_duff"))
+            .args(["lake", "optimize", "--lake", lake_arg])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(
+        delta_rows(&lake, &duff_delta::ORDER_LINES),
+        latest_of_history(&lake)
+    );
+    assert_marts_match_history(&lake);
+    check_is_healthy(&lake);
+}
