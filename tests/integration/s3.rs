@@ -550,7 +550,10 @@ fn duff(server: &S3Server, args: &[&str], failpoint: Option<&str>) -> std::proce
         .envs(server.env())
         .env("DUFF_LOG_FORMAT", "json")
         // A crashed fold's lease expires in seconds, not the default ten minutes.
-        .env("DUFF_FOLD_LEASE_SECS", "3");
+        .env("DUFF_FOLD_LEASE_SECS", "3")
+        // A process killed at a failpoint leaves its fold's scratch copy; keep it in the test's
+        // directory, not the machine's /tmp.
+        .env("TMPDIR", &server.root);
     if let Some(f) = failpoint {
         cmd.env("DUFF_FAILPOINT", f);
     }

@@ -65,7 +65,13 @@ pub fn athena_literal(p: &Param) -> String {
 }
 
 /// Rewrites `$n` to `?` and returns the execution parameters in marker order.
-/// Panics if the SQL names a parameter that was not given (a bug caught by the unit tests).
+///
+/// Athena takes `?` markers in the `WHERE` clause only ("Currently, ? parameters can be placed
+/// only in the WHERE clause": Athena user guide, "Use parameterized queries", considerations
+/// and limitations). A page bound (`OFFSET $n`, `LIMIT $n`) is therefore written into the text
+/// as an integer literal; it is always an integer the API validated, never user text.
+/// Panics if the SQL names a parameter that was not given, or binds text to a page bound (bugs
+/// caught by the unit tests).
 pub fn to_athena(sql: &str, params: &[Param]) -> (String, Vec<String>) {
     let mut text = String::with_capacity(sql.len());
     let mut values = Vec::new();
@@ -76,12 +82,29 @@ pub fn to_athena(sql: &str, params: &[Param]) -> (String, Vec<String>) {
                 let p = params
                     .get(n.wrapping_sub(1))
                     .unwrap_or_else(|| panic!("${n} is not bound ({} given)", params.len()));
-                text.push('?');
-                values.push(athena_literal(p));
+                if ends_with_page_keyword(&text) {
+                    let Param::Int(bound) = p else {
+                        panic!("${n} is a page bound bound to text");
+                    };
+                    text.push_str(&bound.to_string());
+                } else {
+                    text.push('?');
+                    values.push(athena_literal(p));
+                }
             }
         }
     }
     (text, values)
+}
+
+/// Whether SQL text ends with the keyword `OFFSET` or `LIMIT` (then whitespace).
+fn ends_with_page_keyword(text: &str) -> bool {
+    let word = text
+        .trim_end()
+        .rsplit(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .next()
+        .unwrap_or("");
+    word.eq_ignore_ascii_case("OFFSET") || word.eq_ignore_ascii_case("LIMIT")
 }
 
 #[cfg(test)]
@@ -107,9 +130,32 @@ mod tests {
         );
         assert_eq!(
             sql,
-            "SELECT * FROM t WHERE a = ? AND (b = ? OR ? = '') OFFSET ? LIMIT ?"
+            "SELECT * FROM t WHERE a = ? AND (b = ? OR ? = '') OFFSET 0 LIMIT 100"
         );
-        assert_eq!(values, ["'x'", "7", "'x'", "0", "100"]);
+        assert_eq!(values, ["'x'", "7", "'x'"]);
+    }
+
+    #[test]
+    fn page_bounds_are_literals_whatever_the_case_and_spacing() {
+        let (sql, values) = to_athena(
+            "SELECT x FROM t WHERE y = $1 ORDER BY x offset\n  $2 limit $3",
+            &["o".into(), Param::Int(20), Param::Int(11)],
+        );
+        assert_eq!(
+            sql,
+            "SELECT x FROM t WHERE y = ? ORDER BY x offset\n  20 limit 11"
+        );
+        assert_eq!(values, ["'o'"]);
+        // A column whose name ends in `limit` is not the keyword.
+        let (sql, values) = to_athena("SELECT 1 WHERE credit_limit = $1", &[Param::Int(5)]);
+        assert_eq!(sql, "SELECT 1 WHERE credit_limit = ?");
+        assert_eq!(values, ["5"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "page bound bound to text")]
+    fn text_for_a_page_bound_is_a_bug() {
+        to_athena("SELECT 1 LIMIT $1", &["10; DROP".into()]);
     }
 
     #[test]

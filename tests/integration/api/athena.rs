@@ -65,6 +65,24 @@ fn numbered(sql: &str) -> String {
     out
 }
 
+/// Athena takes `?` markers in the `WHERE` clause only (its user guide, "Use parameterized
+/// queries"): a marker right after `OFFSET`, `LIMIT` or `SELECT` is refused here as there.
+fn marker_outside_where(sql: &str) -> Option<String> {
+    let words: Vec<String> = sql
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    words.windows(2).find_map(|w| {
+        (w[1] == "?" && ["OFFSET", "LIMIT", "SELECT"].contains(&w[0].as_str())).then(|| {
+            format!(
+                "INVALID_PARAMETER_USAGE: a ? marker after {} (markers go in WHERE)",
+                w[0]
+            )
+        })
+    })
+}
+
 /// An `ExecutionParameters` entry is a SQL literal: `'text'` or an integer.
 fn literal(p: &str) -> Param {
     match p.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
@@ -132,12 +150,17 @@ fn athena_text(array: &ArrayRef, i: usize) -> Option<String> {
 
 impl StandIn {
     async fn start(&self, body: &Value) -> Value {
-        let sql = numbered(body["QueryString"].as_str().unwrap());
+        let text = body["QueryString"].as_str().unwrap();
+        let sql = numbered(text);
         let params: Vec<Param> = body["ExecutionParameters"]
             .as_array()
             .map(|a| a.iter().map(|p| literal(p.as_str().unwrap())).collect())
             .unwrap_or_default();
-        let result = match self.engine.sql_batches(&sql, &params).await {
+        let answer = match marker_outside_where(text) {
+            Some(e) => Err(duff_api::ApiError::Internal(e)),
+            None => self.engine.sql_batches(&sql, &params).await,
+        };
+        let result = match answer {
             Ok((schema, batches)) => {
                 let columns: Vec<Value> = schema
                     .fields()
