@@ -196,6 +196,9 @@ pub fn run(
         .build()
         .map_err(|e| Error::Config(format!("thread pool: {e}")))?;
     let processed = pool.install(|| process(&context, input, &source, progress));
+    // Its threads hold in their allocator heaps what the run freed (the dedup tables among
+    // it); ending them lets the commit and the lake's fold reuse that memory.
+    drop(pool);
 
     let mut manifest = Manifest {
         run_id: run_id.clone(),
