@@ -104,7 +104,6 @@ impl<L: Lake> DeltaLake<L> {
         let lines_dir = work.root().join(ORDER_LINES.prefix);
         let schema = ORDERS.arrow_schema();
         let mut actions = Vec::new();
-        let mut written = Vec::new();
         let mut report: BTreeMap<String, Compaction> = BTreeMap::new();
         for (n, bin) in bins.iter().enumerate() {
             work.renew_lease().await?;
@@ -127,7 +126,10 @@ impl<L: Lake> DeltaLake<L> {
             add.path = rel;
             add.partition_values = bin[0].partition_values.clone();
             add.modification_time = now;
-            written.push(format!("{}/{}", ORDER_LINES.prefix, add.path));
+            // Uploaded now and the scratch copy cleared: in S3 it holds one bin at a time.
+            work.publish(&[format!("{}/{}", ORDER_LINES.prefix, add.path)])
+                .await?;
+            work.forget()?;
             let day = day_of(&bin[0].partition_values);
             let entry = report.entry(day.clone()).or_insert(Compaction {
                 table: ORDER_LINES.name,
@@ -146,7 +148,6 @@ impl<L: Lake> DeltaLake<L> {
             actions.extend(bin.iter().map(|f| moved(f, now)));
             actions.push(Action::Add(add));
         }
-        work.publish(&written).await?;
         work.renew_lease().await?;
         commit_optimize(&current, &ORDER_LINES, actions, target_bytes).await?;
         let after = table_version(&self.load_table(&ORDER_LINES).await?)?;
