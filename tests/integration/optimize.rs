@@ -202,3 +202,31 @@ fn optimize_while_runs_commit_and_fold_loses_nothing() {
     assert_marts_match_history(&lake);
     check_is_healthy(&lake);
 }
+
+#[test]
+fn a_target_under_a_mib_or_a_missing_lake_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    let out = duff_lake(&["optimize", "--lake", lake_arg]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no lake at"),
+        "{}",
+        crate::venv::text(&out)
+    );
+    assert!(!lake.exists(), "a mistyped path does not become a lake");
+    run_all(&lake, &small_inputs(dir.path(), 401..403), 0);
+    let out = duff_lake(&["optimize", "--lake", lake_arg, "--target-mib", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("less than 1 MiB"),
+        "{}",
+        crate::venv::text(&out)
+    );
+    assert_eq!(
+        delta_files(&lake, &duff_delta::ORDER_LINES).len(),
+        2,
+        "nothing compacted"
+    );
+}
