@@ -595,6 +595,20 @@ pub(crate) fn duff_lake(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Asserts that `duff lake check` finds the lake healthy (exit 0).
+pub(crate) fn assert_check_healthy(lake: &Path) {
+    let out = duff_lake(&["check", "--lake", lake.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+}
+
+/// Asserts that `duff lake check` reports problems (exit 2), one of them containing `problem`.
+pub(crate) fn assert_check_finds(lake: &Path, problem: &str) {
+    let out = duff_lake(&["check", "--lake", lake.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::venv::text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(problem), "{report}");
+}
+
 /// Every file under a table's directory that no commit references.
 fn unreferenced(lake: &Path, def: &DeltaTableDef) -> Vec<PathBuf> {
     let committed: Vec<PathBuf> = delta_files(lake, def)

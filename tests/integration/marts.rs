@@ -11,7 +11,10 @@ use duff_delta::{COMMIT_ORDER, DeltaTableDef};
 
 use crate::api::{money, units};
 use crate::common::{delta_files, delta_rows, parquet_rows};
-use crate::lake::{derive_csv, duff_lake, duff_run, latest_of_history, must_succeed, sample};
+use crate::lake::{
+    assert_check_finds, assert_check_healthy, derive_csv, duff_lake, duff_run, latest_of_history,
+    must_succeed, sample,
+};
 
 #[derive(Default)]
 struct Group {
@@ -204,13 +207,7 @@ fn a_crash_between_the_current_state_and_the_marts_is_repaired_by_the_next_fold(
         &["--ingested-at", "2026-11-23T10:00:00Z"],
     );
     assert!(!out.status.success());
-    let out = duff_lake(&["check", "--lake", lake_arg]);
-    assert_eq!(out.status.code(), Some(2));
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        report.contains("the marts reflect order_lines version"),
-        "{report}"
-    );
+    assert_check_finds(&lake, "the marts reflect order_lines version");
     // In order_lines but not in the marts: not recorded as folded.
     assert_eq!(delta_rows(&lake, &duff_delta::FOLDS).len(), 1);
     must_succeed(duff_lake(&["fold", "--lake", lake_arg]));
@@ -220,8 +217,7 @@ fn a_crash_between_the_current_state_and_the_marts_is_repaired_by_the_next_fold(
         2,
         "the fold completed by `duff lake fold` is recorded"
     );
-    let out = duff_lake(&["check", "--lake", lake_arg]);
-    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+    assert_check_healthy(&lake);
 }
 
 /// A later run renames clients and re-describes products: the current dimensions hold their
@@ -252,13 +248,7 @@ fn the_current_dimensions_follow_renames_and_survive_a_crash_before_their_commit
         &["--ingested-at", "2026-11-23T10:00:00Z"],
     );
     assert!(!out.status.success());
-    let out = duff_lake(&["check", "--lake", lake_arg]);
-    assert_eq!(out.status.code(), Some(2));
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        report.contains("the current dimensions reflect order_lines version"),
-        "{report}"
-    );
+    assert_check_finds(&lake, "the current dimensions reflect order_lines version");
     must_succeed(duff_lake(&["fold", "--lake", lake_arg]));
     assert_marts_match_history(&lake);
     let clients = delta_rows(&lake, &CURRENT_DIMS[0]);
@@ -273,8 +263,7 @@ fn the_current_dimensions_follow_renames_and_survive_a_crash_before_their_commit
     );
     let products = delta_rows(&lake, &CURRENT_DIMS[1]);
     assert!(products.iter().any(|r| r[1].starts_with("New ")));
-    let out = duff_lake(&["check", "--lake", lake_arg]);
-    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+    assert_check_healthy(&lake);
 }
 
 #[test]

@@ -8,7 +8,10 @@ use std::process::Command;
 use duff_datagen::{Dirt, GenConfig, Size};
 
 use crate::common::{self, delta_files, delta_rows, parquet_rows};
-use crate::lake::{derive_csv, duff_lake, duff_run, latest_of_history, must_succeed};
+use crate::lake::{
+    assert_check_finds, assert_check_healthy, derive_csv, duff_lake, duff_run, latest_of_history,
+    must_succeed,
+};
 use crate::marts::assert_marts_match_history;
 
 /// Small inputs of distinct order ids (one seed each), as a Lambda-sized upload would be.
@@ -36,9 +39,15 @@ fn run_all(lake: &Path, inputs: &[PathBuf], first_minute: usize) {
     }
 }
 
-fn check_is_healthy(lake: &Path) {
-    let out = duff_lake(&["check", "--lake", lake.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", crate::venv::text(&out));
+/// `order_lines` is the latest version of every line of history, every mart and current
+/// dimension its recomputation, and `duff lake check` agrees.
+fn assert_exact_and_healthy(lake: &Path) {
+    assert_eq!(
+        delta_rows(lake, &duff_delta::ORDER_LINES),
+        latest_of_history(lake)
+    );
+    assert_marts_match_history(lake);
+    assert_check_healthy(lake);
 }
 
 fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
@@ -86,7 +95,7 @@ fn optimize_compacts_small_files_without_changing_a_row_and_later_folds_stay_exa
         .collect();
     assert!(ids.windows(2).all(|w| w[0] <= w[1]));
     // The marts were committed again with the compacted version: still current.
-    check_is_healthy(&lake);
+    assert_check_healthy(&lake);
     assert_marts_match_history(&lake);
 
     let out = duff_lake(&["optimize", "--lake", lake_arg]);
@@ -101,12 +110,7 @@ fn optimize_compacts_small_files_without_changing_a_row_and_later_folds_stay_exa
         None,
         &["--force", "--ingested-at", "2026-11-23T09:00:00Z"],
     ));
-    assert_eq!(
-        delta_rows(&lake, &duff_delta::ORDER_LINES),
-        latest_of_history(&lake)
-    );
-    assert_marts_match_history(&lake);
-    check_is_healthy(&lake);
+    assert_exact_and_healthy(&lake);
     // A re-delivery of another compacted run's lines with a new status.
     let redelivery = dir.path().join("redelivery.csv");
     derive_csv(&inputs[4], &redelivery, |i, header, f| {
@@ -120,12 +124,7 @@ fn optimize_compacts_small_files_without_changing_a_row_and_later_folds_stay_exa
         None,
         &["--ingested-at", "2026-11-25T10:00:00Z"],
     ));
-    assert_eq!(
-        delta_rows(&lake, &duff_delta::ORDER_LINES),
-        latest_of_history(&lake)
-    );
-    assert_marts_match_history(&lake);
-    check_is_healthy(&lake);
+    assert_exact_and_healthy(&lake);
 }
 
 #[test]
@@ -146,15 +145,9 @@ fn a_crash_after_compaction_leaves_the_marts_behind_until_the_next_fold() {
         sorted(delta_rows(&lake, &duff_delta::ORDER_LINES)),
         lines_before
     );
-    let out = duff_lake(&["check", "--lake", lake_arg]);
-    assert_eq!(out.status.code(), Some(2));
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        report.contains("the marts reflect order_lines version"),
-        "{report}"
-    );
+    assert_check_finds(&lake, "the marts reflect order_lines version");
     must_succeed(duff_lake(&["fold", "--lake", lake_arg]));
-    check_is_healthy(&lake);
+    assert_check_healthy(&lake);
     assert_marts_match_history(&lake);
 }
 
@@ -195,12 +188,7 @@ fn optimize_while_runs_commit_and_fold_loses_nothing() {
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
-    assert_eq!(
-        delta_rows(&lake, &duff_delta::ORDER_LINES),
-        latest_of_history(&lake)
-    );
-    assert_marts_match_history(&lake);
-    check_is_healthy(&lake);
+    assert_exact_and_healthy(&lake);
 }
 
 #[test]

@@ -31,12 +31,11 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use deltalake_core::DeltaTable;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, Add, Remove, Transaction};
+use deltalake_core::kernel::{Action, Add, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use duff_engine::manifest::RunStatus;
 use duff_engine::schema::{ORDERS, PARTITION_COLUMN};
 use duff_engine::storage::Lake;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -45,9 +44,9 @@ use crate::lake::{DataFile, DeltaLake, attempt_nonce, belongs_to_run, data_files
 use crate::lease::{LEASE_OBJECT, Lease};
 use crate::marts::store::{day_of, marts_delta};
 use crate::marts::{LineSource, Marts, Names, Side};
-use crate::stats::stats_json;
+use crate::parquet_io::LakeFileWriter;
 use crate::tables::{FOLDS, ORDER_LINES};
-use crate::workspace::{Workspace, create_parent};
+use crate::workspace::Workspace;
 
 /// How long the end of a run waits for another process's fold of a lake in an object store
 /// before leaving its run to that fold.
@@ -381,7 +380,7 @@ impl<L: Lake> DeltaLake<L> {
                     read.push((old, keep));
                     continue;
                 }
-                actions.push(remove(old, now));
+                actions.push(old.remove(now, true));
                 // A file whose every line the run supersedes leaves without being read again.
                 if keep.iter().any(|k| *k) {
                     let kept = rewrite(&path, &old.path, &nonce, &lines_dir, |i, _| keep[i])?;
@@ -627,18 +626,6 @@ fn renamed(path: &str, nonce: &str) -> String {
     format!("{stem}-f{nonce}.parquet")
 }
 
-fn remove(file: &DataFile, now: i64) -> Action {
-    Action::Remove(Remove {
-        path: file.path.clone(),
-        data_change: true,
-        deletion_timestamp: Some(now),
-        extended_file_metadata: Some(true),
-        partition_values: Some(file.partition_values.clone()),
-        size: Some(file.size),
-        ..Default::default()
-    })
-}
-
 fn with_partition(mut add: Add, like: &DataFile) -> Add {
     add.partition_values = like.partition_values.clone();
     add
@@ -733,16 +720,8 @@ fn rewrite(
     })?;
     let new_rel = renamed(rel, nonce);
     let to = lines_dir.join(&new_rel);
-    create_parent(&to)?;
-    let parquet_error = |source| Error::Parquet {
-        path: to.display().to_string(),
-        source,
-    };
-    let out = File::create(&to).map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?;
-    let mut writer: Option<ArrowWriter<File>> = None;
-    let mut out = Some(out);
+    let mut writer: Option<LakeFileWriter> = None;
     let mut row = 0usize;
-    let mut kept_rows = 0usize;
     for batch in reader {
         let batch: RecordBatch =
             batch.map_err(|e| Error::Invalid(format!("{}: {e}", from.display())))?;
@@ -767,42 +746,12 @@ fn rewrite(
         if kept.num_rows() == 0 {
             continue;
         }
-        kept_rows += kept.num_rows();
-        if writer.is_none() {
-            let properties = parquet::file::properties::WriterProperties::builder()
-                .set_compression(parquet::basic::Compression::SNAPPY)
-                .build();
-            writer = Some(
-                ArrowWriter::try_new(
-                    out.take().expect("one writer"),
-                    kept.schema(),
-                    Some(properties),
-                )
-                .map_err(parquet_error)?,
-            );
-        }
-        writer
-            .as_mut()
-            .expect("created above")
-            .write(&kept)
-            .map_err(parquet_error)?;
+        let file = match &mut writer {
+            Some(file) => file,
+            None => writer.insert(LakeFileWriter::create(&to, kept.schema())?),
+        };
+        file.write(&kept)?;
     }
-    let Some(writer) = writer else {
-        drop(out);
-        let _ = std::fs::remove_file(&to);
-        return Ok(None);
-    };
-    let metadata = writer.close().map_err(parquet_error)?;
-    let size = std::fs::metadata(&to)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", to.display())))?
-        .len();
-    debug_assert_eq!(metadata.file_metadata().num_rows() as usize, kept_rows);
-    Ok(Some(Add {
-        path: new_rel,
-        size: size as i64,
-        modification_time: chrono::Utc::now().timestamp_millis(),
-        data_change: true,
-        stats: Some(stats_json(&metadata)),
-        ..Default::default()
-    }))
+    // No file when no row is kept.
+    writer.map(|file| file.finish(new_rel)).transpose()
 }

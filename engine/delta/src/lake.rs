@@ -49,6 +49,20 @@ impl DataFile {
     pub(crate) fn overlaps(&self, (lo, hi): (i64, i64)) -> bool {
         self.range.is_none_or(|(a, b)| a <= hi && b >= lo)
     }
+
+    /// The `remove` of this file at `now`: a data change, or (compaction) rows moving to
+    /// another file.
+    pub(crate) fn remove(&self, now: i64, data_change: bool) -> Action {
+        Action::Remove(Remove {
+            path: self.path.clone(),
+            data_change,
+            deletion_timestamp: Some(now),
+            extended_file_metadata: Some(true),
+            partition_values: Some(self.partition_values.clone()),
+            size: Some(self.size),
+            ..Default::default()
+        })
+    }
 }
 
 /// A lake whose every table is a Delta table. `L` writes the data files.
@@ -352,15 +366,7 @@ impl<L: Lake> DeltaLake<L> {
         if committed.is_some() {
             let now = chrono::Utc::now().timestamp_millis();
             for old in Self::files_of_run(&table, def, run_id)? {
-                actions.push(Action::Remove(Remove {
-                    path: old.path,
-                    data_change: true,
-                    deletion_timestamp: Some(now),
-                    extended_file_metadata: Some(true),
-                    partition_values: Some(old.partition_values),
-                    size: Some(old.size),
-                    ..Default::default()
-                }));
+                actions.push(old.remove(now, true));
             }
         }
         let blind_append = actions.is_empty();

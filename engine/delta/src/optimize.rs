@@ -19,7 +19,6 @@
 //! rebuilds them.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
@@ -27,20 +26,19 @@ use arrow::compute::interleave_record_batch;
 use arrow::datatypes::Int64Type;
 use deltalake_core::DeltaTable;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, Add, Remove};
+use deltalake_core::kernel::{Action, Add};
 use deltalake_core::protocol::DeltaOperation;
 use duff_engine::schema::ORDERS;
 use duff_engine::storage::Lake;
-use parquet::arrow::ArrowWriter;
 
 use crate::error::Error;
 use crate::fold::table_version;
 use crate::lake::{DataFile, DeltaLake, attempt_nonce, data_files};
 use crate::marts::Names;
 use crate::marts::store::{day_of, write_file};
-use crate::parquet_io::read_as;
+use crate::parquet_io::{LakeFileWriter, read_as};
 use crate::tables::{DeltaTableDef, FOLDS, FOLDS_TABLE, ORDER_LINES};
-use crate::workspace::{Workspace, create_parent};
+use crate::workspace::Workspace;
 
 /// The default size of a compacted file. Compaction holds one bin's rows in memory, decoded:
 /// several times its size on disk.
@@ -122,10 +120,8 @@ impl<L: Lake> DeltaLake<L> {
             } else {
                 format!("{dir}/compact-{nonce}-{n}.parquet")
             };
-            let mut add = write_sorted(&lines_dir.join(&rel), &batches)?;
-            add.path = rel;
+            let mut add = write_sorted(&lines_dir.join(&rel), rel.clone(), &batches)?;
             add.partition_values = bin[0].partition_values.clone();
-            add.modification_time = now;
             // Uploaded now and the scratch copy cleared: in S3 it holds one bin at a time.
             work.publish(&[format!("{}/{}", ORDER_LINES.prefix, add.path)])
                 .await?;
@@ -145,7 +141,7 @@ impl<L: Lake> DeltaLake<L> {
             entry.bytes_before += bin.iter().map(|f| f.size as u64).sum::<u64>();
             entry.bytes_after += add.size as u64;
             entry.rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-            actions.extend(bin.iter().map(|f| moved(f, now)));
+            actions.extend(bin.iter().map(|f| f.remove(now, false)));
             actions.push(Action::Add(add));
         }
         work.renew_lease().await?;
@@ -196,7 +192,7 @@ impl<L: Lake> DeltaLake<L> {
             bytes_after: add.size as u64,
             rows: all.num_rows() as u64,
         };
-        let mut actions: Vec<Action> = files.iter().map(|f| moved(f, now)).collect();
+        let mut actions: Vec<Action> = files.iter().map(|f| f.remove(now, false)).collect();
         actions.push(Action::Add(add));
         commit_optimize(&table, &FOLDS, actions, 0).await?;
         Ok(vec![done])
@@ -234,8 +230,12 @@ fn plan(files: Vec<DataFile>, target_bytes: u64) -> Vec<Vec<DataFile>> {
 }
 
 /// Writes the rows of `batches` sorted by `(order_id, product_id)` to `path`; returns its
-/// `add` action (path, partition and time to be set by the caller).
-fn write_sorted(path: &std::path::Path, batches: &[RecordBatch]) -> Result<Add, Error> {
+/// `add` action at `rel`, which moves rows (no data change; its partition set by the caller).
+fn write_sorted(
+    path: &std::path::Path,
+    rel: String,
+    batches: &[RecordBatch],
+) -> Result<Add, Error> {
     let mut order: Vec<(i64, i64, usize, usize)> = Vec::new();
     for (b, batch) in batches.iter().enumerate() {
         let orders = batch.column(batch.schema().index_of("order_id").expect("orders schema"));
@@ -252,48 +252,17 @@ fn write_sorted(path: &std::path::Path, batches: &[RecordBatch]) -> Result<Add, 
         order.extend((0..batch.num_rows()).map(|i| (orders.value(i), products.value(i), b, i)));
     }
     order.sort_unstable();
-    create_parent(path)?;
-    let parquet_error = |source| Error::Parquet {
-        path: path.display().to_string(),
-        source,
-    };
-    let file =
-        File::create(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    let properties = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
-    let schema = batches[0].schema();
-    let mut writer = ArrowWriter::try_new(file, schema, Some(properties)).map_err(parquet_error)?;
+    let mut file = LakeFileWriter::create(path, batches[0].schema())?;
     let sources: Vec<&RecordBatch> = batches.iter().collect();
     for chunk in order.chunks(WRITE_BATCH_ROWS) {
         let indices: Vec<(usize, usize)> = chunk.iter().map(|r| (r.2, r.3)).collect();
         let rows = interleave_record_batch(&sources, &indices)
             .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-        writer.write(&rows).map_err(parquet_error)?;
+        file.write(&rows)?;
     }
-    let metadata = writer.close().map_err(parquet_error)?;
-    let size = std::fs::metadata(path)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
-        .len();
-    Ok(Add {
-        size: size as i64,
-        data_change: false,
-        stats: Some(crate::stats::stats_json(&metadata)),
-        ..Default::default()
-    })
-}
-
-/// The `remove` of a file whose rows a compacted file now holds.
-fn moved(file: &DataFile, now: i64) -> Action {
-    Action::Remove(Remove {
-        path: file.path.clone(),
-        data_change: false,
-        deletion_timestamp: Some(now),
-        extended_file_metadata: Some(true),
-        partition_values: Some(file.partition_values.clone()),
-        size: Some(file.size),
-        ..Default::default()
-    })
+    let mut add = file.finish(rel)?;
+    add.data_change = false;
+    Ok(add)
 }
 
 async fn commit_optimize(

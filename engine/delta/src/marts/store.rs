@@ -1,7 +1,6 @@
 //! The marts as Delta tables: read, rebuilt from `order_lines`, and committed whole with the
 //! `order_lines` version they reflect.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,12 +10,11 @@ use arrow::array::{
 use arrow::datatypes::{Decimal128Type, Int64Type};
 use deltalake_core::DeltaTable;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, Add, Remove, Transaction};
+use deltalake_core::kernel::{Action, Add, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use duff_engine::schema::{SUM_PRECISION, Table};
 use duff_engine::storage::Lake;
 use hashbrown::HashMap;
-use parquet::arrow::ArrowWriter;
 
 use super::lines::{UNSORTED, stream_orders_unsorted};
 use super::{
@@ -25,7 +23,7 @@ use super::{
 };
 use crate::error::Error;
 use crate::lake::{DeltaLake, attempt_nonce, data_files};
-use crate::stats::stats_json;
+use crate::parquet_io::LakeFileWriter;
 use crate::tables::{DeltaTableDef, ORDER_LINES};
 use crate::workspace::Workspace;
 
@@ -182,18 +180,8 @@ impl<L: Lake> DeltaLake<L> {
         let table = self.load_or_create(def).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut actions: Vec<Action> = data_files(&table, def)?
-            .into_iter()
-            .map(|f| {
-                Action::Remove(Remove {
-                    path: f.path,
-                    data_change: true,
-                    deletion_timestamp: Some(now),
-                    extended_file_metadata: Some(true),
-                    partition_values: Some(f.partition_values),
-                    size: Some(f.size),
-                    ..Default::default()
-                })
-            })
+            .iter()
+            .map(|f| f.remove(now, true))
             .collect();
         let add = write_file(work.root(), def, &nonce, batch)?;
         work.publish(&[format!("{}/{}", def.prefix, add.path)])
@@ -415,32 +403,9 @@ pub(crate) fn write_file(
     batch: &RecordBatch,
 ) -> Result<Add, Error> {
     let rel = format!("part-{nonce}.parquet");
-    let path = root.join(def.prefix).join(&rel);
-    crate::workspace::create_parent(&path)?;
-    let parquet_error = |source| Error::Parquet {
-        path: path.display().to_string(),
-        source,
-    };
-    let file =
-        File::create(&path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    let properties = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
-    let mut writer =
-        ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet_error)?;
-    writer.write(batch).map_err(parquet_error)?;
-    let metadata = writer.close().map_err(parquet_error)?;
-    let size = std::fs::metadata(&path)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
-        .len();
-    Ok(Add {
-        path: rel,
-        size: size as i64,
-        modification_time: chrono::Utc::now().timestamp_millis(),
-        data_change: true,
-        stats: Some(stats_json(&metadata)),
-        ..Default::default()
-    })
+    let mut file = LakeFileWriter::create(&root.join(def.prefix).join(&rel), batch.schema())?;
+    file.write(batch)?;
+    file.finish(rel)
 }
 
 fn read_mart(
