@@ -80,10 +80,12 @@ pub enum LakeCommand {
     /// yet. `duff run` folds after each run; in S3, a run whose fold found another one running
     /// leaves its run to it, and this command (the scheduled fold job) completes any fold.
     Fold(LakeDirArgs),
-    /// Compact the current state's small files: per partition of order_lines, the files
-    /// smaller than --target-mib (small inputs', or those a re-delivery rewrote) become files
-    /// sorted by key; the record of folds becomes one file. Safe while runs commit (it waits
-    /// for a running fold). The history tables keep one set of files per run.
+    /// Compact and cluster the current state's files: per partition of order_lines, the files
+    /// smaller than --target-mib (small inputs', or those a re-delivery rewrote) are packed
+    /// together, and every file not yet clustered is rewritten with row groups that each hold
+    /// a range of clients (a client's lookup reads one row group per file); the record of folds
+    /// becomes one file. Safe while runs commit (it waits for a running fold). The history
+    /// tables keep one set of files per run.
     Optimize(LakeOptimizeArgs),
     /// Remove the data files no commit references (a crashed or losing attempt's, a replaced
     /// run's) and abandoned staging directories, older than the retention. Safe while runs
@@ -103,10 +105,14 @@ pub struct LakeOptimizeArgs {
     /// The lake: a local directory or an S3 prefix (s3://bucket/prefix).
     #[arg(long, env = "DUFF_LAKE")]
     pub lake: String,
-    /// Size of a compacted file, in MiB (at least 1). Compaction holds one such file's rows
-    /// in memory, decoded: several times this size.
+    /// Size of a compacted file, in MiB (at least 1): files smaller than this are compacted
+    /// together.
     #[arg(long, default_value_t = duff_delta::optimize::DEFAULT_TARGET_BYTES >> 20)]
     pub target_mib: u64,
+    /// Rows per row group of a clustered file (each holds a range of clients, so a client's
+    /// lookup reads one per file).
+    #[arg(long, default_value_t = duff_delta::optimize::DEFAULT_ROW_GROUP_ROWS)]
+    pub row_group_rows: usize,
 }
 
 #[derive(Args, Debug)]

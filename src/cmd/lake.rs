@@ -91,7 +91,10 @@ fn maintain<L: duff_engine::Lake>(
             Ok(ExitCode::SUCCESS)
         }
         LakeCommand::Optimize(a) => {
-            let compacted = lake.optimize(a.target_mib.saturating_mul(1 << 20))?;
+            let compacted = lake.optimize(duff_delta::optimize::OptimizeOptions {
+                target_bytes: a.target_mib.saturating_mul(1 << 20),
+                row_group_rows: a.row_group_rows,
+            })?;
             for c in &compacted {
                 let partition = if c.partition.is_empty() {
                     String::new()

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use duff_datagen::{Dirt, GenConfig, Size};
 
-use crate::common::{self, delta_files, delta_rows, parquet_rows};
+use crate::common::{self, delta_files, delta_rows};
 use crate::lake::{
     assert_check_finds, assert_check_healthy, derive_csv, duff_lake, duff_run, latest_of_history,
     must_succeed,
@@ -67,7 +67,7 @@ fn optimize_compacts_small_files_without_changing_a_row_and_later_folds_stay_exa
     assert_eq!(delta_files(&lake, &duff_delta::ORDER_LINES).len(), 6);
     assert_eq!(delta_files(&lake, &duff_delta::FOLDS).len(), 6);
 
-    let out = duff_lake(&["optimize", "--lake", lake_arg]);
+    let out = duff_lake(&["optimize", "--lake", lake_arg, "--row-group-rows", "300"]);
     must_succeed(out.clone());
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -83,17 +83,8 @@ fn optimize_compacts_small_files_without_changing_a_row_and_later_folds_stay_exa
         lines_before
     );
     assert_eq!(sorted(delta_rows(&lake, &duff_delta::FOLDS)), folds_before);
-    // Sorted by key: the key ranges in the log stay narrow for the fold's pruning.
-    let order_id = duff_engine::schema::ORDERS
-        .columns
-        .iter()
-        .position(|c| c.name == "order_id")
-        .unwrap();
-    let ids: Vec<i64> = parquet_rows(&lake.join(&compacted[0]))
-        .iter()
-        .map(|r| r[order_id].parse().unwrap())
-        .collect();
-    assert!(ids.windows(2).all(|w| w[0] <= w[1]));
+    // Clustered by client, each row group sorted by key.
+    assert!(assert_clustered(&lake.join(&compacted[0])) >= 4);
     // The marts were committed again with the compacted version: still current.
     assert_check_healthy(&lake);
     assert_marts_match_history(&lake);
@@ -125,6 +116,54 @@ fn optimize_compacts_small_files_without_changing_a_row_and_later_folds_stay_exa
         &["--ingested-at", "2026-11-25T10:00:00Z"],
     ));
     assert_exact_and_healthy(&lake);
+    // The fold rewrote the clustered file without the superseded lines, its row groups apart.
+    let rewritten: Vec<String> = delta_files(&lake, &duff_delta::ORDER_LINES)
+        .into_iter()
+        .filter(|f| f.contains("/cluster-"))
+        .collect();
+    assert_eq!(rewritten.len(), 1, "{rewritten:?}");
+    assert_ne!(rewritten[0], compacted[0]);
+    assert!(assert_clustered(&lake.join(&rewritten[0])) >= 4);
+}
+
+/// Asserts that the row groups of the `order_lines` file at `path` hold ascending, disjoint
+/// ranges of clients, each sorted by `(order_id, product_id)`; returns how many it has.
+fn assert_clustered(path: &Path) -> usize {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let open = || ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap());
+    let groups = open().unwrap().metadata().num_row_groups();
+    let mut last_client = i64::MIN;
+    for group in 0..groups {
+        let mut rows: Vec<(i64, i64, i64)> = Vec::new();
+        for batch in open()
+            .unwrap()
+            .with_row_groups(vec![group])
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let int = |name: &str| batch[name].as_primitive::<Int64Type>().clone();
+            let (clients, orders, products) =
+                (int("client_id"), int("order_id"), int("product_id"));
+            rows.extend(
+                (0..batch.num_rows())
+                    .map(|i| (clients.value(i), orders.value(i), products.value(i))),
+            );
+        }
+        let keys: Vec<(i64, i64)> = rows.iter().map(|r| (r.1, r.2)).collect();
+        assert!(keys.is_sorted(), "row group {group} of {}", path.display());
+        let (lo, hi) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+            (lo.min(r.0), hi.max(r.0))
+        });
+        assert!(
+            lo > last_client,
+            "row group {group} overlaps the clients before it"
+        );
+        last_client = hi;
+    }
+    groups
 }
 
 #[test]

@@ -20,7 +20,6 @@
 //! lake fold`. A lake in S3 is folded through a scratch directory ([`crate::workspace`]).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
 
@@ -36,15 +35,13 @@ use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use duff_engine::manifest::RunStatus;
 use duff_engine::schema::{ORDERS, PARTITION_COLUMN};
 use duff_engine::storage::Lake;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::Error;
 use crate::lake::{DataFile, DeltaLake, attempt_nonce, belongs_to_run, data_files, run_id_of_file};
 use crate::lease::{LEASE_OBJECT, Lease};
 use crate::marts::store::{day_of, marts_delta};
 use crate::marts::{LineSource, Marts, Names, Side};
-use crate::parquet_io::LakeFileWriter;
+use crate::parquet_io::{LakeFileWriter, ParquetFile, open_columns};
 use crate::tables::{FOLDS, ORDER_LINES};
 use crate::workspace::Workspace;
 
@@ -90,7 +87,7 @@ impl<L: Lake> DeltaLake<L> {
         let work = self.workspace()?;
         let Some(store) = work.store() else {
             let lock_path = work.root().join(LEASE_OBJECT);
-            let lock = File::create(&lock_path)
+            let lock = std::fs::File::create(&lock_path)
                 .map_err(|e| Error::Invalid(format!("{}: {e}", lock_path.display())))?;
             lock.lock()
                 .map_err(|e| Error::Invalid(format!("locking {}: {e}", lock_path.display())))?;
@@ -631,41 +628,6 @@ fn with_partition(mut add: Add, like: &DataFile) -> Add {
     add
 }
 
-pub(crate) fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
-    let file = File::open(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-/// A reader of `path` that decodes only the named columns.
-pub(crate) fn open_columns(
-    path: &Path,
-    names: &[&str],
-) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, Error> {
-    let builder = open(path)?;
-    let schema = builder.parquet_schema();
-    let indices: Vec<usize> = names
-        .iter()
-        .map(|n| {
-            schema
-                .columns()
-                .iter()
-                .position(|c| c.name() == *n)
-                .ok_or_else(|| Error::Invalid(format!("{}: no column {n}", path.display())))
-        })
-        .collect::<Result<_, _>>()?;
-    let mask = ProjectionMask::leaves(schema, indices);
-    builder
-        .with_projection(mask)
-        .build()
-        .map_err(|source| Error::Parquet {
-            path: path.display().to_string(),
-            source,
-        })
-}
-
 /// Calls `each(key, ingested_at ms, run_id)` for every row, in file order, reading only those
 /// four columns.
 fn for_each_key(path: &Path, mut each: impl FnMut(Key, i64, &str)) -> Result<(), Error> {
@@ -706,7 +668,8 @@ fn num_records(stats: &str) -> Option<usize> {
 }
 
 /// Writes the rows of `from` that `keep(row index, key)` accepts into a new file beside
-/// `rel` (under `lines_dir`), and returns its `add` action (none when no row is kept).
+/// `rel` (under `lines_dir`), and returns its `add` action (none when no row is kept). Each
+/// row group keeps its rows in a row group of its own: a clustered file stays clustered.
 fn rewrite(
     from: &Path,
     rel: &str,
@@ -714,43 +677,45 @@ fn rewrite(
     lines_dir: &Path,
     keep: impl Fn(usize, Key) -> bool,
 ) -> Result<Option<Add>, Error> {
-    let reader = open(from)?.build().map_err(|source| Error::Parquet {
-        path: from.display().to_string(),
-        source,
-    })?;
+    let source = ParquetFile::open(from)?;
     let new_rel = renamed(rel, nonce);
     let to = lines_dir.join(&new_rel);
     let mut writer: Option<LakeFileWriter> = None;
     let mut row = 0usize;
-    for batch in reader {
-        let batch: RecordBatch =
-            batch.map_err(|e| Error::Invalid(format!("{}: {e}", from.display())))?;
-        let orders = batch
-            .column_by_name("order_id")
-            .expect("orders schema")
-            .clone();
-        let products = batch
-            .column_by_name("product_id")
-            .expect("orders schema")
-            .clone();
-        let (orders, products) = (
-            orders.as_primitive::<Int64Type>(),
-            products.as_primitive::<Int64Type>(),
-        );
-        let mask: BooleanArray = (0..batch.num_rows())
-            .map(|i| Some(keep(row + i, (orders.value(i), products.value(i)))))
-            .collect();
-        row += batch.num_rows();
-        let kept = filter_record_batch(&batch, &mask)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", from.display())))?;
-        if kept.num_rows() == 0 {
-            continue;
+    for group in 0..source.row_group_rows().len() {
+        for batch in source.reader(None, Some(vec![group]))? {
+            let batch: RecordBatch =
+                batch.map_err(|e| Error::Invalid(format!("{}: {e}", from.display())))?;
+            let orders = batch
+                .column_by_name("order_id")
+                .expect("orders schema")
+                .clone();
+            let products = batch
+                .column_by_name("product_id")
+                .expect("orders schema")
+                .clone();
+            let (orders, products) = (
+                orders.as_primitive::<Int64Type>(),
+                products.as_primitive::<Int64Type>(),
+            );
+            let mask: BooleanArray = (0..batch.num_rows())
+                .map(|i| Some(keep(row + i, (orders.value(i), products.value(i)))))
+                .collect();
+            row += batch.num_rows();
+            let kept = filter_record_batch(&batch, &mask)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", from.display())))?;
+            if kept.num_rows() == 0 {
+                continue;
+            }
+            let file = match &mut writer {
+                Some(file) => file,
+                None => writer.insert(LakeFileWriter::create(&to, kept.schema())?),
+            };
+            file.write(&kept)?;
         }
-        let file = match &mut writer {
-            Some(file) => file,
-            None => writer.insert(LakeFileWriter::create(&to, kept.schema())?),
-        };
-        file.write(&kept)?;
+        if let Some(file) = &mut writer {
+            file.end_row_group()?;
+        }
     }
     // No file when no row is kept.
     writer.map(|file| file.finish(new_rel)).transpose()

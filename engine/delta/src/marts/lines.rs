@@ -1,10 +1,16 @@
 //! The current lines of the orders a fold touches, grouped by order.
 //!
 //! Files of `order_lines` keep their input's line order, and inputs list an order's lines
-//! together in increasing order ids (as exports and datagen do), so a merge of the files by
-//! `order_id` yields each order's lines together while holding one batch per file. When a
-//! file is not in order-id order, the lines are collected and sorted instead: the same
-//! result, with memory proportional to the lines read.
+//! together in increasing order ids (as exports and datagen do); a file `duff lake optimize`
+//! clustered by client holds one client range per row group, each in order-id order. So a
+//! file is one or more *sequences* of row groups in order-id order, told apart by the row
+//! groups' statistics, and a merge of all sequences by `order_id` yields each order's lines
+//! together while holding one batch per sequence. When a sequence turns out not to be in
+//! order-id order, the lines are collected and sorted instead: the same result, with memory
+//! proportional to the lines read.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use std::path::PathBuf;
 
@@ -14,6 +20,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use super::{Line, Names};
 use crate::error::Error;
+use crate::parquet_io::ParquetFile;
 
 /// Which state of the current state a line belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +55,8 @@ const COLUMNS: [&str; 8] = [
     "total_volume",
 ];
 
-/// Calls `each(before, after)` once per order with a line in `sources`: `before` its current
-/// lines before the fold, `after` those after it.
+/// Calls `each(before, after)` once per order with a line in `sources`, in order-id order:
+/// `before` its current lines before the fold, `after` those after it.
 pub(crate) fn stream_orders(
     sources: &[LineSource<'_>],
     names: &mut Names,
@@ -57,20 +64,27 @@ pub(crate) fn stream_orders(
 ) -> Result<(), Error> {
     let mut cursors = Vec::with_capacity(sources.len());
     for s in sources {
-        cursors.push(Cursor::open(s, names)?);
+        let file = ParquetFile::open(&s.path)?;
+        for (groups, first_row) in sequences(&file) {
+            cursors.push(Cursor::open(s, &file, Some(groups), first_row, names)?);
+        }
+    }
+    // The next order id of each cursor, smallest first (ties: the cursor listed first).
+    let mut next: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::with_capacity(cursors.len());
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if let Some(order) = c.peek(names)? {
+            next.push(Reverse((order, i)));
+        }
     }
     let (mut before, mut after) = (Vec::new(), Vec::new());
-    loop {
-        let mut min = None::<i64>;
-        for c in cursors.iter_mut() {
-            if let Some(order) = c.peek(names)? {
-                min = Some(min.map_or(order, |m: i64| m.min(order)));
-            }
-        }
-        let Some(order) = min else { break };
+    while let Some(&Reverse((order, _))) = next.peek() {
         before.clear();
         after.clear();
-        for c in cursors.iter_mut() {
+        while let Some(&Reverse((o, i))) = next.peek()
+            && o == order
+        {
+            next.pop();
+            let c = &mut cursors[i];
             while c.peek(names)? == Some(order) {
                 let (line, side) = c.take();
                 if side != Side::After {
@@ -80,10 +94,43 @@ pub(crate) fn stream_orders(
                     after.push(line);
                 }
             }
+            if let Some(o) = c.peek(names)? {
+                next.push(Reverse((o, i)));
+            }
         }
         each(&before, &after);
     }
     Ok(())
+}
+
+/// The file's row groups as sequences that follow one another in order-id order by their
+/// statistics, each with the index of its first row in the file. A file in input order is one
+/// sequence; a clustered file has one per row group.
+fn sequences(file: &ParquetFile) -> Vec<(Vec<usize>, usize)> {
+    let rows = file.row_group_rows();
+    let ranges = file.int64_ranges("order_id");
+    let mut sequences: Vec<(Vec<usize>, usize)> = Vec::new();
+    let mut first_row = 0;
+    let mut last_max: Option<i64> = None;
+    for (group, range) in ranges.iter().enumerate() {
+        // Without statistics, a row group continues the sequence; the cursor checks the order.
+        let follows = match (last_max, range) {
+            (Some(max), Some((min, _))) => *min >= max,
+            _ => true,
+        };
+        match sequences.last_mut() {
+            Some((groups, _)) if follows => groups.push(group),
+            _ => sequences.push((vec![group], first_row)),
+        }
+        if let Some((_, max)) = range {
+            last_max = Some(last_max.map_or(*max, |m| m.max(*max)));
+            if !follows {
+                last_max = Some(*max);
+            }
+        }
+        first_row += rows[group];
+    }
+    sequences
 }
 
 /// Like [`stream_orders`] for files in any line order: every line is held and sorted.
@@ -94,7 +141,8 @@ pub(crate) fn stream_orders_unsorted(
 ) -> Result<(), Error> {
     let mut all: Vec<(Line, Side)> = Vec::new();
     for s in sources {
-        let mut c = Cursor::open(s, names)?;
+        let file = ParquetFile::open(&s.path)?;
+        let mut c = Cursor::open(s, &file, None, 0, names)?;
         c.check_order = false;
         while c.peek(names)?.is_some() {
             all.push(c.take());
@@ -135,15 +183,22 @@ struct Cursor<'a> {
 pub(crate) const UNSORTED: &str = "not in order-id order";
 
 impl<'a> Cursor<'a> {
-    fn open(source: &'a LineSource<'a>, names: &mut Names) -> Result<Self, Error> {
-        let reader = crate::fold::open_columns(&source.path, &COLUMNS)?;
+    /// The lines of `row_groups` (all when `None`) of `file`, whose first row is `first_row`.
+    fn open(
+        source: &'a LineSource<'a>,
+        file: &ParquetFile,
+        row_groups: Option<Vec<usize>>,
+        first_row: usize,
+        names: &mut Names,
+    ) -> Result<Self, Error> {
+        let reader = file.reader(Some(&COLUMNS), row_groups)?;
         Ok(Cursor {
             source,
             reader,
             day: names.id(&source.day),
             buffer: Vec::new(),
             at: 0,
-            row: 0,
+            row: first_row,
             last_order: i64::MIN,
             check_order: true,
         })
@@ -238,4 +293,104 @@ fn interned(array: &ArrayRef, names: &mut Names) -> Result<Vec<u32>, Error> {
     Ok((0..strings.len())
         .map(|i| names.id(strings.value(i)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Decimal128Array, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// A file of the given row groups, each a list of `(order_id, client_id)`.
+    fn file_of(path: &std::path::Path, groups: &[&[(i64, i64)]]) {
+        let int = |name: &str| Field::new(name, DataType::Int64, false);
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let money = |name: &str| Field::new(name, DataType::Decimal128(38, 4), false);
+        let schema = Arc::new(Schema::new(vec![
+            int("order_id"),
+            int("client_id"),
+            int("product_id"),
+            text("status"),
+            text("point_of_sale_channel"),
+            int("product_ccf"),
+            money("total_price"),
+            money("total_volume"),
+        ]));
+        let properties = WriterProperties::builder().build();
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties)).unwrap();
+        for rows in groups {
+            let n = rows.len();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                    Arc::new(Int64Array::from_iter_values(0..n as i64)),
+                    Arc::new(StringArray::from(vec!["open"; n])),
+                    Arc::new(StringArray::from(vec!["Retail"; n])),
+                    Arc::new(Int64Array::from(vec![1; n])),
+                    Arc::new(
+                        Decimal128Array::from(vec![10_000; n])
+                            .with_precision_and_scale(38, 4)
+                            .unwrap(),
+                    ),
+                    Arc::new(
+                        Decimal128Array::from(vec![10_000; n])
+                            .with_precision_and_scale(38, 4)
+                            .unwrap(),
+                    ),
+                ],
+            )
+            .unwrap();
+            writer.write(&batch).unwrap();
+            writer.flush().unwrap();
+        }
+        writer.close().unwrap();
+    }
+
+    #[test]
+    fn a_clustered_file_is_merged_as_sequences_of_row_groups_in_order_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clustered.parquet");
+        // Two client ranges, each in order-id order; order 3 has a line in each, and the
+        // second range's last two row groups follow one another.
+        file_of(
+            &path,
+            &[
+                &[(1, 10), (2, 10), (3, 11)],
+                &[(1, 20), (3, 20)],
+                &[(4, 21), (9, 21)],
+            ],
+        );
+        let file = ParquetFile::open(&path).unwrap();
+        assert_eq!(sequences(&file), vec![(vec![0], 0), (vec![1, 2], 3)]);
+
+        let source = LineSource {
+            path: path.clone(),
+            day: "2026-11-23".into(),
+            sides: Box::new(|_, _| Some(Side::After)),
+        };
+        let mut seen: Vec<(i64, Vec<i64>)> = Vec::new();
+        stream_orders(&[source], &mut Names::default(), |before, after| {
+            assert!(before.is_empty());
+            seen.push((after[0].order, after.iter().map(|l| l.client).collect()));
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (1, vec![10, 20]),
+                (2, vec![10]),
+                (3, vec![11, 20]),
+                (4, vec![21]),
+                (9, vec![21]),
+            ]
+        );
+    }
 }

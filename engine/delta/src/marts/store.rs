@@ -167,6 +167,50 @@ impl<L: Lake> DeltaLake<L> {
         Ok(())
     }
 
+    /// The `order_lines` version the tables `defs` all reflect, from their logs alone (`None`
+    /// when they disagree or were never built).
+    pub(crate) async fn reflected(&self, defs: &[DeltaTableDef]) -> Result<Option<i64>, Error> {
+        let mut versions = Vec::new();
+        for def in defs {
+            let table = self.load_or_create(def).await?;
+            versions.push(self.run_version(&table, def, REFLECTS).await?);
+        }
+        let agreed = versions.iter().all(|v| *v == versions[0]);
+        Ok(if agreed { versions[0] } else { None })
+    }
+
+    /// Records that the tables `defs`, unchanged, reflect `order_lines` version `reflects`: a
+    /// commit of their `txn` alone, no file read or written (after a compaction, which moves
+    /// rows without changing them).
+    pub(crate) async fn reaffirm(
+        &self,
+        defs: &[DeltaTableDef],
+        reflects: i64,
+    ) -> Result<(), Error> {
+        for def in defs {
+            let table = self.load_or_create(def).await?;
+            let snapshot = table
+                .snapshot()
+                .map_err(|e| Error::delta(def.name, "snapshot", e))?;
+            let properties = CommitProperties::default()
+                .with_application_transaction(Transaction::new(REFLECTS, reflects));
+            CommitBuilder::from(properties)
+                .with_actions(Vec::new())
+                .build(
+                    Some(snapshot),
+                    table.log_store(),
+                    DeltaOperation::Write {
+                        mode: SaveMode::Append,
+                        partition_by: None,
+                        predicate: None,
+                    },
+                )
+                .await
+                .map_err(|e| Error::delta(def.name, "commit", e))?;
+        }
+        Ok(())
+    }
+
     /// Commits `batch` as the whole content of a small unpartitioned table (one file in place
     /// of its files), recording `reflects` (the `order_lines` version) as its `txn`.
     pub(crate) async fn replace_whole(
@@ -414,12 +458,7 @@ fn read_mart(
     marts: &mut Marts,
     names: &mut Names,
 ) -> Result<(), Error> {
-    let reader = crate::fold::open(path)?
-        .build()
-        .map_err(|source| Error::Parquet {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let reader = crate::parquet_io::open_all(path)?;
     let table: &Table = def.engine_table.expect("a mart has columns");
     for batch in reader {
         let batch = batch.map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
