@@ -31,7 +31,8 @@ pub struct AthenaConfig {
     pub max_poll: Duration,
     /// Rows per `GetQueryResults` page (Athena's maximum is 1000).
     pub page_size: i32,
-    /// Reuse a result of the same query and parameters up to this old (0 = never).
+    /// Reuse a result of the same query up to this old (0 = never); never for a query with
+    /// execution parameters.
     pub reuse_minutes: i32,
 }
 
@@ -98,10 +99,13 @@ impl AthenaBackend {
     }
 
     async fn start(&self, sql: String, values: Vec<String>) -> Result<String, ApiError> {
+        // Athena reuses a result when the "query strings match" (user guide, "Reuse query
+        // results in Athena"); execution parameters are not among its conditions, so a query
+        // with any would be answered with another client's result.
         let reuse = ResultReuseConfiguration::builder()
             .result_reuse_by_age_configuration(
                 ResultReuseByAgeConfiguration::builder()
-                    .enabled(self.config.reuse_minutes > 0)
+                    .enabled(self.config.reuse_minutes > 0 && values.is_empty())
                     .max_age_in_minutes(self.config.reuse_minutes.max(1))
                     .build(),
             )
