@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::params::{DEFAULT_LIMIT, MAX_DATE, MAX_LIMIT, MAX_OFFSET, MIN_DATE};
+use crate::params::{DEFAULT_LIMIT, LEGACY_MAX_ROWS, MAX_DATE, MAX_LIMIT, MAX_OFFSET, MIN_DATE};
 use crate::reports::ClientSort;
 use crate::router::API_KEY_HEADER;
 
@@ -275,7 +275,12 @@ fn schemas() -> Value {
             ("pa_date", text()),
             ("run_id", text()),
         ]),
-        "LegacyStatusSummary": object(&with(vec![("status", text())], measures())),
+        "LegacyClientTotals": object(&[
+            ("client_id", int()),
+            ("total_orders", int()),
+            ("total_spent", decimal()),
+        ]),
+        "LegacyStatusSummary": object(&[("status", text()), ("count", int())]),
         "LegacyOrderTotals": object(&[
             ("order_id", int()),
             ("order_lines", int()),
@@ -382,20 +387,25 @@ fn paths() -> Value {
         "/runs/{run_id}/quarantine": paged("Quarantined rows of a run", "By source line. 404 for an unknown run.", "QuarantinedRow", quarantine, "runQuarantine", true),
         "/client-orders": {"get": {
             "operationId": "legacyClientOrders",
-            "summary": "The earlier public API (unchanged shape: a bare JSON array of every row)",
-            "description": "resource=client_orders: the client's order lines (ClientOrder); status_summary: per status (LegacyStatusSummary); orders_by_client: per order (LegacyOrderTotals). An unknown client gives [].",
+            "summary": "The earlier public API (its shape: a bare JSON array)",
+            "description": "resource=client_orders: one row per client, its orders and the money it spent (LegacyClientTotals); status_summary: one row per status, its count of order lines (LegacyStatusSummary); orders_by_client: one row per order of client_id (LegacyOrderTotals). client_id narrows client_orders and status_summary to one client and is required by orders_by_client; an unknown client gives []. client_orders and orders_by_client return at most 10000 rows a response: when there are more, the x-next-offset header is the offset of the next page.",
             "security": [{"ApiKey": []}],
             "parameters": [
                 {"name": "resource", "in": "query", "required": true, "schema": {"type": "string", "enum": ["client_orders", "status_summary", "orders_by_client"]}},
-                {"name": "client_id", "in": "query", "required": true, "schema": {"type": "integer", "format": "int64", "minimum": 1}},
+                {"name": "client_id", "in": "query", "required": false, "description": "Required by orders_by_client.", "schema": {"type": "integer", "format": "int64", "minimum": 1}},
+                query("limit", "Rows per response (client_orders, orders_by_client).", json!({"type": "integer", "minimum": 1, "maximum": LEGACY_MAX_ROWS, "default": LEGACY_MAX_ROWS})),
+                query("offset", "Rows to skip (the x-next-offset header of the previous page).", json!({"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0})),
                 format_param(),
             ],
-            "responses": errors(json!({"200": {"description": "Every row.", "content": {
-                "application/json": {"schema": {"type": "array", "items": {"oneOf": [
-                    schema_ref("ClientOrder"), schema_ref("LegacyStatusSummary"), schema_ref("LegacyOrderTotals"),
-                ]}}},
-                "text/csv": {"schema": {"type": "string"}},
-            }}}), &["400", "401"]),
+            "responses": errors(json!({"200": {
+                "description": "The rows, or one page of them.",
+                "headers": {"x-next-offset": {"description": "Offset of the next page, when there are more rows.", "schema": {"type": "integer"}}},
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": {"oneOf": [
+                        schema_ref("LegacyClientTotals"), schema_ref("LegacyStatusSummary"), schema_ref("LegacyOrderTotals"),
+                    ]}}},
+                    "text/csv": {"schema": {"type": "string"}},
+                }}}), &["400", "401"]),
         }},
     })
 }

@@ -16,6 +16,9 @@ pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 /// Deep offsets cost a full scan each: past this, narrow the date range instead.
 pub const MAX_OFFSET: i64 = 1_000_000;
+/// Rows of one response of the earlier API (`/client-orders`), by default and at most: each
+/// row is a few numbers, so a response stays far under a Lambda's 6 MB.
+pub const LEGACY_MAX_ROWS: i64 = 10_000;
 /// Default date range: every partition.
 pub const MIN_DATE: &str = "0001-01-01";
 pub const MAX_DATE: &str = "9999-12-31";
@@ -167,6 +170,15 @@ impl Page {
     pub const PARAMS: [&'static str; 2] = ["limit", "offset"];
 
     pub fn parse(q: &QueryParams) -> Result<Self, ApiError> {
+        Self::parse_within(q, DEFAULT_LIMIT, MAX_LIMIT)
+    }
+
+    /// `limit` up to `max` (and by default), `offset` as [`Page::parse`].
+    pub fn parse_up_to(q: &QueryParams, max: i64) -> Result<Self, ApiError> {
+        Self::parse_within(q, max, max)
+    }
+
+    fn parse_within(q: &QueryParams, default_limit: i64, max_limit: i64) -> Result<Self, ApiError> {
         let number = |name: &str, value: &str, min: i64, max: i64| {
             let bad =
                 || ApiError::invalid(name, format!("{} is not in {min}..={max}", echo(value)));
@@ -181,9 +193,9 @@ impl Page {
         Ok(Page {
             limit: q
                 .get("limit")
-                .map(|v| number("limit", v, 1, MAX_LIMIT))
+                .map(|v| number("limit", v, 1, max_limit))
                 .transpose()?
-                .unwrap_or(DEFAULT_LIMIT),
+                .unwrap_or(default_limit),
             offset: q
                 .get("offset")
                 .map(|v| number("offset", v, 0, MAX_OFFSET))

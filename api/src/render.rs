@@ -39,12 +39,24 @@ pub fn page(report: &Report, mut rs: ResultSet, page: Page, format: Format) -> R
     }
 }
 
-/// A whole result as a bare JSON array (the earlier public API's shape) or CSV.
-pub fn all_rows(name: &str, rs: &ResultSet, format: Format) -> Response {
-    match format {
-        Format::Csv => csv(name, rs),
+/// A result as a bare JSON array (the earlier public API's shape) or CSV. With a page, the
+/// query asked for `limit + 1` rows: the extra one only sets `x-next-offset`.
+pub fn bare_rows(name: &str, mut rs: ResultSet, page: Option<Page>, format: Format) -> Response {
+    let next = page.and_then(|p| {
+        let more = rs.rows.len() as i64 > p.limit;
+        rs.rows.truncate(p.limit as usize);
+        more.then_some(p.offset + p.limit)
+    });
+    let mut response = match format {
+        Format::Csv => csv(name, &rs),
         Format::Json => axum::Json(rs.json_rows()).into_response(),
+    };
+    if let Some(n) = next {
+        response
+            .headers_mut()
+            .insert("x-next-offset", HeaderValue::from(n));
     }
+    response
 }
 
 /// A single row as a JSON object (or a one-row CSV).

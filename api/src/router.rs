@@ -105,7 +105,7 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         path: "/client-orders",
-        query: &["resource", "client_id", "format"],
+        query: &["resource", "client_id", "limit", "offset", "format"],
         public: false,
     },
 ];
@@ -394,8 +394,11 @@ async fn run_quarantine<B: Backend>(
     Ok(render::page(&reports::RUN_QUARANTINE, rs, page, format))
 }
 
-/// The earlier public API, same shape: a bare JSON array of every row, `[]` for an unknown
-/// client.
+/// The earlier public API, same shape: a bare JSON array. `client_orders` lists every client
+/// (`client_id` narrows it to one), `status_summary` every status (of one client with
+/// `client_id`), `orders_by_client` the orders of `client_id`; an unknown client gives `[]`.
+/// A response holds at most [`params::LEGACY_MAX_ROWS`] rows: `offset` and `limit` page
+/// through more, and the `x-next-offset` header says where the next page starts.
 async fn legacy<B: Backend>(
     State(state): St<B>,
     RawQuery(raw): RawQuery,
@@ -406,22 +409,38 @@ async fn legacy<B: Backend>(
         q.require("resource")?,
         &["client_orders", "status_summary", "orders_by_client"],
     )?;
-    let client_id = params::id("client_id", q.require("client_id")?)?;
+    let client_id = q
+        .get("client_id")
+        .map(|v| params::id("client_id", v))
+        .transpose()?;
+    let page = Page::parse_up_to(&q, params::LEGACY_MAX_ROWS)?;
     let format = Format::parse(&q)?;
-    let mut rest = vec![Param::Int(client_id)];
-    let report = match resource {
-        "client_orders" => {
-            rest.extend([Param::from(""), Param::Int(0), Param::Int(i64::MAX)]);
-            &reports::CLIENT_ORDERS
+    let (report, rest, paged) = match (resource, client_id) {
+        ("client_orders", client) => {
+            let mut rest = vec![Param::Int(client.unwrap_or(0))];
+            rest.extend(page_params(page));
+            (&reports::LEGACY_CLIENT_TOTALS, rest, true)
         }
-        "status_summary" => &reports::CLIENT_STATUS_SUMMARY,
-        _ => &reports::CLIENT_ORDER_TOTALS,
+        ("status_summary", None) => (&reports::LEGACY_STATUS_COUNTS, Vec::new(), false),
+        ("status_summary", Some(client)) => (
+            &reports::CLIENT_STATUS_COUNTS,
+            vec![Param::Int(client)],
+            false,
+        ),
+        (_, Some(client)) => {
+            let mut rest = vec![Param::Int(client)];
+            rest.extend(page_params(page));
+            (&reports::CLIENT_ORDER_TOTALS, rest, true)
+        }
+        (_, None) => return Err(q.require("client_id").unwrap_err()),
     };
     let every_date = DateRange::everything();
     let current = state.backend.reads_current_state().await;
     let (report, bound) = report.bind(&every_date, rest, current);
     let rs = query(&state, report, bound).await?;
-    Ok(render::all_rows(resource, &rs, format))
+    // A summary has a few rows (one per status); the other resources are paged.
+    let page = paged.then_some(page);
+    Ok(render::bare_rows(resource, rs, page, format))
 }
 
 /// Serves `app` on `listener` until `shutdown` completes (the local server; in AWS

@@ -96,13 +96,14 @@ WHERE client_id = $1 AND ($2 = '' OR status = $2)
 ORDER BY order_id, product_id
 OFFSET $3 LIMIT $4";
 
-/// $1 client_id. Legacy `status_summary`.
-pub const CLIENT_STATUS_SUMMARY: &str = "SELECT status, orders, order_lines, units, sales, volume
+/// $1 client_id. Legacy `status_summary` of one client: one row per status, its count of
+/// order lines.
+pub const CLIENT_STATUS_COUNTS: &str = "SELECT status, order_lines AS count
 FROM mart_client_status
 WHERE client_id = $1
 ORDER BY status";
 
-/// $1 client_id. Legacy `orders_by_client`: one row per order.
+/// $1 client_id, $2 offset, $3 limit. Legacy `orders_by_client`: one row per order.
 pub const CLIENT_ORDER_TOTALS: &str = "SELECT order_id,
        count(*) AS order_lines,
        sum(product_ccf) AS units,
@@ -111,4 +112,19 @@ pub const CLIENT_ORDER_TOTALS: &str = "SELECT order_id,
 FROM order_lines
 WHERE client_id = $1
 GROUP BY order_id
-ORDER BY order_id";
+ORDER BY order_id
+OFFSET $2 LIMIT $3";
+
+/// $1 client_id (0: every client), $2 offset, $3 limit. Legacy `client_orders`: one row per
+/// client, its orders and the money it spent.
+pub const LEGACY_CLIENT_TOTALS: &str =
+    "SELECT client_id, orders AS total_orders, sales AS total_spent
+FROM mart_clients
+WHERE $1 = 0 OR client_id = $1
+ORDER BY client_id
+OFFSET $2 LIMIT $3";
+
+/// Legacy `status_summary`: one row per status, its count of order lines.
+pub const LEGACY_STATUS_COUNTS: &str = "SELECT status, order_lines AS count
+FROM mart_status
+ORDER BY status";

@@ -75,6 +75,7 @@ const fn current(name: &'static str, sql: &'static str, params: &'static [&'stat
 
 const PAGE: &[&str] = &["offset", "limit"];
 const CLIENT_ONLY: &[&str] = &["client_id"];
+const CLIENT_PAGE: &[&str] = &["client_id", "offset", "limit"];
 
 const DATES_PAGE: &[&str] = &["from", "to", "offset", "limit"];
 const CLIENT: &[&str] = &["from", "to", "client_id"];
@@ -95,24 +96,44 @@ pub static CLIENT_EXISTS: Report = Report {
     params: &["client_id"],
     current: None,
 };
-pub static CLIENT_STATUS_SUMMARY: Report = Report {
+pub static LEGACY_CLIENT_TOTALS: Report = Report {
+    name: "client_orders",
+    sql: sql::LEGACY_CLIENT_TOTALS,
+    params: &["from", "to", "client_id", "offset", "limit"],
+    current: Some(&current(
+        "client_orders",
+        current::LEGACY_CLIENT_TOTALS,
+        CLIENT_PAGE,
+    )),
+};
+pub static LEGACY_STATUS_COUNTS: Report = Report {
     name: "status_summary",
-    sql: sql::CLIENT_STATUS_SUMMARY,
+    sql: sql::LEGACY_STATUS_COUNTS,
+    params: &["from", "to"],
+    current: Some(&current(
+        "status_summary",
+        current::LEGACY_STATUS_COUNTS,
+        &[],
+    )),
+};
+pub static CLIENT_STATUS_COUNTS: Report = Report {
+    name: "status_summary",
+    sql: sql::CLIENT_STATUS_COUNTS,
     params: CLIENT,
     current: Some(&current(
         "status_summary",
-        current::CLIENT_STATUS_SUMMARY,
+        current::CLIENT_STATUS_COUNTS,
         CLIENT_ONLY,
     )),
 };
 pub static CLIENT_ORDER_TOTALS: Report = Report {
     name: "orders_by_client",
     sql: sql::CLIENT_ORDER_TOTALS,
-    params: CLIENT,
+    params: &["from", "to", "client_id", "offset", "limit"],
     current: Some(&current(
         "orders_by_client",
         current::CLIENT_ORDER_TOTALS,
-        CLIENT_ONLY,
+        CLIENT_PAGE,
     )),
 };
 pub static SALES_BY_PRODUCT: Report = Report {
@@ -255,7 +276,9 @@ pub fn all() -> Vec<&'static Report> {
     let mut v: Vec<&'static Report> = vec![
         &CLIENT_ORDERS,
         &CLIENT_EXISTS,
-        &CLIENT_STATUS_SUMMARY,
+        &LEGACY_CLIENT_TOTALS,
+        &LEGACY_STATUS_COUNTS,
+        &CLIENT_STATUS_COUNTS,
         &CLIENT_ORDER_TOTALS,
         &SALES_BY_PRODUCT,
         &SALES_BY_STATUS,

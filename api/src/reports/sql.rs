@@ -151,22 +151,22 @@ OFFSET $5 LIMIT $6"
 pub const CLIENT_EXISTS: &str = "SELECT count(*) AS order_lines FROM orders
 WHERE client_id = $1 AND run_id IN (SELECT run_id FROM runs WHERE status = 'succeeded')";
 
-/// $1 from, $2 to, $3 client_id. Legacy `status_summary`.
-pub const CLIENT_STATUS_SUMMARY: &str = concat!(
+/// $1 from, $2 to, $3 client_id. Legacy `status_summary` of one client: one row per status,
+/// its count of order lines.
+pub const CLIENT_STATUS_COUNTS: &str = concat!(
     "WITH ",
     visible_runs!(),
     ",\n",
     client_ranked!(),
     "
-SELECT status, ",
-    measures!(),
-    "
+SELECT status, count(*) AS count
 FROM latest
 GROUP BY status
 ORDER BY status"
 );
 
-/// $1 from, $2 to, $3 client_id. Legacy `orders_by_client`: one row per order.
+/// $1 from, $2 to, $3 client_id, $4 offset, $5 limit. Legacy `orders_by_client`: one row
+/// per order.
 pub const CLIENT_ORDER_TOTALS: &str = concat!(
     "WITH ",
     visible_runs!(),
@@ -180,7 +180,37 @@ SELECT order_id,
        sum(total_volume) AS volume
 FROM latest
 GROUP BY order_id
-ORDER BY order_id"
+ORDER BY order_id
+OFFSET $4 LIMIT $5"
+);
+
+/// $1 from, $2 to, $3 client_id (0: every client), $4 offset, $5 limit. Legacy
+/// `client_orders`: one row per client, its orders and the money it spent.
+pub const LEGACY_CLIENT_TOTALS: &str = concat!(
+    "WITH ",
+    visible_runs!(),
+    ",\n",
+    ranked!(),
+    "
+SELECT client_id, count(DISTINCT order_id) AS total_orders, sum(total_price) AS total_spent
+FROM latest
+WHERE $3 = 0 OR client_id = $3
+GROUP BY client_id
+ORDER BY client_id
+OFFSET $4 LIMIT $5"
+);
+
+/// $1 from, $2 to. Legacy `status_summary`: one row per status, its count of order lines.
+pub const LEGACY_STATUS_COUNTS: &str = concat!(
+    "WITH ",
+    visible_runs!(),
+    ",\n",
+    ranked!(),
+    "
+SELECT status, count(*) AS count
+FROM latest
+GROUP BY status
+ORDER BY status"
 );
 
 /// Totals per client; `$sort` is one of the fixed orderings of [`super::ClientSort`].

@@ -96,7 +96,8 @@ fn hostile_parameters_are_rejected_before_any_query() {
         "/runs/x/quarantine?reason=all",
         "/runs?status=running",
         "/client-orders?resource=client_orders&client_id=%E2%91%A0",
-        "/client-orders?resource=client_orders",
+        "/client-orders?resource=orders_by_client",
+        "/client-orders?resource=client_orders&limit=10001",
         "/client-orders?resource=all&client_id=1",
         "/sales/by-product?format=xlsx",
         "/sales/by-product?limit=%C0%AF",
@@ -163,7 +164,9 @@ fn typed_values_are_bound_in_placeholder_order() {
             vec![
                 Param::from(params::MIN_DATE),
                 Param::from(params::MAX_DATE),
-                Param::Int(7)
+                Param::Int(7),
+                Param::Int(0),
+                Param::Int(params::LEGACY_MAX_ROWS + 1),
             ]
         )
     );

@@ -180,9 +180,14 @@ const BAD: &[(&str, &str, Option<&str>)] = &[
         Some("resource"),
     ),
     (
-        "/client-orders?resource=client_orders",
+        "/client-orders?resource=orders_by_client",
         "missing_parameter",
         Some("client_id"),
+    ),
+    (
+        "/client-orders?resource=client_orders&limit=10001",
+        "invalid_parameter",
+        Some("limit"),
     ),
     (
         "/client-orders?resource=everything&client_id=1",

@@ -404,44 +404,83 @@ fn csv_format_has_a_header_the_same_values_and_the_next_offset() {
         &format!("/client-orders?resource=status_summary&client_id={client}&format=csv"),
     );
     assert_eq!(r.status, 200);
-    assert!(
-        r.text()
-            .starts_with("status,orders,order_lines,units,sales,volume")
-    );
+    assert!(r.text().starts_with("status,count\n"), "{}", r.text());
 }
 
 #[test]
 fn the_earlier_public_api_keeps_its_shape() {
     let lake = lake();
     let client = lake.client;
-    let lines: Vec<Line> = lake
-        .all_latest()
-        .into_values()
-        .filter(|l| l.client_id == client)
-        .collect();
+    let latest: Vec<Line> = lake.all_latest().into_values().collect();
+    let lines: Vec<&Line> = latest.iter().filter(|l| l.client_id == client).collect();
 
-    let all = get_json(
+    // client_orders: one row per client, its orders and the money it spent, by client id.
+    let mut per_client: BTreeMap<i64, Measures> = BTreeMap::new();
+    for l in &latest {
+        per_client.entry(l.client_id).or_default().add(l);
+    }
+    let clients: Vec<Value> = per_client
+        .iter()
+        .map(|(id, m)| {
+            serde_json::json!({
+                "client_id": id,
+                "total_orders": m.orders.len(),
+                "total_spent": money(m.sales),
+            })
+        })
+        .collect();
+    assert!(clients.len() > 5);
+    let all = get_json(server(), "/client-orders?resource=client_orders");
+    assert_eq!(all.as_array().expect("a bare JSON array"), &clients);
+    // Pages of `limit` rows; the header gives the next page's offset, the last has none.
+    let mut paged: Vec<Value> = Vec::new();
+    let mut offset = Some("0".to_string());
+    while let Some(at) = offset {
+        let r = get(
+            server(),
+            &format!("/client-orders?resource=client_orders&limit=2&offset={at}"),
+        );
+        assert_eq!(r.status, 200);
+        let rows = r.json().as_array().unwrap().clone();
+        assert!(rows.len() <= 2);
+        paged.extend(rows);
+        offset = r.header("x-next-offset").map(str::to_string);
+    }
+    assert_eq!(paged, clients);
+    // With client_id: that client's row only.
+    let one = get_json(
         server(),
         &format!("/client-orders?resource=client_orders&client_id={client}"),
     );
-    let all = all.as_array().expect("a bare JSON array");
-    assert_eq!(all, &lines.iter().map(line_json).collect::<Vec<_>>());
+    let mine: Vec<&Value> = clients
+        .iter()
+        .filter(|c| c["client_id"] == client)
+        .collect();
+    assert_eq!(one.as_array().unwrap().iter().collect::<Vec<_>>(), mine);
 
-    let summary = get_json(
-        server(),
-        &format!("/client-orders?resource=status_summary&client_id={client}"),
-    );
-    let mut per_status: BTreeMap<&str, Measures> = BTreeMap::new();
-    for l in &lines {
-        per_status.entry(&l.status).or_default().add(l);
-    }
-    let summary = summary.as_array().unwrap();
-    assert_eq!(summary.len(), per_status.len());
-    for (row, (status, m)) in summary.iter().zip(&per_status) {
-        assert_eq!(row["status"], *status);
-        m.check(row, status);
+    // status_summary: one row per status, its count of order lines; of one client with client_id.
+    for (target, of) in [
+        ("/client-orders?resource=status_summary".to_string(), None),
+        (
+            format!("/client-orders?resource=status_summary&client_id={client}"),
+            Some(client),
+        ),
+    ] {
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for l in latest
+            .iter()
+            .filter(|l| of.is_none_or(|c| l.client_id == c))
+        {
+            *counts.entry(&l.status).or_default() += 1;
+        }
+        let want: Vec<Value> = counts
+            .iter()
+            .map(|(status, n)| serde_json::json!({"status": status, "count": n}))
+            .collect();
+        assert_eq!(get_json(server(), &target), Value::Array(want), "{target}");
     }
 
+    // orders_by_client: one row per order of the client.
     let per_order = get_json(
         server(),
         &format!("/client-orders?resource=orders_by_client&client_id={client}"),
@@ -458,13 +497,21 @@ fn the_earlier_public_api_keeps_its_shape() {
         assert_eq!(row["units"], m.units);
         assert_eq!(row["sales"], money(m.sales));
     }
+    let r = get(
+        server(),
+        &format!("/client-orders?resource=orders_by_client&client_id={client}&limit=1"),
+    );
+    assert_eq!(r.json(), serde_json::json!([per_order[0]]));
+    assert_eq!(r.header("x-next-offset"), Some("1"));
 
     // An unknown client: an empty list, as before (not a 404).
-    let none = get_json(
-        server(),
-        "/client-orders?resource=client_orders&client_id=123456789",
-    );
-    assert_eq!(none, serde_json::json!([]));
+    for resource in ["client_orders", "status_summary", "orders_by_client"] {
+        let none = get_json(
+            server(),
+            &format!("/client-orders?resource={resource}&client_id=123456789"),
+        );
+        assert_eq!(none, serde_json::json!([]), "{resource}");
+    }
 }
 
 #[test]
