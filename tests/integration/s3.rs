@@ -228,6 +228,12 @@ fn a_100_mb_object_gives_the_same_lake_as_the_local_file() {
         read_chunk_bytes: 1 << 20,
         ..small_transfers()
     };
+    // The first completion's answer is lost: the SDK retries it, S3 answers NoSuchUpload,
+    // and the object, complete with its size, says it was done.
+    server
+        .faults
+        .lose_complete_answers
+        .store(1, std::sync::atomic::Ordering::Relaxed);
     let remote = run_s3(&server, "uploads/orders.csv", "", &options, &settings).unwrap();
     let (RunOutcome::Succeeded(l), RunOutcome::Succeeded(r)) = (&local, &remote) else {
         panic!("both runs succeed: {local:?} {remote:?}");
@@ -265,6 +271,19 @@ fn a_100_mb_object_gives_the_same_lake_as_the_local_file() {
     let ranges = data.len().div_ceil(1 << 20) as u64;
     assert!(counts["GetObject"] >= ranges, "ranged reads: {counts:?}");
     assert!(counts["UploadPart"] >= 2, "multipart writes: {counts:?}");
+    assert_eq!(
+        server
+            .faults
+            .lose_complete_answers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a completion's answer was lost: {counts:?}"
+    );
+    assert!(
+        counts["CompleteMultipartUpload"]
+            > r.outputs.iter().filter(|f| f.bytes > 5 << 20).count() as u64,
+        "the lost one was retried: {counts:?}"
+    );
     assert!(
         counts["CopyObject"] >= 1,
         "the run's files join order_lines by a server-side copy: {counts:?}"
@@ -307,6 +326,67 @@ fn throttling_and_connection_resets_are_survived_with_identical_output() {
         "every table holds the same rows"
     );
     assert_eq!(got.manifest().counts, expected.manifest().counts);
+}
+
+/// A `DeleteObjects` answered 200 with per-key errors fails the publication (the job retries)
+/// instead of leaving stale parts behind silently. Stale parts are those of an earlier attempt
+/// under the same stem: the engine's own commit names files after the run alone (a Delta
+/// lake's attempts each have their own stem). A lost completion's answer: the 100 MB test.
+#[test]
+fn refused_deletes_of_stale_parts_fail_the_publication() {
+    let data = sample(20_000, 12);
+    let settings = small_transfers();
+    let server = S3Server::start(&[INBOX, LAKE]);
+    server.put(INBOX, "a.csv", &data);
+    let runtime = io_runtime();
+    let run = |options: &RunOptions| {
+        let (source, lake) = runtime.block_on(async {
+            let client = duff_s3::client(&settings, &server.endpoint()).await;
+            let url = S3Url {
+                bucket: INBOX.into(),
+                key: "a.csv".into(),
+            };
+            let source = S3Source::head(client.clone(), settings.clone(), url, None)
+                .await
+                .unwrap();
+            let root = S3Url {
+                bucket: LAKE.into(),
+                key: String::new(),
+            };
+            (source, S3Lake::new(client, settings.clone(), root).unwrap())
+        });
+        duff_engine::run(&source, &lake, options, &|_| {})
+    };
+    let got = run(&fixed_options()).unwrap();
+    assert!(matches!(got, RunOutcome::Succeeded(_)), "{got:?}");
+    let run_id = got.manifest().run_id.clone();
+    let orders = data_objects(&server.bucket_dir(LAKE))
+        .into_iter()
+        .find(|k| k.starts_with("orders/") && k.contains(run_id.as_str()))
+        .expect("an orders file of the run");
+    let dir = orders.rsplit_once('/').unwrap().0;
+    let stale = format!("{dir}/{run_id}-9.parquet");
+    server.put(LAKE, &stale, b"left by an earlier attempt");
+    server
+        .faults
+        .refuse_deletes
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    let forced = RunOptions {
+        force: true,
+        ..fixed_options()
+    };
+    let message = match run(&forced) {
+        Err(e) => e.to_string(),
+        Ok(other) => panic!("a refused delete must fail the publication: {other:?}"),
+    };
+    assert!(
+        message.contains("DeleteObjects") && message.contains("AccessDenied"),
+        "{message}"
+    );
+    assert!(data_objects(&server.bucket_dir(LAKE)).contains(&stale));
+    let again = run(&forced).unwrap();
+    assert!(matches!(again, RunOutcome::Succeeded(_)), "{again:?}");
+    assert!(!data_objects(&server.bucket_dir(LAKE)).contains(&stale));
 }
 
 #[test]

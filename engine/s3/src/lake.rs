@@ -169,6 +169,8 @@ enum Pending {
         key: String,
         upload_id: String,
         parts: Vec<CompletedPart>,
+        /// The object's size once complete.
+        bytes: u64,
     },
 }
 
@@ -264,8 +266,10 @@ async fn complete(lake: &S3Lake, pending: Pending) -> Result<(), Error> {
             key,
             upload_id,
             parts,
+            bytes,
         } => {
-            lake.client
+            let completed = lake
+                .client
                 .complete_multipart_upload()
                 .bucket(&lake.root.bucket)
                 .key(&key)
@@ -277,7 +281,31 @@ async fn complete(lake: &S3Lake, pending: Pending) -> Result<(), Error> {
                 )
                 .send()
                 .await
-                .map_err(|e| classify(e, &lake.uri_of(&key), "CompleteMultipartUpload"))?;
+                .map_err(|e| classify(e, &lake.uri_of(&key), "CompleteMultipartUpload"));
+            match completed {
+                Ok(_) => {}
+                // A retried complete whose first call succeeded (its answer lost) finds the
+                // upload gone: the object tells whether it was completed.
+                Err(e) if e.kind == StorageErrorKind::NotFound => {
+                    let head = lake
+                        .client
+                        .head_object()
+                        .bucket(&lake.root.bucket)
+                        .key(&key)
+                        .send()
+                        .await;
+                    match head {
+                        Ok(h) if h.content_length() == Some(bytes as i64) => {
+                            tracing::info!(
+                                key,
+                                "a retried CompleteMultipartUpload found the upload completed"
+                            );
+                        }
+                        _ => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(())
@@ -329,13 +357,30 @@ async fn remove_stale_parts(
                 .set_objects(Some(stale))
                 .build()
                 .expect("objects set");
-            lake.client
+            let out = lake
+                .client
                 .delete_objects()
                 .bucket(&lake.root.bucket)
                 .delete(delete)
                 .send()
                 .await
                 .map_err(|e| classify(e, &lake.uri_of(&prefix), "DeleteObjects"))?;
+            // A 200 answer can still refuse some keys, each with its own error.
+            if let Some(refused) = out.errors().first() {
+                let key = refused.key().unwrap_or_default();
+                return Err(StorageError {
+                    kind: StorageErrorKind::Transient,
+                    uri: lake.uri_of(key),
+                    operation: "DeleteObjects".into(),
+                    message: format!(
+                        "{} of the keys were not deleted; this one: {} {}",
+                        out.errors().len(),
+                        refused.code().unwrap_or("?"),
+                        refused.message().unwrap_or_default()
+                    ),
+                }
+                .into());
+            }
         }
     }
     Ok(())
@@ -473,6 +518,7 @@ impl ObjectWriter for Upload {
             key: self.key.clone(),
             upload_id: self.upload_id.clone().expect("created above"),
             parts,
+            bytes: self.written,
         };
         self.state.lock().expect("stage lock").pending.push(pending);
         Ok(self.written)

@@ -28,6 +28,12 @@ pub struct Faults {
     pub cut_body_every: AtomicU64,
     /// `(key, bytes)`: after the first GET of `key`, the object is replaced by `bytes`.
     pub replace_after_first_get: Mutex<Option<(String, Vec<u8>)>>,
+    /// The next n `CompleteMultipartUpload`s complete, then answer 500 InternalError: the
+    /// client retries, and finds the upload gone (`NoSuchUpload`).
+    pub lose_complete_answers: AtomicU64,
+    /// The next n `DeleteObjects` delete nothing and answer 200 with an AccessDenied error
+    /// for every key.
+    pub refuse_deletes: AtomicU64,
 }
 
 /// The running server.
@@ -66,6 +72,7 @@ impl S3Server {
                 requests: AtomicU64::new(0),
                 gets: AtomicU64::new(0),
                 create_lock: tokio::sync::Mutex::new(()),
+                completed: Mutex::default(),
             };
             let mut b = s3s::service::S3ServiceBuilder::new(store);
             b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
@@ -181,6 +188,13 @@ impl S3Server {
     }
 }
 
+/// Takes one from a fault's remaining count: whether it applies now.
+fn take_one(remaining: &AtomicU64) -> bool {
+    remaining
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 struct TestStore {
     inner: s3s_fs::FileSystem,
     faults: Arc<Faults>,
@@ -190,6 +204,8 @@ struct TestStore {
     gets: AtomicU64,
     /// Serialises conditional creates: S3 makes `If-None-Match: *` atomic, s3s-fs does not.
     create_lock: tokio::sync::Mutex<()>,
+    /// Upload ids completed.
+    completed: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl TestStore {
@@ -332,7 +348,17 @@ impl S3 for TestStore {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         self.arrive("CompleteMultipartUpload")?;
-        self.inner.complete_multipart_upload(req).await
+        let upload_id = req.input.upload_id.clone();
+        if self.completed.lock().unwrap().contains(&upload_id) {
+            // As S3 answers a completed upload (s3s-fs says AccessDenied).
+            return Err(s3_error!(NoSuchUpload));
+        }
+        let done = self.inner.complete_multipart_upload(req).await?;
+        self.completed.lock().unwrap().insert(upload_id);
+        if take_one(&self.faults.lose_complete_answers) {
+            return Err(s3_error!(InternalError, "the answer was lost"));
+        }
+        Ok(done)
     }
 
     async fn abort_multipart_upload(
@@ -362,6 +388,24 @@ impl S3 for TestStore {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         self.arrive("DeleteObjects")?;
+        if take_one(&self.faults.refuse_deletes) {
+            let errors = req
+                .input
+                .delete
+                .objects
+                .iter()
+                .map(|o| Error {
+                    key: Some(o.key.clone()),
+                    code: Some("AccessDenied".into()),
+                    message: Some("Access Denied".into()),
+                    ..Default::default()
+                })
+                .collect();
+            return Ok(S3Response::new(DeleteObjectsOutput {
+                errors: Some(errors),
+                ..Default::default()
+            }));
+        }
         self.inner.delete_objects(req).await
     }
 
