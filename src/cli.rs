@@ -335,9 +335,14 @@ pub struct EngineArgs {
     /// encoded for the quarantine. A row group is buffered in memory until it is closed.
     #[arg(long, default_value_t = 256)]
     pub row_group_mib: usize,
-    /// Fail the whole file when more than this fraction of its rows is quarantined.
+    /// Fail the whole file when more than this fraction of its rows is quarantined (once
+    /// --min-bad-rows are): a systematically broken file, not a few bad rows.
     #[arg(long, default_value_t = 0.1)]
     pub max_bad_fraction: f64,
+    /// Quarantined rows below which --max-bad-fraction never fails a file: a small file's
+    /// good rows land and its bad ones are quarantined.
+    #[arg(long, default_value_t = 100)]
+    pub min_bad_rows: u64,
     /// Reprocess inputs whose run is already committed (default: skip them).
     #[arg(long)]
     pub force: bool,

@@ -30,13 +30,15 @@ pub enum Error {
     LineTooLong { line: u64, max_bytes: usize },
     /// File-level.
     #[error(
-        "too many bad rows: {quarantined} of {read} rows quarantined, above the limit of {:.1}%",
+        "too many bad rows: {quarantined} of {read} rows quarantined, above the limit of {:.1}% \
+         (--max-bad-fraction, applied from {min_rows} bad rows: --min-bad-rows)",
         .max_fraction * 100.0
     )]
     TooManyBadRows {
         quarantined: u64,
         read: u64,
         max_fraction: f64,
+        min_rows: u64,
     },
     /// File-level: the gzip stream is corrupt or truncated.
     #[error("{path}: not a valid gzip stream: {source}")]

@@ -41,8 +41,12 @@ pub struct RunOptions {
     /// the same bytes and a later upload of an order line supersedes an earlier one.
     pub ingested_at: Option<DateTime<Utc>>,
     pub parquet: ParquetOptions,
-    /// The run fails when more than this fraction of its rows is quarantined.
+    /// The run fails when more than this fraction of its rows is quarantined, once at least
+    /// [`RunOptions::min_bad_rows`] are: the rule catches systematically broken files (a
+    /// shifted column, a wrong delimiter), not a small file with a few bad rows.
     pub max_bad_fraction: f64,
+    /// Quarantined rows below which no share of bad rows fails a run.
+    pub min_bad_rows: u64,
     /// Reprocess even when the run's manifest exists.
     pub force: bool,
     /// Resources the run was given; when set, the manifest carries a cost estimate.
@@ -60,6 +64,7 @@ impl Default for RunOptions {
             ingested_at: None,
             parquet: ParquetOptions::default(),
             max_bad_fraction: 0.1,
+            min_bad_rows: 100,
             force: false,
             cost_basis: None,
         }
@@ -89,6 +94,11 @@ impl RunOptions {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `quarantined` bad rows of `read` fail the run.
+    pub fn too_many_bad_rows(&self, quarantined: u64, read: u64) -> bool {
+        quarantined >= self.min_bad_rows && quarantined as f64 > self.max_bad_fraction * read as f64
     }
 
     fn effective_threads(&self) -> usize {
@@ -228,12 +238,13 @@ pub fn run(
     };
     let outcome = processed.and_then(|p| {
         let read = p.counts.rows_read;
-        if read > 0 && p.counts.quarantined as f64 > options.max_bad_fraction * read as f64 {
+        if read > 0 && options.too_many_bad_rows(p.counts.quarantined, read) {
             manifest.counts = p.counts.clone();
             return Err(Error::TooManyBadRows {
                 quarantined: p.counts.quarantined,
                 read,
                 max_fraction: options.max_bad_fraction,
+                min_rows: options.min_bad_rows,
             });
         }
         Ok(p)
@@ -355,6 +366,7 @@ fn options_json(o: &RunOptions) -> serde_json::Value {
         max_record_bytes: usize,
         channels: Vec<String>,
         max_bad_fraction: f64,
+        min_bad_rows: u64,
         parquet: &'a ParquetOptions,
     }
     serde_json::to_value(Recorded {
@@ -362,6 +374,7 @@ fn options_json(o: &RunOptions) -> serde_json::Value {
         max_record_bytes: o.max_record_bytes,
         channels: o.channels.names(),
         max_bad_fraction: o.max_bad_fraction,
+        min_bad_rows: o.min_bad_rows,
         parquet: &o.parquet,
     })
     .expect("options serialise")
@@ -610,6 +623,28 @@ pub(crate) fn read_header(buf: &[u8], eof: bool, max_record: usize) -> Result<He
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_share_of_bad_rows_fails_a_run_only_past_the_minimum_count() {
+        let options = RunOptions::default();
+        // A small file's few bad rows: its good rows land.
+        assert!(!options.too_many_bad_rows(1, 7));
+        assert!(!options.too_many_bad_rows(2, 10));
+        assert!(!options.too_many_bad_rows(99, 99));
+        // A systematically broken file.
+        assert!(options.too_many_bad_rows(100, 100));
+        assert!(options.too_many_bad_rows(101, 1000));
+        assert!(!options.too_many_bad_rows(100, 1000));
+        assert!(!options.too_many_bad_rows(1000, 1_000_000));
+        // Without a minimum, the fraction alone decides.
+        let strict = RunOptions {
+            min_bad_rows: 0,
+            ..RunOptions::default()
+        };
+        assert!(strict.too_many_bad_rows(1, 7));
+        assert!(!strict.too_many_bad_rows(1, 10));
+        assert!(!strict.too_many_bad_rows(0, 0));
+    }
 
     #[test]
     fn options_that_cannot_run_are_refused() {

@@ -34,6 +34,7 @@ impl EngineArgs {
                 ..ParquetOptions::default()
             },
             max_bad_fraction: self.max_bad_fraction,
+            min_bad_rows: self.min_bad_rows,
             force: self.force,
             cost_basis: None,
         })
