@@ -270,6 +270,7 @@ fn schemas() -> Value {
             ("reason", text()),
             ("detail", text()),
             ("raw_text", text()),
+            ("raw_text_truncated", json!({"type": "boolean", "description": "raw_text was cut at 1024 characters: the line's route has it whole."})),
             ("kept_line", nullable(int())),
             ("source_file", text()),
             ("pa_date", text()),
@@ -384,7 +385,22 @@ fn paths() -> Value {
                 "text/csv": {"schema": {"type": "string"}},
             }}}), &["400", "401", "404"]),
         }},
-        "/runs/{run_id}/quarantine": paged("Quarantined rows of a run", "By source line. 404 for an unknown run.", "QuarantinedRow", quarantine, "runQuarantine", true),
+        "/runs/{run_id}/quarantine": paged("Quarantined rows of a run", "By source line; raw_text is cut at 1024 characters (raw_text_truncated). 404 for an unknown run.", "QuarantinedRow", quarantine, "runQuarantine", true),
+        "/runs/{run_id}/quarantine/{source_line}": {"get": {
+            "operationId": "runQuarantineLine",
+            "summary": "The quarantined rows of one source line, with their whole raw text",
+            "description": "One row per reason, its raw_text whole (at most --max-record-bytes; raw_text_truncated is false). 404 when the run has no quarantined row on that line.",
+            "security": [{"ApiKey": []}],
+            "parameters": [
+                run_id.clone(),
+                path_param("source_line", "Line number in the source file (1 is the header).", json!({"type": "integer", "format": "int64", "minimum": 1})),
+                format_param(),
+            ],
+            "responses": errors(json!({"200": {"description": "The line's rows.", "content": {
+                "application/json": {"schema": {"type": "array", "items": schema_ref("QuarantinedRow")}},
+                "text/csv": {"schema": {"type": "string"}},
+            }}}), &["400", "401", "404"]),
+        }},
         "/client-orders": {"get": {
             "operationId": "legacyClientOrders",
             "summary": "The earlier public API (its shape: a bare JSON array)",

@@ -104,6 +104,11 @@ pub const ROUTES: &[RouteSpec] = &[
         public: false,
     },
     RouteSpec {
+        path: "/runs/{run_id}/quarantine/{source_line}",
+        query: &["format"],
+        public: false,
+    },
+    RouteSpec {
         path: "/client-orders",
         query: &["resource", "client_id", "limit", "offset", "format"],
         public: false,
@@ -132,6 +137,10 @@ pub fn router<B: Backend>(backend: B, api_key: Option<String>) -> Router {
         .route("/runs", get(runs::<B>))
         .route("/runs/{run_id}", get(run::<B>))
         .route("/runs/{run_id}/quarantine", get(run_quarantine::<B>))
+        .route(
+            "/runs/{run_id}/quarantine/{source_line}",
+            get(run_quarantine_line::<B>),
+        )
         .route("/client-orders", get(legacy::<B>))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -392,6 +401,38 @@ async fn run_quarantine<B: Backend>(
         }
     }
     Ok(render::page(&reports::RUN_QUARANTINE, rs, page, format))
+}
+
+/// The quarantined rows of one source line (one per reason) with their whole raw text, as a
+/// JSON array; 404 when the run has no quarantined row on that line.
+async fn run_quarantine_line<B: Backend>(
+    State(state): St<B>,
+    raw: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+    RawQuery(query_text): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(
+        query_text.as_deref(),
+        allowed("/runs/{run_id}/quarantine/{source_line}"),
+    )?;
+    let (raw_id, raw_line) = raw
+        .map(|Path(v)| v)
+        .map_err(|_| ApiError::invalid("path", "not valid percent-encoded UTF-8"))?;
+    let run_id = params::run_id(&raw_id)?;
+    let line = params::id("source_line", &raw_line)?;
+    let format = Format::parse(&q)?;
+    let bound = vec![Param::from(run_id.as_str()), Param::Int(line)];
+    let rs = query(&state, &reports::RUN_QUARANTINE_LINE, bound).await?;
+    if rs.rows.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no quarantined row on line {line} of run {run_id}"
+        )));
+    }
+    Ok(render::bare_rows(
+        reports::RUN_QUARANTINE_LINE.name,
+        rs,
+        None,
+        format,
+    ))
 }
 
 /// The earlier public API, same shape: a bare JSON array. `client_orders` lists every client

@@ -60,6 +60,9 @@ pub struct RunInfo {
     pub reference: RefOutput,
 }
 
+/// The length of the client name on run 2's long malformed line.
+pub const LONG_FIELD: usize = 3000;
+
 pub struct TestLake {
     pub root: PathBuf,
     pub runs: Vec<RunInfo>,
@@ -176,6 +179,12 @@ fn build(root: &Path, work: &Path) -> TestLake {
             "created".to_string(),
         ]);
     }
+    // A long malformed line: quarantined whole, its raw text cut in the list of its run's
+    // quarantined rows and whole on the line's own route.
+    let mut long = input_columns(&ref1.kept[0].values);
+    long[1] = "x".repeat(LONG_FIELD);
+    long[6] = "many".to_string();
+    rows2.push(long);
     let csv2 = work.join("day2.csv");
     write_csv(&csv2, &rows2);
     let ref2 = reference(&std::fs::read(&csv2).unwrap(), &channels);

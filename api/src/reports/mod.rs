@@ -193,6 +193,12 @@ pub static RUN_QUARANTINE: Report = Report {
     params: &["run_id", "reason", "offset", "limit"],
     current: None,
 };
+pub static RUN_QUARANTINE_LINE: Report = Report {
+    name: "run_quarantine_line",
+    sql: sql::RUN_QUARANTINE_LINE,
+    params: &["run_id", "source_line"],
+    current: None,
+};
 
 /// Orderings of the totals per client. Each is its own fixed SQL text: an ORDER BY column
 /// cannot be a bound parameter, and request text never becomes SQL.
@@ -287,6 +293,7 @@ pub fn all() -> Vec<&'static Report> {
         &RUNS,
         &RUN,
         &RUN_QUARANTINE,
+        &RUN_QUARANTINE_LINE,
         &EVERY_RUN_FOLDED,
     ];
     v.extend(CLIENT_TOTALS.iter());

@@ -433,14 +433,26 @@ pub const RUN: &str = concat!(
 WHERE run_id = $1"
 );
 
-/// $1 run_id, $2 reason ('' = any), $3 offset, $4 limit. Only committed runs' rows.
-pub const RUN_QUARANTINE: &str = "SELECT source_line, reason, detail, raw_text, kept_line, \
+/// $1 run_id, $2 reason ('' = any), $3 offset, $4 limit. Only committed runs' rows; a raw
+/// text longer than 1024 characters is cut there (`raw_text_truncated`): a record may hold up to
+/// `--max-record-bytes`, and a page must stay small. [`RUN_QUARANTINE_LINE`] has the whole text.
+pub const RUN_QUARANTINE: &str = "SELECT source_line, reason, detail, \
+substr(raw_text, 1, 1024) AS raw_text, length(raw_text) > 1024 AS raw_text_truncated, kept_line, \
 source_file, pa_date, run_id
 FROM quarantine
 WHERE run_id = $1 AND ($2 = '' OR reason = $2)
   AND run_id IN (SELECT run_id FROM runs WHERE status = 'succeeded')
 ORDER BY source_line, reason
 OFFSET $3 LIMIT $4";
+
+/// $1 run_id, $2 source_line. The quarantined rows of one line (one per reason), with their
+/// whole raw text (at most `--max-record-bytes` each).
+pub const RUN_QUARANTINE_LINE: &str = "SELECT source_line, reason, detail, raw_text, \
+false AS raw_text_truncated, kept_line, source_file, pa_date, run_id
+FROM quarantine
+WHERE run_id = $1 AND source_line = $2
+  AND run_id IN (SELECT run_id FROM runs WHERE status = 'succeeded')
+ORDER BY reason";
 
 /// 1 when every committed run is recorded in `folds` (the current state and the marts hold
 /// them all), else 0. A backend that cannot read the tables' logs (Athena) asks this before

@@ -363,6 +363,37 @@ fn runs_list_details_and_quarantine() {
         get(server(), "/runs/ffffffffffffffffffff/quarantine").status,
         404
     );
+
+    // Run 2's long line: cut at 1024 characters in the list, whole on the line's route.
+    let run2 = &lake.runs[1];
+    let rows = all_pages(server(), &format!("/runs/{}/quarantine", run2.run_id), 1000);
+    let long: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["raw_text_truncated"] == true)
+        .collect();
+    assert_eq!(long.len(), 1, "{rows:?}");
+    let cut = long[0]["raw_text"].as_str().unwrap();
+    assert_eq!(cut.chars().count(), 1024);
+    assert!(
+        rows.iter()
+            .all(|r| r["raw_text"].as_str().unwrap().len() <= 1024)
+    );
+    let line = long[0]["source_line"].as_i64().unwrap();
+    let whole = get_json(
+        server(),
+        &format!("/runs/{}/quarantine/{line}", run2.run_id),
+    );
+    let whole = whole.as_array().expect("a JSON array");
+    assert_eq!(whole.len(), 1);
+    let text = whole[0]["raw_text"].as_str().unwrap();
+    assert!(text.starts_with(cut) && text.contains(&"x".repeat(super::LONG_FIELD)));
+    assert_eq!(whole[0]["raw_text_truncated"], false);
+    assert_eq!(whole[0]["reason"], long[0]["reason"]);
+    // A line with nothing quarantined, and one that is not a line number.
+    let r = get(server(), &format!("/runs/{}/quarantine/2", run2.run_id));
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = get(server(), &format!("/runs/{}/quarantine/0x10", run2.run_id));
+    assert_eq!(r.status, 400);
 }
 
 #[test]
