@@ -72,7 +72,7 @@ pub enum LakeCommand {
     /// latest version of every line; every mart is the aggregate of order_lines; the current
     /// dimensions are the latest versions of the folded runs' dimensions) and print
     /// what is wrong. Exit codes: 0 healthy, 2 problems found, 1 the lake could not be read.
-    Check(LakeDirArgs),
+    Check(LakeCheckArgs),
     /// Convert, in place, a local lake written before its tables were Delta tables (run
     /// manifests in _runs/): every recorded run's files are committed as they are, then folded.
     Convert(LakeDirArgs),
@@ -98,6 +98,17 @@ pub struct LakeDirArgs {
     /// The lake: a local directory or an S3 prefix (s3://bucket/prefix).
     #[arg(long, env = "DUFF_LAKE")]
     pub lake: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LakeCheckArgs {
+    /// The lake: a local directory or an S3 prefix (s3://bucket/prefix).
+    #[arg(long, env = "DUFF_LAKE")]
+    pub lake: String,
+    /// Versions of order lines compared at once when checking the current state (about 40
+    /// bytes of memory each): the check reads the lake one window of order ids at a time.
+    #[arg(long, default_value_t = duff_delta::maintenance::CHECK_WINDOW_ROWS)]
+    pub window_rows: u64,
 }
 
 #[derive(Args, Debug)]

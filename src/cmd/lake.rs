@@ -14,7 +14,8 @@ const EXIT_PROBLEMS: u8 = 2;
 
 pub fn lake(args: LakeArgs) -> anyhow::Result<ExitCode> {
     let text = match &args.command {
-        LakeCommand::Check(a) | LakeCommand::Convert(a) | LakeCommand::Fold(a) => &a.lake,
+        LakeCommand::Check(a) => &a.lake,
+        LakeCommand::Convert(a) | LakeCommand::Fold(a) => &a.lake,
         LakeCommand::Optimize(a) => &a.lake,
         LakeCommand::Vacuum(a) => &a.lake,
     };
@@ -65,8 +66,8 @@ fn maintain<L: duff_engine::Lake>(
     vacuum_staging: impl Fn(Duration, bool) -> Result<Option<Vec<String>>, duff_delta::Error>,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        LakeCommand::Check(_) => {
-            let problems = lake.check()?;
+        LakeCommand::Check(a) => {
+            let problems = lake.check_within(a.window_rows.max(1))?;
             if problems.is_empty() {
                 let runs = lake.runs()?.len();
                 println!("{location}: healthy ({runs} runs)");

@@ -19,7 +19,6 @@
 //! the fold is idempotent, and one that crashed is completed by the next `duff run` or `duff
 //! lake fold`. A lake in S3 is folded through a scratch directory ([`crate::workspace`]).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -50,7 +49,7 @@ use crate::workspace::Workspace;
 pub const SETTLE_WAIT: Duration = Duration::from_secs(60);
 
 /// The key of an order line.
-type Key = (i64, i64);
+pub(crate) type Key = (i64, i64);
 
 /// A version of an order line: `(ingested_at ms, run_id)`, the larger the newer.
 type Version = (i64, String);
@@ -339,10 +338,7 @@ impl<L: Lake> DeltaLake<L> {
         // Every file read, with which of its lines stay current (for the marts).
         let mut read: Vec<(&DataFile, Vec<bool>)> = Vec::new();
         if !overlapping.is_empty() {
-            let rows: usize = run_files
-                .iter()
-                .filter_map(|f| f.stats.as_deref().and_then(num_records))
-                .sum();
+            let rows: usize = run_files.iter().filter_map(DataFile::num_records).sum();
             let mut run_keys: HashSet<Key> = HashSet::with_capacity(rows);
             let mut run_version: Option<Version> = None;
             for f in &run_files {
@@ -522,100 +518,6 @@ pub(crate) fn table_version(table: &DeltaTable) -> Result<i64, Error> {
         })
 }
 
-impl<L: Lake> DeltaLake<L> {
-    /// Compares `order_lines` with the latest version of every line recomputed from `orders`
-    /// (keys and versions only) and returns what differs. Runs not folded yet (a fold that
-    /// crashed) are left out of the comparison and named.
-    pub(crate) async fn check_current_state(&self, work: &Workspace) -> Result<Vec<String>, Error> {
-        let root = work.root();
-        let orders_def = crate::tables::COMMIT_ORDER[1];
-        let orders = self.load_table(&orders_def).await?;
-        let current = self.load_or_create(&ORDER_LINES).await?;
-        let mut problems = Vec::new();
-        let mut folded: HashSet<String> = HashSet::new();
-        for record in self.runs_async().await? {
-            let id = record.run_id;
-            let generation = self.run_version(&orders, &orders_def, &id).await?;
-            let done = self.run_version(&current, &ORDER_LINES, &id).await?;
-            match (generation, done) {
-                (Some(g), Some(d)) if d >= g => {
-                    folded.insert(id);
-                }
-                (Some(_), _) if record.status == RunStatus::Succeeded => problems.push(format!(
-                    "run {id}: not folded into order_lines yet (run `duff lake fold`)"
-                )),
-                _ => {}
-            }
-        }
-        let mut latest: HashMap<Key, Version> = HashMap::new();
-        let of_folded_runs: Vec<DataFile> = data_files(&orders, &orders_def)?
-            .into_iter()
-            .filter(|f| run_id_of_file(&f.path).is_some_and(|id| folded.contains(id)))
-            .collect();
-        let current_files = data_files(&current, &ORDER_LINES)?;
-        work.fetch(
-            of_folded_runs
-                .iter()
-                .map(|f| format!("{}/{}", orders_def.prefix, f.path))
-                .chain(
-                    current_files
-                        .iter()
-                        .map(|f| format!("{}/{}", ORDER_LINES.prefix, f.path)),
-                ),
-        )
-        .await?;
-        for f in of_folded_runs {
-            let path = root.join(orders_def.prefix).join(&f.path);
-            let read = for_each_key(&path, |key, at, run| {
-                let newer = latest
-                    .get(&key)
-                    .is_none_or(|(a, r)| (at, run) > (*a, r.as_str()));
-                if newer {
-                    latest.insert(key, (at, run.to_string()));
-                }
-            });
-            if let Err(e) = read {
-                problems.push(format!("current state not checked: {e}"));
-                return Ok(problems);
-            }
-        }
-        let mut seen: HashSet<Key> = HashSet::new();
-        let (mut wrong, mut twice) = (0u64, 0u64);
-        for f in current_files {
-            let path = root.join(ORDER_LINES.prefix).join(&f.path);
-            let read = for_each_key(&path, |key, at, run| {
-                if !seen.insert(key) {
-                    twice += 1;
-                }
-                if latest
-                    .get(&key)
-                    .is_none_or(|(a, r)| (*a, r.as_str()) != (at, run))
-                {
-                    wrong += 1;
-                }
-            });
-            if let Err(e) = read {
-                problems.push(format!("order_lines/{}: unreadable: {e}", f.path));
-            }
-        }
-        let missing = latest.keys().filter(|k| !seen.contains(*k)).count();
-        if twice > 0 {
-            problems.push(format!("order_lines holds {twice} line(s) more than once"));
-        }
-        if wrong > 0 {
-            problems.push(format!(
-                "order_lines holds {wrong} line(s) that are not the latest version in orders"
-            ));
-        }
-        if missing > 0 {
-            problems.push(format!(
-                "order_lines misses the latest version of {missing} line(s) of orders"
-            ));
-        }
-        Ok(problems)
-    }
-}
-
 /// `<stem>.parquet` → `<stem>-f<nonce>.parquet`, in the same partition directory: a fold's
 /// files never collide with an earlier, crashed fold's.
 fn renamed(path: &str, nonce: &str) -> String {
@@ -628,10 +530,21 @@ fn with_partition(mut add: Add, like: &DataFile) -> Add {
     add
 }
 
+/// The columns [`for_each_key`] reads.
+pub(crate) const KEY_COLUMNS: [&str; 4] = ["order_id", "product_id", "ingested_at", "run_id"];
+
 /// Calls `each(key, ingested_at ms, run_id)` for every row, in file order, reading only those
 /// four columns.
-fn for_each_key(path: &Path, mut each: impl FnMut(Key, i64, &str)) -> Result<(), Error> {
-    let reader = open_columns(path, &["order_id", "product_id", "ingested_at", "run_id"])?;
+fn for_each_key(path: &Path, each: impl FnMut(Key, i64, &str)) -> Result<(), Error> {
+    for_each_key_of(open_columns(path, &KEY_COLUMNS)?, path, each)
+}
+
+/// [`for_each_key`] over the batches of `reader` (of at least [`KEY_COLUMNS`]).
+pub(crate) fn for_each_key_of(
+    reader: impl Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>>,
+    path: &Path,
+    mut each: impl FnMut(Key, i64, &str),
+) -> Result<(), Error> {
     for batch in reader {
         let batch = batch.map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
         let column = |name: &str| {
@@ -659,12 +572,6 @@ fn for_each_key(path: &Path, mut each: impl FnMut(Key, i64, &str)) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// The row count in an `add` action's statistics.
-fn num_records(stats: &str) -> Option<usize> {
-    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
-    stats["numRecords"].as_u64().map(|n| n as usize)
 }
 
 /// Writes the rows of `from` that `keep(row index, key)` accepts into a new file beside

@@ -46,6 +46,12 @@ pub(crate) struct DataFile {
 }
 
 impl DataFile {
+    /// The row count in its statistics.
+    pub(crate) fn num_records(&self) -> Option<usize> {
+        let stats: serde_json::Value = serde_json::from_str(self.stats.as_deref()?).ok()?;
+        stats["numRecords"].as_u64().map(|n| n as usize)
+    }
+
     pub(crate) fn overlaps(&self, (lo, hi): (i64, i64)) -> bool {
         self.range.is_none_or(|(a, b)| a <= hi && b >= lo)
     }

@@ -12,6 +12,7 @@
 //! This crate is the adapter between the engine core and `deltalake`: the engine knows nothing
 //! of Delta, and `deltalake` stays out of its dependency graph.
 
+mod current_check;
 pub mod current_dims;
 pub mod error;
 pub mod fold;

@@ -9,6 +9,7 @@ use duff_engine::manifest::RunStatus;
 use duff_engine::storage::Lake;
 use object_store::ObjectStoreExt;
 
+pub use crate::current_check::CHECK_WINDOW_ROWS;
 use crate::error::Error;
 use crate::lake::{DeltaLake, run_id_of_file};
 use crate::tables::{ALL_TABLES, COMMIT_ORDER, DeltaTableDef, RUNS};
@@ -84,6 +85,12 @@ impl<L: Lake> DeltaLake<L> {
     /// `order_lines`; and the current dimensions are the latest versions of the folded runs'
     /// dimension slices. A lake in S3 is checked through a scratch copy of those two tables.
     pub fn check(&self) -> Result<Vec<String>, Error> {
+        self.check_within(CHECK_WINDOW_ROWS)
+    }
+
+    /// [`DeltaLake::check`], comparing the current state with history `window_rows` versions
+    /// of order lines at a time (its memory).
+    pub fn check_within(&self, window_rows: u64) -> Result<Vec<String>, Error> {
         self.runtime().block_on(async {
             let mut problems = Vec::new();
             let records = self.runs_async().await?;
@@ -147,7 +154,7 @@ impl<L: Lake> DeltaLake<L> {
                 }
             }
             let work = self.workspace()?;
-            problems.extend(self.check_current_state(&work).await?);
+            problems.extend(self.check_current_state(&work, window_rows).await?);
             problems.extend(self.check_marts(&work).await?);
             problems.extend(self.check_current_dims(&work).await?);
             Ok(problems)

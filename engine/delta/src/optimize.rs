@@ -362,7 +362,7 @@ fn write_clustered(
         let (lo, hi) = (pass[0].lo, pass[pass.len() - 1].hi);
         let mut batches = Vec::new();
         for p in paths {
-            for batch in ParquetFile::open(p)?.reader_within("client_id", lo..=hi)? {
+            for batch in ParquetFile::open(p)?.reader_within("client_id", lo..=hi, None)? {
                 let batch = cast_to(&batch.map_err(|e| invalid(p, e.to_string()))?, schema, p)?;
                 if batch.num_rows() > 0 {
                     batches.push(batch);

@@ -42,6 +42,18 @@ impl ParquetFile {
         })
     }
 
+    /// The leaf index of the column `name`.
+    fn column_index(&self, name: &str) -> Result<usize, Error> {
+        self.metadata
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.name() == name)
+            .ok_or_else(|| Error::Invalid(format!("{}: no column {name}", self.path.display())))
+    }
+
     /// Rows per row group.
     pub(crate) fn row_group_rows(&self) -> Vec<usize> {
         let metadata = self.metadata.metadata();
@@ -112,13 +124,14 @@ impl ParquetFile {
 }
 
 impl ParquetFile {
-    /// A reader of every column of the rows whose 64-bit integer column `name` is within
-    /// `range`, in file order: row groups outside it are skipped on their statistics, and the
-    /// other columns are decoded for the rows within only.
+    /// A reader of the named columns (all when `None`) of the rows whose 64-bit integer
+    /// column `name` is within `range`, in file order: row groups outside it are skipped on
+    /// their statistics, and the other columns are decoded for the rows within only.
     pub(crate) fn reader_within(
         &self,
         name: &str,
         range: std::ops::RangeInclusive<i64>,
+        columns: Option<&[&str]>,
     ) -> Result<ParquetRecordBatchReader, Error> {
         let file = self
             .file
@@ -133,13 +146,18 @@ impl ParquetFile {
             .collect();
         let builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone());
-        let column = builder
-            .parquet_schema()
-            .columns()
-            .iter()
-            .position(|c| c.name() == name)
-            .ok_or_else(|| Error::Invalid(format!("{}: no column {name}", self.path.display())))?;
+        let column = self.column_index(name)?;
         let mask = ProjectionMask::leaves(builder.parquet_schema(), [column]);
+        let projection = match columns {
+            Some(names) => ProjectionMask::leaves(
+                builder.parquet_schema(),
+                names
+                    .iter()
+                    .map(|n| self.column_index(n))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => ProjectionMask::all(),
+        };
         let within = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
             let values = batch
                 .column(0)
@@ -151,6 +169,7 @@ impl ParquetFile {
                 .collect())
         });
         builder
+            .with_projection(projection)
             .with_row_groups(groups)
             .with_row_filter(RowFilter::new(vec![Box::new(within)]))
             .with_batch_size(8192)
