@@ -5,12 +5,12 @@
 //! clustered by client holds one client range per row group, each in order-id order. So a
 //! file is one or more *sequences* of row groups in order-id order, told apart by the row
 //! groups' statistics, and a merge of all sequences by `order_id` yields each order's lines
-//! together while holding one batch per sequence. When a sequence turns out not to be in
-//! order-id order, the lines are collected and sorted instead: the same result, with memory
-//! proportional to the lines read.
+//! together while holding one batch per sequence. A sequence that turns out not to be in
+//! order-id order (an input listed out of order) is sorted in memory before the merge
+//! ([`unsorted_sequences`]): memory follows that sequence's lines, not every line read.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 
 use std::path::PathBuf;
 
@@ -55,18 +55,27 @@ const COLUMNS: [&str; 8] = [
     "total_volume",
 ];
 
+/// Sequences to sort in memory before the merge: `(index in sources, index of the sequence)`.
+pub(crate) type Presorted = HashSet<(usize, usize)>;
+
 /// Calls `each(before, after)` once per order with a line in `sources`, in order-id order:
-/// `before` its current lines before the fold, `after` those after it.
+/// `before` its current lines before the fold, `after` those after it. Fails with
+/// [`UNSORTED`] when a sequence not in `presorted` is not in order-id order.
 pub(crate) fn stream_orders(
     sources: &[LineSource<'_>],
     names: &mut Names,
+    presorted: &Presorted,
     mut each: impl FnMut(&[Line], &[Line]),
 ) -> Result<(), Error> {
     let mut cursors = Vec::with_capacity(sources.len());
-    for s in sources {
-        let file = ParquetFile::open(&s.path)?;
-        for (groups, first_row) in sequences(&file) {
-            cursors.push(Cursor::open(s, &file, Some(groups), first_row, names)?);
+    for (s, source) in sources.iter().enumerate() {
+        let file = ParquetFile::open(&source.path)?;
+        for (q, (groups, first_row)) in sequences(&file).into_iter().enumerate() {
+            let mut cursor = Cursor::open(source, &file, Some(groups), first_row, names)?;
+            if presorted.contains(&(s, q)) {
+                cursor.presort(names)?;
+            }
+            cursors.push(cursor);
         }
     }
     // The next order id of each cursor, smallest first (ties: the cursor listed first).
@@ -133,37 +142,28 @@ fn sequences(file: &ParquetFile) -> Vec<(Vec<usize>, usize)> {
     sequences
 }
 
-/// Like [`stream_orders`] for files in any line order: every line is held and sorted.
-pub(crate) fn stream_orders_unsorted(
-    sources: &[LineSource<'_>],
-    names: &mut Names,
-    mut each: impl FnMut(&[Line], &[Line]),
-) -> Result<(), Error> {
-    let mut all: Vec<(Line, Side)> = Vec::new();
-    for s in sources {
-        let file = ParquetFile::open(&s.path)?;
-        let mut c = Cursor::open(s, &file, None, 0, names)?;
-        c.check_order = false;
-        while c.peek(names)?.is_some() {
-            all.push(c.take());
-        }
-    }
-    all.sort_by_key(|(l, _)| l.order);
-    let (mut before, mut after) = (Vec::new(), Vec::new());
-    for group in all.chunk_by(|a, b| a.0.order == b.0.order) {
-        before.clear();
-        after.clear();
-        for (line, side) in group {
-            if *side != Side::After {
-                before.push(*line);
-            }
-            if *side != Side::Before {
-                after.push(*line);
+/// The sequences of `sources` whose lines are not in order-id order, found by reading their
+/// order ids alone.
+pub(crate) fn unsorted_sequences(sources: &[LineSource<'_>]) -> Result<Presorted, Error> {
+    let mut unsorted = Presorted::new();
+    for (s, source) in sources.iter().enumerate() {
+        let file = ParquetFile::open(&source.path)?;
+        for (q, (groups, _)) in sequences(&file).into_iter().enumerate() {
+            let mut last = i64::MIN;
+            'batches: for batch in file.reader(Some(&["order_id"]), Some(groups))? {
+                let batch =
+                    batch.map_err(|e| Error::Invalid(format!("{}: {e}", source.path.display())))?;
+                for &order in batch.column(0).as_primitive::<Int64Type>().values() {
+                    if order < last {
+                        unsorted.insert((s, q));
+                        break 'batches;
+                    }
+                    last = order;
+                }
             }
         }
-        each(&before, &after);
     }
-    Ok(())
+    Ok(unsorted)
 }
 
 /// A file's lines in file order, one batch at a time.
@@ -217,6 +217,20 @@ impl<'a> Cursor<'a> {
             self.decode(&batch, names)?;
         }
         Ok(Some(self.buffer[self.at].0.order))
+    }
+
+    /// Reads every line of the sequence and sorts them by order id (stable: an order's lines
+    /// keep their file order).
+    fn presort(&mut self, names: &mut Names) -> Result<(), Error> {
+        self.check_order = false;
+        let mut all = Vec::new();
+        while self.peek(names)?.is_some() {
+            all.push(self.take());
+        }
+        all.sort_by_key(|(line, _)| line.order);
+        self.buffer = all;
+        self.at = 0;
+        Ok(())
     }
 
     fn take(&mut self) -> (Line, Side) {
@@ -355,6 +369,43 @@ mod tests {
     }
 
     #[test]
+    fn a_sequence_out_of_order_is_found_and_sorted_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sorted, shuffled) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        file_of(&sorted, &[&[(1, 10), (4, 10)]]);
+        file_of(&shuffled, &[&[(3, 20), (1, 21), (2, 20), (1, 22)]]);
+        let source = |path: &std::path::Path| LineSource {
+            path: path.to_path_buf(),
+            day: "2026-11-23".into(),
+            sides: Box::new(|_, _| Some(Side::After)),
+        };
+        let sources = [source(&sorted), source(&shuffled)];
+        let mut names = Names::default();
+        let unsorted = stream_orders(&sources, &mut names, &Presorted::new(), |_, _| {});
+        assert!(
+            matches!(&unsorted, Err(Error::Invalid(m)) if m.ends_with(UNSORTED)),
+            "{unsorted:?}"
+        );
+        let presorted = unsorted_sequences(&sources).unwrap();
+        assert_eq!(presorted, Presorted::from([(1, 0)]));
+        let mut seen: Vec<(i64, Vec<i64>)> = Vec::new();
+        stream_orders(&sources, &mut names, &presorted, |_, after| {
+            seen.push((after[0].order, after.iter().map(|l| l.client).collect()));
+        })
+        .unwrap();
+        // Order 1's lines: the sorted file's first, then the shuffled file's in file order.
+        assert_eq!(
+            seen,
+            vec![
+                (1, vec![10, 21, 22]),
+                (2, vec![20]),
+                (3, vec![20]),
+                (4, vec![10]),
+            ]
+        );
+    }
+
+    #[test]
     fn a_clustered_file_is_merged_as_sequences_of_row_groups_in_order_id_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clustered.parquet");
@@ -377,10 +428,15 @@ mod tests {
             sides: Box::new(|_, _| Some(Side::After)),
         };
         let mut seen: Vec<(i64, Vec<i64>)> = Vec::new();
-        stream_orders(&[source], &mut Names::default(), |before, after| {
-            assert!(before.is_empty());
-            seen.push((after[0].order, after.iter().map(|l| l.client).collect()));
-        })
+        stream_orders(
+            &[source],
+            &mut Names::default(),
+            &Presorted::new(),
+            |before, after| {
+                assert!(before.is_empty());
+                seen.push((after[0].order, after.iter().map(|l| l.client).collect()));
+            },
+        )
         .unwrap();
         assert_eq!(
             seen,

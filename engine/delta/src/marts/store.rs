@@ -16,7 +16,7 @@ use duff_engine::schema::{SUM_PRECISION, Table};
 use duff_engine::storage::Lake;
 use hashbrown::HashMap;
 
-use super::lines::{UNSORTED, stream_orders_unsorted};
+use super::lines::{Presorted, UNSORTED, unsorted_sequences};
 use super::{
     Batch, CHANNELS, CLIENT_PRODUCTS, CLIENT_STATUSES, CLIENTS, DAILY_CHANNELS, LineSource, MARTS,
     Marts, Measures, Names, PRODUCTS, STATUSES, Side, stream_orders,
@@ -257,12 +257,16 @@ impl<L: Lake> DeltaLake<L> {
 /// files' line order.
 pub(crate) fn marts_delta(sources: &[LineSource<'_>], names: &mut Names) -> Result<Marts, Error> {
     let mut change = Change::default();
-    match stream_orders(sources, names, |b, a| change.order(b, a)) {
+    match stream_orders(sources, names, &Presorted::new(), |b, a| change.order(b, a)) {
         Ok(()) => {}
         Err(Error::Invalid(m)) if m.ends_with(UNSORTED) => {
-            tracing::info!("{m}: grouping the lines by order in memory instead");
+            let presorted = unsorted_sequences(sources)?;
+            tracing::info!(
+                sequences = presorted.len(),
+                "{m}: sorting the lines of those in memory"
+            );
             change = Change::default();
-            stream_orders_unsorted(sources, names, |b, a| change.order(b, a))?;
+            stream_orders(sources, names, &presorted, |b, a| change.order(b, a))?;
         }
         Err(e) => return Err(e),
     }
