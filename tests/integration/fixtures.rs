@@ -257,6 +257,11 @@ fn file_level_errors_fail_the_run_with_a_clear_reason() {
         ("files/missing_column.csv", "missing_columns", "product_ccf"),
         ("files/duplicate_column.csv", "duplicate_column", "status"),
         ("files/header_not_utf8.csv", "header_not_utf8", "UTF-8"),
+        (
+            "files/header_quoting.csv",
+            "header_quoting",
+            "line 1) is not valid CSV: a quote inside an unquoted name",
+        ),
     ] {
         let (m, _dir) = failed(rel, &RunOptions::default());
         assert_eq!(m.error_code.as_deref(), Some(code), "{rel}");
