@@ -354,6 +354,10 @@ pub struct EngineArgs {
     /// good rows land and its bad ones are quarantined.
     #[arg(long, default_value_t = 100)]
     pub min_bad_rows: u64,
+    /// Fail a gzip input (gzip_expansion) once it decompresses to more than this many times
+    /// its compressed size (and past 64 MiB): a gzip bomb. Exports compress 5-15x.
+    #[arg(long, default_value_t = 100)]
+    pub max_gzip_ratio: u64,
     /// Reprocess inputs whose run is already committed (default: skip them).
     #[arg(long)]
     pub force: bool,

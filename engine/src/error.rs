@@ -40,6 +40,17 @@ pub enum Error {
         max_fraction: f64,
         min_rows: u64,
     },
+    /// File-level: a gzip input decompresses to more than its allowance (a gzip bomb).
+    #[error(
+        "{path}: the gzip stream expands past {limit} bytes, more than {ratio}× its {compressed} \
+         compressed bytes (--max-gzip-ratio)"
+    )]
+    GzipExpansion {
+        path: String,
+        limit: u64,
+        compressed: u64,
+        ratio: u64,
+    },
     /// File-level: the gzip stream is corrupt or truncated.
     #[error("{path}: not a valid gzip stream: {source}")]
     Gzip {
@@ -91,6 +102,7 @@ impl Error {
                 | Error::DuplicateColumn(_)
                 | Error::LineTooLong { .. }
                 | Error::TooManyBadRows { .. }
+                | Error::GzipExpansion { .. }
                 | Error::Gzip { .. }
         )
     }
@@ -121,6 +133,7 @@ impl Error {
             Error::DuplicateColumn(_) => "duplicate_column",
             Error::LineTooLong { .. } => "line_too_long",
             Error::TooManyBadRows { .. } => "too_many_bad_rows",
+            Error::GzipExpansion { .. } => "gzip_expansion",
             Error::Gzip { .. } => "gzip_corrupt",
             Error::Io { .. } => "io",
             Error::Parquet(_) => "parquet",

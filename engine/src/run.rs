@@ -47,6 +47,13 @@ pub struct RunOptions {
     pub max_bad_fraction: f64,
     /// Quarantined rows below which no share of bad rows fails a run.
     pub min_bad_rows: u64,
+    /// A gzip input fails (`gzip_expansion`) once it decompresses to more than this many times
+    /// its compressed size, or [`RunOptions::gzip_allowance_bytes`] if that is more: a gzip
+    /// bomb is a clear error, not hours of work. Exports compress 5–15×.
+    pub max_gzip_ratio: u64,
+    /// Decompressed bytes every gzip input may reach whatever its ratio (small files of
+    /// repeated rows compress far better than exports).
+    pub gzip_allowance_bytes: u64,
     /// Reprocess even when the run's manifest exists.
     pub force: bool,
     /// Resources the run was given; when set, the manifest carries a cost estimate.
@@ -65,6 +72,8 @@ impl Default for RunOptions {
             parquet: ParquetOptions::default(),
             max_bad_fraction: 0.1,
             min_bad_rows: 100,
+            max_gzip_ratio: 100,
+            gzip_allowance_bytes: 64 << 20,
             force: false,
             cost_basis: None,
         }
@@ -81,6 +90,9 @@ impl RunOptions {
             return Err(Error::Config(
                 "max_record_bytes must be between 64 and 1 GiB".into(),
             ));
+        }
+        if self.max_gzip_ratio == 0 {
+            return Err(Error::Config("max_gzip_ratio must be at least 1".into()));
         }
         if !(0.0..=1.0).contains(&self.max_bad_fraction) {
             return Err(Error::Config(
@@ -367,6 +379,7 @@ fn options_json(o: &RunOptions) -> serde_json::Value {
         channels: Vec<String>,
         max_bad_fraction: f64,
         min_bad_rows: u64,
+        max_gzip_ratio: u64,
         parquet: &'a ParquetOptions,
     }
     serde_json::to_value(Recorded {
@@ -375,6 +388,7 @@ fn options_json(o: &RunOptions) -> serde_json::Value {
         channels: o.channels.names(),
         max_bad_fraction: o.max_bad_fraction,
         min_bad_rows: o.min_bad_rows,
+        max_gzip_ratio: o.max_gzip_ratio,
         parquet: &o.parquet,
     })
     .expect("options serialise")
@@ -469,7 +483,23 @@ fn process(
             }
             p.finish(len as u64)
         }
-        InputBytes::Stream(mut reader) => {
+        InputBytes::Stream(reader) => {
+            let mut reader = if source.gzip {
+                let options = cx.options;
+                let limit = (source.size_bytes.saturating_mul(options.max_gzip_ratio))
+                    .max(options.gzip_allowance_bytes);
+                Box::new(Capped {
+                    inner: reader,
+                    read: 0,
+                    allowance: Expanded {
+                        limit,
+                        compressed: source.size_bytes,
+                        ratio: options.max_gzip_ratio,
+                    },
+                }) as Box<dyn Read + Send>
+            } else {
+                reader
+            };
             let src = (source.uri.as_str(), source.gzip);
             let capacity = window_bytes + max_record + 2;
             let mut buf = Vec::with_capacity(capacity);
@@ -525,6 +555,41 @@ fn process(
     }
 }
 
+/// A decompressed stream that fails with its [`Expanded`] once it has given more than its
+/// limit.
+struct Capped {
+    inner: Box<dyn Read + Send>,
+    read: u64,
+    allowance: Expanded,
+}
+
+/// What a gzip input may expand to; the error [`Capped`] fails with.
+#[derive(Debug, Clone, Copy)]
+struct Expanded {
+    limit: u64,
+    compressed: u64,
+    ratio: u64,
+}
+
+impl std::fmt::Display for Expanded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "decompressed past {} bytes", self.limit)
+    }
+}
+
+impl std::error::Error for Expanded {}
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.allowance.limit {
+            return Err(std::io::Error::other(self.allowance));
+        }
+        Ok(n)
+    }
+}
+
 /// Reads until `buf` holds `want` bytes or the stream ends; returns whether it ended.
 /// `source` is the input's URI and whether it is gzip, to classify read errors.
 fn fill(
@@ -547,6 +612,22 @@ fn fill(
             Ok(0) => break Ok(true),
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if source.1 && e.get_ref().is_some_and(|i| i.is::<Expanded>()) => {
+                let Expanded {
+                    limit,
+                    compressed,
+                    ratio,
+                } = *e
+                    .into_inner()
+                    .and_then(|i| i.downcast::<Expanded>().ok())
+                    .expect("checked above");
+                break Err(Error::GzipExpansion {
+                    path: source.0.to_string(),
+                    limit,
+                    compressed,
+                    ratio,
+                });
+            }
             Err(e) => {
                 break Err(match StorageError::from_io(e) {
                     Ok(storage) => Error::Storage(storage),

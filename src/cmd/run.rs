@@ -35,6 +35,8 @@ impl EngineArgs {
             },
             max_bad_fraction: self.max_bad_fraction,
             min_bad_rows: self.min_bad_rows,
+            max_gzip_ratio: self.max_gzip_ratio,
+            gzip_allowance_bytes: RunOptions::default().gzip_allowance_bytes,
             force: self.force,
             cost_basis: None,
         })

@@ -343,3 +343,52 @@ fn a_truncated_gzip_stream_fails_the_file() {
     assert!(m.error.unwrap().contains("orders.csv.gz"));
     assert_eq!(visible_data(&lake), Vec::<String>::new());
 }
+
+/// A gzip bomb: a file that expands far past what exports do fails as a file, with what it
+/// was allowed, before its expansion is processed; the same file within its allowance lands.
+#[test]
+fn a_gzip_input_expanding_past_its_allowance_fails_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::best(),
+    );
+    use std::io::Write;
+    writeln!(enc, "client_id,client_name,order_id,product_id,product_description,product_price,product_ccf,product_volume,point_of_sale_channel,status").unwrap();
+    for _ in 0..40_000 {
+        writeln!(
+            enc,
+            "1001,Moe,5001,10001,Duff,1.25,24,0.355,Retail,delivered"
+        )
+        .unwrap();
+    }
+    enc.finish().unwrap();
+    let compressed = std::fs::metadata(&path).unwrap().len();
+    let lake = dir.path().join("lake");
+    let bomb = RunOptions {
+        max_gzip_ratio: 10,
+        gzip_allowance_bytes: 64 << 10,
+        ..RunOptions::default()
+    };
+    let RunOutcome::Failed(m) = common::run(&path, &lake, &bomb) else {
+        panic!("the expansion must fail the file")
+    };
+    assert_eq!(m.error_code.as_deref(), Some("gzip_expansion"));
+    let error = m.error.unwrap();
+    let limit = (compressed * 10).max(64 << 10);
+    assert!(
+        error.contains(&format!("expands past {limit} bytes"))
+            && error.contains("--max-gzip-ratio"),
+        "{error}"
+    );
+    assert_eq!(visible_data(&lake), Vec::<String>::new());
+    // Within its allowance (the default ratio, or the 64 MiB every input may reach), the
+    // same file is a run like any other: its 39,999 duplicates counted.
+    let lake = dir.path().join("lake2");
+    let RunOutcome::Succeeded(m) = common::run(&path, &lake, &RunOptions::default()) else {
+        panic!()
+    };
+    assert_eq!(m.counts.rows_read, 40_000);
+    assert_eq!(m.counts.exact_duplicates, 39_999);
+}
