@@ -167,12 +167,16 @@ pub struct ServeArgs {
     /// Root directory of the lake to serve.
     #[arg(long, env = "DUFF_LAKE")]
     pub lake: PathBuf,
-    /// Address to listen on (port 0 picks a free port; the URL is printed).
+    /// Address to listen on (port 0 picks a free port; the URL is printed). On a loopback
+    /// address only requests for localhost are answered (DNS rebinding); elsewhere without a
+    /// key, a warning says that anyone who can reach it reads every report.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
-    /// Require this key in the x-api-key header on data routes (default: no key).
-    #[arg(long, env = "DUFF_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    /// Require the key in this file (its first line) in the x-api-key header on data routes.
+    /// The environment variable DUFF_API_KEY gives it too; neither is on the command line, so
+    /// the key is not in the process list (default: no key).
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
     /// Query threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,

@@ -30,6 +30,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{method} is not allowed here; use GET")]
     MethodNotAllowed { method: String },
+    /// A local server answers requests addressed to a loopback name only (DNS rebinding).
+    #[error("this server answers requests for localhost only, not for host {0:?}")]
+    MisdirectedHost(String),
     /// The query ran and failed (Athena state FAILED, or an engine error).
     #[error("query failed: {message}")]
     QueryFailed { message: String, retryable: bool },
@@ -67,6 +70,7 @@ impl ApiError {
             Unauthorized => StatusCode::UNAUTHORIZED,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             QueryFailed {
                 retryable: true, ..
             }
@@ -90,6 +94,7 @@ impl ApiError {
             Unauthorized => "unauthorized",
             NotFound(_) => "not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
+            MisdirectedHost(_) => "misdirected_host",
             QueryFailed { .. } => "query_failed",
             QueryCancelled(_) => "query_cancelled",
             Timeout(_) => "timeout",

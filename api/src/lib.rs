@@ -35,5 +35,5 @@ pub use backend::Backend;
 pub use backend::athena::{AthenaBackend, AthenaConfig};
 pub use backend::embedded::EmbeddedBackend;
 pub use error::ApiError;
-pub use router::{API_KEY_HEADER, router, serve};
+pub use router::{API_KEY_HEADER, loopback_only, router, serve};
 pub use tables::RUNS_COLUMNS;

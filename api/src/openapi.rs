@@ -214,7 +214,7 @@ fn schemas() -> Value {
             ("status", json!({"type": "integer"})),
             ("code", json!({"type": "string", "enum": [
                 "unknown_parameter", "duplicate_parameter", "missing_parameter", "invalid_parameter",
-                "reversed_range", "malformed_query", "unauthorized", "not_found", "method_not_allowed",
+                "reversed_range", "malformed_query", "unauthorized", "not_found", "method_not_allowed", "misdirected_host",
                 "query_failed", "query_cancelled", "timeout", "backend_unavailable", "internal"]})),
             ("message", text()),
             ("retryable", json!({"type": "boolean", "description": "Whether the same request may succeed later."})),

@@ -162,6 +162,42 @@ pub fn router<B: Backend>(backend: B, api_key: Option<String>) -> Router {
         .layer(middleware::map_request(strip_stage))
 }
 
+/// `app` answering only requests addressed to a loopback name (`localhost`, `127.0.0.1`,
+/// `[::1]`, any port), as a server on a loopback address should: otherwise a web page could
+/// read it through a DNS name that points at 127.0.0.1 (DNS rebinding). Others get 421.
+pub fn loopback_only(app: Router) -> Router {
+    app.layer(middleware::from_fn(check_loopback_host))
+}
+
+async fn check_loopback_host(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    if is_loopback_host(host) {
+        return next.run(request).await;
+    }
+    let shown: String = host.chars().take(100).collect();
+    ApiError::MisdirectedHost(shown).into_response()
+}
+
+/// Whether a `Host` header value names this machine's loopback interface.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Behind API Gateway with a named stage (`/prod`), `lambda_http` puts the stage in front of
 /// the path; routes do not have it. Requests without a Lambda context pass unchanged.
 async fn strip_stage(mut request: Request) -> Request {

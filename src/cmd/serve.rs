@@ -6,12 +6,26 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use duff_api::{EmbeddedBackend, router};
+use duff_api::{EmbeddedBackend, loopback_only, router};
 
 use crate::cli::ServeArgs;
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    serve_lake(&args.lake, args.addr, args.api_key, args.threads)?;
+    let api_key = match &args.api_key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the API key from {}", path.display()))?;
+            let key = text.lines().next().unwrap_or("").trim().to_string();
+            anyhow::ensure!(
+                !key.is_empty(),
+                "{}: no key on its first line",
+                path.display()
+            );
+            Some(key)
+        }
+        None => std::env::var("DUFF_API_KEY").ok().filter(|k| !k.is_empty()),
+    };
+    serve_lake(&args.lake, args.addr, api_key, args.threads)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -45,8 +59,17 @@ pub fn serve_lake(
         );
         if api_key.is_some() {
             println!("Data routes need the key in the x-api-key header.");
+        } else if !addr.ip().is_loopback() {
+            eprintln!(
+                "WARNING: serving on {addr} without an API key: anyone who can reach this \
+                 address reads every report of the lake. Set DUFF_API_KEY or --api-key-file, \
+                 or listen on 127.0.0.1."
+            );
         }
-        let app = router(backend, api_key);
+        let mut app = router(backend, api_key);
+        if addr.ip().is_loopback() {
+            app = loopback_only(app);
+        }
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;
         };

@@ -632,6 +632,49 @@ fn an_api_key_guards_data_routes_but_not_the_page_or_health() {
     assert_eq!(get(&addr, "/openapi.json").status, 200);
 }
 
+/// Sends a GET with the given `Host` header; returns the status and the body.
+fn get_for_host(addr: &str, host: &str, target: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, raw)
+}
+
+#[test]
+fn a_loopback_server_answers_requests_for_localhost_only() {
+    let addr = super::spawn(duff_api::loopback_only(duff_api::router(
+        super::embedded(),
+        None,
+    )));
+    let port = addr.rsplit(':').next().unwrap();
+    for host in [
+        addr.clone(),
+        format!("localhost:{port}"),
+        "LOCALHOST".to_string(),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(get_for_host(&addr, &host, "/healthz").0, 200, "{host}");
+    }
+    // A page on another site whose DNS name points at 127.0.0.1 (DNS rebinding).
+    for host in [
+        "evil.example",
+        "evil.example:8080",
+        "127.0.0.1.evil.example",
+        "",
+    ] {
+        let (status, raw) = get_for_host(&addr, host, "/sales/by-status");
+        assert_eq!(status, 421, "{host:?}: {raw}");
+        assert!(raw.contains("misdirected_host"), "{raw}");
+    }
+}
+
 #[test]
 fn duff_serve_serves_the_lake_with_a_key() {
     use std::io::BufRead;
@@ -655,11 +698,63 @@ fn duff_serve_serves_the_lake_with_a_key() {
         .to_string();
     let unauthorized = get(&addr, "/sales/by-channel").status;
     let ok = super::request(&addr, "GET", "/sales/by-channel", &[("x-api-key", "k3y")]);
+    let rebound = get_for_host(&addr, "evil.example", "/healthz").0;
     child.kill().unwrap();
     child.wait().unwrap();
+    assert_eq!(rebound, 421, "on loopback, only requests for localhost");
     assert_eq!(unauthorized, 401);
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["rows"].as_array().unwrap().len(), 3);
+
+    // The key from a file; on a non-loopback address without a key, a loud warning.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "f1le-k3y\n").unwrap();
+    for (extra, key) in [
+        (
+            vec!["--api-key-file", key_file.to_str().unwrap()],
+            Some("f1le-k3y"),
+        ),
+        (vec![], None),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duff"))
+            .args(["serve", "--lake"])
+            .arg(&lake.root)
+            .args(["--addr", "0.0.0.0:0"])
+            .args(&extra)
+            .env_remove("DUFF_API_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        let addr = format!("127.0.0.1:{port}");
+        let guarded = get(&addr, "/sales/by-channel").status;
+        let with_key = key
+            .map(|k| super::request(&addr, "GET", "/sales/by-channel", &[("x-api-key", k)]).status);
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match key {
+            Some(_) => {
+                assert_eq!((guarded, with_key), (401, Some(200)));
+                assert!(!stderr.contains("WARNING"), "{stderr}");
+            }
+            None => {
+                assert_eq!(guarded, 200);
+                assert!(stderr.contains("WARNING: serving on 0.0.0.0"), "{stderr}");
+            }
+        }
+    }
 
     let missing = std::process::Command::new(env!("CARGO_BIN_EXE_duff"))
         .args(["serve", "--lake", "/nonexistent/lake"])
