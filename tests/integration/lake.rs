@@ -1230,6 +1230,11 @@ fn lake_check_recomputes_the_current_state_from_history() {
             )),
             "window {window}: {report}"
         );
+        assert_eq!(
+            report.matches("unreadable").count(),
+            1,
+            "named once: {report}"
+        );
     }
 }
 

@@ -80,6 +80,7 @@ impl<L: Lake> DeltaLake<L> {
             .collect();
         let mut runs = Names::default();
         let (mut wrong, mut twice, mut missing) = (0u64, 0u64, 0usize);
+        let mut unreadable: std::collections::BTreeMap<String, String> = Default::default();
         for (lo, hi) in windows(&sized, window_rows) {
             let mut latest: HashMap<Key, (i64, u32)> = HashMap::new();
             for f in history.iter().filter(|f| f.overlaps((lo, hi))) {
@@ -117,11 +118,15 @@ impl<L: Lake> DeltaLake<L> {
                     })
                 });
                 if let Err(e) = read {
-                    problems.push(format!("order_lines/{}: unreadable: {e}", f.path));
+                    // Once per file, not once per window it overlaps.
+                    unreadable
+                        .entry(f.path.clone())
+                        .or_insert_with(|| format!("order_lines/{}: unreadable: {e}", f.path));
                 }
             }
             missing += latest.keys().filter(|k| !seen.contains(*k)).count();
         }
+        problems.extend(unreadable.into_values());
         if twice > 0 {
             problems.push(format!("order_lines holds {twice} line(s) more than once"));
         }
