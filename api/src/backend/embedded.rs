@@ -213,4 +213,28 @@ mod tests {
         assert!(bad.is_err());
         assert_eq!(backend.queries_at_once(), 3, "every turn is given back");
     }
+
+    #[tokio::test]
+    async fn a_query_past_the_limit_waits_for_a_turn() {
+        let lake = tempfile::tempdir().unwrap();
+        let backend = Arc::new(EmbeddedBackend::open(lake.path(), 2).unwrap());
+        // Two slow queries hold both turns.
+        let held = backend.queries.clone().acquire_many_owned(2).await.unwrap();
+        let third = {
+            let backend = backend.clone();
+            tokio::spawn(async move { backend.sql_batches("SELECT 1 AS one", &[]).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !third.is_finished(),
+            "the third query waits while both turns are held"
+        );
+        drop(held);
+        let (_, batches) = tokio::time::timeout(std::time::Duration::from_secs(30), third)
+            .await
+            .expect("it runs once a turn is free")
+            .unwrap()
+            .unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    }
 }
