@@ -54,6 +54,18 @@ impl ParquetFile {
             .ok_or_else(|| Error::Invalid(format!("{}: no column {name}", self.path.display())))
     }
 
+    /// The mask that reads the named columns.
+    fn projection(&self, names: &[&str]) -> Result<ProjectionMask, Error> {
+        let indices = names
+            .iter()
+            .map(|n| self.column_index(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ProjectionMask::leaves(
+            self.metadata.metadata().file_metadata().schema_descr(),
+            indices,
+        ))
+    }
+
     /// Rows per row group.
     pub(crate) fn row_group_rows(&self) -> Vec<usize> {
         let metadata = self.metadata.metadata();
@@ -98,21 +110,7 @@ impl ParquetFile {
         let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone());
         if let Some(names) = columns {
-            let schema = builder.parquet_schema();
-            let indices: Vec<usize> = names
-                .iter()
-                .map(|n| {
-                    schema
-                        .columns()
-                        .iter()
-                        .position(|c| c.name() == *n)
-                        .ok_or_else(|| {
-                            Error::Invalid(format!("{}: no column {n}", self.path.display()))
-                        })
-                })
-                .collect::<Result<_, _>>()?;
-            let mask = ProjectionMask::leaves(schema, indices);
-            builder = builder.with_projection(mask);
+            builder = builder.with_projection(self.projection(names)?);
         }
         if let Some(groups) = row_groups {
             builder = builder.with_row_groups(groups);
@@ -149,13 +147,7 @@ impl ParquetFile {
         let column = self.column_index(name)?;
         let mask = ProjectionMask::leaves(builder.parquet_schema(), [column]);
         let projection = match columns {
-            Some(names) => ProjectionMask::leaves(
-                builder.parquet_schema(),
-                names
-                    .iter()
-                    .map(|n| self.column_index(n))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
+            Some(names) => self.projection(names)?,
             None => ProjectionMask::all(),
         };
         let within = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {

@@ -189,24 +189,7 @@ impl<L: Lake> DeltaLake<L> {
     ) -> Result<(), Error> {
         for def in defs {
             let table = self.load_or_create(def).await?;
-            let snapshot = table
-                .snapshot()
-                .map_err(|e| Error::delta(def.name, "snapshot", e))?;
-            let properties = CommitProperties::default()
-                .with_application_transaction(Transaction::new(REFLECTS, reflects));
-            CommitBuilder::from(properties)
-                .with_actions(Vec::new())
-                .build(
-                    Some(snapshot),
-                    table.log_store(),
-                    DeltaOperation::Write {
-                        mode: SaveMode::Append,
-                        partition_by: None,
-                        predicate: None,
-                    },
-                )
-                .await
-                .map_err(|e| Error::delta(def.name, "commit", e))?;
+            commit_reflecting(&table, def, Vec::new(), SaveMode::Append, reflects).await?;
         }
         Ok(())
     }
@@ -231,26 +214,37 @@ impl<L: Lake> DeltaLake<L> {
         work.publish(&[format!("{}/{}", def.prefix, add.path)])
             .await?;
         actions.push(Action::Add(add));
-        let snapshot = table
-            .snapshot()
-            .map_err(|e| Error::delta(def.name, "snapshot", e))?;
-        let properties = CommitProperties::default()
-            .with_application_transaction(Transaction::new(REFLECTS, reflects));
-        CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(
-                Some(snapshot),
-                table.log_store(),
-                DeltaOperation::Write {
-                    mode: SaveMode::Overwrite,
-                    partition_by: None,
-                    predicate: None,
-                },
-            )
-            .await
-            .map_err(|e| Error::delta(def.name, "commit", e))?;
-        Ok(())
+        commit_reflecting(&table, def, actions, SaveMode::Overwrite, reflects).await
     }
+}
+
+/// Commits `actions` to `table` with `reflects` (the `order_lines` version) as its `txn`.
+async fn commit_reflecting(
+    table: &DeltaTable,
+    def: &DeltaTableDef,
+    actions: Vec<Action>,
+    mode: SaveMode,
+    reflects: i64,
+) -> Result<(), Error> {
+    let snapshot = table
+        .snapshot()
+        .map_err(|e| Error::delta(def.name, "snapshot", e))?;
+    let properties = CommitProperties::default()
+        .with_application_transaction(Transaction::new(REFLECTS, reflects));
+    CommitBuilder::from(properties)
+        .with_actions(actions)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode,
+                partition_by: None,
+                predicate: None,
+            },
+        )
+        .await
+        .map_err(|e| Error::delta(def.name, "commit", e))?;
+    Ok(())
 }
 
 /// The change of the marts that `sources` describe (their lines' sides), exact whatever the
