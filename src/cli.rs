@@ -107,7 +107,8 @@ pub struct LakeCheckArgs {
     pub lake: String,
     /// Versions of order lines compared at once when checking the current state (about 40
     /// bytes of memory each): the check reads the lake one window of order ids at a time.
-    #[arg(long, default_value_t = duff_delta::maintenance::CHECK_WINDOW_ROWS)]
+    #[arg(long, default_value_t = duff_delta::maintenance::CHECK_WINDOW_ROWS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub window_rows: u64,
 }
 
@@ -122,7 +123,8 @@ pub struct LakeOptimizeArgs {
     pub target_mib: u64,
     /// Rows per row group of a clustered file (each holds a range of clients, so a client's
     /// lookup reads one per file).
-    #[arg(long, default_value_t = duff_delta::optimize::DEFAULT_ROW_GROUP_ROWS)]
+    #[arg(long, default_value_t = duff_delta::optimize::DEFAULT_ROW_GROUP_ROWS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub row_group_rows: usize,
 }
 
@@ -360,7 +362,7 @@ pub struct EngineArgs {
     pub min_bad_rows: u64,
     /// Fail a gzip input (gzip_expansion) once it decompresses to more than this many times
     /// its compressed size (and past 64 MiB): a gzip bomb. Exports compress 5-15x.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_gzip_ratio: u64,
     /// Reprocess inputs whose run is already committed (default: skip them).
     #[arg(long)]

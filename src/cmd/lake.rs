@@ -67,7 +67,7 @@ fn maintain<L: duff_engine::Lake>(
 ) -> anyhow::Result<ExitCode> {
     match command {
         LakeCommand::Check(a) => {
-            let problems = lake.check_within(a.window_rows.max(1))?;
+            let problems = lake.check_within(a.window_rows)?;
             if problems.is_empty() {
                 let runs = lake.runs()?.len();
                 println!("{location}: healthy ({runs} runs)");

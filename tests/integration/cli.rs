@@ -135,6 +135,40 @@ fn datagen_run_and_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--row-group-mib must be at least 1"));
 }
 
+/// A command line that does not parse exits 64 (EX_USAGE), never 2: 2 means "input rejected"
+/// to `duff run` and `duff job` (no retry, a failed run recorded) and "problems found" to
+/// `duff lake check`. Zero is out of range wherever it would mean nothing sensible.
+#[test]
+fn a_command_line_that_does_not_parse_exits_64_and_names_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, option) in [
+        (
+            &["run", "x.csv", "--lake", "l", "--max-gzip-ratio", "0"][..],
+            "--max-gzip-ratio",
+        ),
+        (
+            &["lake", "check", "--lake", "l", "--window-rows", "0"][..],
+            "--window-rows",
+        ),
+        (
+            &["lake", "optimize", "--lake", "l", "--row-group-rows", "0"][..],
+            "--row-group-rows",
+        ),
+        (
+            &["run", "x.csv", "--lake", "l", "--no-such-option"][..],
+            "--no-such-option",
+        ),
+        (&["job", "--no-such-option"][..], "--no-such-option"),
+    ] {
+        let out = duff(args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(option), "{args:?}: {stderr}");
+    }
+    let out = duff(&["lake", "check", "--help"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+}
+
 #[test]
 fn quickstart_generates_processes_and_summarises() {
     let dir = tempfile::tempdir().unwrap();
