@@ -11,6 +11,7 @@ use rayon::prelude::*;
 #[cfg(test)]
 use crate::chunk::KeyRow;
 use crate::chunk::{SHARD_BITS, SHARDS, ValidRows, key_hash};
+use crate::prefetch::Prefetcher;
 
 /// What the first occurrence of a key left behind: 24 bytes, since the key set of a big file is
 /// most of the run's memory (10 M keys ≈ 400 MiB). The product id and the line share a word; keys
@@ -164,65 +165,17 @@ impl Shard {
 /// the cache misses of several probes, few enough that the lines are still there when used.
 const PREFETCH_AHEAD: usize = 12;
 
-/// Where a shard table's buckets are, for prefetching: the address of its control bytes and
-/// its bucket mask. hashbrown does not publish it; it is derived from a full bucket's address
-/// and index, using hashbrown's layout (elements stored before the control bytes, in reverse).
-/// A wrong guess costs nothing but useless prefetches: results never depend on it.
-#[derive(Clone, Copy)]
-struct Layout {
-    ctrl: usize,
-    buckets: usize,
-}
-
 impl Shard {
     /// Asks for the cache lines a probe for `h` will touch first (its control group and
-    /// bucket). The table grows rarely (it is reserved up front); `layout` follows it.
+    /// bucket). The table grows rarely (it is reserved up front); `prefetcher` follows it.
     #[inline]
-    fn prefetch(&self, h: u64, layout: &mut Option<Layout>) {
-        // Nothing to find a bucket address from (and a scan of the empty table per row, were
-        // it tried): a shard whose keys are all wide keeps its packed table empty.
-        if self.seen.is_empty() {
-            return;
-        }
-        let buckets = self.seen.num_buckets();
-        if layout.is_none_or(|l| l.buckets != buckets) {
-            *layout = self.layout();
-        }
-        let Some(l) = *layout else { return };
-        let index = h as usize & (l.buckets - 1);
-        let ctrl = l.ctrl.wrapping_add(index);
-        let bucket = l
-            .ctrl
-            .wrapping_sub((index + 1) * std::mem::size_of::<Seen>());
-        prefetch_line(ctrl);
-        prefetch_line(bucket);
-    }
-
-    fn layout(&self) -> Option<Layout> {
-        let buckets = self.seen.num_buckets();
-        let probe = self.seen.iter().next()?;
-        let h = seen_hash(probe);
-        let index = self.seen.find_bucket_index(h, |s| {
-            s.order_id == probe.order_id && s.product_line == probe.product_line
-        })?;
-        let at = self.seen.get_bucket(index)? as *const Seen as usize;
-        Some(Layout {
-            ctrl: at + (index + 1) * std::mem::size_of::<Seen>(),
-            buckets,
-        })
+    fn prefetch(&self, h: u64, prefetcher: &mut Prefetcher) {
+        prefetcher.prefetch(&self.seen, h, seen_hash, same_seen);
     }
 }
 
-#[inline]
-fn prefetch_line(address: usize) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(address as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
+fn same_seen(a: &Seen, b: &Seen) -> bool {
+    a.order_id == b.order_id && a.product_line == b.product_line
 }
 
 /// The table hash of a stored packed key.
@@ -257,12 +210,12 @@ impl Deduper {
             .enumerate()
             .map(|(shard, table)| {
                 let mut found = Vec::new();
-                let mut layout = None;
+                let mut prefetcher = Prefetcher::default();
                 for (ri, rows) in ranges.iter().enumerate() {
                     let keys = &rows.by_shard[shard];
                     for (k, key) in keys.iter().enumerate() {
                         if let Some(ahead) = keys.get(k + PREFETCH_AHEAD) {
-                            table.prefetch(table_hash(ahead.key_hash), &mut layout);
+                            table.prefetch(table_hash(ahead.key_hash), &mut prefetcher);
                         }
                         let h = table_hash(key.key_hash);
                         let line = first_lines[ri] + key.line_rel;
@@ -474,27 +427,6 @@ mod tests {
             let first_lines: Vec<u64> = (0..4).map(|i| 1 + i * 10_000).collect();
             let (got, _) = judge_all(&ranges, &first_lines, windows, reserve);
             prop_assert_eq!(got, naive(&ranges, &first_lines));
-        }
-    }
-
-    /// The prefetch addresses are where hashbrown keeps the buckets (if its layout changed,
-    /// prefetching would silently stop helping: this says so).
-    #[test]
-    fn prefetch_layout_matches_the_tables_buckets() {
-        let rows = seeded_rows(7, 20_000, 50_000);
-        let (_, d) = judge_all(&[rows], &[1], 1, 0);
-        for shard in &d.shards {
-            let layout = shard.layout().expect("a non-empty table");
-            for s in shard.seen.iter().take(50) {
-                let index = shard
-                    .seen
-                    .find_bucket_index(seen_hash(s), |t| {
-                        t.order_id == s.order_id && t.product_line == s.product_line
-                    })
-                    .unwrap();
-                let at = shard.seen.get_bucket(index).unwrap() as *const Seen as usize;
-                assert_eq!(at, layout.ctrl - (index + 1) * std::mem::size_of::<Seen>());
-            }
         }
     }
 

@@ -37,6 +37,7 @@ pub mod lake;
 pub mod manifest;
 mod members;
 pub mod number;
+pub mod prefetch;
 pub mod reason;
 mod rle;
 pub mod rules;

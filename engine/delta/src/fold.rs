@@ -38,7 +38,7 @@ use duff_engine::storage::Lake;
 use crate::error::Error;
 use crate::lake::{DataFile, DeltaLake, attempt_nonce, belongs_to_run, data_files, run_id_of_file};
 use crate::lease::{LEASE_OBJECT, Lease};
-use crate::marts::store::{day_of, marts_delta};
+use crate::marts::store::day_of;
 use crate::marts::{LineSource, Marts, Names, Side};
 use crate::parquet_io::{LakeFileWriter, ParquetFile, open_columns};
 use crate::tables::{FOLDS, ORDER_LINES};
@@ -162,17 +162,15 @@ impl<L: Lake> DeltaLake<L> {
                 .filter(|f| belongs_to_run(&f.path, id))
                 .collect();
             let refold = folded.is_some();
-            let change = self
-                .fold_run(
-                    work,
-                    &current,
-                    id,
-                    (generation, refold),
-                    run_files,
-                    &mut names,
-                )
-                .await?;
-            marts.add(change);
+            self.fold_run(
+                work,
+                &current,
+                id,
+                (generation, refold),
+                run_files,
+                (&mut marts, &mut names),
+            )
+            .await?;
             self.merge_run_dims(work, &mut dims, id).await?;
             current = self.load_table(&ORDER_LINES).await?;
             duff_engine::run::failpoint("before_marts_commit");
@@ -298,8 +296,8 @@ impl<L: Lake> DeltaLake<L> {
         run_id: &str,
         (generation, refold): (i64, bool),
         run_files: Vec<DataFile>,
-        names: &mut Names,
-    ) -> Result<Marts, Error> {
+        (marts, names): (&mut Marts, &mut Names),
+    ) -> Result<(), Error> {
         let started = std::time::Instant::now();
         let orders_dir = work.root().join(ORDERS.prefix);
         let lines_dir = work.root().join(ORDER_LINES.prefix);
@@ -410,8 +408,7 @@ impl<L: Lake> DeltaLake<L> {
         }
         let merged_ms = started.elapsed().as_millis() as u64;
         let read_count = read.len();
-        let change = self
-            .marts_change(work, &existing, read, &run_files, &losers, names)
+        self.change_marts(work, &existing, read, &run_files, &losers, (marts, names))
             .await?;
         work.publish(&written).await?;
         work.renew_lease().await?;
@@ -441,23 +438,24 @@ impl<L: Lake> DeltaLake<L> {
             files_read = read_count,
             order_lines_ms = merged_ms,
             total_ms = started.elapsed().as_millis() as u64,
-            "folded into order_lines and the marts' change computed"
+            "folded into order_lines, and the marts changed in memory"
         );
-        Ok(change)
+        Ok(())
     }
 
-    /// How the fold changes the marts: every current line of the orders it touches, before
-    /// and after. Those lines are in the files it read, plus (when a `--force` re-run drops
-    /// lines outside its new key range) any file whose range holds a dropped line's order.
-    async fn marts_change(
+    /// Changes the marts (in memory) as the fold changes the current state: from every
+    /// current line of the orders it touches, before and after. Those lines are in the files
+    /// it read, plus (when a `--force` re-run drops lines outside its new key range) any file
+    /// whose range holds a dropped line's order.
+    async fn change_marts(
         &self,
         work: &Workspace,
         existing: &[DataFile],
         read: Vec<(&DataFile, Vec<bool>)>,
         run_files: &[DataFile],
         losers: &HashSet<Key>,
-        names: &mut Names,
-    ) -> Result<Marts, Error> {
+        (marts, names): (&mut Marts, &mut Names),
+    ) -> Result<(), Error> {
         let touched = read
             .iter()
             .filter(|(_, keep)| keep.iter().any(|k| !*k))
@@ -501,7 +499,7 @@ impl<L: Lake> DeltaLake<L> {
                 sides: Box::new(|_, key| (!losers.contains(&key)).then_some(Side::After)),
             });
         }
-        marts_delta(&sources, names)
+        marts.apply_sources(&sources, names)
     }
 }
 

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use arrow::array::AsArray;
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
-use arrow::datatypes::Int64Type;
 use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Int64Type};
 use arrow::error::ArrowError;
 use deltalake_core::kernel::Add;
 use parquet::arrow::arrow_reader::{
@@ -226,9 +226,19 @@ impl LakeFileWriter {
         crate::workspace::create_parent(path)?;
         let file =
             File::create(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-        let properties = parquet::file::properties::WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::SNAPPY)
-            .build();
+        let mut properties = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY);
+        for field in schema.fields() {
+            // Sums (the marts' DECIMAL(38,4)) hardly repeat: a dictionary would only be tried,
+            // filled and abandoned.
+            if matches!(field.data_type(), DataType::Decimal128(p, _) if *p > 18) {
+                properties = properties.set_column_dictionary_enabled(
+                    parquet::schema::types::ColumnPath::from(field.name().as_str()),
+                    false,
+                );
+            }
+        }
+        let properties = properties.build();
         let writer = ArrowWriter::try_new(file, schema, Some(properties))
             .map_err(|source| parquet_error(path, source))?;
         Ok(LakeFileWriter {

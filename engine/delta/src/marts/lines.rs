@@ -256,6 +256,16 @@ impl<'a> Cursor<'a> {
         let channels = interned(column("point_of_sale_channel")?, names)?;
         let base = self.row;
         self.row += batch.num_rows();
+        self.buffer.reserve(batch.num_rows());
+        // DECIMAL(18,4) values fit 64 bits; a wider one is not a line of this lake.
+        let narrow = |value: i128, column: &str| {
+            i64::try_from(value).map_err(|_| {
+                Error::Invalid(format!(
+                    "{}: {column} {value} is wider than DECIMAL(18,4)",
+                    path.display()
+                ))
+            })
+        };
         for i in 0..batch.num_rows() {
             let order = orders.value(i);
             if self.check_order && order < self.last_order {
@@ -273,8 +283,8 @@ impl<'a> Cursor<'a> {
                 channel: channels[i],
                 day: self.day,
                 units: units.value(i),
-                sales: sales.value(i),
-                volume: volumes.value(i),
+                sales: narrow(sales.value(i), "total_price")?,
+                volume: narrow(volumes.value(i), "total_volume")?,
             };
             self.buffer.push((line, side));
         }
@@ -322,6 +332,15 @@ mod tests {
 
     /// A file of the given row groups, each a list of `(order_id, client_id)`.
     fn file_of(path: &std::path::Path, groups: &[&[(i64, i64)]]) {
+        priced_file(path, groups, |_| 10_000);
+    }
+
+    /// [`file_of`], with each row group's `total_price` from its row index.
+    fn priced_file(
+        path: &std::path::Path,
+        groups: &[&[(i64, i64)]],
+        price: impl Fn(usize) -> i128,
+    ) {
         let int = |name: &str| Field::new(name, DataType::Int64, false);
         let text = |name: &str| Field::new(name, DataType::Utf8, false);
         let money = |name: &str| Field::new(name, DataType::Decimal128(38, 4), false);
@@ -350,7 +369,7 @@ mod tests {
                     Arc::new(StringArray::from(vec!["Retail"; n])),
                     Arc::new(Int64Array::from(vec![1; n])),
                     Arc::new(
-                        Decimal128Array::from(vec![10_000; n])
+                        Decimal128Array::from_iter_values((0..n).map(&price))
                             .with_precision_and_scale(38, 4)
                             .unwrap(),
                     ),
@@ -447,6 +466,29 @@ mod tests {
                 (4, vec![21]),
                 (9, vec![21]),
             ]
+        );
+    }
+
+    #[test]
+    fn a_line_wider_than_the_lake_fails_the_marts_mid_stream_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.parquet");
+        // Past the first batches handed to the marts: the failure comes while they are added.
+        let rows: Vec<(i64, i64)> = (0..100_000).map(|i| (i, i % 10)).collect();
+        priced_file(&path, &[&rows], |i| {
+            if i == 99_999 { 10_i128.pow(20) } else { 10_000 }
+        });
+        let source = LineSource {
+            path: path.clone(),
+            day: "2026-11-23".into(),
+            sides: Box::new(|_, _| Some(Side::After)),
+        };
+        let mut marts = super::super::Marts::default();
+        let failed = marts.apply_sources(&[source], &mut Names::default());
+        assert!(
+            matches!(&failed, Err(Error::Invalid(m))
+                if m.contains("wide.parquet") && m.contains("wider than DECIMAL(18,4)")),
+            "{failed:?}"
         );
     }
 }

@@ -16,11 +16,14 @@
 //! reflect as a Delta `txn`; a fold that finds them behind (a crash between the two commits,
 //! or a lake from before marts) rebuilds them from `order_lines` first ([`store`]).
 
+mod groups;
 mod lines;
 pub(crate) mod store;
 
 use duff_engine::schema::{Column, ColumnType::*, Table, col};
 use hashbrown::HashMap;
+
+pub(crate) use groups::Groups;
 
 use crate::tables::DeltaTableDef;
 
@@ -132,12 +135,13 @@ impl Measures {
     fn add_line(&mut self, sign: i64, line: &Line) {
         self.order_lines += sign;
         self.units += sign * line.units;
-        self.sales += i128::from(sign) * line.sales;
-        self.volume += i128::from(sign) * line.volume;
+        self.sales += i128::from(sign * line.sales);
+        self.volume += i128::from(sign * line.volume);
     }
 }
 
-/// One current order line, reduced to what the marts group and sum. Strings are interned.
+/// One current order line, reduced to what the marts group and sum. Strings are interned;
+/// a line's money and volume are DECIMAL(18,4), so they fit 64 bits (sums do not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Line {
     pub order: i64,
@@ -147,8 +151,8 @@ pub(crate) struct Line {
     pub channel: u32,
     pub day: u32,
     pub units: i64,
-    pub sales: i128,
-    pub volume: i128,
+    pub sales: i64,
+    pub volume: i64,
 }
 
 /// Strings of few distinct values (statuses, channels, days) as small integers.
@@ -177,13 +181,13 @@ impl Names {
 /// Every mart, in memory.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Marts {
-    pub(crate) clients: HashMap<i64, Measures>,
-    pub(crate) client_products: HashMap<(i64, i64), Measures>,
-    pub(crate) products: HashMap<i64, Measures>,
-    pub(crate) statuses: HashMap<u32, Measures>,
-    pub(crate) channels: HashMap<u32, Measures>,
-    pub(crate) daily_channels: HashMap<(u32, u32), Measures>,
-    pub(crate) client_statuses: HashMap<(i64, u32), Measures>,
+    pub(crate) clients: Groups<i64>,
+    pub(crate) client_products: Groups<(i64, i64)>,
+    pub(crate) products: Groups<i64>,
+    pub(crate) statuses: Groups<u32>,
+    pub(crate) channels: Groups<u32>,
+    pub(crate) daily_channels: Groups<(u32, u32)>,
+    pub(crate) client_statuses: Groups<(i64, u32)>,
 }
 
 /// Orders' lines to add to (sign 1) or take from (sign -1) the marts, applied together.
@@ -228,7 +232,8 @@ impl Marts {
     }
 
     /// Adds every order of `batch` ([`Marts::apply_order`]): the largest mart (client ×
-    /// product, one random lookup per line) on one thread, the others on another.
+    /// product, one lookup per line in a table larger than the caches) on one thread, the
+    /// others on another.
     pub(crate) fn apply(&mut self, batch: &Batch) {
         let Marts {
             clients,
@@ -239,17 +244,18 @@ impl Marts {
             daily_channels,
             client_statuses,
         } = self;
-        rayon::join(
-            || apply_to(client_products, batch, |l| (l.client, l.product)),
-            || {
-                apply_to(clients, batch, |l| l.client);
-                apply_to(client_statuses, batch, |l| (l.client, l.status));
-                apply_to(products, batch, |l| l.product);
-                apply_to(statuses, batch, |l| l.status);
-                apply_to(channels, batch, |l| l.channel);
-                apply_to(daily_channels, batch, |l| (l.day, l.channel));
-            },
-        );
+        // A scoped thread, not a pool's: what it allocates (a growing table) goes back to
+        // the process when it ends, where a pool thread's heap would keep it from the rest
+        // of the fold.
+        std::thread::scope(|scope| {
+            scope.spawn(|| apply_per_line(client_products, batch, |l| (l.client, l.product)));
+            apply_per_line(products, batch, |l| l.product);
+            apply_to(clients, batch, |l| l.client);
+            apply_to(client_statuses, batch, |l| (l.client, l.status));
+            apply_to(statuses, batch, |l| l.status);
+            apply_to(channels, batch, |l| l.channel);
+            apply_to(daily_channels, batch, |l| (l.day, l.channel));
+        });
     }
 
     /// Drops the groups left without a line.
@@ -267,7 +273,7 @@ impl Marts {
     /// Each client's product with the largest sales (ties: the smallest product id).
     pub(crate) fn top_products(&self) -> HashMap<i64, (i64, i128)> {
         let mut top: HashMap<i64, (i64, i128)> = HashMap::with_capacity(self.clients.len());
-        for (&(client, product), m) in &self.client_products {
+        for (&(client, product), m) in self.client_products.iter() {
             let better = |&(p, s): &(i64, i128)| (m.sales, -product) > (s, -p);
             match top.get_mut(&client) {
                 Some(best) if better(best) => *best = (product, m.sales),
@@ -281,10 +287,39 @@ impl Marts {
     }
 }
 
-/// Adds each order of `batch` to the mart grouped by `key`: one lookup per group an order
-/// has lines in (an order's lines usually share their client, status and channel).
+/// Lines ahead of the one being added whose group is prefetched: enough to overlap several
+/// cache misses, few enough that the lines are still cached when used.
+const PREFETCH_AHEAD: usize = 12;
+
+/// Adds each order of `batch` to a mart whose groups an order's lines never share, since
+/// they include the product (an order has one current line per product): each line is
+/// one lookup, prefetched ahead, and counts its order once.
+fn apply_per_line<K: std::hash::Hash + Eq + Copy>(
+    mart: &mut Groups<K>,
+    batch: &Batch,
+    key: impl Fn(&Line) -> K,
+) {
+    for &(start, end, sign) in &batch.orders {
+        for i in start..end {
+            if let Some(ahead) = batch.lines.get(i + PREFETCH_AHEAD) {
+                mart.prefetch(&key(ahead));
+            }
+            let line = &batch.lines[i];
+            let m = mart.entry(key(line));
+            m.orders += sign;
+            m.add_line(sign, line);
+        }
+    }
+}
+
+/// Lines of an order with several groups below which finding a line's earlier group-mates
+/// by comparison beats sorting the order's lines.
+const SMALL_ORDER: usize = 16;
+
+/// Adds each order of `batch` to the mart grouped by `key`: one lookup when the order's lines
+/// share their group (a client, a channel), else one per line or per group.
 fn apply_to<K: std::hash::Hash + Ord + Copy>(
-    mart: &mut HashMap<K, Measures>,
+    mart: &mut Groups<K>,
     batch: &Batch,
     key: impl Fn(&Line) -> K,
 ) {
@@ -293,9 +328,21 @@ fn apply_to<K: std::hash::Hash + Ord + Copy>(
         let lines = &batch.lines[start..end];
         let first = key(&lines[0]);
         if lines.iter().all(|l| key(l) == first) {
-            let m = mart.entry(first).or_default();
+            let m = mart.entry(first);
             m.orders += sign;
             for l in lines {
+                m.add_line(sign, l);
+            }
+            continue;
+        }
+        if lines.len() <= SMALL_ORDER {
+            // The order counts once in a group: at its first line there.
+            for (i, l) in lines.iter().enumerate() {
+                let k = key(l);
+                let m = mart.entry(k);
+                if !lines[..i].iter().any(|e| key(e) == k) {
+                    m.orders += sign;
+                }
                 m.add_line(sign, l);
             }
             continue;
@@ -304,7 +351,7 @@ fn apply_to<K: std::hash::Hash + Ord + Copy>(
         keys.extend(lines.iter().enumerate().map(|(i, l)| (key(l), i)));
         keys.sort_unstable();
         for group in keys.chunk_by(|a, b| a.0 == b.0) {
-            let m = mart.entry(group[0].0).or_default();
+            let m = mart.entry(group[0].0);
             m.orders += sign;
             for (_, i) in group {
                 m.add_line(sign, &lines[*i]);
@@ -317,7 +364,7 @@ fn apply_to<K: std::hash::Hash + Ord + Copy>(
 mod tests {
     use super::*;
 
-    fn line(order: i64, client: i64, product: i64, status: u32, sales: i128) -> Line {
+    fn line(order: i64, client: i64, product: i64, status: u32, sales: i64) -> Line {
         Line {
             order,
             client,
@@ -363,6 +410,26 @@ mod tests {
         fresh.apply_order(1, &after);
         assert_eq!(folded, fresh);
         assert_eq!(folded.clients.len(), 2);
+    }
+
+    #[test]
+    fn a_large_order_counts_once_per_group_like_a_small_one() {
+        // 40 lines in 3 statuses (14, 13, 13 lines) take the sorting path.
+        const { assert!(40 > SMALL_ORDER) };
+        let order: Vec<Line> = (0..40).map(|p| line(1, 7, p, (p % 3) as u32, 2)).collect();
+        let mut marts = Marts::default();
+        marts.apply_order(1, &order);
+        for (status, lines) in [(0, 14), (1, 13), (2, 13)] {
+            let m = marts.statuses[&status];
+            assert_eq!(
+                (m.orders, m.order_lines, m.sales),
+                (1, lines, 2 * lines as i128)
+            );
+        }
+        assert_eq!(marts.clients[&7].orders, 1);
+        assert_eq!(marts.clients[&7].order_lines, 40);
+        assert_eq!(marts.client_products.len(), 40);
+        assert!(marts.client_products.iter().all(|(_, m)| m.orders == 1));
     }
 
     #[test]

@@ -14,12 +14,11 @@ use deltalake_core::kernel::{Action, Add, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use duff_engine::schema::{SUM_PRECISION, Table};
 use duff_engine::storage::Lake;
-use hashbrown::HashMap;
 
-use super::lines::{Presorted, UNSORTED, unsorted_sequences};
+use super::lines::unsorted_sequences;
 use super::{
-    Batch, CHANNELS, CLIENT_PRODUCTS, CLIENT_STATUSES, CLIENTS, DAILY_CHANNELS, LineSource, MARTS,
-    Marts, Measures, Names, PRODUCTS, STATUSES, Side, stream_orders,
+    Batch, CHANNELS, CLIENT_PRODUCTS, CLIENT_STATUSES, CLIENTS, DAILY_CHANNELS, Groups, LineSource,
+    MARTS, Marts, Measures, Names, PRODUCTS, STATUSES, Side, stream_orders,
 };
 use crate::error::Error;
 use crate::lake::{DeltaLake, attempt_nonce, data_files};
@@ -30,6 +29,10 @@ use crate::workspace::Workspace;
 /// The `txn` application id under which each mart records the `order_lines` version it
 /// reflects.
 pub const REFLECTS: &str = "order_lines";
+
+/// Rows per file of a mart: the client × product mart's millions of rows are written as
+/// several files side by side.
+const MART_FILE_ROWS: usize = 1 << 19;
 
 impl<L: Lake> DeltaLake<L> {
     /// The marts as committed, and the `order_lines` version they all reflect (`None` when
@@ -79,7 +82,7 @@ impl<L: Lake> DeltaLake<L> {
                 sides: Box::new(|_, _| Some(Side::After)),
             })
             .collect();
-        marts_delta(&sources, names)
+        marts_of(&sources, names)
     }
 
     /// Compares the marts with a recomputation from `order_lines` and returns what differs.
@@ -159,9 +162,9 @@ impl<L: Lake> DeltaLake<L> {
         reflects: i64,
     ) -> Result<(), Error> {
         work.renew_lease().await?;
-        for def in &MARTS {
-            let batch = mart_batch(def, marts, names)?;
-            self.replace_whole(work, def, &batch, reflects).await?;
+        let adds = write_marts(work.root(), marts, names, MART_FILE_ROWS)?;
+        for (def, adds) in MARTS.iter().zip(adds) {
+            self.commit_whole(work, def, adds, reflects).await?;
         }
         tracing::debug!(reflects, "marts committed");
         Ok(())
@@ -203,19 +206,38 @@ impl<L: Lake> DeltaLake<L> {
         batch: &RecordBatch,
         reflects: i64,
     ) -> Result<(), Error> {
-        let nonce = format!("{:08x}", attempt_nonce());
+        let add = write_file(work.root(), def, &nonce(), batch)?;
+        self.commit_whole(work, def, vec![add], reflects).await
+    }
+
+    /// Commits the files `adds` (written by [`write_file`]) as the whole content of a small
+    /// unpartitioned table, recording `reflects` as its `txn`.
+    async fn commit_whole(
+        &self,
+        work: &Workspace,
+        def: &DeltaTableDef,
+        adds: Vec<Add>,
+        reflects: i64,
+    ) -> Result<(), Error> {
         let table = self.load_or_create(def).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut actions: Vec<Action> = data_files(&table, def)?
             .iter()
             .map(|f| f.remove(now, true))
             .collect();
-        let add = write_file(work.root(), def, &nonce, batch)?;
-        work.publish(&[format!("{}/{}", def.prefix, add.path)])
-            .await?;
-        actions.push(Action::Add(add));
+        let paths: Vec<String> = adds
+            .iter()
+            .map(|add| format!("{}/{}", def.prefix, add.path))
+            .collect();
+        work.publish(&paths).await?;
+        actions.extend(adds.into_iter().map(Action::Add));
         commit_reflecting(&table, def, actions, SaveMode::Overwrite, reflects).await
     }
+}
+
+/// A new file's nonce: a rewrite never collides with a crashed one's files.
+fn nonce() -> String {
+    format!("{:08x}", attempt_nonce())
 }
 
 /// Commits `actions` to `table` with `reflects` (the `order_lines` version) as its `txn`.
@@ -247,85 +269,70 @@ async fn commit_reflecting(
     Ok(())
 }
 
-/// The change of the marts that `sources` describe (their lines' sides), exact whatever the
-/// files' line order.
-pub(crate) fn marts_delta(sources: &[LineSource<'_>], names: &mut Names) -> Result<Marts, Error> {
-    let mut change = Change::default();
-    match stream_orders(sources, names, &Presorted::new(), |b, a| change.order(b, a)) {
-        Ok(()) => {}
-        Err(Error::Invalid(m)) if m.ends_with(UNSORTED) => {
-            let presorted = unsorted_sequences(sources)?;
-            tracing::info!(
-                sequences = presorted.len(),
-                "{m}: sorting the lines of those in memory"
-            );
-            change = Change::default();
-            stream_orders(sources, names, &presorted, |b, a| change.order(b, a))?;
-        }
-        Err(e) => return Err(e),
-    }
-    Ok(change.finish())
-}
-
-/// The marts' change, accumulated order by order in batches.
-#[derive(Default)]
-struct Change {
-    delta: Marts,
-    batch: Batch,
-}
-
-impl Change {
-    fn order(&mut self, before: &[super::Line], after: &[super::Line]) {
-        if before == after {
-            return;
-        }
-        self.batch.push(-1, before);
-        self.batch.push(1, after);
-        if self.batch.len() >= Batch::LINES {
-            self.delta.apply(&self.batch);
-            self.batch.clear();
-        }
-    }
-
-    fn finish(mut self) -> Marts {
-        self.delta.apply(&self.batch);
-        self.delta
-    }
+/// The marts of the lines `sources` hold (every line on the `After` side).
+pub(crate) fn marts_of(sources: &[LineSource<'_>], names: &mut Names) -> Result<Marts, Error> {
+    let mut marts = Marts::default();
+    marts.apply_sources(sources, names)?;
+    Ok(marts)
 }
 
 impl Marts {
-    /// Adds another set of marts (a fold's change) to these, dropping emptied groups.
-    pub(crate) fn add(&mut self, other: Marts) {
-        fn merge<K: std::hash::Hash + Eq>(
-            to: &mut HashMap<K, Measures>,
-            from: HashMap<K, Measures>,
-        ) {
-            if to.is_empty() {
-                *to = from;
-                return;
-            }
-            for (k, m) in from {
-                let t = to.entry(k).or_default();
-                t.orders += m.orders;
-                t.order_lines += m.order_lines;
-                t.units += m.units;
-                t.sales += m.sales;
-                t.volume += m.volume;
-            }
+    /// Changes the marts as `sources` describe (their lines' sides), exact whatever the files'
+    /// line order: the sequences out of order-id order are found first (reading `order_id`
+    /// alone) and sorted in memory, so no order is ever applied twice. Lines are read and
+    /// grouped by order on this thread while the batches before are added on others.
+    pub(crate) fn apply_sources(
+        &mut self,
+        sources: &[LineSource<'_>],
+        names: &mut Names,
+    ) -> Result<(), Error> {
+        let presorted = unsorted_sequences(sources)?;
+        if !presorted.is_empty() {
+            tracing::info!(
+                sequences = presorted.len(),
+                "lines not in order-id order: sorting those in memory"
+            );
         }
-        merge(&mut self.clients, other.clients);
-        merge(&mut self.client_products, other.client_products);
-        merge(&mut self.products, other.products);
-        merge(&mut self.statuses, other.statuses);
-        merge(&mut self.channels, other.channels);
-        merge(&mut self.daily_channels, other.daily_channels);
-        merge(&mut self.client_statuses, other.client_statuses);
+        let streamed = std::thread::scope(|scope| {
+            // Full batches to the adder, emptied ones back: three batches at most.
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+            let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+            let marts = &mut *self;
+            let adder = scope.spawn(move || {
+                for mut batch in full_rx {
+                    marts.apply(&batch);
+                    batch.clear();
+                    // The reader may be done already: then the batch is not needed.
+                    let _ = empty_tx.send(batch);
+                }
+            });
+            let mut batch = Batch::default();
+            let streamed = stream_orders(sources, names, &presorted, |before, after| {
+                if before == after {
+                    return;
+                }
+                batch.push(-1, before);
+                batch.push(1, after);
+                if batch.len() >= Batch::LINES {
+                    let next = empty_rx.try_recv().unwrap_or_default();
+                    // A send fails only when the adder panicked: its join says so.
+                    let _ = full_tx.send(std::mem::replace(&mut batch, next));
+                }
+            });
+            let _ = full_tx.send(batch);
+            drop(full_tx);
+            if let Err(panic) = adder.join() {
+                std::panic::resume_unwind(panic);
+            }
+            streamed
+        });
         self.prune();
+        streamed
     }
 }
 
 /// How many groups differ between two versions of a mart (either side missing counts).
-fn differing<K: std::hash::Hash + Eq>(a: &HashMap<K, Measures>, b: &HashMap<K, Measures>) -> usize {
+fn differing<K: std::hash::Hash + Eq + Copy>(a: &Groups<K>, b: &Groups<K>) -> usize {
     let changed = a.iter().filter(|(k, m)| b.get(*k) != Some(*m)).count();
     changed + b.keys().filter(|k| !a.contains_key(*k)).count()
 }
@@ -341,20 +348,84 @@ pub(crate) fn day_of(
 }
 
 /// Rows sorted by their group, so a mart's file is the same for the same state.
-fn sorted<K: Ord + Copy>(map: &HashMap<K, Measures>) -> Vec<(K, Measures)> {
-    let mut rows: Vec<(K, Measures)> = map.iter().map(|(k, m)| (*k, *m)).collect();
+fn sorted<K: std::hash::Hash + Ord + Copy>(map: &Groups<K>) -> Vec<(K, Measures)> {
+    // Keys and references sort faster than whole rows.
+    let mut rows: Vec<(K, &Measures)> = map.iter().map(|(k, m)| (*k, m)).collect();
     rows.sort_unstable_by_key(|(k, _)| *k);
-    rows
+    rows.into_iter().map(|(k, m)| (k, *m)).collect()
 }
 
-fn sorted_by_name<K: Copy>(
-    map: &HashMap<K, Measures>,
+fn sorted_by_name<K: std::hash::Hash + Eq + Copy>(
+    map: &Groups<K>,
     name: impl Fn(K) -> (String, String),
 ) -> Vec<((String, String), Measures)> {
     let mut rows: Vec<((String, String), Measures)> =
         map.iter().map(|(k, m)| (name(*k), *m)).collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     rows
+}
+
+/// Writes every mart under `root` as files of at most `rows_per_file` rows, side by side
+/// (the client × product mart is most of the work); returns each mart's `add` actions, in
+/// the order of [`MARTS`].
+fn write_marts(
+    root: &Path,
+    marts: &Marts,
+    names: &Names,
+    rows_per_file: usize,
+) -> Result<Vec<Vec<Add>>, Error> {
+    let batches = side_by_side(&MARTS, |def| mart_batch(def, marts, names))
+        .into_iter()
+        .collect::<Result<Vec<_>, Error>>()?;
+    let parts: Vec<(usize, RecordBatch)> = batches
+        .into_iter()
+        .enumerate()
+        .flat_map(|(m, batch)| {
+            let rows = batch.num_rows();
+            (0..rows.div_ceil(rows_per_file).max(1)).map(move |i| {
+                let start = i * rows_per_file;
+                (m, batch.slice(start, rows_per_file.min(rows - start)))
+            })
+        })
+        .collect();
+    let written = side_by_side(&parts, |(m, part)| {
+        write_file(root, &MARTS[*m], &nonce(), part).map(|add| (*m, add))
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, Error>>()?;
+    let mut adds: Vec<Vec<Add>> = vec![Vec::new(); MARTS.len()];
+    for (m, add) in written {
+        adds[m].push(add);
+    }
+    Ok(adds)
+}
+
+/// `work` on each item, on as many scoped threads as there are cores (at most one per
+/// item); the results in the items' order. Scoped threads, not a pool's: what they allocate
+/// goes back to the process when they end, where a pool thread's heap would keep it.
+fn side_by_side<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = work(item);
+                    done.lock()
+                        .expect("no worker panics holding it")
+                        .push((i, result));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("no worker panicked holding it");
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<RecordBatch, Error> {
@@ -490,43 +561,108 @@ fn read_mart(
                 let c = int("client_id")?;
                 marts
                     .clients
-                    .extend(rows.enumerate().map(|(i, m)| (c.value(i), m)));
+                    .add(rows.enumerate().map(|(i, m)| (c.value(i), m)));
             }
             n if n == CLIENT_PRODUCTS.name => {
                 let (c, p) = (int("client_id")?, int("product_id")?);
                 let keyed = rows.enumerate().map(|(i, m)| ((c.value(i), p.value(i)), m));
-                marts.client_products.extend(keyed);
+                marts.client_products.add(keyed);
             }
             n if n == PRODUCTS.name => {
                 let p = int("product_id")?;
                 marts
                     .products
-                    .extend(rows.enumerate().map(|(i, m)| (p.value(i), m)));
+                    .add(rows.enumerate().map(|(i, m)| (p.value(i), m)));
             }
             n if n == STATUSES.name => {
                 let s = text("status", names)?;
-                marts
-                    .statuses
-                    .extend(rows.enumerate().map(|(i, m)| (s[i], m)));
+                marts.statuses.add(rows.enumerate().map(|(i, m)| (s[i], m)));
             }
             n if n == CHANNELS.name => {
                 let c = text("channel", names)?;
-                marts
-                    .channels
-                    .extend(rows.enumerate().map(|(i, m)| (c[i], m)));
+                marts.channels.add(rows.enumerate().map(|(i, m)| (c[i], m)));
             }
             n if n == DAILY_CHANNELS.name => {
                 let (d, c) = (text("pa_date", names)?, text("channel", names)?);
                 let keyed = rows.enumerate().map(|(i, m)| ((d[i], c[i]), m));
-                marts.daily_channels.extend(keyed);
+                marts.daily_channels.add(keyed);
             }
             n if n == CLIENT_STATUSES.name => {
                 let (c, s) = (int("client_id")?, text("status", names)?);
                 let keyed = rows.enumerate().map(|(i, m)| ((c.value(i), s[i]), m));
-                marts.client_statuses.extend(keyed);
+                marts.client_statuses.add(keyed);
             }
             other => return Err(Error::Invalid(format!("{other}: not a mart"))),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Line;
+    use super::*;
+
+    /// Marts with `n` client × product groups (and a few of every other mart).
+    fn marts_of_size(n: i64, names: &mut Names) -> Marts {
+        let (open, retail, day) = (names.id("open"), names.id("Retail"), names.id("2026-12-01"));
+        let mut batch = Batch::default();
+        for order in 0..n {
+            let line = Line {
+                order,
+                client: order / 7,
+                product: order % 7,
+                status: open,
+                channel: retail,
+                day,
+                units: 2,
+                sales: 10_000 + order,
+                volume: 3,
+            };
+            batch.push(1, &[line]);
+        }
+        let mut marts = Marts::default();
+        marts.apply(&batch);
+        marts
+    }
+
+    #[test]
+    fn a_big_mart_is_written_as_several_files_that_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut names = Names::default();
+        let marts = marts_of_size(2_500, &mut names);
+        let adds = write_marts(dir.path(), &marts, &names, 1_000).unwrap();
+        let rows = |adds: &[Add]| -> Vec<i64> {
+            adds.iter()
+                .map(|a| {
+                    let path = dir.path().join(CLIENT_PRODUCTS.prefix).join(&a.path);
+                    crate::parquet_io::ParquetFile::open(&path)
+                        .unwrap()
+                        .row_group_rows()
+                        .iter()
+                        .sum::<usize>() as i64
+                })
+                .collect()
+        };
+        let client_products = MARTS
+            .iter()
+            .position(|d| d.name == CLIENT_PRODUCTS.name)
+            .unwrap();
+        assert_eq!(rows(&adds[client_products]), vec![1_000, 1_000, 500]);
+        let mut read = Marts::default();
+        let mut read_names = Names::default();
+        for (def, adds) in MARTS.iter().zip(&adds) {
+            assert!(!adds.is_empty(), "{}: a file, even when small", def.name);
+            for add in adds {
+                let path = dir.path().join(def.prefix).join(&add.path);
+                read_mart(&path, def, &mut read, &mut read_names).unwrap();
+            }
+        }
+        // Names are interned in another order: compare through the written files' content.
+        assert_eq!(read.client_products, marts.client_products);
+        assert_eq!(read.clients, marts.clients);
+        assert_eq!(read.products, marts.products);
+        assert_eq!(read.statuses.len(), 1);
+        assert_eq!(read.daily_channels.len(), 1);
+    }
 }

@@ -1,0 +1,173 @@
+//! One mart in memory: the measures of each group, in a hash table whose probes can be
+//! prefetched. The client × product mart holds millions of groups, far more than the caches,
+//! and a fold updates one per line: prefetched a few lines ahead, those misses overlap.
+
+use std::hash::{BuildHasher, Hash};
+
+use duff_engine::prefetch::Prefetcher;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use super::Measures;
+
+/// Measures per group key.
+#[derive(Clone)]
+pub(crate) struct Groups<K> {
+    table: HashTable<(K, Measures)>,
+    hasher: DefaultHashBuilder,
+    prefetcher: Prefetcher,
+}
+
+impl<K> Default for Groups<K> {
+    fn default() -> Self {
+        Groups {
+            table: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            prefetcher: Prefetcher::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> Groups<K> {
+    fn hash(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn get(&self, key: &K) -> Option<&Measures> {
+        self.table
+            .find(self.hash(key), |(k, _)| k == key)
+            .map(|(_, m)| m)
+    }
+
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The group's measures, zero when it is new.
+    #[inline]
+    pub fn entry(&mut self, key: K) -> &mut Measures {
+        let h = self.hash(&key);
+        let hasher = &self.hasher;
+        let (_, m) = self
+            .table
+            .entry(h, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k))
+            .or_insert((key, Measures::default()))
+            .into_mut();
+        m
+    }
+
+    /// Asks for the memory that [`Self::entry`] for `key` will touch first.
+    #[inline]
+    pub fn prefetch(&mut self, key: &K) {
+        let h = self.hash(key);
+        let hasher = &self.hasher;
+        self.prefetcher.prefetch(
+            &self.table,
+            h,
+            |(k, _)| hasher.hash_one(k),
+            |a, b| a.0 == b.0,
+        );
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &Measures)> {
+        self.table.iter().map(|(k, m)| (k, m))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.table.iter().map(|(k, _)| k)
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut Measures) -> bool) {
+        self.table.retain(|(k, m)| keep(k, m));
+    }
+
+    /// Adds each group's measures to this one's.
+    pub fn add(&mut self, groups: impl IntoIterator<Item = (K, Measures)>) {
+        for (k, m) in groups {
+            let t = self.entry(k);
+            t.orders += m.orders;
+            t.order_lines += m.order_lines;
+            t.units += m.units;
+            t.sales += m.sales;
+            t.volume += m.volume;
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> std::ops::Index<&K> for Groups<K> {
+    type Output = Measures;
+
+    /// The group's measures; panics when there is no such group.
+    fn index(&self, key: &K) -> &Measures {
+        self.get(key).expect("a group of the mart")
+    }
+}
+
+impl<K> IntoIterator for Groups<K> {
+    type Item = (K, Measures);
+    type IntoIter = hashbrown::hash_table::IntoIter<(K, Measures)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.table.into_iter()
+    }
+}
+
+impl<K: Hash + Eq + Copy> FromIterator<(K, Measures)> for Groups<K> {
+    fn from_iter<I: IntoIterator<Item = (K, Measures)>>(groups: I) -> Self {
+        let mut all = Groups::default();
+        all.add(groups);
+        all
+    }
+}
+
+impl<K: Hash + Eq + Copy> PartialEq for Groups<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, m)| other.get(k) == Some(m))
+    }
+}
+
+impl<K: Hash + Eq + Copy> Eq for Groups<K> {}
+
+impl<K: std::fmt::Debug> std::fmt::Debug for Groups<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.table.iter().map(|(k, m)| (k, m)))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(lines: i64) -> Measures {
+        Measures {
+            order_lines: lines,
+            ..Measures::default()
+        }
+    }
+
+    #[test]
+    fn groups_add_up_and_compare_whatever_their_order() {
+        let mut a: Groups<(i64, i64)> = Groups::default();
+        for i in 0..10_000 {
+            a.prefetch(&(i % 100, i));
+            a.entry((i % 100, i)).order_lines += 1;
+        }
+        a.add([((1, 1), m(4)), ((-1, 7), m(2))]);
+        assert_eq!(a.len(), 10_001);
+        assert_eq!(a.get(&(1, 1)), Some(&m(5)));
+        assert_eq!(a.get(&(-1, 7)), Some(&m(2)));
+        assert!(!a.contains_key(&(2, 1)));
+        let mut listed: Vec<((i64, i64), Measures)> = a.iter().map(|(k, m)| (*k, *m)).collect();
+        listed.reverse();
+        let b: Groups<(i64, i64)> = listed.into_iter().collect();
+        assert_eq!(a, b);
+        a.retain(|k, _| k.0 != -1);
+        assert_ne!(a, b);
+        assert_eq!(a.keys().count(), 10_000);
+    }
+}
