@@ -135,6 +135,29 @@ fn datagen_run_and_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--row-group-mib must be at least 1"));
 }
 
+/// `-v` shows the product's info logs, not those of the libraries under it (the Delta
+/// kernel logs every snapshot at info).
+#[test]
+fn verbose_logs_are_the_products_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = duff(
+        &[
+            "datagen", "--out", "in/o.csv", "--rows", "500", "--seed", "3",
+        ],
+        dir.path(),
+    );
+    assert!(made.status.success());
+    let out = duff(
+        &["run", "in/o.csv", "--lake", "lake", "--no-progress", "-v"],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("run committed"), "{stderr}");
+    assert!(stderr.contains("duff_delta"), "{stderr}");
+    assert!(!stderr.contains("kernel"), "{stderr}");
+}
+
 /// A command line that does not parse exits 64 (EX_USAGE), never 2: 2 means "input rejected"
 /// to `duff run` and `duff job` (no retry, a failed run recorded) and "problems found" to
 /// `duff lake check`. Zero is out of range wherever it would mean nothing sensible.
