@@ -38,17 +38,25 @@ impl InProcessEngine {
     }
 }
 
-impl Engine for InProcessEngine {
-    async fn run(
+impl InProcessEngine {
+    /// `work` on the object (pinned to the ETag that was checked: a replaced object fails as
+    /// `object_changed`), on a blocking thread.
+    async fn with_source(
         &self,
         object: &ObjectInfo,
         pa_date: NaiveDate,
+        work: impl FnOnce(
+            &S3Source,
+            &dyn Lake,
+            &RunOptions,
+        ) -> Result<duff_engine::RunOutcome, duff_engine::Error>
+        + Send
+        + 'static,
     ) -> Result<RunSummary, DispatchError> {
         let url = S3Url {
             bucket: object.bucket.clone(),
             key: object.key.clone(),
         };
-        // Pinned to the ETag that was checked: a replaced object fails as `object_changed`.
         let source = S3Source::head(
             self.s3.clone(),
             self.settings.clone(),
@@ -61,12 +69,35 @@ impl Engine for InProcessEngine {
             pa_date: Some(pa_date),
             ..self.options.clone()
         };
-        let outcome = tokio::task::spawn_blocking(move || {
-            duff_engine::run(&source, lake.as_ref(), &options, &|_| {})
+        let outcome = tokio::task::spawn_blocking(move || work(&source, lake.as_ref(), &options))
+            .await
+            .map_err(|e| DispatchError::Crashed(e.to_string()))??;
+        Ok(RunSummary::from_outcome(&outcome))
+    }
+}
+
+impl Engine for InProcessEngine {
+    async fn run(
+        &self,
+        object: &ObjectInfo,
+        pa_date: NaiveDate,
+    ) -> Result<RunSummary, DispatchError> {
+        self.with_source(object, pa_date, |source, lake, options| {
+            duff_engine::run(source, lake, options, &|_| {})
         })
         .await
-        .map_err(|e| DispatchError::Crashed(e.to_string()))??;
-        Ok(RunSummary::from_outcome(&outcome))
+    }
+
+    async fn give_up(
+        &self,
+        object: &ObjectInfo,
+        pa_date: NaiveDate,
+        attempts: u32,
+    ) -> Result<RunSummary, DispatchError> {
+        self.with_source(object, pa_date, move |source, lake, options| {
+            duff_engine::give_up(source, lake, options, attempts)
+        })
+        .await
     }
 }
 

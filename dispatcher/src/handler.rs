@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -166,7 +166,8 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
         }
     }
 
-    /// Routes an object that needs processing, and processes or submits it.
+    /// Routes an object that needs processing, claims its run in the ledger, and processes or
+    /// submits it (see [`crate::ledger`] for the claim, the attempts and poison inputs).
     pub(crate) async fn act(
         &self,
         info: &ObjectInfo,
@@ -175,28 +176,79 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
         dry_run: bool,
     ) -> Outcome {
         let batch = self.jobs.as_ref().filter(|_| self.config.batch.is_some());
-        let route = route::route(
+        let mut route = route::route(
             info.size,
             info.gzip(),
             self.config.threshold_bytes,
             deadline,
             batch.is_some(),
         );
-        match (route, batch) {
-            (Route::Batch(reason), Some(jobs)) if !dry_run => {
-                self.submit(jobs, info, pa_date, reason).await
+        if dry_run {
+            return match route {
+                Route::Batch(reason) => self.plan_submit(info, reason).await,
+                Route::Here => Outcome::Planned {
+                    action: Planned::ProcessHere,
+                    reason: "below the size threshold, time enough".into(),
+                },
+                Route::HereWithoutBatch(reason) => Outcome::Planned {
+                    action: Planned::ProcessHere,
+                    reason: format!("{}, but no Batch queue is configured", reason.describe()),
+                },
+            };
+        }
+        let mut marker = Marker {
+            run_id: info.run_id.clone(),
+            bucket: info.bucket.clone(),
+            key: info.key.clone(),
+            etag: info.etag.clone(),
+            size: info.size,
+            at: Utc::now(),
+            job_id: None,
+            job_name: None,
+            attempts: 1,
+            here: !matches!(route, Route::Batch(_)),
+            until: deadline.map(DateTime::<Utc>::from),
+        };
+        let earlier = match self.objects.ledger_create(&marker).await {
+            Err(e) => return failed(&e),
+            Ok(None) => None,
+            Ok(Some(existing)) => {
+                if let Some(held) = ledger::holds(&existing, marker.at) {
+                    return Outcome::Skipped {
+                        reason: held.describe(),
+                    };
+                }
+                Some(existing)
             }
-            (Route::Batch(reason), _) => self.plan_submit(info, reason).await,
-            (Route::Here, _) if dry_run => Outcome::Planned {
-                action: Planned::ProcessHere,
-                reason: "below the size threshold, time enough".into(),
-            },
-            (Route::HereWithoutBatch(reason), _) if dry_run => Outcome::Planned {
-                action: Planned::ProcessHere,
-                reason: format!("{}, but no Batch queue is configured", reason.describe()),
-            },
-            (Route::Here, _) => self.run_here(info, pa_date, Place::Here, None).await,
-            (Route::HereWithoutBatch(reason), _) => {
+        };
+        if let Some(earlier) = &earlier {
+            // An expired claim without a manifest: that attempt ended without a result.
+            if earlier.attempts >= ledger::MAX_ATTEMPTS {
+                return self.give_up(info, pa_date, earlier.attempts).await;
+            }
+            marker.attempts = earlier.attempts + 1;
+            if earlier.here && marker.here && batch.is_some() {
+                // It died inside the Lambda (memory, time): Batch has more of both.
+                route = Route::Batch(BatchReason::EarlierAttemptDied);
+                marker.here = false;
+                marker.until = None;
+            }
+            tracing::warn!(
+                run_id = %info.run_id,
+                attempt = marker.attempts,
+                earlier = ?earlier,
+                "an earlier attempt ended without a result; taking over its expired claim"
+            );
+            if let Err(e) = self.objects.ledger_put(&marker).await {
+                return failed(&e);
+            }
+        }
+        match (route, batch) {
+            (Route::Batch(reason), Some(jobs)) => {
+                self.submit(jobs, info, pa_date, reason, (marker, earlier))
+                    .await
+            }
+            (Route::Batch(reason) | Route::HereWithoutBatch(reason), _) => {
                 let note = format!(
                     "{}: would go to AWS Batch, ran in-process because no Batch queue is configured",
                     reason.describe()
@@ -204,10 +256,53 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
                 self.run_here(info, pa_date, Place::HereWithoutBatch, Some(note))
                     .await
             }
+            (Route::Here, _) => self.run_here(info, pa_date, Place::Here, None).await,
         }
     }
 
+    /// Gives the input up: its run is committed `failed` (`gave_up`) without reading it, and
+    /// an error line with `poison_input` raises the deployment's alarm.
+    async fn give_up(&self, info: &ObjectInfo, pa_date: NaiveDate, attempts: u32) -> Outcome {
+        tracing::error!(
+            run_id = %info.run_id,
+            object = format!("s3://{}/{}", info.bucket, info.key),
+            attempts,
+            poison_input = true,
+            "giving up on a poison input: every attempt ended without a result"
+        );
+        match self.engine.give_up(info, pa_date, attempts).await {
+            Ok(summary) if summary.skipped => Outcome::Skipped {
+                reason: "already processed: another attempt committed the run first".into(),
+            },
+            Ok(summary) => Outcome::Failed {
+                code: summary.error_code.unwrap_or_else(|| "gave_up".into()),
+                reason: format!(
+                    "{}; a failed run manifest was committed",
+                    summary.error.unwrap_or_default()
+                ),
+                retryable: false,
+            },
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// Runs the engine here, then releases the run's claim: the attempt ended with a result
+    /// (a marker left behind is one that did not).
     async fn run_here(
+        &self,
+        info: &ObjectInfo,
+        pa_date: NaiveDate,
+        place: Place,
+        note: Option<String>,
+    ) -> Outcome {
+        let outcome = self.run_engine(info, pa_date, place, note).await;
+        if let Err(e) = self.objects.ledger_delete(&info.run_id).await {
+            tracing::warn!(run_id = %info.run_id, error = %e, "could not release the ledger marker");
+        }
+        outcome
+    }
+
+    async fn run_engine(
         &self,
         info: &ObjectInfo,
         pa_date: NaiveDate,
@@ -264,39 +359,16 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
         }
     }
 
-    /// Claims the run in the ledger, submits the job, records its id (see [`crate::ledger`]).
+    /// Submits the job for the run `claim` holds (the marker, and the expired one it replaced),
+    /// and records its id (see [`crate::ledger`]).
     async fn submit(
         &self,
         jobs: &J,
         info: &ObjectInfo,
         pa_date: NaiveDate,
         reason: BatchReason,
+        (mut marker, earlier): (Marker, Option<Marker>),
     ) -> Outcome {
-        let mut marker = Marker {
-            run_id: info.run_id.clone(),
-            bucket: info.bucket.clone(),
-            key: info.key.clone(),
-            etag: info.etag.clone(),
-            size: info.size,
-            at: Utc::now(),
-            job_id: None,
-            job_name: None,
-        };
-        match self.objects.ledger_create(&marker).await {
-            Err(e) => return failed(&e),
-            Ok(None) => {}
-            Ok(Some(existing)) => {
-                if let Some(held) = ledger::holds(&existing, marker.at) {
-                    return Outcome::Skipped {
-                        reason: held.describe(),
-                    };
-                }
-                tracing::warn!(run_id = %info.run_id, previous = ?existing, "taking over an expired dispatch");
-                if let Err(e) = self.objects.ledger_put(&marker).await {
-                    return failed(&e);
-                }
-            }
-        }
         let job = JobRequest {
             name: job_name(&info.key, &info.run_id),
             bucket: info.bucket.clone(),
@@ -323,8 +395,13 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
                 }
             }
             Err(e) => {
-                // Release the claim so that the retried event submits again.
-                if let Err(release) = self.objects.ledger_delete(&info.run_id).await {
+                // Release the claim so that the retried event submits again: no attempt ran,
+                // so an expired claim it replaced comes back with its count.
+                let released = match &earlier {
+                    Some(earlier) => self.objects.ledger_put(earlier).await,
+                    None => self.objects.ledger_delete(&info.run_id).await,
+                };
+                if let Err(release) = released {
                     tracing::warn!(run_id = %info.run_id, error = %release, "could not release the ledger marker");
                 }
                 failed(&e)

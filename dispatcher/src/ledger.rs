@@ -15,8 +15,15 @@
 //!   re-dispatches it. The job is idempotent, so a re-dispatch of a job that is merely slow
 //!   costs compute, never correctness.
 //!
-//! Objects processed inside the Lambda need no marker: the run's own manifest commit is
-//! create-only, so two concurrent runs converge, and a finished run is found by its manifest.
+//! A run processed inside the Lambda holds a marker too (`here`), until its invocation's
+//! deadline, and deletes it once the run returned: a marker left behind is an attempt that
+//! ended without a result (the Lambda killed by memory or its timeout).
+//!
+//! Poison inputs: each dispatch that takes over an expired marker counts an attempt. An
+//! attempt after one that died inside the Lambda goes to Batch (more memory, more time); after
+//! [`MAX_ATTEMPTS`] attempts without a result the dispatcher gives the input up: its run is
+//! committed `failed` (`gave_up`) without reading it, and an error log line with
+//! `poison_input` raises the deployment's alarm.
 
 use std::time::Duration;
 
@@ -26,6 +33,8 @@ use serde::{Deserialize, Serialize};
 pub const LEDGER_DIR: &str = "_dispatch";
 pub const SUBMITTING_TTL: Duration = Duration::from_secs(15 * 60);
 pub const SUBMITTED_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Attempts of a run that may end without a result before its input is given up.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Marker {
@@ -40,6 +49,20 @@ pub struct Marker {
     pub job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
+    /// Dispatches of this run so far, this one included; each earlier one ended without a
+    /// result.
+    #[serde(default = "first_attempt")]
+    pub attempts: u32,
+    /// This attempt runs inside the dispatcher's Lambda (no job).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub here: bool,
+    /// When an attempt inside the Lambda is over for sure: its invocation's deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl Marker {
@@ -56,6 +79,8 @@ pub enum Held {
     Submitted { job_id: String },
     /// Another invocation is submitting right now.
     Submitting,
+    /// Another invocation is processing it inside its Lambda.
+    Running,
 }
 
 impl Held {
@@ -63,6 +88,7 @@ impl Held {
         match self {
             Held::Submitted { job_id } => format!("already submitted to Batch as job {job_id}"),
             Held::Submitting => "another invocation is submitting it to Batch".into(),
+            Held::Running => "another invocation is processing it in its Lambda".into(),
         }
     }
 }
@@ -74,6 +100,13 @@ pub fn holds(marker: &Marker, now: DateTime<Utc>) -> Option<Held> {
         Some(job_id) if age < SUBMITTED_TTL => Some(Held::Submitted {
             job_id: job_id.clone(),
         }),
+        None if marker.here => {
+            let running = match marker.until {
+                Some(until) => now < until,
+                None => age < SUBMITTING_TTL,
+            };
+            running.then_some(Held::Running)
+        }
         None if age < SUBMITTING_TTL => Some(Held::Submitting),
         _ => None,
     }
@@ -93,6 +126,9 @@ mod tests {
             at: now - chrono::Duration::seconds(age_secs),
             job_id: job.map(str::to_string),
             job_name: None,
+            attempts: 1,
+            here: false,
+            until: None,
         }
     }
 
@@ -110,6 +146,33 @@ mod tests {
         assert_eq!(holds(&marker(None, 16 * 60, now), now), None);
         // A clock skewed into the future still holds (age 0).
         assert!(holds(&marker(None, -30, now), now).is_some());
+    }
+
+    #[test]
+    fn an_attempt_in_the_lambda_holds_until_its_deadline() {
+        let now = Utc::now();
+        let here = |until: Option<i64>| Marker {
+            here: true,
+            until: until.map(|s| now + chrono::Duration::seconds(s)),
+            ..marker(None, 60, now)
+        };
+        assert_eq!(holds(&here(Some(30)), now), Some(Held::Running));
+        assert_eq!(holds(&here(Some(-1)), now), None, "its invocation is over");
+        // No deadline known (a local dispatcher): as long as a submission.
+        assert_eq!(holds(&here(None), now), Some(Held::Running));
+        let old = Marker {
+            at: now - chrono::Duration::seconds(16 * 60),
+            ..here(None)
+        };
+        assert_eq!(holds(&old, now), None);
+    }
+
+    #[test]
+    fn markers_from_before_attempts_were_counted_read_as_a_first_attempt() {
+        let old = r#"{"run_id":"r","bucket":"b","key":"k","etag":"e","size":1,
+                      "at":"2026-11-30T00:00:00Z","job_id":"j"}"#;
+        let m: Marker = serde_json::from_str(old).unwrap();
+        assert_eq!((m.attempts, m.here, m.until), (1, false, None));
     }
 
     #[test]

@@ -141,9 +141,12 @@ impl Objects for AwsObjects {
                     // 412: a marker exists.
                     Err(e) if e.kind == StorageErrorKind::Changed => {
                         Ok(Some(self.ledger_get(&marker.run_id).await?.unwrap_or_else(
-                            // Deleted in between: treat as an expired claim.
+                            // Released in between: an expired claim of no attempt.
                             || Marker {
                                 at: DateTime::<Utc>::UNIX_EPOCH,
+                                attempts: 0,
+                                here: false,
+                                until: None,
                                 ..marker.clone()
                             },
                         )))
@@ -224,6 +227,9 @@ impl Objects for AwsObjects {
                 at: DateTime::<Utc>::UNIX_EPOCH,
                 job_id: None,
                 job_name: None,
+                attempts: 1,
+                here: false,
+                until: None,
             }
         })))
     }

@@ -36,6 +36,8 @@ pub enum Route {
 pub enum BatchReason {
     AtOrAboveThreshold,
     NotEnoughTime,
+    /// An earlier attempt inside the Lambda ended without a result (memory, timeout).
+    EarlierAttemptDied,
 }
 
 impl BatchReason {
@@ -43,6 +45,9 @@ impl BatchReason {
         match self {
             BatchReason::AtOrAboveThreshold => "size at or above the threshold",
             BatchReason::NotEnoughTime => "not enough time left in this invocation",
+            BatchReason::EarlierAttemptDied => {
+                "an earlier attempt in the Lambda ended without a result (memory or time)"
+            }
         }
     }
 }

@@ -155,4 +155,13 @@ pub trait Engine: Send + Sync {
         object: &ObjectInfo,
         pa_date: NaiveDate,
     ) -> impl Future<Output = Result<RunSummary, DispatchError>> + Send;
+
+    /// Commits the object's run as `failed` (`gave_up`) without reading it: `attempts`
+    /// attempts ended without a result (`duff_engine::give_up`).
+    fn give_up(
+        &self,
+        object: &ObjectInfo,
+        pa_date: NaiveDate,
+        attempts: u32,
+    ) -> impl Future<Output = Result<RunSummary, DispatchError>> + Send;
 }

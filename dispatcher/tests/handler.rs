@@ -397,6 +397,9 @@ fn ledger_markers_hold_until_they_expire() {
         at: Utc::now() - chrono::Duration::hours(hours),
         job_id: Some("job-old".into()),
         job_name: None,
+        attempts: 1,
+        here: false,
+        until: None,
     };
     w.0.ledger.lock().unwrap().insert(run_id("b"), marker(1));
     let held = handle(&d, &event, None).unwrap();
@@ -411,6 +414,190 @@ fn ledger_markers_hold_until_they_expire() {
         w.0.ledger.lock().unwrap()[&run_id("b")].job_id.as_deref(),
         Some("job-1")
     );
+}
+
+/// A marker an attempt left behind: it ended without a result (killed by memory or time).
+fn dead_attempt(etag: &str, key: &str, size: u64, attempts: u32, here: bool) -> Marker {
+    Marker {
+        run_id: run_id(etag),
+        bucket: fakes::INBOX.into(),
+        key: key.into(),
+        etag: etag.into(),
+        size,
+        at: Utc::now() - chrono::Duration::hours(25),
+        job_id: (!here).then(|| "job-lost".into()),
+        job_name: None,
+        attempts,
+        here,
+        until: here.then(|| Utc::now() - chrono::Duration::minutes(1)),
+    }
+}
+
+#[test]
+fn a_run_in_the_lambda_holds_its_claim_while_it_runs_and_releases_it_after() {
+    let w = Fake::default();
+    w.put("inbox/small.csv", 10, "s", "2026-11-21T08:30:00Z");
+    w.put("inbox/flaky.csv", 10, "f", "2026-11-21T08:30:00Z");
+    let d = w.dispatcher(T);
+    let deadline = SystemTime::now() + Duration::from_secs(600);
+    let done = handle(&d, &eventbridge("inbox/small.csv", 10, "s"), Some(deadline)).unwrap();
+    assert_eq!(outcomes(&done)[0].1, "processed");
+    let held = w.0.held_while_running.lock().unwrap()[0].clone().unwrap();
+    assert!(held.here && held.attempts == 1 && held.job_id.is_none());
+    assert_eq!(held.until, Some(chrono::DateTime::<Utc>::from(deadline)));
+    // A concurrent event for the same object meanwhile is held off.
+    assert_eq!(
+        duff_dispatcher::ledger::holds(&held, Utc::now()).map(|h| h.describe()),
+        Some("another invocation is processing it in its Lambda".to_string())
+    );
+    // Released whatever the outcome: a retryable failure is an attempt that ended.
+    let flaky = handle(&d, &eventbridge("inbox/flaky.csv", 10, "f"), None).unwrap();
+    assert!(matches!(
+        flaky.objects[0].outcome,
+        Outcome::Failed {
+            retryable: true,
+            ..
+        }
+    ));
+    assert!(w.0.ledger.lock().unwrap().is_empty(), "claims released");
+}
+
+#[test]
+fn an_attempt_that_died_in_the_lambda_is_retried_on_batch() {
+    let w = Fake::default();
+    w.put("inbox/poison.csv", 10, "p", "2026-11-21T08:30:00Z");
+    let d = w.dispatcher(T);
+    let event = eventbridge("inbox/poison.csv", 10, "p");
+    // Killed inside the Lambda: its marker outlived its deadline.
+    w.0.ledger.lock().unwrap().insert(
+        run_id("p"),
+        dead_attempt("p", "inbox/poison.csv", 10, 1, true),
+    );
+    let report = handle(&d, &event, None).unwrap();
+    match &report.objects[0].outcome {
+        Outcome::Submitted { reason, .. } => {
+            assert!(reason.contains("earlier attempt in the Lambda"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(w.runs().is_empty(), "not run here again");
+    let marker = w.0.ledger.lock().unwrap()[&run_id("p")].clone();
+    assert_eq!((marker.attempts, marker.here), (2, false));
+    assert_eq!(marker.job_id.as_deref(), Some("job-1"));
+}
+
+#[test]
+fn a_poison_input_is_given_up_after_its_attempts_with_a_failed_run() {
+    let w = Fake::default();
+    w.put("inbox/big.csv", 2 * MIB, "b", "2026-11-21T08:30:00Z");
+    let d = w.dispatcher(MIB);
+    let event = eventbridge("inbox/big.csv", 2 * MIB, "b");
+    // Two lost jobs so far: a third is submitted.
+    w.0.ledger.lock().unwrap().insert(
+        run_id("b"),
+        dead_attempt("b", "inbox/big.csv", 2 * MIB, 2, false),
+    );
+    let third = handle(&d, &event, None).unwrap();
+    assert_eq!(outcomes(&third)[0].1, "submitted");
+    assert_eq!(w.0.ledger.lock().unwrap()[&run_id("b")].attempts, 3);
+    // It is lost too: no fourth job, a failed run instead, never retried.
+    w.0.ledger.lock().unwrap().insert(
+        run_id("b"),
+        dead_attempt("b", "inbox/big.csv", 2 * MIB, 3, false),
+    );
+    let (given_up, logs) = logged_as_in_lambda(|| handle(&d, &event, None).unwrap());
+    // The deployment's alarm counts the log lines its metric filter matches: this one does.
+    let (path, _) = poison_filter();
+    assert!(
+        logs.iter()
+            .any(|l| l["level"] == "ERROR" && pointer(l, &path) == Some(&json!(true))),
+        "no line matches the filter {path:?}: {logs:?}"
+    );
+    match &given_up.objects[0].outcome {
+        Outcome::Failed {
+            code, retryable, ..
+        } => assert!(code == "gave_up" && !retryable, "{code}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.jobs().len(), 1);
+    assert_eq!(
+        *w.0.given_up.lock().unwrap(),
+        vec!["inbox/big.csv".to_string()]
+    );
+    let later = handle(&d, &event, None).unwrap();
+    assert_eq!(
+        outcomes(&later)[0].1,
+        "skipped",
+        "its failed run is its answer"
+    );
+}
+
+/// `run`'s log lines, as the Lambda binary writes them (JSON, fields under `fields`).
+fn logged_as_in_lambda<T>(run: impl FnOnce() -> T) -> (T, Vec<serde_json::Value>) {
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .without_time()
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, run);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let logs = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out, logs)
+}
+
+/// The JSON path of the poison-input metric filter in `infra/templates/dispatch.yaml`
+/// (`{ $.a.b IS TRUE }`), and the pattern itself.
+fn poison_filter() -> (Vec<String>, String) {
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/templates/dispatch.yaml"
+    ))
+    .unwrap();
+    let metric = template
+        .find("PoisonInputsMetric:")
+        .expect("the metric filter");
+    let line = template[metric..]
+        .lines()
+        .find(|l| l.trim_start().starts_with("FilterPattern:"))
+        .unwrap();
+    let pattern = line
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    let inner = pattern.trim_matches(|c| c == '{' || c == '}').trim();
+    let (path, test) = inner.split_once(' ').unwrap();
+    assert_eq!(test.trim(), "IS TRUE", "{pattern}");
+    let path = path
+        .strip_prefix("$.")
+        .unwrap()
+        .split('.')
+        .map(String::from)
+        .collect();
+    (path, pattern)
+}
+
+fn pointer<'a>(v: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(v, |v, key| v.get(key))
 }
 
 #[test]

@@ -51,6 +51,12 @@ pub enum Error {
         compressed: u64,
         ratio: u64,
     },
+    /// File-level: earlier attempts of the run all ended without a result (a poison input).
+    #[error(
+        "gave up after {attempts} attempts that each ended without a result (out of memory, a \
+         timeout or a crash): a poison input, not retried again"
+    )]
+    GaveUp { attempts: u32 },
     /// File-level: the gzip stream is corrupt or truncated.
     #[error("{path}: not a valid gzip stream: {source}")]
     Gzip {
@@ -103,6 +109,7 @@ impl Error {
                 | Error::LineTooLong { .. }
                 | Error::TooManyBadRows { .. }
                 | Error::GzipExpansion { .. }
+                | Error::GaveUp { .. }
                 | Error::Gzip { .. }
         )
     }
@@ -134,6 +141,7 @@ impl Error {
             Error::LineTooLong { .. } => "line_too_long",
             Error::TooManyBadRows { .. } => "too_many_bad_rows",
             Error::GzipExpansion { .. } => "gzip_expansion",
+            Error::GaveUp { .. } => "gave_up",
             Error::Gzip { .. } => "gzip_corrupt",
             Error::Io { .. } => "io",
             Error::Parquet(_) => "parquet",

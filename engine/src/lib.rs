@@ -54,6 +54,6 @@ pub use lake::LocalLake;
 pub use manifest::{Counts, Manifest, RunStatus};
 pub use reason::Reason;
 pub use rules::Channels;
-pub use run::{Progress, RunOptions, RunOutcome, peak_rss_bytes, run, run_local};
+pub use run::{Progress, RunOptions, RunOutcome, give_up, peak_rss_bytes, run, run_local};
 pub use storage::{Lake, Source, StorageError, StorageErrorKind};
 pub use writer::{Codec, ParquetOptions};

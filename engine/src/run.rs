@@ -179,6 +179,28 @@ pub fn run(
     options: &RunOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<RunOutcome, Error> {
+    run_or_give_up(input, lake, options, progress, None)
+}
+
+/// Commits the input's run as `failed` (`gave_up`) without reading it: `attempts` earlier
+/// attempts ended without a result (each killed by memory, a timeout or a crash), so another
+/// would too, and the input would be retried forever. A run already committed is skipped.
+pub fn give_up(
+    input: &dyn Source,
+    lake: &dyn Lake,
+    options: &RunOptions,
+    attempts: u32,
+) -> Result<RunOutcome, Error> {
+    run_or_give_up(input, lake, options, &|_| {}, Some(attempts))
+}
+
+fn run_or_give_up(
+    input: &dyn Source,
+    lake: &dyn Lake,
+    options: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    give_up_after: Option<u32>,
+) -> Result<RunOutcome, Error> {
     options.validate()?;
     let started = Utc::now();
     let clock = Instant::now();
@@ -217,7 +239,10 @@ pub fn run(
         .thread_name(|i| format!("duff-parse-{i}"))
         .build()
         .map_err(|e| Error::Config(format!("thread pool: {e}")))?;
-    let processed = pool.install(|| process(&context, input, &source, progress));
+    let processed = match give_up_after {
+        Some(attempts) => Err(Error::GaveUp { attempts }),
+        None => pool.install(|| process(&context, input, &source, progress)),
+    };
     // Its threads hold in their allocator heaps what the run freed (the dedup tables among
     // it); ending them lets the commit and the lake's fold reuse that memory.
     drop(pool);

@@ -302,3 +302,40 @@ fn a_lake_write_failing_mid_run_fails_the_run_retryably_and_publishes_nothing() 
         ));
     }
 }
+
+/// A poison input (every attempt killed by memory, a timeout or a crash) is given up: its run
+/// is committed `failed` (`gave_up`) without reading it and holds no rows; every later
+/// attempt skips it; a run already committed is not given up.
+#[test]
+fn giving_up_commits_a_failed_run_without_rows_and_later_attempts_skip_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 2_000);
+    let lake_dir = dir.path().join("lake");
+    let lake = duff_engine::LocalLake::open(&lake_dir).unwrap();
+    let source = duff_engine::input::LocalInput::open(&input).unwrap();
+    let options = RunOptions::default();
+    let RunOutcome::Failed(gave_up) = duff_engine::give_up(&source, &lake, &options, 3).unwrap()
+    else {
+        panic!("a given-up run is failed")
+    };
+    assert_eq!(gave_up.error_code.as_deref(), Some("gave_up"));
+    assert!(gave_up.error.as_deref().unwrap().contains("3 attempts"));
+    assert_eq!(gave_up.counts.rows_read, 0, "the input is not read");
+    assert!(gave_up.outputs.is_empty());
+    assert!(visible_data(&lake_dir).is_empty(), "no rows visible");
+    let RunOutcome::Skipped(again) = common::run(&input, &lake_dir, &options) else {
+        panic!("a later attempt skips the given-up run")
+    };
+    assert_eq!(again.error_code.as_deref(), Some("gave_up"));
+
+    let other = dir.path().join("lake2");
+    let RunOutcome::Succeeded(done) = common::run(&input, &other, &options) else {
+        panic!()
+    };
+    let lake2 = duff_engine::LocalLake::open(&other).unwrap();
+    let RunOutcome::Skipped(kept) = duff_engine::give_up(&source, &lake2, &options, 3).unwrap()
+    else {
+        panic!("a committed run is not given up")
+    };
+    assert_eq!(kept, done);
+}

@@ -35,6 +35,10 @@ pub struct World {
     pub jobs: Mutex<Vec<JobRequest>>,
     /// (key, partition date) of every engine run.
     pub runs: Mutex<Vec<(String, NaiveDate)>>,
+    /// Keys given up (poison inputs).
+    pub given_up: Mutex<Vec<String>>,
+    /// The ledger's marker of each run while the engine ran it.
+    pub held_while_running: Mutex<Vec<Option<Marker>>>,
     /// key → failure kind of its HeadObject.
     pub head_errors: Mutex<BTreeMap<String, StorageErrorKind>>,
     /// Failures of the next SubmitJob calls: `true` retryable.
@@ -237,6 +241,8 @@ impl Engine for Fake {
         object: &ObjectInfo,
         pa_date: NaiveDate,
     ) -> Result<RunSummary, DispatchError> {
+        let held = self.0.ledger.lock().unwrap().get(&object.run_id).cloned();
+        self.0.held_while_running.lock().unwrap().push(held);
         if object.key.contains("flaky") {
             return Err(storage(StorageErrorKind::Transient, &object.key));
         }
@@ -262,6 +268,31 @@ impl Engine for Fake {
             quarantined: 0,
             error_code: bad.then(|| "missing_columns".into()),
             error: bad.then(|| "missing required column(s) status".into()),
+        })
+    }
+
+    /// Commits a failed manifest, as `duff_engine::give_up` does, unless one is committed.
+    async fn give_up(
+        &self,
+        object: &ObjectInfo,
+        _pa_date: NaiveDate,
+        attempts: u32,
+    ) -> Result<RunSummary, DispatchError> {
+        self.0.given_up.lock().unwrap().push(object.key.clone());
+        let mut manifests = self.0.manifests.lock().unwrap();
+        let skipped = manifests.contains_key(&object.run_id);
+        let status = *manifests
+            .entry(object.run_id.clone())
+            .or_insert(RunStatus::Failed);
+        Ok(RunSummary {
+            run_id: object.run_id.clone(),
+            status,
+            skipped,
+            rows_read: 0,
+            rows_written: 0,
+            quarantined: 0,
+            error_code: Some("gave_up".into()),
+            error: Some(format!("gave up after {attempts} attempts")),
         })
     }
 }
