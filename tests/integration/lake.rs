@@ -1252,3 +1252,76 @@ fn lake_maintenance_on_a_missing_lake_says_so_and_creates_nothing() {
         assert!(!missing.exists(), "{command} created nothing");
     }
 }
+
+/// Two uploads stamped with the same ingestion time and the same keys: the version of the
+/// larger run id is current, whichever upload is folded first (DESIGN: largest `ingested_at`,
+/// then `run_id`), and the marts follow it.
+#[test]
+fn a_tie_in_ingestion_time_goes_to_the_larger_run_id_whatever_the_fold_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sample(dir.path(), 1_500);
+    let with_status = |name: &str, status: &'static str| {
+        let to = dir.path().join(name);
+        derive_csv(&a, &to, |_, header, f| {
+            let at = column_index(header, "status");
+            if f.len() != header.len() {
+                return false;
+            }
+            f[at] = status.into();
+            true
+        });
+        to
+    };
+    let (x, y) = (
+        with_status("x.csv", "delivered"),
+        with_status("y.csv", "broken"),
+    );
+    let names: Vec<&str> = duff_engine::schema::ORDERS
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    let at = |n: &str| names.iter().position(|c| *c == n).unwrap();
+    let mut winners = Vec::new();
+    for (n, (first, second)) in [(&x, &y), (&y, &x)].into_iter().enumerate() {
+        let lake = dir.path().join(format!("lake-{n}"));
+        for input in [first, second] {
+            must_succeed(duff_run(
+                input,
+                &lake,
+                None,
+                &[
+                    "--pa-date",
+                    "2026-11-22",
+                    "--ingested-at",
+                    "2026-11-22T10:00:00Z",
+                ],
+            ));
+        }
+        // Each upload's run id, from its lines in history.
+        let mut run_of_status = std::collections::BTreeMap::new();
+        for row in delta_rows(&lake, &COMMIT_ORDER[1]) {
+            run_of_status.insert(row[at("status")].clone(), row[at("run_id")].clone());
+        }
+        assert_eq!(run_of_status.len(), 2, "{run_of_status:?}");
+        let (status, run) = run_of_status
+            .iter()
+            .max_by_key(|(_, run)| run.as_str())
+            .unwrap();
+        let current = delta_rows(&lake, &duff_delta::ORDER_LINES);
+        assert!(!current.is_empty());
+        assert!(
+            current
+                .iter()
+                .all(|r| &r[at("status")] == status && &r[at("run_id")] == run),
+            "fold order {n}: every current line is the larger run id's ({run}, {status})"
+        );
+        assert_eq!(current, latest_of_history(&lake));
+        crate::marts::assert_marts_match_history(&lake);
+        winners.push(run.clone());
+    }
+    assert_eq!(
+        winners[0], winners[1],
+        "the same upload wins in both orders"
+    );
+}
