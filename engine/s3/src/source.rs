@@ -20,7 +20,8 @@ use tokio::sync::mpsc;
 use crate::classify::classify;
 use crate::config::{S3Url, TransferSettings};
 
-/// One version of an S3 object, identified by its ETag (and version id when versioned).
+/// One version of an S3 object, identified by its ETag and read by its version id when the
+/// bucket is versioned.
 #[derive(Debug, Clone)]
 pub struct S3Source {
     client: Client,
@@ -97,10 +98,10 @@ impl Source for S3Source {
         SourceInfo {
             uri: self.url.to_string(),
             size_bytes: self.size,
-            version: match &self.version_id {
-                Some(v) => format!("version:{v}"),
-                None => format!("etag:{}", self.etag.trim_matches('"')),
-            },
+            // The ETag, not the version id: a run id must not change when the bucket turns
+            // versioning on (its objects' version id becomes "null"), and an upload of the same
+            // bytes again is the same run. Reads stay pinned to the version id.
+            version: format!("etag:{}", self.etag.trim_matches('"')),
             gzip: self.gzip(),
         }
     }
@@ -248,5 +249,46 @@ impl Drop for RangeReader {
     fn drop(&mut self) {
         // Stop fetching when the engine stops reading (an error elsewhere).
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duff_engine::input::run_id_for;
+
+    #[test]
+    fn the_run_id_does_not_change_when_the_bucket_turns_versioning_on() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .build();
+        let client = Client::from_conf(config);
+        let source = |etag: &str, version_id: Option<&str>| S3Source {
+            client: client.clone(),
+            runtime: runtime.handle().clone(),
+            settings: TransferSettings::default(),
+            url: S3Url {
+                bucket: "inbox".into(),
+                key: "inbox/orders.csv".into(),
+            },
+            size: 10,
+            etag: etag.into(),
+            version_id: version_id.map(str::to_string),
+            last_modified: Utc::now(),
+            requests: Arc::default(),
+        };
+        let unversioned = run_id_for(&source("\"abc\"", None).info());
+        // Versioning turned on: older objects answer "null", new uploads a real id.
+        for version in ["null", "3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY"] {
+            assert_eq!(
+                run_id_for(&source("\"abc\"", Some(version)).info()),
+                unversioned
+            );
+        }
+        assert_ne!(run_id_for(&source("\"abd\"", None).info()), unversioned);
     }
 }

@@ -135,6 +135,19 @@ fn every_bucket_is_private_encrypted_tls_only_and_expires_leftovers() {
                     problems.push(format!("{at}: no lifecycle rule expiring {prefix}"));
                 }
             }
+            // The inbox (the only copy of the customer's data) and the lake keep earlier
+            // versions, for a while.
+            if id == "InboxBucket" || id == "LakeBucket" {
+                if b["VersioningConfiguration"]["Status"] != "Enabled" {
+                    problems.push(format!("{at}: not versioned"));
+                }
+                if !rules.iter().any(|r| {
+                    r["Status"] == "Enabled"
+                        && !r["NoncurrentVersionExpiration"]["NoncurrentDays"].is_null()
+                }) {
+                    problems.push(format!("{at}: earlier versions are kept forever"));
+                }
+            }
             if id == "AthenaResultsBucket" && !expires(None) {
                 problems.push(format!("{at}: query results never expire"));
             }
