@@ -230,6 +230,17 @@ fn lambdas_are_arm64_al2023_with_the_contracted_environment_and_queue_settings()
             "DUFF_LOG_FORMAT"
         ]
     );
+    // The API's Lambdas are capped: each runs one Athena query at a time, so the cap bounds
+    // the API's share of the account's Athena query quota (their sum fails past it).
+    assert_eq!(
+        render(&api.resource("ApiFunction")["ReservedConcurrentExecutions"]),
+        "{ApiReservedConcurrency}"
+    );
+    let cap = api.parameter("ApiReservedConcurrency");
+    assert!(
+        (1..=20).contains(&cap["Default"].as_u64().unwrap()),
+        "a default that fits the smallest quotas: {cap}"
+    );
     assert_eq!(
         render(&dispatch.resource("DispatcherFunction")["Environment"]["Variables"]["DUFF_LAKE"]),
         format!("s3://{LAKE}/")
