@@ -259,6 +259,14 @@ pub struct BackfillArgs {
     /// Keys per listing page (default: 1000, the S3 maximum).
     #[arg(long)]
     pub page_size: Option<i32>,
+    /// Only objects last modified in the last N days, UTC (with --from, the later bound holds;
+    /// default: no bound).
+    #[arg(long)]
+    pub lookback_days: Option<u32>,
+    /// Keys under the prefix start with their upload date (YYYY-MM-DD...): list from the
+    /// window's first date (a day early) instead of the whole prefix (default: off).
+    #[arg(long)]
+    pub dated_keys: bool,
     #[command(flatten)]
     pub dispatcher: DispatcherArgs,
 }

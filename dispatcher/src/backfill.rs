@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use chrono::NaiveDate;
 use futures::StreamExt;
 
 use crate::error::DispatchError;
@@ -32,18 +33,27 @@ pub(crate) async fn run<O: Objects, J: Jobs, E: Engine>(
         .clone()
         .unwrap_or_else(|| d.config.inbox_prefix.clone());
     let mut report = Report::new("backfill", dry_run);
+    let today = chrono::Utc::now().date_naive();
+    let first = request.first_date(today);
+    let start_after = request.start_after(&prefix, today);
     let mut token = None;
     loop {
         // A listing failure fails the invocation: it is retried as a whole, and everything
         // already done is skipped by its manifest or ledger marker.
         let page = d
             .objects
-            .list(&request.bucket, &prefix, request.page_size, token.take())
+            .list(
+                &request.bucket,
+                &prefix,
+                start_after.as_deref(),
+                request.page_size,
+                token.take(),
+            )
             .await?;
         let events: Vec<ObjectEvent> = page
             .objects
             .iter()
-            .filter(|o| in_range(o, request))
+            .filter(|o| in_range(o, first, request.to))
             .map(|o| ObjectEvent {
                 bucket: request.bucket.clone(),
                 key: o.key.clone(),
@@ -99,9 +109,9 @@ pub(crate) async fn run<O: Objects, J: Jobs, E: Engine>(
 }
 
 /// `from`/`to` bound the LastModified date (UTC), both inclusive.
-fn in_range(o: &Listed, r: &BackfillRequest) -> bool {
+fn in_range(o: &Listed, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
     let day = o.last_modified.date_naive();
-    r.from.is_none_or(|from| day >= from) && r.to.is_none_or(|to| day <= to)
+    from.is_none_or(|from| day >= from) && to.is_none_or(|to| day <= to)
 }
 
 fn out_of_time(deadline: Option<SystemTime>) -> bool {

@@ -76,6 +76,36 @@ pub struct BackfillRequest {
     /// Objects per ListObjectsV2 page (default: S3's 1000).
     #[serde(default)]
     pub page_size: Option<i32>,
+    /// Only objects last modified in the last N days (from today − N, UTC, inclusive): the
+    /// nightly schedule's window. With `from`, the later bound holds.
+    #[serde(default)]
+    pub lookback_days: Option<u32>,
+    /// Keys under the prefix start with their upload date (`YYYY-MM-DD`): the listing then
+    /// starts at the window's first date (a day early, for time zones) instead of the start
+    /// of the inbox.
+    #[serde(default)]
+    pub dated_keys: bool,
+}
+
+impl BackfillRequest {
+    /// The first date of the window on `today` (UTC), if it has one.
+    pub fn first_date(&self, today: NaiveDate) -> Option<NaiveDate> {
+        let lookback = self
+            .lookback_days
+            .map(|days| today - chrono::Days::new(u64::from(days)));
+        match (self.from, lookback) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Where the listing of `prefix` starts: after the key of the day before the window's
+    /// first date, when keys are dated.
+    pub fn start_after(&self, prefix: &str, today: NaiveDate) -> Option<String> {
+        let first = self.first_date(today).filter(|_| self.dated_keys)?;
+        let day_before = first - chrono::Days::new(1);
+        Some(format!("{prefix}{}", day_before.format("%Y-%m-%d")))
+    }
 }
 
 /// Recognises the payload's shape. Only a payload of no known shape is an error; malformed

@@ -76,6 +76,7 @@ impl Objects for AwsObjects {
         &self,
         bucket: &str,
         prefix: &str,
+        start_after: Option<&str>,
         page_size: Option<i32>,
         token: Option<String>,
     ) -> Result<ListPage, DispatchError> {
@@ -85,6 +86,7 @@ impl Objects for AwsObjects {
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
             .set_max_keys(page_size)
             .set_continuation_token(token)
             .send()

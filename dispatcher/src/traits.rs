@@ -55,11 +55,13 @@ pub trait Objects: Send + Sync {
         etag: Option<&str>,
     ) -> impl Future<Output = Result<ObjectInfo, DispatchError>> + Send;
 
-    /// One page of the keys under `prefix`, `page_size` at most (default: the store's).
+    /// One page of the keys under `prefix` (and after `start_after`, when given), `page_size`
+    /// at most (default: the store's).
     fn list(
         &self,
         bucket: &str,
         prefix: &str,
+        start_after: Option<&str>,
         page_size: Option<i32>,
         token: Option<String>,
     ) -> impl Future<Output = Result<ListPage, DispatchError>> + Send;

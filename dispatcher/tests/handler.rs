@@ -695,6 +695,44 @@ fn a_backfill_dispatches_only_what_is_unprocessed_across_pages() {
     assert_eq!(w.jobs().len(), 1);
 }
 
+/// The nightly window: only the last N days of uploads are checked; with dated keys the
+/// listing starts at the window (a day early) instead of the start of the inbox.
+#[test]
+fn a_nightly_backfill_looks_at_its_window_only_and_lists_from_it_when_keys_are_dated() {
+    let w = Fake::default();
+    let day = |back: i64| Utc::now() - chrono::Duration::days(back);
+    let key = |back: i64| format!("inbox/{}/orders.csv", day(back).format("%Y-%m-%d"));
+    for back in [30, 8, 3, 0] {
+        w.put(&key(back), 10, &format!("e{back}"), &day(back).to_rfc3339());
+    }
+    let d = w.dispatcher(T);
+    let request = |dated: bool| {
+        json!({"bucket": fakes::INBOX, "prefix": "inbox/", "lookback_days": 7,
+               "dated_keys": dated, "dry_run": true})
+    };
+    let plan = handle(&d, &request(false), None).unwrap();
+    let planned: Vec<String> = plan.objects.iter().map(|o| o.object.clone()).collect();
+    let in_window = vec![
+        format!("s3://duff-inbox/{}", key(3)),
+        format!("s3://duff-inbox/{}", key(0)),
+    ];
+    assert_eq!(planned, in_window);
+    assert_eq!(plan.count("out_of_range"), 2, "listed, not checked");
+    assert_eq!(*w.0.list_starts.lock().unwrap(), vec![None]);
+
+    let dated = handle(&d, &request(true), None).unwrap();
+    let planned: Vec<String> = dated.objects.iter().map(|o| o.object.clone()).collect();
+    assert_eq!(planned, in_window);
+    // Listed from the day before the window (time zones): that day's key is listed and left
+    // out; the month-old one is not even listed.
+    assert_eq!(dated.count("out_of_range"), 1);
+    let start = format!("inbox/{}", day(8).format("%Y-%m-%d"));
+    assert_eq!(
+        w.0.list_starts.lock().unwrap()[1].as_deref(),
+        Some(start.as_str())
+    );
+}
+
 #[test]
 fn a_backfill_out_of_time_is_retried() {
     let w = backfill_world();

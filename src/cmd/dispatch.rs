@@ -34,6 +34,8 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         "to": args.to,
         "dry_run": args.dispatcher.dry_run,
         "page_size": args.page_size,
+        "lookback_days": args.lookback_days,
+        "dated_keys": args.dated_keys,
     });
     run(&args.dispatcher, &payload)
 }

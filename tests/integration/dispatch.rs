@@ -460,6 +460,42 @@ fn a_backfill_dispatches_only_the_unprocessed_across_pages() {
     assert_eq!(stand_in.submitted().len(), 1);
 }
 
+/// The nightly window over the S3 protocol: with dated keys, ListObjectsV2 starts after the
+/// day before the window (`start-after`), so an upload filed under an old date is not even
+/// listed, however recent its LastModified.
+#[test]
+fn a_backfill_of_dated_keys_lists_from_its_window() {
+    let server = S3Server::start(&[INBOX, LAKE]);
+    let stand_in = BatchStandIn::start();
+    let (rt, d) = dispatcher(&server, &stand_in, MIB);
+    let (bytes, _) = sample(300, 31);
+    let today = chrono::Utc::now().date_naive();
+    let recent = format!("inbox/{}/new.csv", today.format("%Y-%m-%d"));
+    for key in ["inbox/2020-01-01/old.csv", recent.as_str()] {
+        server.put(INBOX, key, &bytes);
+    }
+    let plan = |dated: bool| {
+        let request = json!({"bucket": INBOX, "prefix": "inbox/", "dry_run": true,
+                             "lookback_days": 7, "dated_keys": dated});
+        let report = handle(&rt, &d, &request);
+        report
+            .objects
+            .iter()
+            .map(|o| o.object.clone())
+            .collect::<Vec<_>>()
+    };
+    let new = format!("s3://{INBOX}/{recent}");
+    // By LastModified both are in the window: the key's date is only a filing convention.
+    assert_eq!(
+        plan(false),
+        [
+            format!("s3://{INBOX}/inbox/2020-01-01/old.csv"),
+            new.clone()
+        ]
+    );
+    assert_eq!(plan(true), [new]);
+}
+
 #[test]
 fn duff_dispatch_runs_an_event_file_and_big_objects_in_process_without_a_queue() {
     let server = S3Server::start(&[INBOX, LAKE]);

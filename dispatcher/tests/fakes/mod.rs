@@ -44,6 +44,8 @@ pub struct World {
     /// Failures of the next SubmitJob calls: `true` retryable.
     pub submit_failures: Mutex<VecDeque<bool>>,
     pub lists: AtomicUsize,
+    /// The `start_after` of every listing.
+    pub list_starts: Mutex<Vec<Option<String>>>,
 }
 
 #[derive(Clone, Default)]
@@ -160,10 +162,16 @@ impl Objects for Fake {
         &self,
         bucket: &str,
         prefix: &str,
+        start_after: Option<&str>,
         page_size: Option<i32>,
         token: Option<String>,
     ) -> Result<ListPage, DispatchError> {
         self.0.lists.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .list_starts
+            .lock()
+            .unwrap()
+            .push(start_after.map(str::to_string));
         let page = page_size.unwrap_or(1000) as usize;
         let all: Vec<Listed> = self
             .0
@@ -173,6 +181,7 @@ impl Objects for Fake {
             .iter()
             .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
             .filter(|((_, k), _)| token.as_ref().is_none_or(|t| k > t))
+            .filter(|((_, k), _)| start_after.is_none_or(|s| k.as_str() > s))
             .map(|((_, k), o)| Listed {
                 key: k.clone(),
                 size: o.size,

@@ -269,12 +269,24 @@ fn lambdas_are_arm64_al2023_with_the_contracted_environment_and_queue_settings()
         serde_json::json!(["ReportBatchItemFailures"])
     );
 
-    // The backfill event is the one the dispatcher parses.
-    let input = render(&dispatch.resource("BackfillSchedule")["Target"]["Input"]);
+    // The backfill event is the one the dispatcher parses: its numbers and flags are the
+    // parameters' defaults once deployed.
+    let mut input = render(&dispatch.resource("BackfillSchedule")["Target"]["Input"]);
+    for name in ["BackfillLookbackDays", "InboxKeysStartWithDate"] {
+        let default = render(&dispatch.parameter(name)["Default"]);
+        input = input.replace(&format!("{{{name}}}"), &default);
+    }
     let event: Value = serde_json::from_str(&input).expect("schedule input is JSON");
     assert_eq!(
         event,
-        serde_json::json!({"bucket": "import({StackPrefix}-InboxBucket)", "prefix": "{InboxPrefix}", "dry_run": false})
+        serde_json::json!({"bucket": "import({StackPrefix}-InboxBucket)", "prefix": "{InboxPrefix}",
+                           "dry_run": false, "lookback_days": 7, "dated_keys": false})
+    );
+    let request: duff_dispatcher::event::BackfillRequest =
+        serde_json::from_value(event).expect("the dispatcher parses it");
+    assert_eq!(
+        (request.lookback_days, request.dated_keys),
+        (Some(7), false)
     );
 }
 
