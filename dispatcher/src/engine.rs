@@ -3,6 +3,7 @@
 //! runtime, so they must never run on one of its workers).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::NaiveDate;
 use duff_engine::manifest::CostBasis;
@@ -11,6 +12,10 @@ use duff_s3::{S3Source, S3Url, TransferSettings};
 
 use crate::error::DispatchError;
 use crate::traits::{Engine, ObjectInfo, RunSummary};
+
+/// Time a run inside the Lambda keeps before its deadline: to stop between windows, abort its
+/// staged files, submit the object to Batch and report.
+const HANDOVER: Duration = Duration::from_secs(20);
 
 /// Lambda gives one vCPU per 1769 MB of memory (AWS Lambda documentation).
 pub const MB_PER_VCPU: f64 = 1769.0;
@@ -81,9 +86,18 @@ impl Engine for InProcessEngine {
         &self,
         object: &ObjectInfo,
         pa_date: NaiveDate,
+        deadline: Option<SystemTime>,
     ) -> Result<RunSummary, DispatchError> {
-        self.with_source(object, pa_date, |source, lake, options| {
-            duff_engine::run(source, lake, options, &|_| {})
+        let stop_at = deadline.map(|d| {
+            let left = d.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left.saturating_sub(HANDOVER)
+        });
+        self.with_source(object, pa_date, move |source, lake, options| {
+            let options = RunOptions {
+                stop_at,
+                ..options.clone()
+            };
+            duff_engine::run(source, lake, &options, &|_| {})
         })
         .await
     }

@@ -13,7 +13,7 @@ use crate::key::{is_csv, job_name};
 use crate::ledger::{self, Marker};
 use crate::report::{ObjectReport, Outcome, Place, Planned, Report};
 use crate::route::{self, BatchReason, Route};
-use crate::traits::{Engine, JobRequest, Jobs, ObjectInfo, Objects};
+use crate::traits::{Engine, JobRequest, Jobs, ObjectInfo, Objects, RunSummary};
 
 /// The dispatcher and what it works with. `jobs` is `None` only locally (no Batch queue).
 pub struct Dispatcher<O, J, E> {
@@ -253,10 +253,23 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
                     "{}: would go to AWS Batch, ran in-process because no Batch queue is configured",
                     reason.describe()
                 );
-                self.run_here(info, pa_date, Place::HereWithoutBatch, Some(note))
+                let here = Here {
+                    place: Place::HereWithoutBatch,
+                    note: Some(note),
+                    deadline,
+                };
+                self.run_here(None, info, pa_date, here, (marker, earlier))
                     .await
             }
-            (Route::Here, _) => self.run_here(info, pa_date, Place::Here, None).await,
+            (Route::Here, _) => {
+                let here = Here {
+                    place: Place::Here,
+                    note: None,
+                    deadline,
+                };
+                self.run_here(batch, info, pa_date, here, (marker, earlier))
+                    .await
+            }
         }
     }
 
@@ -287,56 +300,39 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
     }
 
     /// Runs the engine here, then releases the run's claim: the attempt ended with a result
-    /// (a marker left behind is one that did not).
+    /// (a marker left behind is one that did not). A run that stopped at the invocation's
+    /// deadline (nothing committed) is handed over to Batch, when there is a queue, under the
+    /// same claim.
     async fn run_here(
         &self,
+        jobs: Option<&J>,
         info: &ObjectInfo,
         pa_date: NaiveDate,
-        place: Place,
-        note: Option<String>,
+        here: Here,
+        (mut marker, earlier): (Marker, Option<Marker>),
     ) -> Outcome {
-        let outcome = self.run_engine(info, pa_date, place, note).await;
+        let ran = self.engine.run(info, pa_date, here.deadline).await;
+        if let (Err(DispatchError::Engine(duff_engine::Error::OutOfTime)), Some(jobs)) =
+            (&ran, jobs)
+        {
+            tracing::warn!(run_id = %info.run_id, "stopped before the invocation's deadline; handing the object over to Batch");
+            marker.here = false;
+            marker.until = None;
+            marker.at = Utc::now();
+            return self
+                .submit(
+                    jobs,
+                    info,
+                    pa_date,
+                    BatchReason::NotEnoughTime,
+                    (marker, earlier),
+                )
+                .await;
+        }
         if let Err(e) = self.objects.ledger_delete(&info.run_id).await {
             tracing::warn!(run_id = %info.run_id, error = %e, "could not release the ledger marker");
         }
-        outcome
-    }
-
-    async fn run_engine(
-        &self,
-        info: &ObjectInfo,
-        pa_date: NaiveDate,
-        place: Place,
-        note: Option<String>,
-    ) -> Outcome {
-        let summary = match self.engine.run(info, pa_date).await {
-            Ok(s) => s,
-            Err(e) => return failed(&e),
-        };
-        if summary.skipped {
-            return Outcome::Skipped {
-                reason: "already processed: another attempt committed the run first".into(),
-            };
-        }
-        match summary.status {
-            duff_engine::RunStatus::Succeeded => Outcome::Processed {
-                place,
-                rows_read: summary.rows_read,
-                rows_written: summary.rows_written,
-                quarantined: summary.quarantined,
-                note,
-            },
-            // A file-level problem: the engine committed a `failed` manifest. Retrying the
-            // same bytes gives the same answer, so the event is not retried.
-            duff_engine::RunStatus::Failed => Outcome::Failed {
-                code: summary.error_code.unwrap_or_else(|| "rejected".into()),
-                reason: format!(
-                    "input rejected: {}; a failed run manifest was committed",
-                    summary.error.unwrap_or_default()
-                ),
-                retryable: false,
-            },
-        }
+        outcome_of(ran, here.place, here.note)
     }
 
     /// Dry run of a submission: says whether a job would be submitted.
@@ -407,6 +403,49 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
                 failed(&e)
             }
         }
+    }
+}
+
+/// How and until when a run inside the Lambda goes.
+struct Here {
+    place: Place,
+    note: Option<String>,
+    deadline: Option<SystemTime>,
+}
+
+/// The outcome of a run here.
+fn outcome_of(
+    ran: Result<RunSummary, DispatchError>,
+    place: Place,
+    note: Option<String>,
+) -> Outcome {
+    let summary = match ran {
+        Ok(s) => s,
+        Err(e) => return failed(&e),
+    };
+    if summary.skipped {
+        return Outcome::Skipped {
+            reason: "already processed: another attempt committed the run first".into(),
+        };
+    }
+    match summary.status {
+        duff_engine::RunStatus::Succeeded => Outcome::Processed {
+            place,
+            rows_read: summary.rows_read,
+            rows_written: summary.rows_written,
+            quarantined: summary.quarantined,
+            note,
+        },
+        // A file-level problem: the engine committed a `failed` manifest. Retrying the
+        // same bytes gives the same answer, so the event is not retried.
+        duff_engine::RunStatus::Failed => Outcome::Failed {
+            code: summary.error_code.unwrap_or_else(|| "rejected".into()),
+            reason: format!(
+                "input rejected: {}; a failed run manifest was committed",
+                summary.error.unwrap_or_default()
+            ),
+            retryable: false,
+        },
     }
 }
 

@@ -152,10 +152,13 @@ impl RunSummary {
 /// The engine, run here on one object. A file-level problem is not an error: the engine
 /// commits a `failed` manifest and says so in the summary.
 pub trait Engine: Send + Sync {
+    /// Processes the object; with a `deadline`, stops early enough to hand it over
+    /// (`duff_engine::Error::OutOfTime`, nothing committed) rather than be killed.
     fn run(
         &self,
         object: &ObjectInfo,
         pa_date: NaiveDate,
+        deadline: Option<std::time::SystemTime>,
     ) -> impl Future<Output = Result<RunSummary, DispatchError>> + Send;
 
     /// Commits the object's run as `failed` (`gave_up`) without reading it: `attempts`

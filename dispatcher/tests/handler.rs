@@ -463,6 +463,43 @@ fn a_run_in_the_lambda_holds_its_claim_while_it_runs_and_releases_it_after() {
 }
 
 #[test]
+fn a_run_that_stops_at_the_deadline_is_handed_over_to_batch_under_its_claim() {
+    let w = Fake::default();
+    w.put("inbox/slow.csv", 10, "s", "2026-11-21T08:30:00Z");
+    let d = w.dispatcher(T);
+    let deadline = SystemTime::now() + Duration::from_secs(600);
+    let report = handle(&d, &eventbridge("inbox/slow.csv", 10, "s"), Some(deadline)).unwrap();
+    match &report.objects[0].outcome {
+        Outcome::Submitted { reason, .. } => {
+            assert!(reason.contains("not enough time"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let marker = w.0.ledger.lock().unwrap()[&run_id("s")].clone();
+    assert_eq!((marker.here, marker.attempts), (false, 1));
+    assert_eq!(marker.job_id.as_deref(), Some("job-1"));
+    assert!(
+        w.0.manifests.lock().unwrap().is_empty(),
+        "nothing committed"
+    );
+    // Without a Batch queue there is nowhere to hand it: a retryable failure, claim released.
+    let mut alone = w.dispatcher(T);
+    alone.jobs = None;
+    w.0.ledger.lock().unwrap().clear();
+    let report = handle(
+        &alone,
+        &eventbridge("inbox/slow.csv", 10, "s"),
+        Some(deadline),
+    )
+    .unwrap();
+    assert!(matches!(
+        &report.objects[0].outcome,
+        Outcome::Failed { retryable: true, code, .. } if code == "out_of_time"
+    ));
+    assert!(w.0.ledger.lock().unwrap().is_empty());
+}
+
+#[test]
 fn an_attempt_that_died_in_the_lambda_is_retried_on_batch() {
     let w = Fake::default();
     w.put("inbox/poison.csv", 10, "p", "2026-11-21T08:30:00Z");

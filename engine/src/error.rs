@@ -82,6 +82,9 @@ pub enum Error {
     Storage(#[from] crate::storage::StorageError),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The run reached its `stop_at` before its last window: nothing was committed.
+    #[error("stopped at its deadline before the end of the input; nothing was committed")]
+    OutOfTime,
     #[error("a writer thread panicked")]
     WriterPanicked,
     /// A writer thread stopped early; the error that stopped it is reported instead when known.
@@ -149,6 +152,7 @@ impl Error {
             Error::Manifest { .. } => "manifest",
             Error::Storage(e) => e.kind.code(),
             Error::Config(_) => "config",
+            Error::OutOfTime => "out_of_time",
             Error::WriterPanicked => "writer_panicked",
             Error::WriterStopped => "writer_stopped",
         }

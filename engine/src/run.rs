@@ -58,6 +58,10 @@ pub struct RunOptions {
     pub force: bool,
     /// Resources the run was given; when set, the manifest carries a cost estimate.
     pub cost_basis: Option<crate::manifest::CostBasis>,
+    /// A window that would start after this instant stops the run instead (`out_of_time`,
+    /// nothing committed): a caller with a deadline (the dispatcher's Lambda) hands the input
+    /// over rather than being killed mid-run.
+    pub stop_at: Option<Instant>,
 }
 
 impl Default for RunOptions {
@@ -76,6 +80,7 @@ impl Default for RunOptions {
             gzip_allowance_bytes: 64 << 20,
             force: false,
             cost_basis: None,
+            stop_at: None,
         }
     }
 }

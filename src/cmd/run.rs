@@ -39,6 +39,7 @@ impl EngineArgs {
             gzip_allowance_bytes: RunOptions::default().gzip_allowance_bytes,
             force: self.force,
             cost_basis: None,
+            stop_at: None,
         })
     }
 }

@@ -339,3 +339,44 @@ fn giving_up_commits_a_failed_run_without_rows_and_later_attempts_skip_it() {
     };
     assert_eq!(kept, done);
 }
+
+/// A run whose `stop_at` has passed stops before its next window with `out_of_time`
+/// (retryable), commits and publishes nothing, and the input runs whole later.
+#[test]
+fn a_run_past_its_stop_time_stops_cleanly_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 2_000);
+    let lake_dir = dir.path().join("lake");
+    let lake = duff_engine::LocalLake::open(&lake_dir).unwrap();
+    let stopped = duff_engine::run_local(
+        &input,
+        &lake,
+        &RunOptions {
+            stop_at: Some(std::time::Instant::now()),
+            ..RunOptions::default()
+        },
+        &|_| {},
+    );
+    match stopped {
+        Err(e) => {
+            assert_eq!(e.code(), "out_of_time");
+            assert!(e.is_retryable() && !e.is_file_level());
+        }
+        Ok(outcome) => panic!("{outcome:?}"),
+    }
+    assert!(visible_data(&lake_dir).is_empty(), "nothing published");
+    assert!(
+        lake.read_manifest(&only_run_id_of(&input))
+            .unwrap()
+            .is_none()
+    );
+    let RunOutcome::Succeeded(m) = common::run(&input, &lake_dir, &RunOptions::default()) else {
+        panic!()
+    };
+    assert!(m.nothing_lost && m.counts.rows_read > 0);
+}
+
+fn only_run_id_of(input: &std::path::Path) -> String {
+    use duff_engine::Source;
+    duff_engine::input::run_id_for(&duff_engine::input::LocalInput::open(input).unwrap().info())
+}

@@ -245,11 +245,17 @@ impl Jobs for Fake {
 /// Keys containing `bad` are rejected inputs; `flaky` fail retryably; others succeed with one
 /// row per 100 bytes. Every run commits its manifest, as the engine does.
 impl Engine for Fake {
+    /// Keys containing `slow` stop at any deadline (nothing committed), as a run too long
+    /// for the invocation does.
     async fn run(
         &self,
         object: &ObjectInfo,
         pa_date: NaiveDate,
+        deadline: Option<SystemTime>,
     ) -> Result<RunSummary, DispatchError> {
+        if object.key.contains("slow") && deadline.is_some() {
+            return Err(DispatchError::Engine(duff_engine::Error::OutOfTime));
+        }
         let held = self.0.ledger.lock().unwrap().get(&object.run_id).cloned();
         self.0.held_while_running.lock().unwrap().push(held);
         if object.key.contains("flaky") {

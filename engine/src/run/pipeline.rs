@@ -151,6 +151,15 @@ impl<'a, 'm> Pipeline<'a, 'm> {
         start: usize,
         eof: bool,
     ) -> Result<(usize, Option<Done<'m>>), Error> {
+        if self
+            .reader
+            .cx
+            .options
+            .stop_at
+            .is_some_and(|at| Instant::now() >= at)
+        {
+            return Err(Error::OutOfTime);
+        }
         let (next, done) = self.step(Some((bytes, start, eof)))?;
         Ok((next.expect("a window was parsed"), done))
     }
