@@ -218,3 +218,45 @@ fn quickstart_generates_processes_and_summarises() {
     );
     assert!(String::from_utf8_lossy(&again.stdout).contains("skipped"));
 }
+
+/// Every test the README's fault table points at exists, where the row says: the table is
+/// the user's map of outcomes, and a renamed test would leave it pointing at nothing.
+#[test]
+fn the_readme_fault_table_points_at_tests_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table = readme
+        .split("### Faults: what you see, what is kept")
+        .nth(1)
+        .expect("the fault table")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut named = 0;
+    for row in table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| fault"))
+    {
+        let tests = row.rsplit('|').nth(1).unwrap();
+        for name in tests.split(", ").map(|t| t.trim().trim_matches('`')) {
+            if name == "—" || name.is_empty() {
+                continue;
+            }
+            let (dir, path) = match name.strip_prefix("duff-dispatcher ") {
+                Some(rest) => (root.join("dispatcher/tests"), rest),
+                None => (root.join("tests/integration"), name),
+            };
+            let (module, function) = path.rsplit_once("::").unwrap();
+            let file = dir.join(format!("{}.rs", module.replace("::", "/")));
+            let source = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{name}: {}: {e}", file.display()));
+            assert!(
+                source.contains(&format!("fn {function}(")),
+                "{name}: no such test in {}",
+                file.display()
+            );
+            named += 1;
+        }
+    }
+    assert!(named >= 20, "{named} tests named");
+}
