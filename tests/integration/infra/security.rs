@@ -14,13 +14,29 @@ const RESOURCE_STAR_ONLY: [(&str, &str); 1] = [(
 #[test]
 fn iam_allows_no_wildcard_action_and_no_unscoped_resource() {
     let mut problems = Vec::new();
+    // What was looked at: a test that found no policy would pass on nothing.
+    let (mut roles, mut roles_with_allows, mut allows) = (0, 0, 0);
     for t in Template::all() {
+        for (id, role) in t.resources("AWS::IAM::Role") {
+            roles += 1;
+            let grants = one_or_many(&role["Policies"])
+                .iter()
+                .flat_map(|p| one_or_many(&p["PolicyDocument"]["Statement"]))
+                .any(|st| st["Effect"] == "Allow");
+            let managed = !one_or_many(&role["ManagedPolicyArns"]).is_empty();
+            if grants || managed {
+                roles_with_allows += 1;
+            } else {
+                problems.push(format!("{} {id}: a role that grants nothing", t.file));
+            }
+        }
         for (place, doc) in policy_documents(&t) {
             for (i, st) in one_or_many(&doc["Statement"]).into_iter().enumerate() {
                 let at = format!("{place} statement {i} ({})", render(&st["Sid"]));
                 if st["Effect"] != "Allow" {
                     continue; // a Deny may be broad: it only takes rights away (e.g. TLS-only)
                 }
+                allows += 1;
                 for key in ["NotAction", "NotResource", "NotPrincipal"] {
                     if !st[key].is_null() {
                         problems.push(format!("{at}: Allow with {key}"));
@@ -85,6 +101,11 @@ fn iam_allows_no_wildcard_action_and_no_unscoped_resource() {
         "IAM least privilege:\n  {}",
         problems.join("\n  ")
     );
+    // The deployment's roles: API, dispatcher, job, job execution, Batch scheduler, backfill
+    // scheduler at least; each grants something, and every grant was checked above.
+    assert!(roles >= 6, "{roles} roles found");
+    assert_eq!(roles_with_allows, roles);
+    assert!(allows >= roles, "{allows} Allow statements checked");
 }
 
 #[test]
