@@ -184,17 +184,7 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
             batch.is_some(),
         );
         if dry_run {
-            return match route {
-                Route::Batch(reason) => self.plan_submit(info, reason).await,
-                Route::Here => Outcome::Planned {
-                    action: Planned::ProcessHere,
-                    reason: "below the size threshold, time enough".into(),
-                },
-                Route::HereWithoutBatch(reason) => Outcome::Planned {
-                    action: Planned::ProcessHere,
-                    reason: format!("{}, but no Batch queue is configured", reason.describe()),
-                },
-            };
+            return self.plan(info, route, batch.is_some()).await;
         }
         let mut marker = Marker {
             run_id: info.run_id.clone(),
@@ -335,23 +325,54 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
         outcome_of(ran, here.place, here.note)
     }
 
-    /// Dry run of a submission: says whether a job would be submitted.
-    async fn plan_submit(&self, info: &ObjectInfo, reason: BatchReason) -> Outcome {
-        match self.objects.ledger_get(&info.run_id).await {
-            Ok(Some(marker)) => match ledger::holds(&marker, Utc::now()) {
-                Some(held) => Outcome::Skipped {
+    /// A dry run: what [`Self::act`] would do, from the route and the run's ledger marker,
+    /// changing nothing.
+    async fn plan(&self, info: &ObjectInfo, route: Route, batch: bool) -> Outcome {
+        let earlier = match self.objects.ledger_get(&info.run_id).await {
+            Ok(marker) => marker,
+            Err(e) => return failed(&e),
+        };
+        if let Some(earlier) = &earlier {
+            if let Some(held) = ledger::holds(earlier, Utc::now()) {
+                return Outcome::Skipped {
                     reason: held.describe(),
-                },
-                None => Outcome::Planned {
-                    action: Planned::SubmitToBatch,
-                    reason: format!("{}; its earlier dispatch expired", reason.describe()),
-                },
-            },
-            Ok(None) => Outcome::Planned {
-                action: Planned::SubmitToBatch,
-                reason: reason.describe().into(),
-            },
-            Err(e) => failed(&e),
+                };
+            }
+            if earlier.attempts >= ledger::MAX_ATTEMPTS {
+                return Outcome::Planned {
+                    action: Planned::GiveUp,
+                    reason: format!(
+                        "{} attempts ended without a result: the run would be recorded failed \
+                         (gave_up)",
+                        earlier.attempts
+                    ),
+                };
+            }
+        }
+        let died_here = earlier.as_ref().is_some_and(|e| e.here);
+        let expired = if earlier.is_some() {
+            "; its earlier attempt ended without a result"
+        } else {
+            ""
+        };
+        let (action, reason) = match route {
+            Route::Here if died_here && batch => (
+                Planned::SubmitToBatch,
+                BatchReason::EarlierAttemptDied.describe().to_string(),
+            ),
+            Route::Batch(reason) => (Planned::SubmitToBatch, reason.describe().to_string()),
+            Route::Here => (
+                Planned::ProcessHere,
+                "below the size threshold, time enough".to_string(),
+            ),
+            Route::HereWithoutBatch(reason) => (
+                Planned::ProcessHere,
+                format!("{}, but no Batch queue is configured", reason.describe()),
+            ),
+        };
+        Outcome::Planned {
+            action,
+            reason: format!("{reason}{expired}"),
         }
     }
 

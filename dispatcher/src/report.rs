@@ -20,6 +20,8 @@ pub enum Place {
 pub enum Planned {
     ProcessHere,
     SubmitToBatch,
+    /// Record the run failed (`gave_up`): its attempts all ended without a result.
+    GiveUp,
 }
 
 /// The outcome for one object.

@@ -510,6 +510,16 @@ fn an_attempt_that_died_in_the_lambda_is_retried_on_batch() {
         run_id("p"),
         dead_attempt("p", "inbox/poison.csv", 10, 1, true),
     );
+    let mut dry = w.dispatcher(T);
+    dry.config.dry_run = true;
+    let plan = handle(&dry, &event, None).unwrap();
+    match &plan.objects[0].outcome {
+        Outcome::Planned { action, reason } => {
+            assert_eq!(serde_json::to_value(action).unwrap(), "submit_to_batch");
+            assert!(reason.contains("earlier attempt in the Lambda"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
     let report = handle(&d, &event, None).unwrap();
     match &report.objects[0].outcome {
         Outcome::Submitted { reason, .. } => {
@@ -537,7 +547,23 @@ fn a_poison_input_is_given_up_after_its_attempts_with_a_failed_run() {
     let third = handle(&d, &event, None).unwrap();
     assert_eq!(outcomes(&third)[0].1, "submitted");
     assert_eq!(w.0.ledger.lock().unwrap()[&run_id("b")].attempts, 3);
-    // It is lost too: no fourth job, a failed run instead, never retried.
+    // It is lost too. A dry run says what comes next, changing nothing:
+    w.0.ledger.lock().unwrap().insert(
+        run_id("b"),
+        dead_attempt("b", "inbox/big.csv", 2 * MIB, 3, false),
+    );
+    let mut dry = w.dispatcher(MIB);
+    dry.config.dry_run = true;
+    let plan = handle(&dry, &event, None).unwrap();
+    match &plan.objects[0].outcome {
+        Outcome::Planned { action, reason } => {
+            assert_eq!(serde_json::to_value(action).unwrap(), "give_up");
+            assert!(reason.contains("3 attempts"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(w.0.given_up.lock().unwrap().is_empty() && w.0.manifests.lock().unwrap().is_empty());
+    // No fourth job: a failed run instead, never retried.
     w.0.ledger.lock().unwrap().insert(
         run_id("b"),
         dead_attempt("b", "inbox/big.csv", 2 * MIB, 3, false),
