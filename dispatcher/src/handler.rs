@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::DispatchError;
 use crate::event::{self, Incoming, ObjectEvent, Record};
 use crate::key::{is_csv, job_name};
-use crate::ledger::{self, Marker};
+use crate::ledger::{self, AfterExpiry, Marker};
 use crate::report::{ObjectReport, Outcome, Place, Planned, Report};
 use crate::route::{self, BatchReason, Route};
 use crate::traits::{Engine, JobRequest, Jobs, ObjectInfo, Objects, RunSummary};
@@ -213,15 +213,18 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
         };
         if let Some(earlier) = &earlier {
             // An expired claim without a manifest: that attempt ended without a result.
-            if earlier.attempts >= ledger::MAX_ATTEMPTS {
-                return self.give_up(info, pa_date, earlier.attempts).await;
-            }
-            marker.attempts = earlier.attempts + 1;
-            if earlier.here && marker.here && batch.is_some() {
-                // It died inside the Lambda (memory, time): Batch has more of both.
-                route = Route::Batch(BatchReason::EarlierAttemptDied);
-                marker.here = false;
-                marker.until = None;
+            match ledger::after_expiry(earlier, marker.here, batch.is_some()) {
+                AfterExpiry::GiveUp { attempts } => {
+                    return self.give_up(info, pa_date, attempts).await;
+                }
+                AfterExpiry::Retry { attempts, to_batch } => {
+                    marker.attempts = attempts;
+                    if to_batch {
+                        route = Route::Batch(BatchReason::EarlierAttemptDied);
+                        marker.here = false;
+                        marker.until = None;
+                    }
+                }
             }
             tracing::warn!(
                 run_id = %info.run_id,
@@ -332,31 +335,32 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
             Ok(marker) => marker,
             Err(e) => return failed(&e),
         };
-        if let Some(earlier) = &earlier {
-            if let Some(held) = ledger::holds(earlier, Utc::now()) {
-                return Outcome::Skipped {
-                    reason: held.describe(),
-                };
-            }
-            if earlier.attempts >= ledger::MAX_ATTEMPTS {
-                return Outcome::Planned {
-                    action: Planned::GiveUp,
-                    reason: format!(
-                        "{} attempts ended without a result: the run would be recorded failed \
-                         (gave_up)",
-                        earlier.attempts
-                    ),
-                };
-            }
+        if let Some(held) = earlier.as_ref().and_then(|e| ledger::holds(e, Utc::now())) {
+            return Outcome::Skipped {
+                reason: held.describe(),
+            };
         }
-        let died_here = earlier.as_ref().is_some_and(|e| e.here);
+        let here = !matches!(route, Route::Batch(_));
+        let next = earlier
+            .as_ref()
+            .map(|e| ledger::after_expiry(e, here, batch));
+        if let Some(AfterExpiry::GiveUp { attempts }) = next {
+            return Outcome::Planned {
+                action: Planned::GiveUp,
+                reason: format!(
+                    "{attempts} attempts ended without a result: the run would be recorded \
+                     failed (gave_up)"
+                ),
+            };
+        }
+        let to_batch = matches!(next, Some(AfterExpiry::Retry { to_batch: true, .. }));
         let expired = if earlier.is_some() {
             "; its earlier attempt ended without a result"
         } else {
             ""
         };
         let (action, reason) = match route {
-            Route::Here if died_here && batch => (
+            Route::Here if to_batch => (
                 Planned::SubmitToBatch,
                 BatchReason::EarlierAttemptDied.describe().to_string(),
             ),

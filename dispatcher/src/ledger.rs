@@ -112,6 +112,31 @@ pub fn holds(marker: &Marker, now: DateTime<Utc>) -> Option<Held> {
     }
 }
 
+/// What follows an expired claim (an attempt that ended without a result) for the next
+/// attempt of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterExpiry {
+    /// The earlier attempts were the last: the input is given up.
+    GiveUp { attempts: u32 },
+    /// Attempt `attempts` goes ahead, to Batch when the earlier one died inside the Lambda
+    /// and this one would run there too (Batch has more memory and time).
+    Retry { attempts: u32, to_batch: bool },
+}
+
+/// [`AfterExpiry`] for a next attempt routed into the Lambda (`here`) or not, with or without
+/// a Batch queue.
+pub fn after_expiry(earlier: &Marker, here: bool, batch: bool) -> AfterExpiry {
+    if earlier.attempts >= MAX_ATTEMPTS {
+        return AfterExpiry::GiveUp {
+            attempts: earlier.attempts,
+        };
+    }
+    AfterExpiry::Retry {
+        attempts: earlier.attempts + 1,
+        to_batch: earlier.here && here && batch,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +198,27 @@ mod tests {
                       "at":"2026-11-30T00:00:00Z","job_id":"j"}"#;
         let m: Marker = serde_json::from_str(old).unwrap();
         assert_eq!((m.attempts, m.here, m.until), (1, false, None));
+    }
+
+    #[test]
+    fn after_an_expired_claim_the_next_attempt_counts_escalates_or_gives_up() {
+        let now = Utc::now();
+        let died = |attempts, here| Marker {
+            attempts,
+            here,
+            ..marker(None, 3600, now)
+        };
+        let retry = |attempts, to_batch| AfterExpiry::Retry { attempts, to_batch };
+        assert_eq!(after_expiry(&died(1, true), true, true), retry(2, true));
+        assert_eq!(after_expiry(&died(1, true), true, false), retry(2, false));
+        assert_eq!(after_expiry(&died(2, false), true, true), retry(3, false));
+        assert_eq!(after_expiry(&died(1, true), false, true), retry(2, false));
+        assert_eq!(
+            after_expiry(&died(MAX_ATTEMPTS, true), true, true),
+            AfterExpiry::GiveUp {
+                attempts: MAX_ATTEMPTS
+            }
+        );
     }
 
     #[test]

@@ -239,18 +239,21 @@ fn run_or_give_up(
         partition: format!("pa_date={pa_date}"),
         threads,
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("duff-parse-{i}"))
-        .build()
-        .map_err(|e| Error::Config(format!("thread pool: {e}")))?;
     let processed = match give_up_after {
+        // Nothing to read: no threads either.
         Some(attempts) => Err(Error::GaveUp { attempts }),
-        None => pool.install(|| process(&context, input, &source, progress)),
+        None => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("duff-parse-{i}"))
+                .build()
+                .map_err(|e| Error::Config(format!("thread pool: {e}")))?;
+            pool.install(|| process(&context, input, &source, progress))
+            // The pool ends here: its threads hold in their allocator heaps what the run
+            // freed (the dedup tables among it), and ending them lets the commit and the
+            // lake's fold reuse that memory.
+        }
     };
-    // Its threads hold in their allocator heaps what the run freed (the dedup tables among
-    // it); ending them lets the commit and the lake's fold reuse that memory.
-    drop(pool);
 
     let mut manifest = Manifest {
         run_id: run_id.clone(),

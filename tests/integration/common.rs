@@ -39,6 +39,15 @@ pub fn run(input: &Path, lake: &Path, options: &RunOptions) -> RunOutcome {
     run_local(input, &lake, options, &|_| {}).unwrap()
 }
 
+/// The index of an `orders` column in the rows [`delta_rows`] returns.
+pub fn orders_column(name: &str) -> usize {
+    duff_engine::schema::ORDERS
+        .columns
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no orders column {name}"))
+}
+
 /// The Parquet files of a table, in part order.
 pub fn table_files(lake: &Path, table: &Table) -> Vec<PathBuf> {
     let mut files = Vec::new();

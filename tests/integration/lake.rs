@@ -922,12 +922,7 @@ pub(crate) fn column_index(header: &csv::StringRecord, name: &str) -> usize {
 
 /// The latest version of every order line, recomputed from the history (`orders`).
 pub(crate) fn latest_of_history(lake: &Path) -> Vec<Vec<String>> {
-    let names: Vec<&str> = duff_engine::schema::ORDERS
-        .columns
-        .iter()
-        .map(|c| c.name)
-        .collect();
-    let at = |n: &str| names.iter().position(|c| *c == n).unwrap();
+    let at = crate::common::orders_column;
     let (order, product, ingested, run) = (
         at("order_id"),
         at("product_id"),
@@ -1276,12 +1271,7 @@ fn a_tie_in_ingestion_time_goes_to_the_larger_run_id_whatever_the_fold_order() {
         with_status("x.csv", "delivered"),
         with_status("y.csv", "broken"),
     );
-    let names: Vec<&str> = duff_engine::schema::ORDERS
-        .columns
-        .iter()
-        .map(|c| c.name)
-        .collect();
-    let at = |n: &str| names.iter().position(|c| *c == n).unwrap();
+    let at = crate::common::orders_column;
     let mut winners = Vec::new();
     for (n, (first, second)) in [(&x, &y), (&y, &x)].into_iter().enumerate() {
         let lake = dir.path().join(format!("lake-{n}"));

@@ -388,12 +388,7 @@ fn a_datagen_redelivery_moves_whole_orders_to_their_next_status() {
         sent.entry((text(o), text(p))).or_insert(text(st));
     }
     assert!(sent.len() > 100, "{} lines re-delivered", sent.len());
-    let names: Vec<&str> = duff_engine::schema::ORDERS
-        .columns
-        .iter()
-        .map(|c| c.name)
-        .collect();
-    let col = |n: &str| names.iter().position(|c| *c == n).unwrap();
+    let col = crate::common::orders_column;
     let (co, cp, cs) = (col("order_id"), col("product_id"), col("status"));
     let mut seen = 0;
     for row in &current {
