@@ -91,7 +91,7 @@ impl Prefetcher {
 }
 
 #[inline]
-fn prefetch_line(address: usize) {
+pub fn prefetch_line(address: usize) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it never faults, whatever the address.
     unsafe {

@@ -1,5 +1,6 @@
 //! One run: an input file processed into the lake, exactly once.
 
+mod observe;
 mod pipeline;
 
 use std::io::Read;
@@ -19,7 +20,7 @@ use crate::lake::LocalLake;
 use crate::manifest::{CostEstimate, Counts, Manifest, RunStatus, Throughput, Timings};
 use crate::rules::Channels;
 use crate::schema::Table;
-use crate::storage::{Commit, InputBytes, Lake, Source, Stage, StorageError};
+use crate::storage::{Commit, InputBytes, Lake, RowObserver, Source, Stage, StorageError};
 use crate::writer::{Destination, Naming, ParquetOptions, WrittenFile};
 use pipeline::{Done, Pipeline, WindowBytes};
 
@@ -231,9 +232,11 @@ fn run_or_give_up(
         channel_names: options.channels.names(),
         channel_ids: options.channels.entries().iter().map(|e| e.0).collect(),
     };
+    let observer = lake.observer(&stem, pa_date);
     let context = RunContext {
         options,
         constants,
+        observer: std::sync::Mutex::new(observer),
         stem,
         stage: stage.clone(),
         partition: format!("pa_date={pa_date}"),
@@ -295,7 +298,10 @@ fn run_or_give_up(
         Ok(p)
     });
     match outcome {
-        Ok(p) => {
+        Ok(mut p) => {
+            if let Some(observing) = p.observing.take() {
+                observing.finish();
+            }
             let publish = Instant::now();
             failpoint("before_publish");
             if let Err(e) = stage.publish(&p.outputs) {
@@ -451,6 +457,8 @@ pub fn peak_rss_bytes() -> Option<u64> {
 struct RunContext<'a> {
     options: &'a RunOptions,
     constants: RunConstants,
+    /// The lake's observer of the rows written to `orders`: the pipeline takes it.
+    observer: std::sync::Mutex<Option<Box<dyn RowObserver>>>,
     /// The stem of this attempt's file names.
     stem: String,
     stage: Arc<dyn Stage>,
@@ -477,6 +485,8 @@ struct Processed {
     bytes_processed: u64,
     dedup_keys: u64,
     dedup_heap_bytes: u64,
+    /// The lake's observer, finished only once the run's files are to be published.
+    observing: Option<observe::Observing>,
 }
 
 /// Header, windows, writers: everything between opening the input and publishing.

@@ -16,6 +16,7 @@
 use std::fmt;
 use std::io::{Read, Write};
 
+use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 use memmap2::Mmap;
 
@@ -76,6 +77,25 @@ pub trait Lake: Send + Sync {
     /// Writes the manifest: the commit point. Unless `overwrite`, the write is create-only and
     /// returns the manifest that is already there when another attempt committed first.
     fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error>;
+    /// What sees the `orders` rows of the attempt `stem` (partition `pa_date`) as they are
+    /// written, if the lake keeps something derived from them: a Delta lake aggregates them
+    /// for its marts here rather than reading the files back after the commit. None by
+    /// default.
+    fn observer(&self, stem: &str, pa_date: chrono::NaiveDate) -> Option<Box<dyn RowObserver>> {
+        let _ = (stem, pa_date);
+        None
+    }
+}
+
+/// Sees every row an attempt writes to `orders`, in input order, on a thread of its own
+/// beside the run's (see [`Lake::observer`]). It cannot fail a run: what it derives is an
+/// optimisation its lake checks before use.
+pub trait RowObserver: Send {
+    /// The next rows, in input order.
+    fn rows(&mut self, orders: &RecordBatch);
+    /// Every row was seen and the run's files are about to be published. Not called when
+    /// the attempt fails.
+    fn finish(self: Box<Self>);
 }
 
 /// The result of [`Lake::commit`].

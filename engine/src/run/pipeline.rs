@@ -11,6 +11,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use rayon::prelude::*;
 
+use super::observe::Observing;
 use super::{Header, Processed, RunContext, ms};
 use crate::assemble::{self, Assembled, Dimensions, QuarantineRow};
 use crate::chunk::{ChunkRows, ParseCtx};
@@ -87,6 +88,8 @@ struct Reader<'a> {
     total_bytes: Option<u64>,
     dedup_sized: bool,
     repaired_ranges: usize,
+    /// The lake's observer of the rows written to `orders`, if it has one.
+    observing: Option<Observing>,
 }
 
 impl<'a, 'm> Pipeline<'a, 'm> {
@@ -127,6 +130,12 @@ impl<'a, 'm> Pipeline<'a, 'm> {
                 total_bytes,
                 dedup_sized: false,
                 repaired_ranges: 0,
+                observing: cx
+                    .observer
+                    .lock()
+                    .expect("observer")
+                    .take()
+                    .map(Observing::spawn),
             },
         })
     }
@@ -335,6 +344,9 @@ impl Reader<'_> {
             quarantined.extend(a.quarantine);
             rows.push((a.orders, a.fact));
         }
+        if let Some(observing) = &self.observing {
+            observing.rows(rows.iter().map(|(orders, _)| orders.clone()).collect());
+        }
         self.dimensions.clients.apply(clients);
         self.dimensions.products.apply(products);
         for q in &quarantined {
@@ -421,6 +433,7 @@ impl Reader<'_> {
             bytes_processed,
             dedup_keys: self.deduper.keys() as u64,
             dedup_heap_bytes: self.deduper.heap_bytes() as u64,
+            observing: self.observing,
         })
     }
 }

@@ -1,0 +1,203 @@
+//! A lake's [`RowObserver`] on a thread of its own, fed each window's `orders` rows in input
+//! order through a short queue: a slow observer holds the run back by a window or two, never
+//! by the file.
+
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use arrow::array::RecordBatch;
+
+use crate::storage::RowObserver;
+
+enum Message {
+    Rows(Vec<RecordBatch>),
+    /// Every row was sent: the observer may finish.
+    Finish,
+}
+
+/// The observer's thread. Dropped without [`Observing::finish`] (a failed attempt), it ends
+/// without finishing its observer.
+pub(super) struct Observing {
+    queue: Option<SyncSender<Message>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Windows queued for the observer at most.
+const QUEUED_WINDOWS: usize = 2;
+
+impl Observing {
+    pub fn spawn(mut observer: Box<dyn RowObserver>) -> Self {
+        let (queue, messages) = sync_channel::<Message>(QUEUED_WINDOWS);
+        let thread = std::thread::Builder::new()
+            .name("duff-observe".into())
+            .spawn(move || {
+                for message in messages {
+                    match message {
+                        Message::Rows(batches) => {
+                            for batch in &batches {
+                                observer.rows(batch);
+                            }
+                        }
+                        Message::Finish => return observer.finish(),
+                    }
+                }
+            });
+        match thread {
+            Ok(thread) => Observing {
+                queue: Some(queue),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                // Observing is an optimisation: without a thread, the run goes on without it.
+                tracing::warn!(error = %e, "no thread for the lake's row observer");
+                Observing {
+                    queue: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    /// Queues a window's rows (blocking while the queue is full).
+    pub fn rows(&self, batches: Vec<RecordBatch>) {
+        if let Some(queue) = &self.queue {
+            // Fails only when the observer's thread panicked: `finish` says so.
+            let _ = queue.send(Message::Rows(batches));
+        }
+    }
+
+    /// Waits for the observer to see every queued row and finish.
+    pub fn finish(mut self) {
+        if let Some(queue) = self.queue.take() {
+            let _ = queue.send(Message::Finish);
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("the lake's row observer panicked; its lake reads the files instead");
+        }
+    }
+}
+
+impl Drop for Observing {
+    fn drop(&mut self) {
+        // Without a Finish message, the thread ends at the closed queue.
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+
+    use super::*;
+    use crate::input::LocalInput;
+    use crate::manifest::Manifest;
+    use crate::storage::{Commit, Lake, Stage};
+    use crate::{Error, LocalLake, RunOptions, RunOutcome};
+
+    #[derive(Default)]
+    struct Seen {
+        order_ids: Vec<i64>,
+        finished: bool,
+    }
+
+    struct Recorder(Arc<Mutex<Seen>>);
+
+    impl RowObserver for Recorder {
+        fn rows(&mut self, orders: &RecordBatch) {
+            let ids = orders.column_by_name("order_id").unwrap();
+            let ids = ids.as_primitive::<Int64Type>().values();
+            self.0.lock().unwrap().order_ids.extend_from_slice(ids);
+        }
+
+        fn finish(self: Box<Self>) {
+            self.0.lock().unwrap().finished = true;
+        }
+    }
+
+    /// A local lake that records what its observer sees.
+    struct Watched(LocalLake, Arc<Mutex<Seen>>);
+
+    impl Lake for Watched {
+        fn uri(&self) -> String {
+            self.0.uri()
+        }
+        fn read_manifest(&self, run_id: &str) -> Result<Option<Manifest>, Error> {
+            self.0.read_manifest(run_id)
+        }
+        fn stage(&self, stem: &str) -> Result<Box<dyn Stage>, Error> {
+            self.0.stage(stem)
+        }
+        fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error> {
+            self.0.commit(manifest, overwrite)
+        }
+        fn observer(&self, _: &str, _: chrono::NaiveDate) -> Option<Box<dyn RowObserver>> {
+            Some(Box::new(Recorder(self.1.clone())))
+        }
+    }
+
+    fn run(csv: &str) -> (RunOutcome, Seen) {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("orders.csv");
+        std::fs::write(&input, csv).unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let lake = Watched(
+            LocalLake::open(dir.path().join("lake")).unwrap(),
+            seen.clone(),
+        );
+        // Small ranges: many windows, each of several ranges.
+        let options = RunOptions {
+            chunk_bytes: 2048,
+            threads: 2,
+            ..RunOptions::default()
+        };
+        let outcome = crate::run(&LocalInput::open(&input).unwrap(), &lake, &options, &|_| {});
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        (outcome.unwrap(), seen)
+    }
+
+    const HEADER: &str = "client_id,client_name,order_id,product_id,product_description,product_price,product_ccf,product_volume,point_of_sale_channel,status";
+
+    fn row(order: i64, product: i64) -> String {
+        format!("1001,Moe's Tavern,{order},{product},Duff Lager,1.25,24,0.355,Retail,delivered")
+    }
+
+    #[test]
+    fn the_observer_sees_every_written_row_in_input_order_then_finishes() {
+        let mut csv = format!("{HEADER}\n");
+        let mut written = Vec::new();
+        for order in 1..=3000 {
+            csv += &row(order, 1);
+            csv.push('\n');
+            written.push(order);
+            if order % 50 == 0 {
+                // A duplicate and a bad row: neither is written, so neither is seen.
+                csv += &row(order, 1);
+                csv += "\n1001,Moe's Tavern,not-a-number,1,Duff,1.25,24,0.355,Retail,delivered\n";
+            }
+        }
+        let (outcome, seen) = run(&csv);
+        let RunOutcome::Succeeded(manifest) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert!(manifest.counts.quarantined > 0 && manifest.counts.exact_duplicates > 0);
+        assert_eq!(seen.order_ids, written);
+        assert!(seen.finished);
+    }
+
+    #[test]
+    fn a_rejected_file_is_never_finished() {
+        // Every row bad: the run fails whole and its rows are never published.
+        let bad = "1001,Moe's Tavern,x,1,Duff,1.25,24,0.355,Retail,delivered\n".repeat(500);
+        let (outcome, seen) = run(&format!("{HEADER}\n{}{bad}", row(1, 1) + "\n"));
+        assert!(matches!(outcome, RunOutcome::Failed(_)), "{outcome:?}");
+        assert!(!seen.finished);
+    }
+}
