@@ -266,6 +266,93 @@ fn the_current_dimensions_follow_renames_and_survive_a_crash_before_their_commit
     assert_check_healthy(&lake);
 }
 
+/// How each fold of a `duff run` with [`JSON_LOG`] changed the marts: from the rows the
+/// engine saw ("rows seen") or from the files ("files read").
+fn marts_from(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["marts_from"].as_str().map(str::to_string))
+        .collect()
+}
+
+const JSON_LOG: [&str; 3] = ["-v", "--log-format", "json"];
+
+#[test]
+fn runs_of_new_orders_add_the_marts_their_rows_made_and_they_equal_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let first = sample(dir.path(), 3_000);
+    let out = duff_run(&first, &lake, None, &JSON_LOG);
+    assert_eq!(marts_from(&out), ["rows seen"]);
+    must_succeed(out);
+    assert_marts_match_history(&lake);
+    // Another seed, another id range: new orders of the same clients and products, added
+    // to marts that hold their groups already.
+    let cfg = duff_datagen::GenConfig {
+        seed: 18,
+        size: duff_datagen::Size::Rows(2_000),
+        clients: 200,
+        products: 30,
+        dirt: duff_datagen::Dirt::typical(),
+        ..duff_datagen::GenConfig::default()
+    };
+    let second = crate::common::datagen(dir.path(), "second.csv", &cfg).0;
+    let out = duff_run(&second, &lake, None, &JSON_LOG);
+    assert_eq!(marts_from(&out), ["rows seen"]);
+    must_succeed(out);
+    assert_marts_match_history(&lake);
+    // Lines the lake holds, delivered again: the fold reads what they supersede.
+    let again = dir.path().join("again.csv");
+    derive_csv(&first, &again, |i, header, f| {
+        f.len() == header.len() && i % 3 == 0
+    });
+    let out = duff_run(
+        &again,
+        &lake,
+        None,
+        &[&JSON_LOG[..], &["--ingested-at", "2026-11-23T10:00:00Z"]].concat(),
+    );
+    assert_eq!(marts_from(&out), ["files read"]);
+    must_succeed(out);
+    assert_marts_match_history(&lake);
+}
+
+#[test]
+fn an_order_whose_lines_are_apart_in_the_file_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = duff_datagen::GenConfig {
+        seed: 17,
+        size: duff_datagen::Size::Rows(3_000),
+        clients: 200,
+        products: 30,
+        dirt: duff_datagen::Dirt::none(),
+        ..duff_datagen::GenConfig::default()
+    };
+    let a = crate::common::datagen(dir.path(), "orders.csv", &cfg).0;
+    let text = std::fs::read_to_string(&a).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    // The first line of an order with several lines moves to the end of the file.
+    let order = |l: &str| -> Option<i64> {
+        let fields: Vec<&str> = l.split(',').collect();
+        (fields.len() == 10)
+            .then(|| fields[2].parse().ok())
+            .flatten()
+    };
+    let at = (1..lines.len() - 1)
+        .find(|&i| order(lines[i]).is_some() && order(lines[i]) == order(lines[i + 1]))
+        .expect("an order of several lines");
+    let moved = lines.remove(at);
+    lines.push(moved);
+    let apart = dir.path().join("apart.csv");
+    std::fs::write(&apart, lines.join("\n") + "\n").unwrap();
+    let lake = dir.path().join("lake");
+    let out = duff_run(&apart, &lake, None, &JSON_LOG);
+    assert_eq!(marts_from(&out), ["files read"]);
+    must_succeed(out);
+    assert_marts_match_history(&lake);
+}
+
 #[test]
 fn lines_of_an_order_out_of_order_give_the_same_marts() {
     let dir = tempfile::tempdir().unwrap();

@@ -192,6 +192,11 @@ impl<L: Lake> DeltaLake<L> {
             folds = self.load_table(&FOLDS).await?;
             done.push(id.to_string());
         }
+        // Marts observed for a run this fold did not fold (its attempt lost) are not needed.
+        self.run_marts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         Ok(done)
     }
 
@@ -408,8 +413,41 @@ impl<L: Lake> DeltaLake<L> {
         }
         let merged_ms = started.elapsed().as_millis() as u64;
         let read_count = read.len();
-        self.change_marts(work, &existing, read, &run_files, &losers, (marts, names))
-            .await?;
+        // The run's marts as the engine saw its rows, if every one of its orders is new: no
+        // file of the current state may hold a line of them (ranges known, none overlapping).
+        let observed = self
+            .run_marts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_if(|m| belongs_to_run(&m.stem, run_id));
+        let all_new = range.is_some()
+            && overlapping.is_empty()
+            && existing
+                .iter()
+                .all(|f| f.range.is_some_and(|(a, b)| a <= b));
+        let days: Vec<String> = run_files
+            .iter()
+            .map(|f| day_of(&f.partition_values))
+            .collect();
+        let marts_from = match observed {
+            Some(observed)
+                if all_new
+                    && observed.usable_for(
+                        run_files
+                            .iter()
+                            .zip(&days)
+                            .map(|(f, d)| (f.path.as_str(), d.as_str(), f.num_records())),
+                    ) =>
+            {
+                marts.add_new_orders(names, observed);
+                "rows seen"
+            }
+            _ => {
+                self.change_marts(work, &existing, read, &run_files, &losers, (marts, names))
+                    .await?;
+                "files read"
+            }
+        };
         work.publish(&written).await?;
         work.renew_lease().await?;
         duff_engine::run::failpoint("before_fold_commit");
@@ -436,6 +474,7 @@ impl<L: Lake> DeltaLake<L> {
             run_id,
             generation,
             files_read = read_count,
+            marts_from,
             order_lines_ms = merged_ms,
             total_ms = started.elapsed().as_millis() as u64,
             "folded into order_lines, and the marts changed in memory"

@@ -22,7 +22,9 @@ use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use duff_engine::LocalLake;
 use duff_engine::manifest::Manifest;
 use duff_engine::schema::PARTITION_COLUMN;
-use duff_engine::storage::{Commit, Lake, Stage};
+use duff_engine::storage::{Commit, Lake, RowObserver, Stage};
+
+use crate::marts::MartsObserver;
 use duff_engine::writer::WrittenFile;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -79,6 +81,8 @@ pub struct DeltaLake<L> {
     remote: Option<Arc<dyn ObjectStore>>,
     /// How long the fold's lease outlives a dead holder (a remote lake).
     fold_lease: std::time::Duration,
+    /// The marts of the last attempt whose rows were all seen, for its fold.
+    pub(crate) run_marts: crate::marts::RunMartsSlot,
     /// Drives `deltalake`'s async API for the engine's blocking calls. Always `Some` but
     /// during drop, which shuts it down without blocking (a lake may be dropped in an async
     /// context, such as the dispatcher's).
@@ -196,6 +200,7 @@ impl<L: Lake> DeltaLake<L> {
             root,
             remote,
             fold_lease: crate::lease::LEASE_TTL,
+            run_marts: Default::default(),
             runtime: Some(runtime),
         };
         if let Some(store) = &lake.remote {
@@ -612,6 +617,11 @@ impl<L: Lake> Lake for DeltaLake<L> {
     fn settle(&self) -> Result<(), duff_engine::Error> {
         self.settle_within(crate::fold::SETTLE_WAIT)?;
         Ok(())
+    }
+
+    fn observer(&self, stem: &str, pa_date: NaiveDate) -> Option<Box<dyn RowObserver>> {
+        let observer = MartsObserver::new(self.run_marts.clone(), stem, &pa_date.to_string());
+        Some(Box::new(observer))
     }
 }
 

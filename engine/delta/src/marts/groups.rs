@@ -1,6 +1,11 @@
-//! One mart in memory: the measures of each group, in a hash table whose probes can be
+//! One mart in memory: the measures of each group, in hash tables whose probes can be
 //! prefetched. The client × product mart holds millions of groups, far more than the caches,
 //! and a fold updates one per line: prefetched a few lines ahead, those misses overlap.
+//!
+//! A mart is cut into [`SHARDS`] tables by hash, so its largest allocation is a sixteenth of
+//! it: growing one copies a sliver, and the allocator can place it in memory the engine's
+//! run has just freed (its own tables were of that order), where one table of the whole
+//! mart would need fresh memory on top.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -9,36 +14,57 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::Measures;
 
-/// Measures per group key.
+/// Tables per mart (a power of two).
+const SHARDS: usize = 16;
+
+/// Measures (or another sum, `V`) per group key.
 #[derive(Clone)]
-pub(crate) struct Groups<K> {
-    table: HashTable<(K, Measures)>,
+pub(crate) struct Groups<K, V = Measures> {
+    shards: Vec<Shard<K, V>>,
     hasher: DefaultHashBuilder,
+}
+
+#[derive(Clone)]
+pub(crate) struct Shard<K, V> {
+    table: HashTable<(K, V)>,
     prefetcher: Prefetcher,
 }
 
-impl<K> Default for Groups<K> {
+impl<K, V> Default for Groups<K, V> {
     fn default() -> Self {
         Groups {
-            table: HashTable::new(),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    table: HashTable::new(),
+                    prefetcher: Prefetcher::default(),
+                })
+                .collect(),
             hasher: DefaultHashBuilder::default(),
-            prefetcher: Prefetcher::default(),
         }
     }
 }
 
-impl<K: Hash + Eq + Copy> Groups<K> {
+/// The shard of a hash: bits hashbrown uses for neither the bucket (the low bits) nor the
+/// tag (the top seven).
+#[inline]
+fn shard_of(h: u64) -> usize {
+    (h >> 40) as usize & (SHARDS - 1)
+}
+
+impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
     fn hash(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
     }
 
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.shards.iter().map(|s| s.table.len()).sum()
     }
 
-    pub fn get(&self, key: &K) -> Option<&Measures> {
-        self.table
-            .find(self.hash(key), |(k, _)| k == key)
+    pub fn get(&self, key: &K) -> Option<&V> {
+        let h = self.hash(key);
+        self.shards[shard_of(h)]
+            .table
+            .find(h, |(k, _)| k == key)
             .map(|(_, m)| m)
     }
 
@@ -46,15 +72,25 @@ impl<K: Hash + Eq + Copy> Groups<K> {
         self.get(key).is_some()
     }
 
+    /// Room for `additional` more groups (spread evenly) without growing.
+    pub fn reserve(&mut self, additional: usize) {
+        let hasher = &self.hasher;
+        for shard in &mut self.shards {
+            shard
+                .table
+                .reserve(additional.div_ceil(SHARDS), |(k, _)| hasher.hash_one(k));
+        }
+    }
+
     /// The group's measures, zero when it is new.
     #[inline]
-    pub fn entry(&mut self, key: K) -> &mut Measures {
+    pub fn entry(&mut self, key: K) -> &mut V {
         let h = self.hash(&key);
         let hasher = &self.hasher;
-        let (_, m) = self
+        let (_, m) = self.shards[shard_of(h)]
             .table
             .entry(h, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k))
-            .or_insert((key, Measures::default()))
+            .or_insert_with(|| (key, V::default()))
             .into_mut();
         m
     }
@@ -64,26 +100,34 @@ impl<K: Hash + Eq + Copy> Groups<K> {
     pub fn prefetch(&mut self, key: &K) {
         let h = self.hash(key);
         let hasher = &self.hasher;
-        self.prefetcher.prefetch(
-            &self.table,
+        let shard = &mut self.shards[shard_of(h)];
+        shard.prefetcher.prefetch(
+            &shard.table,
             h,
             |(k, _)| hasher.hash_one(k),
             |a, b| a.0 == b.0,
         );
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &Measures)> {
-        self.table.iter().map(|(k, m)| (k, m))
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.table.iter())
+            .map(|(k, m)| (k, m))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.table.iter().map(|(k, _)| k)
+        self.iter().map(|(k, _)| k)
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut Measures) -> bool) {
-        self.table.retain(|(k, m)| keep(k, m));
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        for shard in &mut self.shards {
+            shard.table.retain(|(k, m)| keep(k, m));
+        }
     }
+}
 
+impl<K: Hash + Eq + Copy> Groups<K> {
     /// Adds each group's measures to this one's.
     pub fn add(&mut self, groups: impl IntoIterator<Item = (K, Measures)>) {
         for (k, m) in groups {
@@ -106,12 +150,17 @@ impl<K: Hash + Eq + Copy> std::ops::Index<&K> for Groups<K> {
     }
 }
 
-impl<K> IntoIterator for Groups<K> {
-    type Item = (K, Measures);
-    type IntoIter = hashbrown::hash_table::IntoIter<(K, Measures)>;
+impl<K, V> IntoIterator for Groups<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::iter::FlatMap<
+        std::vec::IntoIter<Shard<K, V>>,
+        hashbrown::hash_table::IntoIter<(K, V)>,
+        fn(Shard<K, V>) -> hashbrown::hash_table::IntoIter<(K, V)>,
+    >;
 
+    /// Every group, each shard's in turn (its tables are freed as they are emptied).
     fn into_iter(self) -> Self::IntoIter {
-        self.table.into_iter()
+        self.shards.into_iter().flat_map(|s| s.table.into_iter())
     }
 }
 
@@ -131,10 +180,15 @@ impl<K: Hash + Eq + Copy> PartialEq for Groups<K> {
 
 impl<K: Hash + Eq + Copy> Eq for Groups<K> {}
 
-impl<K: std::fmt::Debug> std::fmt::Debug for Groups<K> {
+impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for Groups<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
-            .entries(self.table.iter().map(|(k, m)| (k, m)))
+            .entries(
+                self.shards
+                    .iter()
+                    .flat_map(|s| s.table.iter())
+                    .map(|(k, m)| (k, m)),
+            )
             .finish()
     }
 }

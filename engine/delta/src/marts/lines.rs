@@ -12,7 +12,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type};
@@ -241,55 +241,72 @@ impl<'a> Cursor<'a> {
 
     fn decode(&mut self, batch: &RecordBatch, names: &mut Names) -> Result<(), Error> {
         let path = &self.source.path;
-        let column = |name: &str| -> Result<&ArrayRef, Error> {
-            batch
-                .column_by_name(name)
-                .ok_or_else(|| Error::Invalid(format!("{}: no column {name}", path.display())))
-        };
-        let orders = column("order_id")?.as_primitive::<Int64Type>();
-        let clients = column("client_id")?.as_primitive::<Int64Type>();
-        let products = column("product_id")?.as_primitive::<Int64Type>();
-        let units = column("product_ccf")?.as_primitive::<Int64Type>();
-        let sales = column("total_price")?.as_primitive::<Decimal128Type>();
-        let volumes = column("total_volume")?.as_primitive::<Decimal128Type>();
-        let statuses = interned(column("status")?, names)?;
-        let channels = interned(column("point_of_sale_channel")?, names)?;
         let base = self.row;
         self.row += batch.num_rows();
         self.buffer.reserve(batch.num_rows());
-        // DECIMAL(18,4) values fit 64 bits; a wider one is not a line of this lake.
-        let narrow = |value: i128, column: &str| {
-            i64::try_from(value).map_err(|_| {
-                Error::Invalid(format!(
-                    "{}: {column} {value} is wider than DECIMAL(18,4)",
-                    path.display()
-                ))
-            })
-        };
-        for i in 0..batch.num_rows() {
-            let order = orders.value(i);
-            if self.check_order && order < self.last_order {
+        let (sides, buffer) = (&self.source.sides, &mut self.buffer);
+        let (check_order, last_order) = (self.check_order, &mut self.last_order);
+        decode_lines(batch, self.day, names, path, |i, line| {
+            if check_order && line.order < *last_order {
                 return Err(Error::Invalid(format!("{}: {UNSORTED}", path.display())));
             }
-            self.last_order = order;
-            let Some(side) = (self.source.sides)(base + i, (order, products.value(i))) else {
-                continue;
-            };
-            let line = Line {
-                order,
+            *last_order = line.order;
+            if let Some(side) = sides(base + i, (line.order, line.product)) {
+                buffer.push((line, side));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Calls `each(row, line)` for every row of `batch` (columns of the `orders` schema) in
+/// order, its day `day`; `path` names the rows' file in errors.
+pub(super) fn decode_lines(
+    batch: &RecordBatch,
+    day: u32,
+    names: &mut Names,
+    path: &Path,
+    mut each: impl FnMut(usize, Line) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let column = |name: &str| -> Result<&ArrayRef, Error> {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::Invalid(format!("{}: no column {name}", path.display())))
+    };
+    let orders = column("order_id")?.as_primitive::<Int64Type>();
+    let clients = column("client_id")?.as_primitive::<Int64Type>();
+    let products = column("product_id")?.as_primitive::<Int64Type>();
+    let units = column("product_ccf")?.as_primitive::<Int64Type>();
+    let sales = column("total_price")?.as_primitive::<Decimal128Type>();
+    let volumes = column("total_volume")?.as_primitive::<Decimal128Type>();
+    let statuses = interned(column("status")?, names)?;
+    let channels = interned(column("point_of_sale_channel")?, names)?;
+    // DECIMAL(18,4) values fit 64 bits; a wider one is not a line of this lake.
+    let narrow = |value: i128, column: &str| {
+        i64::try_from(value).map_err(|_| {
+            Error::Invalid(format!(
+                "{}: {column} {value} is wider than DECIMAL(18,4)",
+                path.display()
+            ))
+        })
+    };
+    for i in 0..batch.num_rows() {
+        each(
+            i,
+            Line {
+                order: orders.value(i),
                 client: clients.value(i),
                 product: products.value(i),
                 status: statuses[i],
                 channel: channels[i],
-                day: self.day,
+                day,
                 units: units.value(i),
                 sales: narrow(sales.value(i), "total_price")?,
                 volume: narrow(volumes.value(i), "total_volume")?,
-            };
-            self.buffer.push((line, side));
-        }
-        Ok(())
+            },
+        )?;
     }
+    Ok(())
 }
 
 /// The interned id of every row of a string column (dictionary-encoded or plain).

@@ -18,6 +18,9 @@
 
 mod groups;
 mod lines;
+mod observe;
+mod pair_sums;
+mod run_sums;
 pub(crate) mod store;
 
 use duff_engine::schema::{Column, ColumnType::*, Table, col};
@@ -28,6 +31,7 @@ pub(crate) use groups::Groups;
 use crate::tables::DeltaTableDef;
 
 pub(crate) use lines::{LineSource, Side, stream_orders};
+pub(crate) use observe::{MartsObserver, RunMarts, RunMartsSlot};
 
 const MEASURES: [Column; 5] = [
     col("orders", BigInt),
@@ -258,6 +262,37 @@ impl Marts {
         });
     }
 
+    /// Adds the marts of a run none of whose orders had a current line before it (so every
+    /// group's measures simply add up).
+    pub(crate) fn add_new_orders(&mut self, names: &mut Names, run: RunMarts) {
+        let RunMarts {
+            marts,
+            names: theirs,
+            ..
+        } = run;
+        let ids: Vec<u32> = theirs.names.iter().map(|n| names.id(n)).collect();
+        let id = |i: u32| ids[i as usize];
+        add_groups(&mut self.clients, marts.clients);
+        add_groups(&mut self.client_products, marts.client_products);
+        add_groups(&mut self.products, marts.products);
+        self.statuses
+            .add(marts.statuses.into_iter().map(|(s, m)| (id(s), m)));
+        self.channels
+            .add(marts.channels.into_iter().map(|(c, m)| (id(c), m)));
+        self.daily_channels.add(
+            marts
+                .daily_channels
+                .into_iter()
+                .map(|((d, c), m)| ((id(d), id(c)), m)),
+        );
+        self.client_statuses.add(
+            marts
+                .client_statuses
+                .into_iter()
+                .map(|((c, s), m)| ((c, id(s)), m)),
+        );
+    }
+
     /// Drops the groups left without a line.
     pub(crate) fn prune(&mut self) {
         let live = |m: &mut Measures| m.order_lines != 0;
@@ -284,6 +319,15 @@ impl Marts {
             }
         }
         top
+    }
+}
+
+/// Adds `from`'s groups to `to`'s (taking `from` whole when `to` is empty).
+fn add_groups<K: std::hash::Hash + Eq + Copy>(to: &mut Groups<K>, from: Groups<K>) {
+    if to.len() == 0 {
+        *to = from;
+    } else {
+        to.add(from);
     }
 }
 

@@ -1,0 +1,442 @@
+//! The marts of one run's rows, summed as the engine writes them ([`super::observe`]): lean,
+//! since it runs beside the engine on the same cores. A run's sums fit 64 bits (checked),
+//! the client × product key packs into one word, and the marts of few groups (statuses,
+//! channels) are arrays. A run has one day, so its per-day-and-channel mart is its
+//! per-channel mart.
+
+use std::hash::Hash;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type};
+
+use super::pair_sums::{PairSums, pair_key};
+use super::{Groups, Marts, Measures, Names, SMALL_ORDER};
+
+/// The sums of a run's lines in one group.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sums {
+    orders: u32,
+    lines: u32,
+    units: i64,
+    sales: i64,
+    volume: i64,
+}
+
+impl Sums {
+    /// Adds a line (and, when `new_order`, its order); `None` on overflow.
+    #[inline]
+    fn add(&mut self, new_order: bool, line: &OrderLine) -> Option<()> {
+        self.orders = self.orders.checked_add(u32::from(new_order))?;
+        self.lines = self.lines.checked_add(1)?;
+        self.units = self.units.checked_add(line.units)?;
+        self.sales = self.sales.checked_add(line.sales)?;
+        self.volume = self.volume.checked_add(line.volume)?;
+        Some(())
+    }
+
+    fn measures(self) -> Measures {
+        Measures {
+            orders: self.orders.into(),
+            order_lines: self.lines.into(),
+            units: self.units,
+            sales: self.sales.into(),
+            volume: self.volume.into(),
+        }
+    }
+}
+
+/// What the per-order marts need of a line.
+#[derive(Debug, Clone, Copy)]
+struct OrderLine {
+    client: i64,
+    status: u32,
+    channel: u32,
+    units: i64,
+    sales: i64,
+    volume: i64,
+}
+
+/// Why a run's rows cannot be summed here; the fold then reads its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unsummable(pub String);
+
+/// Lines ahead whose client × product group is prefetched.
+const PREFETCH_AHEAD: usize = 8;
+
+/// The sums of one run's rows, by mart.
+#[derive(Debug, Default)]
+pub(crate) struct RunSums {
+    client_products: PairSums,
+    products: Groups<i64, Sums>,
+    clients: Groups<i64, Sums>,
+    client_statuses: Groups<(i64, u32), Sums>,
+    /// By interned status, and channel.
+    statuses: Vec<Sums>,
+    channels: Vec<Sums>,
+    /// Interned statuses and channels.
+    pub names: Names,
+    /// The order being read and its lines so far (it may go on in the next rows).
+    order: Option<i64>,
+    order_lines: Vec<OrderLine>,
+    pub rows: u64,
+}
+
+impl RunSums {
+    /// Adds the rows of `batch` (columns of the `orders` schema), which follow the rows added
+    /// before in the file.
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), Unsummable> {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| Unsummable(format!("no column {name}")))
+        };
+        let orders = column("order_id")?.as_primitive::<Int64Type>().values();
+        let clients = column("client_id")?.as_primitive::<Int64Type>().values();
+        let products = column("product_id")?.as_primitive::<Int64Type>().values();
+        let units = column("product_ccf")?.as_primitive::<Int64Type>().values();
+        let sales = column("total_price")?.as_primitive::<Decimal128Type>();
+        let volumes = column("total_volume")?.as_primitive::<Decimal128Type>();
+        let statuses = self.interned(column("status")?)?;
+        let channels = self.interned(column("point_of_sale_channel")?)?;
+        if sales.null_count() + volumes.null_count() > 0 {
+            return Err(Unsummable("a null total".into()));
+        }
+        let packed = |i: usize| {
+            pair_key(clients[i], products[i]).ok_or_else(|| {
+                let (c, p) = (clients[i], products[i]);
+                Unsummable(format!("ids that do not fit 32 bits: {c}, {p}"))
+            })
+        };
+        let overflow = || Unsummable("a sum wider than 64 bits".into());
+        for i in 0..batch.num_rows() {
+            if let Some(ahead) = (i + PREFETCH_AHEAD < batch.num_rows())
+                .then(|| packed(i + PREFETCH_AHEAD).ok())
+                .flatten()
+            {
+                self.client_products.prefetch(ahead);
+            }
+            let order = orders[i];
+            match self.order {
+                Some(o) if o == order => {}
+                Some(o) if o > order => {
+                    return Err(Unsummable(
+                        "order ids decrease: an order's lines may be apart".into(),
+                    ));
+                }
+                _ => {
+                    self.close_order().ok_or_else(overflow)?;
+                    self.order = Some(order);
+                }
+            }
+            let narrow = |v: i128| i64::try_from(v).map_err(|_| overflow());
+            let line = OrderLine {
+                client: clients[i],
+                status: statuses[i],
+                channel: channels[i],
+                units: units[i],
+                sales: narrow(sales.value(i))?,
+                volume: narrow(volumes.value(i))?,
+            };
+            // An order has one line per product: each line counts its order once here.
+            self.client_products
+                .add(packed(i)?, line.units, line.sales, line.volume)
+                .ok_or_else(overflow)?;
+            self.products
+                .entry(products[i])
+                .add(true, &line)
+                .ok_or_else(overflow)?;
+            self.order_lines.push(line);
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// The ids of a string column's values, interned (dictionary-encoded, as the engine
+    /// writes them, or plain).
+    fn interned(&mut self, array: &dyn Array) -> Result<Vec<u32>, Unsummable> {
+        if let DataType::Dictionary(key, _) = array.data_type()
+            && **key == DataType::Int32
+        {
+            let dict = array.as_dictionary::<Int32Type>();
+            let values = dict.values().as_string_opt::<i32>();
+            let values = values.ok_or_else(|| Unsummable("a dictionary of non-strings".into()))?;
+            let ids: Vec<u32> = (0..values.len())
+                .map(|i| self.names.id(values.value(i)))
+                .collect();
+            return Ok(dict
+                .keys()
+                .values()
+                .iter()
+                .map(|k| ids[*k as usize])
+                .collect());
+        }
+        let strings = array
+            .as_string_opt::<i32>()
+            .ok_or_else(|| Unsummable(format!("a {} string column", array.data_type())))?;
+        Ok((0..strings.len())
+            .map(|i| self.names.id(strings.value(i)))
+            .collect())
+    }
+
+    /// Adds the order being read to the per-order marts; `None` on overflow.
+    fn close_order(&mut self) -> Option<()> {
+        let lines = std::mem::take(&mut self.order_lines);
+        if !lines.is_empty() {
+            add_order(&lines, |l| l.client, &mut self.clients)?;
+            add_order(&lines, |l| (l.client, l.status), &mut self.client_statuses)?;
+            add_order(&lines, |l| l.status, &mut self.statuses)?;
+            add_order(&lines, |l| l.channel, &mut self.channels)?;
+        }
+        self.order_lines = lines;
+        self.order_lines.clear();
+        Some(())
+    }
+
+    /// Every row added: the marts of the run, whose lines all fall on `day` (interned in
+    /// `names` with the statuses and channels).
+    pub fn finish(mut self, day: &str) -> Result<(Marts, Names), Unsummable> {
+        self.close_order()
+            .ok_or_else(|| Unsummable("a sum wider than 64 bits".into()))?;
+        let mut names = self.names;
+        let day = names.id(day);
+        let dense = |sums: &[Sums]| -> Groups<u32> {
+            (0u32..)
+                .zip(sums)
+                .filter(|(_, s)| s.lines > 0)
+                .map(|(k, s)| (k, s.measures()))
+                .collect()
+        };
+        let mut client_products = Groups::default();
+        client_products.reserve(self.client_products.len());
+        for (key, measures) in self.client_products.into_groups() {
+            *client_products.entry(key) = measures;
+        }
+        let marts = Marts {
+            clients: measures(self.clients),
+            client_products,
+            products: measures(self.products),
+            statuses: dense(&self.statuses),
+            channels: dense(&self.channels),
+            daily_channels: dense(&self.channels)
+                .into_iter()
+                .map(|(c, m)| ((day, c), m))
+                .collect(),
+            client_statuses: measures(self.client_statuses),
+        };
+        Ok((marts, names))
+    }
+}
+
+fn measures<K: Hash + Eq + Copy>(sums: Groups<K, Sums>) -> Groups<K> {
+    sums.into_iter().map(|(k, s)| (k, s.measures())).collect()
+}
+
+/// A mart being summed: the sums of each group.
+trait SumsByGroup<K> {
+    fn group(&mut self, key: K) -> &mut Sums;
+}
+
+impl<K: Hash + Eq + Copy> SumsByGroup<K> for Groups<K, Sums> {
+    #[inline]
+    fn group(&mut self, key: K) -> &mut Sums {
+        self.entry(key)
+    }
+}
+
+/// A mart of few groups, kept by index.
+impl SumsByGroup<u32> for Vec<Sums> {
+    #[inline]
+    fn group(&mut self, key: u32) -> &mut Sums {
+        let k = key as usize;
+        if self.len() <= k {
+            self.resize(k + 1, Sums::default());
+        }
+        &mut self[k]
+    }
+}
+
+/// Adds one order's lines to the mart grouped by `key`: the order counts once in each group
+/// it has a line in (as [`super::Marts::apply`] counts it).
+fn add_order<K: Ord + Copy>(
+    lines: &[OrderLine],
+    key: impl Fn(&OrderLine) -> K,
+    mart: &mut impl SumsByGroup<K>,
+) -> Option<()> {
+    let first = key(&lines[0]);
+    if lines.iter().all(|l| key(l) == first) {
+        let sums = mart.group(first);
+        for (i, l) in lines.iter().enumerate() {
+            sums.add(i == 0, l)?;
+        }
+        return Some(());
+    }
+    if lines.len() <= SMALL_ORDER {
+        for (i, l) in lines.iter().enumerate() {
+            let k = key(l);
+            let new = !lines[..i].iter().any(|e| key(e) == k);
+            mart.group(k).add(new, l)?;
+        }
+        return Some(());
+    }
+    let mut keyed: Vec<(K, usize)> = lines.iter().enumerate().map(|(i, l)| (key(l), i)).collect();
+    keyed.sort_unstable();
+    for same in keyed.chunk_by(|a, b| a.0 == b.0) {
+        let sums = mart.group(same[0].0);
+        for (n, (_, i)) in same.iter().enumerate() {
+            sums.add(n == 0, &lines[*i])?;
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Decimal128Array, Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::marts::{Line, RunMarts};
+
+    const STATUSES: [&str; 3] = ["pending", "shipped", "delivered"];
+    const CHANNELS: [&str; 2] = ["Retail", "Online"];
+
+    /// `(client, product, status, channel, units, sales)`.
+    type TestLine = (i64, i64, usize, usize, i64, i64);
+
+    /// Lines, grouped by order.
+    type Orders = Vec<Vec<TestLine>>;
+
+    /// `(order, line)` rows as the `orders` columns.
+    fn batch(rows: &[(i64, TestLine)]) -> RecordBatch {
+        let int = |name: &str| Field::new(name, DataType::Int64, false);
+        let money = |name: &str| Field::new(name, DataType::Decimal128(38, 4), false);
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let schema = Schema::new(vec![
+            int("order_id"),
+            int("client_id"),
+            int("product_id"),
+            text("status"),
+            text("point_of_sale_channel"),
+            int("product_ccf"),
+            money("total_price"),
+            money("total_volume"),
+        ]);
+        let ints = |f: &dyn Fn(&TestLine) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, l)| f(l))))
+        };
+        let decimals = |f: &dyn Fn(&TestLine) -> i64| -> ArrayRef {
+            let values = rows.iter().map(|(_, l)| i128::from(f(l)));
+            Arc::new(
+                Decimal128Array::from_iter_values(values)
+                    .with_precision_and_scale(38, 4)
+                    .unwrap(),
+            )
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|(o, _)| *o))),
+            ints(&|l| l.0),
+            ints(&|l| l.1),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(_, l)| STATUSES[l.2]),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(_, l)| CHANNELS[l.3]),
+            )),
+            ints(&|l| l.4),
+            decimals(&|l| l.5),
+            decimals(&|l| 3 * l.5),
+        ];
+        RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+    }
+
+    /// Orders of 1 to 40 lines (some past [`SMALL_ORDER`]), each product once per order.
+    fn orders() -> impl Strategy<Value = Orders> {
+        let line = (0..4i64, 0..3usize, 0..2usize, 1..50i64, 0..10_000_000i64);
+        let order = prop::collection::vec(line, 1..40);
+        prop::collection::vec(order, 1..60).prop_map(|orders| {
+            orders
+                .into_iter()
+                .map(|lines| {
+                    (0..)
+                        .zip(lines)
+                        .map(|(p, (c, s, ch, u, m))| (c, p, s, ch, u, m))
+                        .collect()
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Summed row by row in batches cut anywhere, the marts equal those the fold builds
+        /// order by order ([`Marts::apply_order`]).
+        #[test]
+        fn a_runs_sums_are_the_marts_the_fold_builds(orders in orders(), cuts in prop::collection::vec(1..50usize, 1..8)) {
+            let rows: Vec<(i64, _)> = (10i64..)
+                .zip(&orders)
+                .flat_map(|(o, lines)| lines.iter().map(move |l| (o, *l)))
+                .collect();
+            let mut sums = RunSums::default();
+            let (mut at, mut cut) = (0, cuts.iter().cycle());
+            while at < rows.len() {
+                let end = (at + cut.next().unwrap()).min(rows.len());
+                sums.add(&batch(&rows[at..end])).unwrap();
+                at = end;
+            }
+            prop_assert_eq!(sums.rows, rows.len() as u64);
+            let (marts, names) = sums.finish("2026-11-22").unwrap();
+            let mut summed = Marts::default();
+            let mut summed_names = Names::default();
+            let run = RunMarts { marts, names, ..RunMarts::default() };
+            summed.add_new_orders(&mut summed_names, run);
+
+            let mut expected = Marts::default();
+            let mut names = Names::default();
+            let day = names.id("2026-11-22");
+            for (o, lines) in (10i64..).zip(&orders) {
+                let lines: Vec<Line> = lines
+                    .iter()
+                    .map(|&(client, product, s, c, units, sales)| Line {
+                        order: o,
+                        client,
+                        product,
+                        status: names.id(STATUSES[s]),
+                        channel: names.id(CHANNELS[c]),
+                        day,
+                        units,
+                        sales,
+                        volume: 3 * sales,
+                    })
+                    .collect();
+                expected.apply_order(1, &lines);
+            }
+            // Interned ids differ: compare through the names.
+            let mut remapped = Marts::default();
+            let run = RunMarts { marts: expected, names, ..RunMarts::default() };
+            let mut remapped_names = summed_names.clone();
+            remapped.add_new_orders(&mut remapped_names, run);
+            prop_assert_eq!(summed, remapped);
+        }
+    }
+
+    #[test]
+    fn rows_it_cannot_sum_exactly_are_refused() {
+        let line = (1, 1, 0, 0, 1, 1);
+        let mut sums = RunSums::default();
+        sums.add(&batch(&[(5, line)])).unwrap();
+        // An order id below the one before: that order's lines may be apart.
+        let refused = sums.add(&batch(&[(4, (1, 2, 0, 0, 1, 1))])).unwrap_err();
+        assert!(refused.0.contains("decrease"), "{refused:?}");
+        // Ids that do not pack into one word, and a sum past 64 bits.
+        let wide = RunSums::default().add(&batch(&[(1, (1 << 40, 1, 0, 0, 1, 1))]));
+        assert!(wide.unwrap_err().0.contains("32 bits"));
+        let negative = RunSums::default().add(&batch(&[(1, (-1, 1, 0, 0, 1, 1))]));
+        assert!(negative.unwrap_err().0.contains("32 bits"));
+        let mut sums = RunSums::default();
+        let big = (1, 1, 0, 0, 1, i64::MAX / 4);
+        sums.add(&batch(&[(1, big), (2, big), (3, big)]))
+            .unwrap_err();
+    }
+}
