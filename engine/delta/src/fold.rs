@@ -333,6 +333,32 @@ impl<L: Lake> DeltaLake<L> {
                     || range.is_none_or(|r| f.overlaps(r))
             })
             .collect();
+        // The run's marts as the engine saw its rows, if every one of its orders is new: no
+        // file of the current state may hold a line of them (ranges known, none overlapping).
+        // Taken now either way: what is not used is freed before the merge's work.
+        let all_new = range.is_some()
+            && overlapping.is_empty()
+            && existing
+                .iter()
+                .all(|f| f.range.is_some_and(|(a, b)| a <= b));
+        let days: Vec<String> = run_files
+            .iter()
+            .map(|f| day_of(&f.partition_values))
+            .collect();
+        let observed = self
+            .run_marts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_if(|m| belongs_to_run(&m.stem, run_id))
+            .filter(|observed| {
+                all_new
+                    && observed.usable_for(
+                        run_files
+                            .iter()
+                            .zip(&days)
+                            .map(|(f, d)| (f.path.as_str(), d.as_str(), f.num_records())),
+                    )
+            });
         work.fetch(run_files.iter().map(|f| in_orders(&f.path)))
             .await?;
         work.fetch(overlapping.iter().map(|f| in_lines(&f.path)))
@@ -413,32 +439,8 @@ impl<L: Lake> DeltaLake<L> {
         }
         let merged_ms = started.elapsed().as_millis() as u64;
         let read_count = read.len();
-        // The run's marts as the engine saw its rows, if every one of its orders is new: no
-        // file of the current state may hold a line of them (ranges known, none overlapping).
-        let observed = self
-            .run_marts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take_if(|m| belongs_to_run(&m.stem, run_id));
-        let all_new = range.is_some()
-            && overlapping.is_empty()
-            && existing
-                .iter()
-                .all(|f| f.range.is_some_and(|(a, b)| a <= b));
-        let days: Vec<String> = run_files
-            .iter()
-            .map(|f| day_of(&f.partition_values))
-            .collect();
         let marts_from = match observed {
-            Some(observed)
-                if all_new
-                    && observed.usable_for(
-                        run_files
-                            .iter()
-                            .zip(&days)
-                            .map(|(f, d)| (f.path.as_str(), d.as_str(), f.num_records())),
-                    ) =>
-            {
+            Some(observed) => {
                 marts.add_new_orders(names, observed);
                 "rows seen"
             }

@@ -619,8 +619,19 @@ impl<L: Lake> Lake for DeltaLake<L> {
         Ok(())
     }
 
+    /// Sums the run's marts, unless the current state cannot be read or holds a file whose
+    /// key range is unknown (the fold would read the files anyway).
     fn observer(&self, stem: &str, pa_date: NaiveDate) -> Option<Box<dyn RowObserver>> {
-        let observer = MartsObserver::new(self.run_marts.clone(), stem, &pa_date.to_string());
+        let lines = &crate::tables::ORDER_LINES;
+        let current = self.runtime().block_on(self.load_table(lines)).ok()?;
+        let ranges: Option<Vec<(i64, i64)>> = data_files(&current, lines)
+            .ok()?
+            .iter()
+            .map(|f| f.range)
+            .collect();
+        let newest = ranges?.into_iter().map(|(_, hi)| hi).max();
+        let day = pa_date.to_string();
+        let observer = MartsObserver::new(self.run_marts.clone(), stem, &day, newest);
         Some(Box::new(observer))
     }
 }

@@ -230,12 +230,16 @@ impl LakeFileWriter {
             .set_compression(parquet::basic::Compression::SNAPPY);
         for field in schema.fields() {
             // Sums (the marts' DECIMAL(38,4)) hardly repeat: a dictionary would only be tried,
-            // filled and abandoned.
+            // filled and abandoned. Nothing prunes on them either, and their bounds cost a
+            // 16-byte comparison per value.
             if matches!(field.data_type(), DataType::Decimal128(p, _) if *p > 18) {
-                properties = properties.set_column_dictionary_enabled(
-                    parquet::schema::types::ColumnPath::from(field.name().as_str()),
-                    false,
-                );
+                let column = parquet::schema::types::ColumnPath::from(field.name().as_str());
+                properties = properties
+                    .set_column_dictionary_enabled(column.clone(), false)
+                    .set_column_statistics_enabled(
+                        column,
+                        parquet::file::properties::EnabledStatistics::None,
+                    );
             }
         }
         let properties = properties.build();

@@ -9,7 +9,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
 use duff_engine::storage::RowObserver;
 
 use super::run_sums::{RunSums, Unsummable};
@@ -60,16 +61,22 @@ pub(crate) struct MartsObserver {
     slot: RunMartsSlot,
     stem: String,
     day: String,
+    /// The largest order id of the current state when the run started: a run whose first
+    /// order id is not above it likely shares orders with it, and its fold reads files.
+    newest: Option<i64>,
+    first_seen: bool,
     /// `None` once the rows cannot be summed exactly here.
     sums: Option<RunSums>,
 }
 
 impl MartsObserver {
-    pub fn new(slot: RunMartsSlot, stem: &str, day: &str) -> Self {
+    pub fn new(slot: RunMartsSlot, stem: &str, day: &str, newest: Option<i64>) -> Self {
         MartsObserver {
             slot,
             stem: stem.to_string(),
             day: day.to_string(),
+            newest,
+            first_seen: false,
             sums: Some(RunSums::default()),
         }
     }
@@ -86,6 +93,20 @@ impl MartsObserver {
 
 impl RowObserver for MartsObserver {
     fn rows(&mut self, orders: &RecordBatch) {
+        if !self.first_seen && orders.num_rows() > 0 {
+            self.first_seen = true;
+            let first = orders
+                .column_by_name("order_id")
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                .map(|ids| ids.value(0));
+            if let (Some(first), Some(newest)) = (first, self.newest)
+                && first <= newest
+            {
+                return self.give_up(Unsummable(format!(
+                    "its first order id {first} is not above the current state's {newest}"
+                )));
+            }
+        }
         if let Some(sums) = &mut self.sums
             && let Err(why) = sums.add(orders)
         {
@@ -117,6 +138,28 @@ impl RowObserver for MartsObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::marts::run_sums::tests::batch;
+
+    /// What an observer leaves for the fold after rows of orders `ids`, with the current
+    /// state's largest order id `newest`.
+    fn observed(ids: &[i64], newest: Option<i64>) -> Option<RunMarts> {
+        let slot = RunMartsSlot::default();
+        let mut observer = Box::new(MartsObserver::new(slot.clone(), "s", "2026-11-22", newest));
+        let rows: Vec<_> = ids.iter().map(|&o| (o, (1, o, 0, 0, 1, 1))).collect();
+        observer.rows(&batch(&rows));
+        observer.finish();
+        slot.lock().unwrap().take()
+    }
+
+    #[test]
+    fn a_run_that_starts_within_the_current_state_is_left_to_the_fold() {
+        assert_eq!(observed(&[101, 102], Some(100)).map(|r| r.rows), Some(2));
+        assert_eq!(observed(&[1, 2], None).map(|r| r.rows), Some(2));
+        assert!(observed(&[100, 102], Some(100)).is_none());
+        assert!(observed(&[5, 102], Some(100)).is_none());
+        // Decreasing ids: refused by the sums.
+        assert!(observed(&[102, 101], Some(100)).is_none());
+    }
 
     #[test]
     fn observed_marts_are_used_only_for_the_files_of_their_attempt() {

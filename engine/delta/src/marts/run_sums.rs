@@ -66,8 +66,8 @@ const PREFETCH_AHEAD: usize = 8;
 /// The sums of one run's rows, by mart.
 #[derive(Debug, Default)]
 pub(crate) struct RunSums {
+    /// Per product too: a product's sums are those of its client × product groups.
     client_products: PairSums,
-    products: Groups<i64, Sums>,
     clients: Groups<i64, Sums>,
     client_statuses: Groups<(i64, u32), Sums>,
     /// By interned status, and channel.
@@ -141,10 +141,6 @@ impl RunSums {
             self.client_products
                 .add(packed(i)?, line.units, line.sales, line.volume)
                 .ok_or_else(overflow)?;
-            self.products
-                .entry(products[i])
-                .add(true, &line)
-                .ok_or_else(overflow)?;
             self.order_lines.push(line);
             self.rows += 1;
         }
@@ -208,13 +204,15 @@ impl RunSums {
         };
         let mut client_products = Groups::default();
         client_products.reserve(self.client_products.len());
+        let mut products = Groups::<i64>::default();
         for (key, measures) in self.client_products.into_groups() {
             *client_products.entry(key) = measures;
+            products.add([(key.1, measures)]);
         }
         let marts = Marts {
             clients: measures(self.clients),
             client_products,
-            products: measures(self.products),
+            products,
             statuses: dense(&self.statuses),
             channels: dense(&self.channels),
             daily_channels: dense(&self.channels)
@@ -290,7 +288,7 @@ fn add_order<K: Ord + Copy>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use arrow::array::{ArrayRef, Decimal128Array, Int64Array, StringArray};
@@ -304,13 +302,13 @@ mod tests {
     const CHANNELS: [&str; 2] = ["Retail", "Online"];
 
     /// `(client, product, status, channel, units, sales)`.
-    type TestLine = (i64, i64, usize, usize, i64, i64);
+    pub(crate) type TestLine = (i64, i64, usize, usize, i64, i64);
 
     /// Lines, grouped by order.
     type Orders = Vec<Vec<TestLine>>;
 
     /// `(order, line)` rows as the `orders` columns.
-    fn batch(rows: &[(i64, TestLine)]) -> RecordBatch {
+    pub(crate) fn batch(rows: &[(i64, TestLine)]) -> RecordBatch {
         let int = |name: &str| Field::new(name, DataType::Int64, false);
         let money = |name: &str| Field::new(name, DataType::Decimal128(38, 4), false);
         let text = |name: &str| Field::new(name, DataType::Utf8, false);
