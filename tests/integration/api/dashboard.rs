@@ -134,19 +134,30 @@ fn the_dashboard_renders_charts_and_a_client_lookup_in_headless_chromium() {
     want.sort();
     assert_eq!(got, want);
 
-    // Sales per day and channel: one bar per (day, channel) with sales.
-    let mut days: std::collections::BTreeSet<(String, String)> = Default::default();
+    // Sales per day and channel, and per channel: one bar per group with its exact sales.
+    let bars = |name: &str| -> std::collections::BTreeMap<String, String> {
+        let part = chart(&dom, name);
+        let labels = attr_values(part, "class=\"bar\"", "data-label");
+        let values = attr_values(part, "class=\"bar\"", "data-value");
+        assert_eq!(labels.len(), values.len(), "{name}: a label per bar");
+        labels.into_iter().zip(values).collect()
+    };
+    let mut days: std::collections::BTreeMap<String, i128> = Default::default();
+    let mut channels: std::collections::BTreeMap<String, i128> = Default::default();
     for l in latest.values() {
-        days.insert((l.pa_date.clone(), l.channel.clone()));
+        *days
+            .entry(format!("{} {}", l.pa_date, l.channel))
+            .or_default() += l.total_price;
+        *channels.entry(l.channel.clone()).or_default() += l.total_price;
     }
-    assert_eq!(
-        attr_values(chart(&dom, "days"), "class=\"bar\"", "data-value").len(),
-        days.len()
-    );
-    assert_eq!(
-        attr_values(chart(&dom, "channels"), "class=\"bar\"", "data-value").len(),
-        3
-    );
+    let exact = |sums: std::collections::BTreeMap<String, i128>| {
+        sums.into_iter()
+            .map(|(k, v)| (k, money(v)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert!(days.len() > 1 && channels.len() == 3);
+    assert_eq!(bars("days"), exact(days));
+    assert_eq!(bars("channels"), exact(channels));
 
     // Recent runs with a data-quality bar each (2 committed, 1 failed).
     assert_eq!(dom.matches("data-chart=\"run-quality\"").count(), 3);
