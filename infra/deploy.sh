@@ -269,6 +269,7 @@ INBOX_PREFIX="$(capture inbox/ aws cloudformation describe-stacks --region "$REG
   --query "Stacks[0].Parameters[?ParameterKey=='InboxPrefix'].ParameterValue" --output text)"
 API_URL="$(stack_output api ApiUrl)"
 API_KEY_ID="$(stack_output api ApiKeyId)"
+ACCESS_LOGS="$(stack_output api AccessLogGroupName)"
 # The key itself is never printed (logs keep it): the user fetches it when needed.
 KEY_COMMAND="aws apigateway get-api-key --region $REGION --api-key $API_KEY_ID --include-value --query value --output text"
 
@@ -278,6 +279,7 @@ Inbox:    s3://$INBOX_BUCKET/$INBOX_PREFIX   (upload order CSV files here)
 API URL:  $API_URL
 API key:  $KEY_COMMAND
 Try:      curl -H "x-api-key: \$($KEY_COMMAND)" "${API_URL}healthz"
+Requests: aws logs tail --region $REGION --follow $ACCESS_LOGS   (API access log, one JSON line per request)
 EOF
 $DRY_RUN && echo "(dry run: nothing was executed)"
 exit 0

@@ -291,8 +291,9 @@ fn lambdas_are_arm64_al2023_with_the_contracted_environment_and_queue_settings()
 }
 
 #[test]
-fn api_gateway_methods_are_valid_and_keyed() {
+fn api_gateway_methods_are_valid_keyed_and_logged() {
     let mut problems = Vec::new();
+    let mut stages = 0;
     for t in Template::all() {
         for (id, m) in t.resources("AWS::ApiGateway::Method") {
             let method = render(&m["HttpMethod"]);
@@ -317,6 +318,34 @@ fn api_gateway_methods_are_valid_and_keyed() {
             }
         }
         for (id, s) in t.resources("AWS::ApiGateway::Stage") {
+            stages += 1;
+            // Access logs: to a log group of this stack that expires, one JSON object per
+            // request naming the request, the caller, the key and the outcome.
+            let logs = &s["AccessLogSetting"];
+            let group = logs["DestinationArn"]["Fn::GetAtt"][0]
+                .as_str()
+                .unwrap_or("");
+            let retained = t
+                .resources("AWS::Logs::LogGroup")
+                .any(|(g, p)| g == group && !p["RetentionInDays"].is_null());
+            if !retained {
+                problems.push(format!("{} {id}: no access log group that expires", t.file));
+            }
+            match serde_json::from_str::<serde_json::Value>(&render(&logs["Format"])) {
+                Ok(format) => {
+                    for field in ["requestId", "ip", "apiKeyId", "method", "path", "status"] {
+                        if !format[field]
+                            .as_str()
+                            .is_some_and(|v| v.starts_with("$context."))
+                        {
+                            problems.push(format!("{} {id}: access log without {field}", t.file));
+                        }
+                    }
+                }
+                Err(e) => {
+                    problems.push(format!("{} {id}: access log format not JSON: {e}", t.file))
+                }
+            }
             for setting in one_or_many(&s["MethodSettings"]) {
                 let method = render(&setting["HttpMethod"]);
                 if ![
@@ -333,4 +362,5 @@ fn api_gateway_methods_are_valid_and_keyed() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(stages > 0, "no API Gateway stage checked");
 }

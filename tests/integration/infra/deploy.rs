@@ -74,6 +74,7 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
         "API key:  aws apigateway get-api-key --region eu-west-1 --api-key",
         "Try:      curl -H \"x-api-key: $(aws apigateway get-api-key",
         "healthz\"",
+        "Requests: aws logs tail --region eu-west-1 --follow <api.AccessLogGroupName>",
     ];
     let mut from = 0;
     for step in steps {
