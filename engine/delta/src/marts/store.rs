@@ -365,31 +365,49 @@ fn sorted_by_name<K: std::hash::Hash + Eq + Copy>(
     rows
 }
 
-/// Writes every mart under `root` as files of at most `rows_per_file` rows, side by side
-/// (the client × product mart is most of the work); returns each mart's `add` actions, in
-/// the order of [`MARTS`].
+/// Writes every mart under `root` as files of at most `rows_per_file` rows, side by side;
+/// returns each mart's `add` actions, in the order of [`MARTS`]. The client × product mart is
+/// most of the work: it is sorted while the others are built, and its files are built and
+/// written side by side from slices of its sorted rows.
 fn write_marts(
     root: &Path,
     marts: &Marts,
     names: &Names,
     rows_per_file: usize,
 ) -> Result<Vec<Vec<Add>>, Error> {
-    let batches = side_by_side(&MARTS, |def| mart_batch(def, marts, names))
-        .into_iter()
-        .collect::<Result<Vec<_>, Error>>()?;
-    let parts: Vec<(usize, RecordBatch)> = batches
-        .into_iter()
-        .enumerate()
-        .flat_map(|(m, batch)| {
-            let rows = batch.num_rows();
-            (0..rows.div_ceil(rows_per_file).max(1)).map(move |i| {
-                let start = i * rows_per_file;
-                (m, batch.slice(start, rows_per_file.min(rows - start)))
-            })
-        })
-        .collect();
-    let written = side_by_side(&parts, |(m, part)| {
-        write_file(root, &MARTS[*m], &nonce(), part).map(|add| (*m, add))
+    let big = MARTS
+        .iter()
+        .position(|def| def.name == CLIENT_PRODUCTS.name)
+        .expect("the client × product mart");
+    let (pairs, batches) = std::thread::scope(|scope| {
+        let pairs = scope.spawn(|| sorted_refs(&marts.client_products));
+        let batches: Vec<Result<(usize, RecordBatch), Error>> = MARTS
+            .iter()
+            .enumerate()
+            .filter(|(m, _)| *m != big)
+            .map(|(m, def)| mart_batch(def, marts, names).map(|b| (m, b)))
+            .collect();
+        (pairs.join().expect("sorting does not panic"), batches)
+    });
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    for batch in batches {
+        let (m, batch) = batch?;
+        let rows = batch.num_rows();
+        parts.extend((0..rows.div_ceil(rows_per_file).max(1)).map(|i| {
+            let start = i * rows_per_file;
+            Part::Batch(m, batch.slice(start, rows_per_file.min(rows - start)))
+        }));
+    }
+    if pairs.is_empty() {
+        parts.push(Part::Pairs(&[]));
+    }
+    parts.extend(pairs.chunks(rows_per_file).map(Part::Pairs));
+    let written = side_by_side(&parts, |part| {
+        let (m, batch) = match part {
+            Part::Batch(m, batch) => (*m, batch.clone()),
+            Part::Pairs(rows) => (big, pairs_batch(rows)?),
+        };
+        write_file(root, &MARTS[m], &nonce(), &batch).map(|add| (m, add))
     })
     .into_iter()
     .collect::<Result<Vec<_>, Error>>()?;
@@ -398,6 +416,30 @@ fn write_marts(
         adds[m].push(add);
     }
     Ok(adds)
+}
+
+/// A file of a mart to write: rows of a built batch, or of the sorted client × product rows.
+enum Part<'a> {
+    Batch(usize, RecordBatch),
+    Pairs(&'a [((i64, i64), &'a Measures)]),
+}
+
+/// The groups of a mart and references to their measures, sorted by group.
+fn sorted_refs<K: std::hash::Hash + Ord + Copy>(map: &Groups<K>) -> Vec<(K, &Measures)> {
+    let mut rows: Vec<(K, &Measures)> = map.iter().map(|(k, m)| (*k, m)).collect();
+    rows.sort_unstable_by_key(|(k, _)| *k);
+    rows
+}
+
+/// Rows of the client × product mart as a batch.
+fn pairs_batch(rows: &[((i64, i64), &Measures)]) -> Result<RecordBatch, Error> {
+    let ints = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+    let keys = vec![
+        ints(rows.iter().map(|r| r.0.0).collect()),
+        ints(rows.iter().map(|r| r.0.1).collect()),
+    ];
+    let measures: Vec<Measures> = rows.iter().map(|r| *r.1).collect();
+    with_measures(&CLIENT_PRODUCTS, keys, &measures, vec![])
 }
 
 /// `work` on each item, on as many scoped threads as there are cores (at most one per
@@ -445,12 +487,7 @@ fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<Recor
             (keys, rows.into_iter().map(|r| r.1).collect(), extra)
         }
         n if n == CLIENT_PRODUCTS.name => {
-            let rows = sorted(&marts.client_products);
-            let keys = vec![
-                ints(rows.iter().map(|r| r.0.0).collect()),
-                ints(rows.iter().map(|r| r.0.1).collect()),
-            ];
-            (keys, rows.into_iter().map(|r| r.1).collect(), vec![])
+            return pairs_batch(&sorted_refs(&marts.client_products));
         }
         n if n == PRODUCTS.name => {
             let rows = sorted(&marts.products);
@@ -490,6 +527,17 @@ fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<Recor
         }
         other => return Err(Error::Invalid(format!("{other}: not a mart"))),
     };
+    with_measures(table, keys, &measures, extra)
+}
+
+/// A mart's batch: its key columns, then the measures, then `extra` columns.
+fn with_measures(
+    table: &Table,
+    keys: Vec<ArrayRef>,
+    measures: &[Measures],
+    extra: Vec<ArrayRef>,
+) -> Result<RecordBatch, Error> {
+    let ints = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
     let mut columns = keys;
     columns.push(ints(measures.iter().map(|m| m.orders).collect()));
     columns.push(ints(measures.iter().map(|m| m.order_lines).collect()));
@@ -498,7 +546,7 @@ fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<Recor
     columns.push(sums(measures.iter().map(|m| m.volume).collect())?);
     columns.extend(extra);
     RecordBatch::try_new(table.arrow_schema(), columns)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", def.name)))
+        .map_err(|e| Error::Invalid(format!("{}: {e}", table.name)))
 }
 
 fn sums(values: Vec<i128>) -> Result<ArrayRef, Error> {
