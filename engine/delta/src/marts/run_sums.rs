@@ -126,6 +126,9 @@ impl RunSums {
                 _ => {
                     self.close_order().ok_or_else(overflow)?;
                     self.order = Some(order);
+                    // The order's client groups are added when it closes, a few lines on.
+                    self.clients.prefetch(&clients[i]);
+                    self.client_statuses.prefetch(&(clients[i], statuses[i]));
                 }
             }
             let narrow = |v: i128| i64::try_from(v).map_err(|_| overflow());
