@@ -81,7 +81,22 @@ fn datagen_run_and_exit_codes() {
 
     let out = duff(&["run", "in/orders.csv", "--lake", "lake"], dir.path());
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("skipped"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let run_id = manifest["run_id"].as_str().unwrap();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(run_id) && l.contains("skipped")),
+        "the run named as skipped: {stdout}"
+    );
+    // Nothing ran again: the lake holds the one run, as first committed.
+    let lake = duff_delta::DeltaLake::open_local(dir.path().join("lake")).unwrap();
+    let runs = lake.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].finished_at,
+        manifest["finished_at"].as_str().unwrap()
+    );
 
     std::fs::write(dir.path().join("bad.csv"), "order_id,status\n1,created\n").unwrap();
     let out = duff(&["run", "bad.csv", "--lake", "lake"], dir.path());
@@ -212,11 +227,21 @@ fn quickstart_generates_processes_and_summarises() {
         1,
         "one run recorded in the runs table"
     );
+    let first = lake.runs().unwrap().remove(0);
     let again = duff(
         &["quickstart", "--rows", "5000", "--dir", "qs", "--no-serve"],
         dir.path(),
     );
-    assert!(String::from_utf8_lossy(&again.stdout).contains("skipped"));
+    assert!(again.status.success());
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(&first.run_id) && l.contains("skipped")),
+        "the run named as skipped: {stdout}"
+    );
+    // The same sample, not processed again.
+    assert_eq!(lake.runs().unwrap(), vec![first]);
 }
 
 /// Every test the README's fault table points at exists, where the row says: the table is

@@ -427,9 +427,32 @@ fn csv_format_has_a_header_the_same_values_and_the_next_offset() {
             assert_eq!(rec[i], want, "{name}");
         }
     }
-    // Runs as CSV: the map column is compact JSON in one field.
+    // Runs as CSV: the map column is compact JSON in one field, the JSON route's value.
+    let runs = get_json(server(), "/runs");
     let r = get(server(), "/runs?format=csv");
-    assert!(r.text().contains("quarantined_by_reason"));
+    let mut reader = csv::Reader::from_reader(r.body.as_slice());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let (id_at, map_at) = (
+        header.iter().position(|h| h == "run_id").expect("run_id"),
+        header
+            .iter()
+            .position(|h| h == "quarantined_by_reason")
+            .expect("quarantined_by_reason"),
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let rows = runs["rows"].as_array().unwrap();
+    assert_eq!(records.len(), rows.len());
+    assert!(!rows.is_empty());
+    for (rec, row) in records.iter().zip(rows) {
+        assert_eq!(rec[id_at], row["run_id"].as_str().unwrap().to_string());
+        let field: Value = serde_json::from_str(&rec[map_at]).expect("one JSON field");
+        assert_eq!(field, row["quarantined_by_reason"], "{}", &rec[map_at]);
+        assert!(
+            !rec[map_at].contains(": "),
+            "compact JSON: {}",
+            &rec[map_at]
+        );
+    }
     let r = get(
         server(),
         &format!("/client-orders?resource=status_summary&client_id={client}&format=csv"),
