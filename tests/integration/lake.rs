@@ -14,15 +14,20 @@ use crate::common::{self, delta_files, delta_rows, history_tables};
 const DAY: &str = "2026-11-22";
 
 pub(crate) fn sample(dir: &Path, rows: u64) -> PathBuf {
+    sample_of(dir, "orders.csv", 17, rows, Dirt::typical())
+}
+
+/// A datagen file `name` of 200 clients and 30 products: its seed gives its order-id range.
+pub(crate) fn sample_of(dir: &Path, name: &str, seed: u64, rows: u64, dirt: Dirt) -> PathBuf {
     let cfg = GenConfig {
-        seed: 17,
+        seed,
         size: Size::Rows(rows),
         clients: 200,
         products: 30,
-        dirt: Dirt::typical(),
+        dirt,
         ..GenConfig::default()
     };
-    common::datagen(dir, "orders.csv", &cfg).0
+    common::datagen(dir, name, &cfg).0
 }
 
 /// `duff run` into `lake` with a fixed partition and timestamp, killed at `failpoint` if given.

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use duff_datagen::Dirt;
 use duff_delta::current_dims::CURRENT_DIMS;
 use duff_delta::marts::MARTS;
 use duff_delta::{COMMIT_ORDER, DeltaTableDef};
@@ -13,7 +14,7 @@ use crate::api::{money, units};
 use crate::common::{delta_files, delta_rows, parquet_rows};
 use crate::lake::{
     assert_check_finds, assert_check_healthy, derive_csv, duff_lake, duff_run, latest_of_history,
-    must_succeed, sample,
+    must_succeed, sample, sample_of,
 };
 
 #[derive(Default)]
@@ -289,15 +290,7 @@ fn runs_of_new_orders_add_the_marts_their_rows_made_and_they_equal_history() {
     assert_marts_match_history(&lake);
     // Another seed, another id range: new orders of the same clients and products, added
     // to marts that hold their groups already.
-    let cfg = duff_datagen::GenConfig {
-        seed: 18,
-        size: duff_datagen::Size::Rows(2_000),
-        clients: 200,
-        products: 30,
-        dirt: duff_datagen::Dirt::typical(),
-        ..duff_datagen::GenConfig::default()
-    };
-    let second = crate::common::datagen(dir.path(), "second.csv", &cfg).0;
+    let second = sample_of(dir.path(), "second.csv", 18, 2_000, Dirt::typical());
     let out = duff_run(&second, &lake, None, &JSON_LOG);
     assert_eq!(marts_from(&out), ["rows seen"]);
     must_succeed(out);
@@ -321,15 +314,7 @@ fn runs_of_new_orders_add_the_marts_their_rows_made_and_they_equal_history() {
 #[test]
 fn an_order_whose_lines_are_apart_in_the_file_counts_once() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = duff_datagen::GenConfig {
-        seed: 17,
-        size: duff_datagen::Size::Rows(3_000),
-        clients: 200,
-        products: 30,
-        dirt: duff_datagen::Dirt::none(),
-        ..duff_datagen::GenConfig::default()
-    };
-    let a = crate::common::datagen(dir.path(), "orders.csv", &cfg).0;
+    let a = sample_of(dir.path(), "orders.csv", 17, 3_000, Dirt::none());
     let text = std::fs::read_to_string(&a).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     // The first line of an order with several lines moves to the end of the file.

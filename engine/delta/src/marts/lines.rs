@@ -337,7 +337,7 @@ fn interned(array: &ArrayRef, names: &mut Names) -> Result<Vec<u32>, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use arrow::array::{Decimal128Array, Int64Array, StringArray};
@@ -346,6 +346,23 @@ mod tests {
     use parquet::file::properties::WriterProperties;
 
     use super::*;
+
+    /// The columns the marts read, in plain Arrow types.
+    pub(crate) fn line_schema() -> Arc<Schema> {
+        let int = |name: &str| Field::new(name, DataType::Int64, false);
+        let text = |name: &str| Field::new(name, DataType::Utf8, false);
+        let money = |name: &str| Field::new(name, DataType::Decimal128(38, 4), false);
+        Arc::new(Schema::new(vec![
+            int("order_id"),
+            int("client_id"),
+            int("product_id"),
+            text("status"),
+            text("point_of_sale_channel"),
+            int("product_ccf"),
+            money("total_price"),
+            money("total_volume"),
+        ]))
+    }
 
     /// A file of the given row groups, each a list of `(order_id, client_id)`.
     fn file_of(path: &std::path::Path, groups: &[&[(i64, i64)]]) {
@@ -358,19 +375,7 @@ mod tests {
         groups: &[&[(i64, i64)]],
         price: impl Fn(usize) -> i128,
     ) {
-        let int = |name: &str| Field::new(name, DataType::Int64, false);
-        let text = |name: &str| Field::new(name, DataType::Utf8, false);
-        let money = |name: &str| Field::new(name, DataType::Decimal128(38, 4), false);
-        let schema = Arc::new(Schema::new(vec![
-            int("order_id"),
-            int("client_id"),
-            int("product_id"),
-            text("status"),
-            text("point_of_sale_channel"),
-            int("product_ccf"),
-            money("total_price"),
-            money("total_volume"),
-        ]));
+        let schema = line_schema();
         let properties = WriterProperties::builder().build();
         let file = std::fs::File::create(path).unwrap();
         let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties)).unwrap();

@@ -295,10 +295,10 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use arrow::array::{ArrayRef, Decimal128Array, Int64Array, StringArray};
-    use arrow::datatypes::{Field, Schema};
     use proptest::prelude::*;
 
     use super::*;
+    use crate::marts::lines::tests::line_schema;
     use crate::marts::{Line, RunMarts};
 
     const STATUSES: [&str; 3] = ["pending", "shipped", "delivered"];
@@ -312,19 +312,6 @@ pub(crate) mod tests {
 
     /// `(order, line)` rows as the `orders` columns.
     pub(crate) fn batch(rows: &[(i64, TestLine)]) -> RecordBatch {
-        let int = |name: &str| Field::new(name, DataType::Int64, false);
-        let money = |name: &str| Field::new(name, DataType::Decimal128(38, 4), false);
-        let text = |name: &str| Field::new(name, DataType::Utf8, false);
-        let schema = Schema::new(vec![
-            int("order_id"),
-            int("client_id"),
-            int("product_id"),
-            text("status"),
-            text("point_of_sale_channel"),
-            int("product_ccf"),
-            money("total_price"),
-            money("total_volume"),
-        ]);
         let ints = |f: &dyn Fn(&TestLine) -> i64| -> ArrayRef {
             Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, l)| f(l))))
         };
@@ -350,7 +337,7 @@ pub(crate) mod tests {
             decimals(&|l| l.5),
             decimals(&|l| 3 * l.5),
         ];
-        RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+        RecordBatch::try_new(line_schema(), columns).unwrap()
     }
 
     /// Orders of 1 to 40 lines (some past [`SMALL_ORDER`]), each product once per order.
