@@ -1,6 +1,7 @@
 //! `cargo bench -p duff-benches`: one group per concern, each with a baseline measured beside it.
 //!
-//! - `parse`: splitting alone (simd-csv records, strict fields; 1 thread), then split + typed
+//! - `parse`: splitting alone (simd-csv records, strict fields; 1 thread), the field splitter
+//!   alone with this machine's block scanner and with the portable one, then split + typed
 //!   parse + validate, 1 and 2 threads, against the `csv` crate only reading records (a lower
 //!   bound for a naive reader).
 //! - `dedup`: the same with the sharded dedup added.
@@ -16,7 +17,7 @@ use arrow::array::RecordBatch;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use duff_benches::{input, pool};
 use duff_engine::decode::{DecodeOptions, decode_bytes};
-use duff_engine::fields::split_fields;
+use duff_engine::fields::{FieldSpan, QuoteError, split_fields, split_fields_portable};
 use duff_engine::schema::{FACT_ORDERS, ORDERS};
 use duff_engine::storage::{ObjectWriter, Stage};
 use duff_engine::writer::{WrittenFile, encode_batches, write_orders_and_fact};
@@ -62,6 +63,27 @@ fn parse(c: &mut Criterion) {
             fields
         })
     });
+    // The field splitter alone, on the file's lines: this machine's block scanner (SSE2 on
+    // x86-64) against the portable one that arm64 runs.
+    let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    type Split = fn(&[u8], &mut Vec<FieldSpan>) -> Result<(), QuoteError>;
+    let splitters: [(&str, Split); 2] = [
+        ("split_fields_1t", split_fields),
+        ("split_fields_portable_1t", split_fields_portable),
+    ];
+    for (label, split) in splitters {
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let (mut spans, mut fields) = (Vec::new(), 0usize);
+                for line in &lines {
+                    if split(line, &mut spans).is_ok() {
+                        fields += spans.len();
+                    }
+                }
+                fields
+            })
+        });
+    }
     for (label, dedup) in [("parse_validate", false), ("parse_validate_dedup", true)] {
         for threads in [1, 2] {
             let p = pool(threads);
