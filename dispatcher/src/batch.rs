@@ -1,11 +1,12 @@
-//! [`Jobs`] over AWS Batch: one SubmitJob per object, and nothing waited for.
+//! [`Jobs`] over AWS Batch: one SubmitJob per object, nothing waited for, and DescribeJobs when
+//! a later event finds the job's claim still held.
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_batch::Client;
 use aws_sdk_batch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_batch::types::{
-    ContainerOverrides, EvaluateOnExit, ResourceRequirement, ResourceType, RetryAction,
+    ContainerOverrides, EvaluateOnExit, JobStatus, ResourceRequirement, ResourceType, RetryAction,
     RetryStrategy,
 };
 use duff_s3::Endpoint;
@@ -13,7 +14,7 @@ use duff_s3::Endpoint;
 use crate::config::BatchTarget;
 use crate::error::DispatchError;
 use crate::sizing::{JobSize, size_for};
-use crate::traits::{JobRequest, Jobs, SubmittedJob};
+use crate::traits::{JobRequest, JobState, Jobs, SubmittedJob};
 
 /// Attempts per SubmitJob, including the first. The SDK's standard mode retries throttling
 /// (429 `TooManyRequestsException`), 5xx and connection failures with jittered backoff.
@@ -105,6 +106,26 @@ impl Jobs for BatchJobs {
         Ok(SubmittedJob {
             job_id,
             job_name: output.job_name().unwrap_or(&job.name).to_string(),
+        })
+    }
+
+    async fn state(&self, job_id: &str) -> Result<JobState, DispatchError> {
+        let output = self
+            .client
+            .describe_jobs()
+            .jobs(job_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let Some(job) = output.jobs().iter().find(|j| j.job_id() == Some(job_id)) else {
+            return Ok(JobState::Unknown);
+        };
+        Ok(match job.status() {
+            Some(status @ (JobStatus::Succeeded | JobStatus::Failed)) => JobState::Ended {
+                status: status.as_str().to_string(),
+                reason: job.status_reason().unwrap_or_default().to_string(),
+            },
+            _ => JobState::Active,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Any invocation payload → typed inputs: S3 notifications, EventBridge "Object Created" events,
-//! SQS messages wrapping either, S3 test events, and the scheduled backfill request.
+//! EventBridge "Batch Job State Change" events of failed jobs, SQS messages wrapping any of
+//! these, S3 test events, and the scheduled backfill request.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::S3EventRecord;
@@ -264,6 +265,9 @@ fn eventbridge(raw: &Value) -> Record {
             };
         }
     };
+    if event.source == "aws.batch" && event.detail_type == "Batch Job State Change" {
+        return batch_job(event.detail);
+    }
     if event.source != "aws.s3" || event.detail_type != "Object Created" {
         return Record::Ignored {
             what: format!("{} / {}", event.source, event.detail_type),
@@ -285,6 +289,63 @@ fn eventbridge(raw: &Value) -> Record {
         detail.object.size,
         event.time,
     )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobDetail {
+    job_id: String,
+    status: String,
+    #[serde(default)]
+    parameters: JobParameters,
+}
+
+/// The parameters the dispatcher submitted the job with ([`crate::batch`]).
+#[derive(Deserialize, Default)]
+struct JobParameters {
+    bucket: Option<String>,
+    key: Option<String>,
+    etag: Option<String>,
+}
+
+/// A Batch job that ended `FAILED` names the object it was for: dispatching that object again
+/// finds the job's claim, sees the job ended without a manifest, and takes the claim over
+/// (counting an attempt) at once instead of after the claim's 24 hours.
+fn batch_job(detail: Value) -> Record {
+    let job: JobDetail = match serde_json::from_value(detail) {
+        Ok(j) => j,
+        Err(e) => {
+            return Record::Invalid {
+                reason: format!("Batch Job State Change detail: {e}"),
+            };
+        }
+    };
+    if job.status != "FAILED" {
+        return Record::Ignored {
+            what: format!("Batch job {}", job.job_id),
+            reason: format!("a Batch job state change to {}, not FAILED", job.status),
+        };
+    }
+    let JobParameters {
+        bucket: Some(bucket),
+        key: Some(key),
+        etag,
+    } = job.parameters
+    else {
+        return Record::Ignored {
+            what: format!("Batch job {}", job.job_id),
+            reason: "a failed Batch job without bucket and key parameters: not a dispatched job"
+                .into(),
+        };
+    };
+    // Job parameters hold the key as it is, not URL-encoded as in S3 events.
+    Record::Object(ObjectEvent {
+        bucket,
+        key,
+        etag: etag.filter(|e| !e.is_empty()),
+        size: None,
+        time: None,
+    })
 }
 
 fn object(

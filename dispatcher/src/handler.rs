@@ -10,10 +10,10 @@ use crate::config::Config;
 use crate::error::DispatchError;
 use crate::event::{self, Incoming, ObjectEvent, Record};
 use crate::key::{is_csv, job_name};
-use crate::ledger::{self, AfterExpiry, Marker};
+use crate::ledger::{self, AfterExpiry, Held, Marker};
 use crate::report::{ObjectReport, Outcome, Place, Planned, Report};
 use crate::route::{self, BatchReason, Route};
-use crate::traits::{Engine, JobRequest, Jobs, ObjectInfo, Objects, RunSummary};
+use crate::traits::{Engine, JobRequest, JobState, Jobs, ObjectInfo, Objects, RunSummary};
 
 /// The dispatcher and what it works with. `jobs` is `None` only locally (no Batch queue).
 pub struct Dispatcher<O, J, E> {
@@ -203,10 +203,10 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
             Err(e) => return failed(&e),
             Ok(None) => None,
             Ok(Some(existing)) => {
-                if let Some(held) = ledger::holds(&existing, marker.at) {
-                    return Outcome::Skipped {
-                        reason: held.describe(),
-                    };
+                if let Some(held) = ledger::holds(&existing, marker.at)
+                    && let Some(reason) = self.still_held(&info.run_id, &held, batch).await
+                {
+                    return Outcome::Skipped { reason };
                 }
                 Some(existing)
             }
@@ -328,6 +328,35 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
         outcome_of(ran, here.place, here.note)
     }
 
+    /// Why a claim that has not expired still holds the run, or `None` when it was lost: a
+    /// claim on a Batch job holds only while Batch says the job is queued or running. A job
+    /// that ended without a manifest (killed by memory or its timeout, failed on a lost host
+    /// after Batch's own retries) or that Batch has forgotten is taken over now, as an expired
+    /// claim, rather than waited for until [`ledger::SUBMITTED_TTL`]. When Batch cannot be
+    /// asked, the claim holds: a later event or the nightly backfill asks again.
+    async fn still_held(&self, run_id: &str, held: &Held, jobs: Option<&J>) -> Option<String> {
+        let (Held::Submitted { job_id }, Some(jobs)) = (held, jobs) else {
+            return Some(held.describe());
+        };
+        let lost = match jobs.state(job_id).await {
+            Ok(JobState::Active) => return Some(held.describe()),
+            Err(e) => {
+                return Some(format!(
+                    "{}; its state could not be read: {e}",
+                    held.describe()
+                ));
+            }
+            Ok(JobState::Ended { status, reason }) => format!("it ended {status}: {reason}"),
+            Ok(JobState::Unknown) => "Batch no longer knows it".to_string(),
+        };
+        tracing::warn!(
+            run_id,
+            job_id = %job_id,
+            "the run's Batch job ended without committing the run ({lost}); its claim is taken over"
+        );
+        None
+    }
+
     /// A dry run: what [`Self::act`] would do, from the route and the run's ledger marker,
     /// changing nothing.
     async fn plan(&self, info: &ObjectInfo, route: Route, batch: bool) -> Outcome {
@@ -335,10 +364,12 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
             Ok(marker) => marker,
             Err(e) => return failed(&e),
         };
-        if let Some(held) = earlier.as_ref().and_then(|e| ledger::holds(e, Utc::now())) {
-            return Outcome::Skipped {
-                reason: held.describe(),
-            };
+        if let Some(held) = earlier.as_ref().and_then(|e| ledger::holds(e, Utc::now()))
+            && let Some(reason) = self
+                .still_held(&info.run_id, &held, self.jobs.as_ref().filter(|_| batch))
+                .await
+        {
+            return Outcome::Skipped { reason };
         }
         let here = !matches!(route, Route::Batch(_));
         let next = earlier

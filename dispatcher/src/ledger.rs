@@ -10,10 +10,13 @@
 //! Markers expire so that a lost job is not waited for forever:
 //! - `submitting` for more than [`SUBMITTING_TTL`] (15 min, beyond any Lambda timeout): the
 //!   invocation died between create and SubmitJob; the next event or backfill re-dispatches.
-//! - `submitted` for more than [`SUBMITTED_TTL`] (24 h) without a manifest: the job was lost
-//!   (cancelled, or failed before it could commit a manifest); the nightly backfill
-//!   re-dispatches it. The job is idempotent, so a re-dispatch of a job that is merely slow
-//!   costs compute, never correctness.
+//! - `submitted`: while Batch says the job is queued or running. A later dispatch of the run
+//!   asks (DescribeJobs); a job that ended without committing the run (failed, killed by
+//!   memory or its timeout, cancelled) or that Batch has forgotten is taken over at once. The
+//!   stack sends each failed job's state change to the dispatch queue, so that later dispatch
+//!   comes within seconds, not at the nightly backfill. Without an answer from Batch the claim
+//!   holds up to [`SUBMITTED_TTL`] (24 h). The job is idempotent, so a re-dispatch of a job
+//!   that is merely slow costs compute, never correctness.
 //!
 //! A run processed inside the Lambda holds a marker too (`here`), until its invocation's
 //! deadline, and deletes it once the run returned: a marker left behind is an attempt that

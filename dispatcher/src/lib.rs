@@ -35,4 +35,6 @@ pub use error::DispatchError;
 pub use handler::Dispatcher;
 pub use lambda::{AwsDispatcher, Setup, connect, invoke};
 pub use report::{ObjectReport, Outcome, Report};
-pub use traits::{Engine, JobRequest, Jobs, ObjectInfo, Objects, RunSummary, SubmittedJob};
+pub use traits::{
+    Engine, JobRequest, JobState, Jobs, ObjectInfo, Objects, RunSummary, SubmittedJob,
+};

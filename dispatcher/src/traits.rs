@@ -111,12 +111,26 @@ pub struct SubmittedJob {
     pub job_name: String,
 }
 
+/// Where a submitted job is, as far as its run's claim is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Queued, starting or running (Batch retries it within its own attempts).
+    Active,
+    /// `SUCCEEDED` or `FAILED`, with Batch's status and reason.
+    Ended { status: String, reason: String },
+    /// Batch does not know the job (it forgets ended jobs after a few days).
+    Unknown,
+}
+
 /// AWS Batch.
 pub trait Jobs: Send + Sync {
     fn submit(
         &self,
         job: &JobRequest,
     ) -> impl Future<Output = Result<SubmittedJob, DispatchError>> + Send;
+
+    /// The state of a job submitted earlier (DescribeJobs).
+    fn state(&self, job_id: &str) -> impl Future<Output = Result<JobState, DispatchError>> + Send;
 }
 
 /// What a run here did, in the terms the report needs.

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{NaiveDate, Utc};
 use duff_dispatcher::lambda::lambda_response;
 use duff_dispatcher::ledger::Marker;
-use duff_dispatcher::{DispatchError, Outcome};
+use duff_dispatcher::{DispatchError, JobState, Outcome};
 use duff_engine::{RunStatus, StorageErrorKind};
 use fakes::{Fake, MIB, fixture, handle, outcomes, run_id};
 use serde_json::json;
@@ -414,6 +414,127 @@ fn ledger_markers_hold_until_they_expire() {
         w.0.ledger.lock().unwrap()[&run_id("b")].job_id.as_deref(),
         Some("job-1")
     );
+}
+
+#[test]
+fn a_batch_job_that_ended_without_a_result_is_taken_over_at_once() {
+    let w = Fake::default();
+    let key = "inbox/big file+1.csv";
+    w.put(key, 2 * MIB, "b", "2026-11-21T08:30:00Z");
+    let d = w.dispatcher(MIB);
+    let upload = eventbridge("inbox/big+file%2B1.csv", 2 * MIB, "b");
+    assert_eq!(
+        outcomes(&handle(&d, &upload, None).unwrap())[0].1,
+        "submitted"
+    );
+    let claim = || w.0.ledger.lock().unwrap()[&run_id("b")].clone();
+    assert_eq!(
+        (claim().job_id.as_deref(), claim().attempts),
+        (Some("job-1"), 1)
+    );
+
+    // While Batch says the job is queued or running, another event is held off; so it is when
+    // Batch cannot be asked (a later event or the backfill asks again).
+    let skipped = |report: &duff_dispatcher::Report| match &report.objects[0].outcome {
+        Outcome::Skipped { reason } => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    let held = skipped(&handle(&d, &upload, None).unwrap());
+    assert_eq!(held, "already submitted to Batch as job job-1");
+    w.0.describe_failures
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let unread = skipped(&handle(&d, &upload, None).unwrap());
+    assert!(unread.contains("state could not be read"), "{unread}");
+    assert_eq!(w.jobs().len(), 1);
+
+    // The job fails (out of memory, after Batch's own retries): the rule sends its state change
+    // through the dispatch queue, and the object is dispatched again at once, as a second
+    // attempt of the same run, under its own key (not URL-encoded in job parameters).
+    w.0.job_states.lock().unwrap().insert(
+        "job-1".into(),
+        JobState::Ended {
+            status: "FAILED".into(),
+            reason: "OutOfMemoryError: Container killed due to memory usage".into(),
+        },
+    );
+    let failed = fixture("eventbridge-batch-job-failed.json");
+    let queued = json!({"Records": [{
+        "messageId": "m-failed", "receiptHandle": "h", "body": failed.to_string(),
+        "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:111122223333:duff-dispatch", "awsRegion": "eu-west-1"
+    }]});
+    let mut dry = w.dispatcher(MIB);
+    dry.config.dry_run = true;
+    match &handle(&dry, &queued, None).unwrap().objects[0].outcome {
+        Outcome::Planned { action, reason } => {
+            assert_eq!(serde_json::to_value(action).unwrap(), "submit_to_batch");
+            assert!(
+                reason.contains("earlier attempt ended without a result"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.jobs().len(), 1, "a dry run submits nothing");
+    let again = handle(&d, &queued, None).unwrap();
+    assert_eq!(
+        outcomes(&again),
+        [(format!("s3://{}/{key}", fakes::INBOX), "submitted")]
+    );
+    assert_eq!(w.jobs()[1].key, key);
+    assert_eq!(
+        (claim().job_id.as_deref(), claim().attempts),
+        (Some("job-2"), 2)
+    );
+
+    // A job Batch no longer knows is lost too; after the last attempt the input is given up
+    // with a failed run instead of a fourth job.
+    w.0.job_states
+        .lock()
+        .unwrap()
+        .insert("job-2".into(), JobState::Unknown);
+    assert_eq!(
+        outcomes(&handle(&d, &upload, None).unwrap())[0].1,
+        "submitted"
+    );
+    assert_eq!(
+        (claim().job_id.as_deref(), claim().attempts),
+        (Some("job-3"), 3)
+    );
+    w.0.job_states.lock().unwrap().insert(
+        "job-3".into(),
+        JobState::Ended {
+            status: "FAILED".into(),
+            reason: "Task timed out".into(),
+        },
+    );
+    match &handle(&d, &upload, None).unwrap().objects[0].outcome {
+        Outcome::Failed { code, .. } => assert_eq!(code, "gave_up"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.jobs().len(), 3);
+    assert_eq!(*w.0.given_up.lock().unwrap(), vec![key.to_string()]);
+}
+
+#[test]
+fn batch_state_changes_other_than_failures_of_dispatched_jobs_are_ignored() {
+    let w = Fake::default();
+    let d = w.dispatcher(MIB);
+    let mut event = fixture("eventbridge-batch-job-failed.json");
+    event["detail"]["status"] = json!("SUCCEEDED");
+    let report = handle(&d, &event, None).unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [("Batch job job-1".to_string(), "ignored")]
+    );
+    let mut foreign = fixture("eventbridge-batch-job-failed.json");
+    foreign["detail"]["parameters"] = json!({});
+    let report = handle(&d, &foreign, None).unwrap();
+    match &report.objects[0].outcome {
+        Outcome::Ignored { reason } => assert!(reason.contains("not a dispatched job"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(w.jobs().is_empty() && w.runs().is_empty());
 }
 
 /// A marker an attempt left behind: it ended without a result (killed by memory or time).

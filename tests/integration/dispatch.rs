@@ -10,7 +10,7 @@ use batch::BatchStandIn;
 use duff_datagen::{Dirt, Expected, GenConfig, Size};
 use duff_dispatcher::batch::{BatchJobs, batch_client};
 use duff_dispatcher::{
-    AwsDispatcher, BatchTarget, Config, JobRequest, Jobs, Outcome, Report, Setup,
+    AwsDispatcher, BatchTarget, Config, JobRequest, JobState, Jobs, Outcome, Report, Setup,
 };
 use duff_engine::{Manifest, RunStatus};
 use duff_s3::{Location, TransferSettings};
@@ -258,6 +258,41 @@ fn submit_job_on_the_wire_is_retried_when_throttled() {
             {"type": "MEMORY", "value": "14336"},
         ]})
     );
+}
+
+#[test]
+fn describe_jobs_on_the_wire_tells_active_ended_and_forgotten_jobs_apart() {
+    let stand_in = BatchStandIn::start();
+    let rt = runtime();
+    let jobs = BatchJobs::new(rt.block_on(batch_client(&stand_in.endpoint())), target());
+    stand_in.set_state("j-run", "RUNNABLE", "");
+    stand_in.set_state("j-oom", "FAILED", "OutOfMemoryError: Container killed");
+    stand_in.set_state("j-ok", "SUCCEEDED", "Essential container in task exited");
+    let state = |id: &str| rt.block_on(jobs.state(id)).unwrap();
+    assert_eq!(state("j-run"), JobState::Active);
+    assert_eq!(
+        state("j-oom"),
+        JobState::Ended {
+            status: "FAILED".into(),
+            reason: "OutOfMemoryError: Container killed".into()
+        }
+    );
+    assert!(matches!(state("j-ok"), JobState::Ended { status, .. } if status == "SUCCEEDED"));
+    assert_eq!(state("j-gone"), JobState::Unknown);
+    let requests = stand_in.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path == "/v1/describejobs" && r.signed)
+    );
+    assert_eq!(requests[0].body, json!({"jobs": ["j-run"]}));
+
+    // Throttling is retried by the SDK; a throttled answer is not read as a lost job.
+    stand_in.throttle_next(1);
+    assert_eq!(state("j-run"), JobState::Active);
+    stand_in.reject_next(1);
+    let e = rt.block_on(jobs.state("j-run")).unwrap_err();
+    assert!(e.to_string().contains("ClientException"), "{e}");
 }
 
 #[test]

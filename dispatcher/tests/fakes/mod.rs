@@ -11,8 +11,8 @@ use duff_dispatcher::config::{BatchTarget, Config};
 use duff_dispatcher::ledger::Marker;
 use duff_dispatcher::traits::{ListPage, Listed};
 use duff_dispatcher::{
-    DispatchError, Dispatcher, Engine, JobRequest, Jobs, ObjectInfo, Objects, Report, RunSummary,
-    SubmittedJob,
+    DispatchError, Dispatcher, Engine, JobRequest, JobState, Jobs, ObjectInfo, Objects, Report,
+    RunSummary, SubmittedJob,
 };
 use duff_engine::{RunStatus, StorageError, StorageErrorKind};
 use duff_s3::Location;
@@ -43,6 +43,10 @@ pub struct World {
     pub head_errors: Mutex<BTreeMap<String, StorageErrorKind>>,
     /// Failures of the next SubmitJob calls: `true` retryable.
     pub submit_failures: Mutex<VecDeque<bool>>,
+    /// What DescribeJobs says of a job; jobs not in it are active.
+    pub job_states: Mutex<BTreeMap<String, JobState>>,
+    /// DescribeJobs calls still to fail (retryably).
+    pub describe_failures: AtomicUsize,
     pub lists: AtomicUsize,
     /// The `start_after` of every listing.
     pub list_starts: Mutex<Vec<Option<String>>>,
@@ -239,6 +243,22 @@ impl Jobs for Fake {
             job_id: format!("job-{}", jobs.len()),
             job_name: job.name.clone(),
         })
+    }
+
+    async fn state(&self, job_id: &str) -> Result<JobState, DispatchError> {
+        let fail = self
+            .0
+            .describe_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(DispatchError::Batch {
+                message: "injected DescribeJobs failure".into(),
+                retryable: true,
+            });
+        }
+        let states = self.0.job_states.lock().unwrap();
+        Ok(states.get(job_id).cloned().unwrap_or(JobState::Active))
     }
 }
 

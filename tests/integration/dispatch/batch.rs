@@ -1,6 +1,6 @@
-//! An AWS Batch stand-in on loopback: answers SubmitJob (REST-JSON, `POST /v1/submitjob`) like
-//! Batch does, records every request, and can throttle (429 `TooManyRequestsException`) or
-//! reject (400 `ClientException`) on demand.
+//! An AWS Batch stand-in on loopback: answers SubmitJob (REST-JSON, `POST /v1/submitjob`) and
+//! DescribeJobs (`POST /v1/describejobs`) like Batch does, records every request, and can
+//! throttle (429 `TooManyRequestsException`) or reject (400 `ClientException`) on demand.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,8 @@ struct Shared {
     throttle: AtomicUsize,
     /// Requests still to answer with 400.
     reject: AtomicUsize,
+    /// Job id → (status, reason) for DescribeJobs; other ids are unknown.
+    states: Mutex<std::collections::BTreeMap<String, (String, String)>>,
 }
 
 pub struct BatchStandIn {
@@ -68,6 +70,12 @@ impl BatchStandIn {
         self.shared.reject.store(n, Ordering::SeqCst);
     }
 
+    /// What DescribeJobs answers for `job_id` from now on.
+    pub fn set_state(&self, job_id: &str, status: &str, reason: &str) {
+        let mut states = self.shared.states.lock().unwrap();
+        states.insert(job_id.into(), (status.into(), reason.into()));
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -104,7 +112,8 @@ async fn answer(
     body: Bytes,
 ) -> Response {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let (status, response) = if uri.path() != "/v1/submitjob" {
+    let known = ["/v1/submitjob", "/v1/describejobs"].contains(&uri.path());
+    let (status, response) = if !known {
         (
             StatusCode::NOT_FOUND,
             error("ClientException", "unknown operation"),
@@ -119,6 +128,8 @@ async fn answer(
             StatusCode::BAD_REQUEST,
             error("ClientException", "Job queue does not exist"),
         )
+    } else if uri.path() == "/v1/describejobs" {
+        (StatusCode::OK, describe(&shared, &body))
     } else {
         let n = shared.requests.lock().unwrap().len();
         let id = format!("4c7c6a8e-0000-4000-8000-{n:012}");
@@ -143,6 +154,33 @@ async fn answer(
     let mut response = response;
     *response.status_mut() = status;
     response
+}
+
+/// DescribeJobs: the jobs asked for that the stand-in knows, as Batch's `JobDetail`.
+fn describe(shared: &Shared, body: &serde_json::Value) -> Response {
+    let states = shared.states.lock().unwrap();
+    let ids = body["jobs"].as_array().cloned().unwrap_or_default();
+    let jobs: Vec<serde_json::Value> = ids
+        .iter()
+        .filter_map(|id| {
+            let id = id.as_str()?;
+            let (status, reason) = states.get(id)?;
+            Some(serde_json::json!({
+                "jobArn": format!("arn:aws:batch:us-east-1:123456789012:job/{id}"),
+                "jobName": "duff-job",
+                "jobId": id,
+                "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/duff-jobs",
+                "status": status,
+                "statusReason": reason,
+                "createdAt": 1_763_715_301_000_u64,
+                "startedAt": 1_763_715_421_000_u64,
+                "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/duff-job:1",
+                "dependsOn": [],
+            }))
+        })
+        .collect();
+    let ok = serde_json::json!({ "jobs": jobs });
+    ([("content-type", "application/json")], ok.to_string()).into_response()
 }
 
 /// A Batch error: the type in `x-amzn-ErrorType`, the message in the body (REST-JSON).

@@ -6,10 +6,16 @@ use duff_engine::lake::STAGING_DIR;
 use super::template::{Template, one_or_many, policy_documents, render};
 
 /// Actions that have no resource type (IAM only accepts `Resource: "*"` for them).
-const RESOURCE_STAR_ONLY: [(&str, &str); 1] = [(
-    "ecr:GetAuthorizationToken",
-    "the registry login token is account-wide; the pull itself is scoped to the repository",
-)];
+const RESOURCE_STAR_ONLY: [(&str, &str); 2] = [
+    (
+        "ecr:GetAuthorizationToken",
+        "the registry login token is account-wide; the pull itself is scoped to the repository",
+    ),
+    (
+        "batch:DescribeJobs",
+        "Batch authorises it on no resource type; it only reads the state of jobs",
+    ),
+];
 
 #[test]
 fn iam_allows_no_wildcard_action_and_no_unscoped_resource() {
@@ -195,4 +201,61 @@ fn every_bucket_is_private_encrypted_tls_only_and_expires_leftovers() {
     }
     assert_eq!(buckets, 4, "inbox, lake, Athena results, artifacts");
     assert!(problems.is_empty(), "buckets:\n  {}", problems.join("\n  "));
+}
+
+/// EventBridge delivers to a queue or topic only if its resource policy lets that rule in: a
+/// target (or dead-letter queue) added without it fails silently in AWS, every event dropped.
+#[test]
+fn every_event_rule_may_deliver_to_its_targets_and_dead_letter_queues() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for t in Template::all() {
+        // (resource as rendered, action EventBridge needs, the rules it lets in)
+        let mut grants: Vec<(String, &str, Vec<String>)> = Vec::new();
+        for (ty, action, resources) in [
+            ("AWS::SQS::QueuePolicy", "sqs:SendMessage", "Queues"),
+            ("AWS::SNS::TopicPolicy", "sns:Publish", "Topics"),
+        ] {
+            for (_, policy) in t.resources(ty) {
+                assert!(!one_or_many(&policy[resources]).is_empty());
+                for st in one_or_many(&policy["PolicyDocument"]["Statement"]) {
+                    let from_events = render(&st["Principal"]["Service"]) == "events.amazonaws.com";
+                    let acts: Vec<String> =
+                        one_or_many(&st["Action"]).into_iter().map(render).collect();
+                    if st["Effect"] != "Allow" || !from_events || !acts.iter().any(|a| a == action)
+                    {
+                        continue;
+                    }
+                    let rules = one_or_many(&st["Condition"]["ArnEquals"]["aws:SourceArn"])
+                        .into_iter()
+                        .map(render)
+                        .collect();
+                    grants.push((render(&st["Resource"]), action, rules));
+                }
+            }
+        }
+        for (rule, props) in t.resources("AWS::Events::Rule") {
+            for target in one_or_many(&props["Targets"]) {
+                let destinations = [&target["Arn"], &target["DeadLetterConfig"]["Arn"]];
+                for arn in destinations.into_iter().filter(|a| !a.is_null()) {
+                    checked += 1;
+                    let arn = render(arn);
+                    let rule_arn = format!("{{{rule}.Arn}}");
+                    let allowed = grants
+                        .iter()
+                        .any(|(resource, _, rules)| *resource == arn && rules.contains(&rule_arn));
+                    if !allowed {
+                        problems.push(format!(
+                            "{} {rule} target {}: no queue or topic policy lets {rule_arn} send to {arn}",
+                            t.file,
+                            render(&target["Id"])
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The upload rule (queue and dead letters), the failed-job rule (topic, queue, dead letters).
+    assert!(checked >= 5, "{checked} deliveries checked");
 }
