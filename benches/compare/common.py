@@ -88,6 +88,9 @@ RE_INT = r"^[0-9]+$"
 RE_DECIMAL = r"^[0-9]+(\.[0-9]{1,4})?$"
 # More than 14 integer digits once leading zeros are ignored: too large for DECIMAL(18,4).
 RE_DECIMAL_TOO_LONG = r"^0*[1-9][0-9]{14,}"
+# Both at once: a decimal that fits DECIMAL(18,4) exactly (at most 14 integer digits after any
+# leading zeros, at most 4 fraction digits).
+RE_DECIMAL_18_4 = r"^0*[0-9]{1,14}(\.[0-9]{1,4})?$"
 
 
 def parse_header(path: str) -> tuple[dict[str, int], int]:
@@ -176,6 +179,32 @@ def emit(
             r: int(by_reason[r]) for r in REASONS if by_reason.get(r)
         },
         "blank_lines": int(blank_lines),
+        "phases_ms": {**phases.ms, "total": phases.total()},
+    }
+    print(json.dumps(out), flush=True)
+
+
+def emit_idiomatic(
+    *,
+    rows_read: int,
+    kept: int,
+    rejected: int,
+    duplicates_removed: int,
+    sum_total_price,
+    sum_total_volume,
+    by_status: dict[str, int],
+    phases: Phases,
+) -> None:
+    """Prints the result line of an idiomatic-track job: its own counts, under its own rules
+    (`rejected`: what its reader refused plus the rows it dropped for a missing value)."""
+    out = {
+        "rows_read": int(rows_read),
+        "kept": int(kept),
+        "rejected": int(rejected),
+        "duplicates_removed": int(duplicates_removed),
+        "sum_total_price": fixed4(sum_total_price),
+        "sum_total_volume": fixed4(sum_total_volume),
+        "by_status": {str(k): int(v) for k, v in sorted(by_status.items(), key=lambda kv: str(kv[0]))},
         "phases_ms": {**phases.ms, "total": phases.total()},
     }
     print(json.dumps(out), flush=True)

@@ -1,25 +1,27 @@
 """The engine's job done by DuckDB: `python peer_duckdb.py <csv> <outdir> <threads>`.
 
-Everything below runs as SQL inside one in-memory DuckDB database with `SET threads=N`:
+Everything runs as SQL in one in-memory DuckDB database (`SET threads=N`), the way a DuckDB
+user writes a load-then-transform job:
 
-1. Physical lines. `read_csv` with no quote character and a delimiter that never occurs gives one
-   VARCHAR per physical line, read in parallel; lines that are not valid UTF-8 go to DuckDB's
-   rejects table (`store_rejects`), with their physical line number and a lossy copy of their text.
-   Accepted lines are numbered in file order and the rejected ones are slotted back in, so every
-   line has its physical number (header = 1), as in the engine's `source_line`.
-2. Records. A line with an even number of `"` is a record on its own. Lines with an odd number (a
-   small set) either open/close a quoted field that holds a newline, or carry a stray quote; a
-   window over that small set pairs each opener with the next odd line and checks the pair under
-   the strict RFC 4180 rules (`common.RE_OPEN`/`RE_MID`/`RE_CLOSE`). A valid pair becomes one
-   record; otherwise only the first line is rejected and the next line starts afresh — the
-   engine's recovery rule.
-3. Fields. A record without `"` is split on commas; one with quotes must match the strict
-   grammar (`RE_COMPLETE`) and is split with `regexp_extract_all`, then unquoted.
-4. Rules, first failure wins, in the engine's order; decimals are DECIMAL(18,4), never floats.
-5. Dedup on (order_id, product_id): a window keeps the first row by line, later rows are exact
-   duplicates (same normalised values, compared by hash) or key conflicts.
-6. Snappy Parquet: orders (partition pa_date=…), fact_orders, dim_clients, dim_products,
-   dim_status, dim_channels, quarantine; plus the per-client/product/status aggregates.
+1. Load. `read_csv` with no quote character reads one VARCHAR per physical line, in parallel,
+   into a table. DuckDB keeps insertion order, so the table's `rowid` numbers the lines with no
+   window over the scan (`row_number() OVER ()` would run the read on one thread). Lines that are
+   not UTF-8 go to DuckDB's rejects table with their line number; an ASOF join shifts the
+   numbers of the lines after them.
+2. Multi-line records. Only the ~3% of lines with an odd number of `"` can start or end one: a
+   window over those pairs each with the next, and the strict RFC 4180 regexes of common.py
+   decide whether the pair is one record or whether only its first line is rejected (the
+   engine's recovery).
+3. Parse and validate, one parallel pass into a table of typed rows: every other line is a
+   one-line record, split on commas (`string_split`); one that holds quotes must follow the
+   strict grammar and has its quoted commas set aside while splitting. Every rule is checked in
+   the engine's order and the first failure is the reason. DECIMAL(18,4), never floats.
+4. Dedup: `GROUP BY order_id, product_id HAVING count(*) > 1` finds the few repeated keys; only
+   their rows are ranked by line (a window over a few percent of the rows) into the first
+   occurrence, exact duplicates (same normalised values, compared by `hash`) and key conflicts.
+5. Snappy Parquet (`COPY`): orders (pa_date=…/), fact_orders, dim_clients, dim_products,
+   dim_status, dim_channels, quarantine; then the per-client/product/status aggregates. Output
+   row order is not part of the contract, so nothing is sorted to restore it.
 """
 
 from __future__ import annotations
@@ -38,12 +40,10 @@ from common import (  # noqa: E402
     PA_DATE,
     RE_CLOSE,
     RE_COMPLETE,
-    RE_DECIMAL,
-    RE_DECIMAL_TOO_LONG,
+    RE_DECIMAL_18_4,
     RE_INT,
     RE_MID,
     RE_OPEN,
-    RE_SPLIT,
     STATUSES,
     Phases,
     emit,
@@ -54,218 +54,49 @@ from common import (  # noqa: E402
 )
 
 
+# A line with an odd number of quotes: it opens or closes a multi-line record, or is broken.
+ODD = """(contains(line, '"') AND len(string_split(line, '"')) % 2 = 0)"""
+# A blank line (CRs only count as blank, as in the engine).
+BLANK = "(line = '' OR (ends_with(line, chr(13)) AND rtrim(line, chr(13)) = ''))"
+
+
 def q(s: str) -> str:
     """A SQL string literal."""
     return "'" + s.replace("'", "''") + "'"
 
 
-def main() -> None:
-    csv, outdir, threads = usage(sys.argv, "peer_duckdb.py")
-    index, field_count = parse_header(csv)
-    ph = Phases()
-    con = duckdb.connect()
-    con.execute(f"SET threads={threads}")
-    # The same memory budget as the Spark peer's driver; DuckDB spills beyond it.
-    con.execute(f"SET memory_limit='{memory_budget_gib(csv)}GiB'")
-    con.execute("SET preserve_insertion_order=true")
-    tmp = os.path.join(outdir, "_duckdb_tmp")
-    con.execute(f"SET temp_directory={q(tmp)}")
+def body(col: str = "line") -> str:
+    """A line without its CR: the record the engine reads from a one-line record."""
+    return f"(CASE WHEN ends_with({col}, chr(13)) THEN {col}[:-2] ELSE {col} END)"
 
-    # 1. Physical lines -------------------------------------------------------------------
-    con.execute(
-        f"""
-        CREATE TEMP TABLE acc AS
-        SELECT row_number() OVER () AS rn, coalesce(line, '') AS line
-        FROM read_csv({q(csv)}, columns={{'line': 'VARCHAR'}}, header=false, delim=chr(31),
-                      quote='', escape='', new_line='\\n', auto_detect=false,
-                      strict_mode=false, store_rejects=true, max_line_size=1048576)
-        """
-    )
-    con.execute(
-        """
-        CREATE TEMP TABLE rej AS
-        SELECT line AS ln, any_value(csv_line) AS line,
-               bool_or(error_type = 'INVALID ENCODING') AS bad_utf8
-        FROM reject_errors GROUP BY line
-        """
-    )
-    n_rej = con.execute("SELECT count(*) FROM rej").fetchone()[0]
-    if n_rej:
-        # Accepted row rn sits after every rejected line i (1-based, ascending) whose
-        # r_i - i < rn: shift it by that count.
-        con.execute(
-            """
-            CREATE TEMP TABLE shift AS
-            SELECT ln - i AS a, max(i) AS cnt
-            FROM (SELECT ln, row_number() OVER (ORDER BY ln) AS i FROM rej) GROUP BY a
-            """
-        )
-        numbered = """
-            SELECT acc.rn + coalesce(shift.cnt, 0) AS ln, acc.line, false AS bad_utf8
-            FROM acc ASOF LEFT JOIN shift ON acc.rn > shift.a
-            UNION ALL SELECT ln, line, bad_utf8 FROM rej
-        """
-    else:
-        numbered = "SELECT rn AS ln, line, false AS bad_utf8 FROM acc"
-    # The header is line 1; a BOM only matters there.
-    con.execute(
-        f"""
-        CREATE TEMP TABLE lines AS
-        SELECT CAST(ln AS BIGINT) AS ln, line, bad_utf8,
-               length(line) - length(replace(line, '"', '')) AS nq
-        FROM ({numbered}) WHERE ln > 1
-        """
-    )
-    con.execute("DROP TABLE acc")
-    ph.mark("read_lines")
 
-    # 2. Records: multi-line quoted fields and broken quotes ---------------------------------
-    # `body` is the line without its CR (a record's last line loses its CR, like the engine).
-    con.execute(
-        f"""
-        CREATE TEMP TABLE odd AS
-        WITH o AS (
-            SELECT ln, line, bad_utf8,
-                   regexp_full_match(rtrim(line, chr(13)), {q(RE_OPEN)}) AS opens,
-                   regexp_full_match(rtrim(line, chr(13)), {q(RE_CLOSE)}) AS closes,
-                   row_number() OVER (ORDER BY ln) AS k
-            FROM lines WHERE nq % 2 = 1
-        ), p AS (
-            SELECT *, lead(ln) OVER (ORDER BY ln) AS nxt,
-                   lead(closes) OVER (ORDER BY ln) AS next_closes
-            FROM o
-        )
-        SELECT * FROM p
-        """
-    )
-    # Lines strictly between an opener and its closer must be valid middle lines.
-    con.execute(
-        f"""
-        CREATE TEMP TABLE bad_gap AS
-        SELECT DISTINCT g.k FROM (
-            SELECT k, unnest(range(ln + 1, nxt)) AS mid FROM odd
-            WHERE opens AND next_closes AND nxt > ln + 1
-        ) g JOIN lines l ON l.ln = g.mid
-        WHERE NOT regexp_full_match(l.line, {q(RE_MID)})
-        """
-    )
-    # A run of valid pairs that share lines (a closer that also opens) is taken alternately
-    # from its start: a closer consumed by one pair cannot open the next.
-    con.execute(
-        """
-        CREATE TEMP TABLE pairs AS
-        WITH v AS (
-            SELECT odd.*, (opens AND coalesce(next_closes, false)
-                           AND bad_gap.k IS NULL) AS ok
-            FROM odd LEFT JOIN bad_gap USING (k)
-        ), w AS (
-            SELECT *, coalesce(max(CASE WHEN NOT ok THEN k END) OVER (
-                ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 0) AS last_bad
-            FROM v
-        )
-        SELECT ln, nxt FROM w WHERE ok AND (k - last_bad - 1) % 2 = 0
-        """
-    )
-    con.execute(
-        """
-        CREATE TEMP TABLE joined AS
-        SELECT p.ln, string_agg(l.line, chr(10) ORDER BY l.ln) AS rec,
-               bool_or(l.bad_utf8) AS bad_utf8
-        FROM pairs p JOIN lines l ON l.ln BETWEEN p.ln AND p.nxt
-        GROUP BY p.ln
-        """
-    )
-    con.execute(
-        "CREATE TEMP TABLE covered AS "
-        "SELECT unnest(range(ln + 1, nxt + 1)) AS ln FROM pairs"
-    )
-    ph.mark("records")
+def validated(source: str, index: dict[str, int], field_count: int) -> str:
+    """A SELECT typing the fields of every record of `source` and naming its first broken rule.
 
-    # Which line starts a record, and is its quoting valid?
-    con.execute(
-        f"""
-        CREATE TEMP TABLE starts AS
-        SELECT l.ln, coalesce(j.rec, rtrim(l.line, chr(13))) AS rec,
-               coalesce(j.bad_utf8, l.bad_utf8) AS bad_utf8,
-               CASE WHEN j.ln IS NOT NULL THEN 'ok'
-                    WHEN l.nq = 0 THEN 'ok'
-                    WHEN l.nq % 2 = 1 THEN
-                        CASE WHEN regexp_full_match(rtrim(l.line, chr(13)), {q(RE_OPEN)})
-                             THEN 'unterminated_quote' ELSE 'bad_quoting' END
-                    WHEN regexp_full_match(rtrim(l.line, chr(13)), {q(RE_COMPLETE)}) THEN 'ok'
-                    ELSE 'bad_quoting' END AS quoting
-        FROM lines l
-        ANTI JOIN covered c ON c.ln = l.ln
-        LEFT JOIN joined j ON j.ln = l.ln
-        WHERE j.ln IS NOT NULL OR rtrim(l.line, chr(13)) <> ''
-        """
-    )
-    blank_lines = con.execute(
-        "SELECT count(*) FROM lines l ANTI JOIN covered c ON c.ln = l.ln "
-        "WHERE rtrim(l.line, chr(13)) = ''"
-    ).fetchone()[0]
-    con.execute("DROP TABLE lines")
-    rows_read = con.execute("SELECT count(*) FROM starts").fetchone()[0]
-    ph.mark("records")
+    `source` has `ln`, `fs` (the record's fields as written, unquoted), `quoting` ('ok' or the
+    quoting reason) and `bad_utf8`."""
 
-    # 3. Fields: every record that passed the strict quoting rules is written, prefixed with its
-    # line number and followed by a sentinel field (DuckDB ignores one trailing empty field), to a
-    # scratch CSV that DuckDB's own (parallel, RFC 4180) reader splits; records with the wrong
-    # number of fields land in its rejects table, their line number in front.
-    os.makedirs(tmp, exist_ok=True)
-    scratch = os.path.join(tmp, "records.csv")
-    con.execute(
-        f"""COPY (SELECT CAST(ln AS VARCHAR) || ',' || rec || ',~' FROM starts
-                  WHERE quoting = 'ok' AND NOT bad_utf8)
-            TO {q(scratch)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER chr(30))"""
-    )
-    cols = ", ".join(
-        ["'ln': 'BIGINT'"] + [f"'f{i}': 'VARCHAR'" for i in range(field_count)] + ["'end': 'VARCHAR'"]
-    )
-    con.execute(
-        f"""
-        CREATE TEMP TABLE fields AS
-        SELECT * EXCLUDE ("end") FROM read_csv({q(scratch)}, columns={{{cols}}}, header=false, delim=',',
-                               quote='"', escape='"', auto_detect=false, strict_mode=true,
-                               null_padding=false, store_rejects=true,
-                               rejects_table='fields_rejects', rejects_scan='fields_scans',
-                               max_line_size=1048576)
-        """
-    )
-    os.remove(scratch)
-    other = con.execute(
-        "SELECT DISTINCT error_type FROM fields_rejects "
-        "WHERE error_type NOT IN ('MISSING COLUMNS', 'TOO MANY COLUMNS')"
-    ).fetchall()
-    if other:
-        print(f"peer_duckdb: unexpected reader errors {other}", file=sys.stderr)
-    # Lines that are not valid UTF-8 were not re-read: count their fields with a regex.
-    split_count = f"len(regexp_extract_all(rec || ',', {q(RE_SPLIT)}, 1))"
-    ph.mark("split_fields")
-
-    # 4. Rules, first failure wins ---------------------------------------------------------------
     def fld(col: str) -> str:
-        return f"trim(coalesce(f{index[col]}, ''), ' ' || chr(9))"
+        # Trimming with a character set is slow in DuckDB: only done where there is a blank.
+        f = f"f{index[col]}"
+        return f"(CASE WHEN regexp_matches({f}, '^[ \t]|[ \t]$') THEN trim({f}, ' \t') ELSE {f} END)"
 
-    def int_ok(v: str) -> str:
-        return (
-            f"(regexp_full_match({v}, {q(RE_INT)}) AND TRY_CAST({v} AS BIGINT) IS NOT NULL "
-            f"AND TRY_CAST({v} AS BIGINT) > 0)"
-        )
+    def int_val(v: str) -> str:
+        # Digits only, so the cast fails (NULL) only on overflow; zero is not an id either.
+        return f"CASE WHEN regexp_full_match({v}, {q(RE_INT)}) THEN nullif(TRY_CAST({v} AS BIGINT), 0) END"
 
-    def dec_ok(v: str) -> str:
-        return (
-            f"(regexp_full_match({v}, {q(RE_DECIMAL)}) "
-            f"AND NOT regexp_matches({v}, {q(RE_DECIMAL_TOO_LONG)}))"
-        )
+    def dec_val(v: str) -> str:
+        return f"CASE WHEN regexp_full_match({v}, {q(RE_DECIMAL_18_4)}) THEN CAST({v} AS DECIMAL(18,4)) END"
 
-    status_case = " ".join(f"WHEN '{n}' THEN '{n}'" for _, n in STATUSES)
-    channel_case = " ".join(f"WHEN '{n.lower()}' THEN '{n}'" for _, n in CHANNELS)
-    con.execute(
-        f"""
-        CREATE TEMP TABLE valid AS
-        WITH vals AS (
-            SELECT ln,
+    status = " ".join(f"WHEN '{n}' THEN '{n}'" for _, n in STATUSES)
+    channel = " ".join(f"WHEN '{n.lower()}' THEN '{n}'" for _, n in CHANNELS)
+    return f"""
+        WITH raw AS (
+            SELECT ln, quoting, bad_utf8, len(fs) AS nf,
+                   {", ".join(f"coalesce(fs[{i + 1}], '') AS f{i}" for i in sorted(index.values()))}
+            FROM ({source})
+        ), vals AS (
+            SELECT ln, quoting, bad_utf8, nf,
                    {fld('client_id')} AS client_id_s, {fld('client_name')} AS client_name,
                    {fld('order_id')} AS order_id_s, {fld('product_id')} AS product_id_s,
                    {fld('product_description')} AS product_description,
@@ -273,26 +104,23 @@ def main() -> None:
                    {fld('product_volume')} AS volume_s,
                    lower({fld('point_of_sale_channel')}) AS channel_s,
                    lower({fld('status')}) AS status_s
-            FROM fields
+            FROM raw
         ), typed AS (
-            SELECT *,
-                   CASE WHEN {int_ok('client_id_s')} THEN CAST(client_id_s AS BIGINT) END AS client_id,
-                   CASE WHEN {int_ok('order_id_s')} THEN CAST(order_id_s AS BIGINT) END AS order_id,
-                   CASE WHEN {int_ok('product_id_s')} THEN CAST(product_id_s AS BIGINT) END AS product_id,
-                   CASE WHEN {dec_ok('price_s')} THEN CAST(price_s AS DECIMAL(18,4)) END AS product_price,
-                   CASE WHEN {int_ok('ccf_s')} THEN CAST(ccf_s AS BIGINT) END AS product_ccf,
-                   CASE WHEN {dec_ok('volume_s')} THEN CAST(volume_s AS DECIMAL(18,4)) END AS product_volume,
-                   CASE channel_s {channel_case} END AS point_of_sale_channel,
-                   CASE status_s {status_case} END AS status
+            SELECT ln, quoting, bad_utf8, nf, client_name, product_description,
+                   {int_val('client_id_s')} AS client_id,
+                   {int_val('order_id_s')} AS order_id,
+                   {int_val('product_id_s')} AS product_id,
+                   {dec_val('price_s')} AS product_price,
+                   {int_val('ccf_s')} AS product_ccf,
+                   {dec_val('volume_s')} AS product_volume,
+                   CASE channel_s {channel} END AS point_of_sale_channel,
+                   CASE status_s {status} END AS status
             FROM vals
-        )
-        SELECT ln, client_id, client_name, order_id, product_id, product_description,
-               product_price, product_ccf, product_volume, point_of_sale_channel, status,
-               CASE WHEN reason IS NULL THEN CAST(product_price * product_ccf AS DECIMAL(18,4)) END AS total_price,
-               CASE WHEN reason IS NULL THEN CAST(product_volume * product_ccf AS DECIMAL(18,4)) END AS total_volume,
-               reason
-        FROM (
+        ), judged AS (
             SELECT *, CASE
+                WHEN quoting <> 'ok' THEN quoting
+                WHEN nf <> {field_count} THEN 'field_count'
+                WHEN bad_utf8 THEN 'invalid_utf8'
                 WHEN client_id IS NULL THEN 'invalid_client_id'
                 WHEN client_name = '' THEN 'empty_client_name'
                 WHEN order_id IS NULL THEN 'invalid_order_id'
@@ -307,166 +135,313 @@ def main() -> None:
                   OR product_volume * product_ccf > {MAX_DECIMAL} THEN 'total_overflow'
             END AS reason FROM typed
         )
-        """
-    )
-    con.execute("DROP TABLE fields")
-    # Every rejected record with its reason (the key conflicts come after dedup).
-    con.execute(
-        f"""
-        CREATE TEMP TABLE bad AS
-        SELECT ln, reason FROM valid WHERE reason IS NOT NULL
-        UNION ALL
-        SELECT CAST(regexp_extract(any_value(csv_line), '^[0-9]+') AS BIGINT), 'field_count'
-        FROM fields_rejects GROUP BY line
-        UNION ALL
-        SELECT ln, quoting FROM starts WHERE quoting <> 'ok'
-        UNION ALL
-        SELECT ln, CASE WHEN {split_count} <> {field_count} THEN 'field_count'
-                        ELSE 'invalid_utf8' END
-        FROM starts WHERE quoting = 'ok' AND bad_utf8
-        """
-    )
-    ph.mark("validate")
+        SELECT ln, client_id, client_name, order_id, product_id, product_description,
+               product_price, product_ccf, product_volume, point_of_sale_channel, status,
+               CASE WHEN reason IS NULL THEN CAST(product_price * product_ccf AS DECIMAL(18,4)) END AS total_price,
+               CASE WHEN reason IS NULL THEN CAST(product_volume * product_ccf AS DECIMAL(18,4)) END AS total_volume,
+               reason
+        FROM judged
+    """
 
-    # 5. Dedup: first occurrence by line wins ----------------------------------------------------
-    # The window runs over a narrow projection; the kept rows are then taken from `valid`.
-    con.execute(
-        """
-        CREATE TEMP TABLE judged AS
-        SELECT ln, kept_line,
-               CASE WHEN ln = kept_line THEN 'kept'
-                    WHEN fp = first_fp THEN 'duplicate' ELSE 'key_conflict' END AS verdict
-        FROM (
-            SELECT ln, fp, first_value(ln) OVER w AS kept_line, first_value(fp) OVER w AS first_fp
-            FROM (
-                SELECT ln, order_id, product_id,
-                       hash(client_id, client_name, product_description, product_price,
-                            product_ccf, product_volume, point_of_sale_channel, status) AS fp
-                FROM valid WHERE reason IS NULL
-            )
-            WINDOW w AS (PARTITION BY order_id, product_id ORDER BY ln
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+
+class Job:
+    """One run of the job: a DuckDB connection and the steps, in order (see `main`)."""
+
+    def __init__(self, csv: str, outdir: str, threads: int) -> None:
+        self.csv, self.outdir = csv, outdir
+        self.index, self.field_count = parse_header(csv)
+        self.con = duckdb.connect()
+        self.sql(f"SET threads={threads}")
+        # The same memory budget as the Spark peer's driver; DuckDB spills beyond it.
+        self.sql(f"SET memory_limit='{memory_budget_gib(csv)}GiB'")
+        # Insertion order is what numbers the lines (the default, stated because it matters).
+        self.sql("SET preserve_insertion_order=true")
+        self.sql(f"SET temp_directory={q(os.path.join(outdir, '_duckdb_tmp'))}")
+
+    def sql(self, text: str):
+        return self.con.execute(text)
+
+    def scalar(self, text: str):
+        return self.sql(text).fetchone()[0]
+
+    # 1. Load ------------------------------------------------------------------------------------
+    def load(self) -> None:
+        self.sql(
+            f"""
+            CREATE TEMP TABLE l AS
+            SELECT coalesce(line, '') AS line
+            FROM read_csv({q(self.csv)}, columns={{'line': 'VARCHAR'}}, header=false,
+                          delim=chr(31), quote='', escape='', new_line='\\n', auto_detect=false,
+                          strict_mode=false, store_rejects=true, max_line_size=1048576)
+            """
         )
-        """
-    )
-    con.execute(
-        """
-        CREATE TEMP TABLE kept AS
-        SELECT v.* EXCLUDE (reason) FROM valid v
-        SEMI JOIN (SELECT ln FROM judged WHERE verdict = 'kept') k ON v.ln = k.ln
-        ORDER BY v.ln
-        """
-    )
-    con.execute("DROP TABLE valid")
-    ph.mark("dedup")
+        self.sql(
+            """
+            CREATE TEMP TABLE rej AS
+            SELECT CAST(line AS BIGINT) AS ln, any_value(csv_line) AS line
+            FROM reject_errors GROUP BY line
+            """
+        )
+        # Accepted line `rowid` (0-based) comes after rejected line i (1-based, ascending) when
+        # rowid >= ln_i - i; it is shifted by the largest such i.
+        self.sql(
+            """
+            CREATE TEMP TABLE shift AS
+            SELECT ln - i AS a, max(i) AS cnt
+            FROM (SELECT ln, row_number() OVER (ORDER BY ln) AS i FROM rej) GROUP BY a
+            """
+        )
+        self.has_rejects = self.scalar("SELECT count(*) FROM rej") > 0
 
-    # 6. Parquet -------------------------------------------------------------------------------
-    src = q(source_uri(csv))
-    lineage = (
-        f"{src} AS source_file, ln AS source_line, "
-        f"TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at, 'duckdb' AS run_id"
-    )
-    pq = "FORMAT parquet, COMPRESSION snappy"
-
-    def copy(select: str, path: str, partitioned: bool = True) -> None:
-        target = os.path.join(outdir, path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if partitioned:
-            con.execute(
-                f"COPY (SELECT *, '{PA_DATE}' AS pa_date FROM ({select})) TO {q(target)} "
-                f"({pq}, PARTITION_BY (pa_date))"
-            )
+    def lines(self, where: str) -> str:
+        """Lines (`ln`, `line`, `bad_utf8`) matching `where`, accepted and rejected, numbered."""
+        if self.has_rejects:
+            accepted = f"""
+                SELECT l.rowid + 1 + coalesce(s.cnt, 0) AS ln, l.line, false AS bad_utf8
+                FROM (SELECT rowid, line FROM l WHERE {where}) l
+                ASOF LEFT JOIN shift s ON l.rowid >= s.a
+            """
         else:
-            con.execute(f"COPY ({select}) TO {q(target)} ({pq})")
+            accepted = f"SELECT rowid + 1 AS ln, line, false AS bad_utf8 FROM l WHERE {where}"
+        return f"({accepted} UNION ALL SELECT ln, line, true FROM rej WHERE {where})"
 
-    copy(
-        f"""SELECT {src} AS source_file, b.ln AS source_line, b.reason, s.rec AS raw_text,
-                   b.kept_line, TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at,
-                   'duckdb' AS run_id
-            FROM (SELECT ln, reason, CAST(NULL AS BIGINT) AS kept_line FROM bad
-                  UNION ALL
-                  SELECT ln, 'key_conflict', kept_line FROM judged
-                  WHERE verdict = 'key_conflict') b
-            JOIN starts s ON s.ln = b.ln
-            ORDER BY source_line""",
-        "quarantine",
-    )
-    con.execute("DROP TABLE starts")
-    status_id = "CASE status " + " ".join(f"WHEN '{n}' THEN {i}" for i, n in STATUSES) + " END"
-    channel_id = (
-        "CASE point_of_sale_channel "
-        + " ".join(f"WHEN '{n}' THEN {i}" for i, n in CHANNELS)
-        + " END"
-    )
-    copy(
-        f"""SELECT client_id, client_name, order_id, product_id, product_description,
-                   product_price, product_ccf, product_volume, point_of_sale_channel, status,
-                   total_price, total_volume, {lineage} FROM kept""",
-        "orders",
-    )
-    copy(
-        f"""SELECT order_id, product_id, client_id, CAST({status_id} AS INTEGER) AS status_id,
-                   CAST({channel_id} AS INTEGER) AS channel_id, product_ccf AS units,
-                   product_price AS unit_price, total_price, total_volume, {lineage}
-            FROM kept""",
-        "model/fact_orders",
-    )
-    copy(
-        f"""SELECT client_id, arg_max(client_name, ln) AS client_name,
-                   TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at, 'duckdb' AS run_id
-            FROM kept GROUP BY client_id ORDER BY client_id""",
-        "model/dim_clients",
-    )
-    copy(
-        f"""SELECT product_id, arg_max(product_description, ln) AS product_description,
-                   arg_max(product_price, ln) AS product_price,
-                   arg_max(product_volume, ln) AS product_volume,
-                   TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at, 'duckdb' AS run_id
-            FROM kept GROUP BY product_id ORDER BY product_id""",
-        "model/dim_products",
-    )
-    values = ", ".join(f"({i}, '{n}')" for i, n in STATUSES)
-    copy(f"SELECT * FROM (VALUES {values}) t(status_id, status)", "model/dim_status")
-    values = ", ".join(f"({i}, '{n}')" for i, n in CHANNELS)
-    copy(f"SELECT * FROM (VALUES {values}) t(channel_id, channel)", "model/dim_channels")
-    ph.mark("write")
+    def text_of(self, lns: str) -> str:
+        """(`ln`, `line`, `bad_utf8`) of the few lines whose numbers the query `lns` lists: an
+        accepted line is found by its rowid, its number less the rejected lines before it."""
+        return f"""(
+            SELECT w.ln, l.line, false AS bad_utf8
+            FROM (
+                SELECT ln, ln - 1 - (SELECT count(*) FROM rej WHERE rej.ln < n.ln) AS lid
+                FROM ({lns}) n WHERE ln NOT IN (SELECT ln FROM rej)
+            ) w JOIN l ON l.rowid = w.lid
+            UNION ALL SELECT ln, line, true FROM rej WHERE ln IN (SELECT ln FROM ({lns}))
+        )"""
 
-    # Aggregates (part of the job) ---------------------------------------------------------------
-    for name, key in (("by_client", "client_id"), ("by_product", "product_id"), ("by_status", "status")):
-        copy(
-            f"""SELECT {key}, count(*) AS orders, sum(product_ccf) AS units,
-                       sum(total_price) AS total_price
-                FROM kept GROUP BY {key} ORDER BY {key}""",
-            f"aggregates/{name}.parquet",
-            partitioned=False,
+    # 2. Multi-line records and broken quotes ------------------------------------------------------
+    def odd_lines(self) -> None:
+        """The few lines with an odd number of quotes, paired into multi-line records."""
+        self.sql(
+            f"""
+            CREATE TEMP TABLE odd AS
+            WITH o AS (
+                SELECT ln, line, bad_utf8,
+                       regexp_full_match({body()}, {q(RE_OPEN)}) AS opens,
+                       regexp_full_match({body()}, {q(RE_CLOSE)}) AS closes
+                FROM {self.lines(ODD)} WHERE ln > 1
+            )
+            SELECT ln, line, bad_utf8, opens, row_number() OVER w AS k, lead(ln) OVER w AS nxt,
+                   coalesce(lead(closes) OVER w, false) AS next_closes
+            FROM o WINDOW w AS (ORDER BY ln)
+            """
         )
-    by_status = dict(con.execute("SELECT status, count(*) FROM kept GROUP BY status").fetchall())
-    ph.mark("aggregates")
+        # Lines between an opener and its closer must stay inside the quoted field. They are
+        # rare (a field holding two line ends or more): fetched by number.
+        gaps = "SELECT unnest(range(ln + 1, nxt)) AS ln FROM odd WHERE opens AND next_closes"
+        self.sql(f"CREATE TEMP TABLE gap AS SELECT * FROM {self.text_of(gaps)}")
+        self.sql(
+            f"""
+            CREATE TEMP TABLE pairs AS
+            WITH bad_gap AS (
+                SELECT DISTINCT o.k FROM odd o JOIN gap g ON g.ln > o.ln AND g.ln < o.nxt
+                WHERE NOT regexp_full_match(g.line, {q(RE_MID)})
+            ), v AS (
+                SELECT odd.*, opens AND next_closes AND bad_gap.k IS NULL AS ok
+                FROM odd LEFT JOIN bad_gap USING (k)
+            ), w AS (
+                SELECT *, coalesce(max(CASE WHEN NOT ok THEN k END) OVER (
+                    ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 0) AS last_bad
+                FROM v
+            )
+            -- A closer that also opens is taken by the pair before it: in a run of valid pairs
+            -- sharing lines, every other one from the run's start is a record.
+            SELECT ln, nxt FROM w WHERE ok AND (k - last_bad - 1) % 2 = 0
+            """
+        )
+        self.sql("CREATE TEMP TABLE covered AS SELECT unnest(range(ln + 1, nxt + 1)) AS ln FROM pairs")
+        members = "SELECT ln, line, bad_utf8 FROM odd UNION ALL SELECT * FROM gap"
+        self.sql(
+            f"""
+            CREATE TEMP TABLE qrec AS
+            SELECT p.ln, {body("string_agg(m.line, chr(10) ORDER BY m.ln)")} AS rec,
+                   bool_or(m.bad_utf8) AS bad_utf8, 'ok' AS quoting
+            FROM pairs p JOIN ({members}) m ON m.ln BETWEEN p.ln AND p.nxt
+            GROUP BY p.ln
+            UNION ALL
+            SELECT ln, {body()}, bad_utf8,
+                   CASE WHEN opens THEN 'unterminated_quote' ELSE 'bad_quoting' END
+            FROM odd ANTI JOIN covered USING (ln) ANTI JOIN pairs USING (ln)
+            """
+        )
 
-    rejected_rules = con.execute("SELECT count(*) FROM bad").fetchone()[0]
-    counts = dict(con.execute("SELECT verdict, count(*) FROM judged GROUP BY verdict").fetchall())
-    by_reason = dict(
-        con.execute(
-            "SELECT reason, count(*) FROM bad GROUP BY reason"
-        ).fetchall()
-    )
-    by_reason["key_conflict"] = counts.get("key_conflict", 0)
-    sum_price, sum_volume = con.execute(
-        "SELECT sum(total_price), sum(total_volume) FROM kept"
-    ).fetchone()
-    con.close()
-    emit(
-        rows_read=rows_read,
-        kept=counts.get("kept", 0),
-        exact_duplicates=counts.get("duplicate", 0),
-        rejected=rejected_rules + counts.get("key_conflict", 0),
-        sum_total_price=sum_price,
-        sum_total_volume=sum_volume,
-        by_status=by_status,
-        by_reason=by_reason,
-        blank_lines=blank_lines,
-        phases=ph,
-    )
+    # 3. Parse and validate ------------------------------------------------------------------------
+    def parse(self) -> None:
+        # A one-line record is split on its commas; one with quotes must follow the strict
+        # grammar first, and its quoted commas are set aside (as \x1f, which no line read here
+        # can hold: it is the reader's delimiter) while splitting.
+        protect = """array_to_string(list_transform(string_split(rec, '"'),
+                         lambda p, i: CASE WHEN i % 2 = 0 THEN replace(p, ',', chr(31)) ELSE p END), '"')"""
+        unquote = """lambda f: replace(CASE WHEN starts_with(f, '"') THEN replace(f[2:-2], '""', '"')
+                                             ELSE f END, chr(31), ',')"""
+        quoted_fields = f"list_transform(string_split({protect}, ','), {unquote})"
+        single = f"SELECT ln, {body()} AS rec, bad_utf8 FROM {self.lines(f'NOT {ODD} AND NOT {BLANK}')}"
+        records = f"""
+            SELECT ln,
+                   CASE WHEN NOT contains(rec, '"') THEN string_split(rec, ',')
+                        WHEN regexp_full_match(rec, {q(RE_COMPLETE)}) THEN {quoted_fields} END AS fs,
+                   CASE WHEN NOT contains(rec, '"') OR regexp_full_match(rec, {q(RE_COMPLETE)})
+                        THEN 'ok' ELSE 'bad_quoting' END AS quoting,
+                   bad_utf8
+            FROM ({single}) ANTI JOIN covered USING (ln) WHERE ln > 1
+            UNION ALL
+            SELECT ln, CASE WHEN quoting = 'ok' THEN {quoted_fields} END, quoting, bad_utf8 FROM qrec
+        """
+        self.sql(f"CREATE TEMP TABLE r AS {validated(records, self.index, self.field_count)}")
+        self.rows_read = self.scalar("SELECT count(*) FROM r")
+        blank = self.lines(BLANK)
+        self.blank_lines = self.scalar(f"SELECT count(*) FROM {blank} ANTI JOIN covered USING (ln)")
+
+    # 4. Dedup -------------------------------------------------------------------------------------
+    def dedup(self) -> None:
+        self.sql(
+            """
+            CREATE TEMP TABLE repeated AS
+            SELECT order_id, product_id FROM r WHERE reason IS NULL
+            GROUP BY order_id, product_id HAVING count(*) > 1
+            """
+        )
+        self.sql(
+            """
+            CREATE TEMP TABLE dropped AS
+            SELECT ln, kept_line,
+                   CASE WHEN fp = first_fp THEN 'duplicate' ELSE 'key_conflict' END AS verdict
+            FROM (
+                SELECT ln, fp, first_value(ln) OVER w AS kept_line, first_value(fp) OVER w AS first_fp
+                FROM (
+                    SELECT ln, order_id, product_id,
+                           hash(client_id, client_name, product_description, product_price,
+                                product_ccf, product_volume, point_of_sale_channel, status) AS fp
+                    FROM r SEMI JOIN repeated USING (order_id, product_id)
+                    WHERE reason IS NULL
+                )
+                WINDOW w AS (PARTITION BY order_id, product_id ORDER BY ln)
+            )
+            WHERE ln <> kept_line
+            """
+        )
+
+    # 5. Parquet -----------------------------------------------------------------------------------
+    def copy(self, select: str, path: str) -> None:
+        target = os.path.join(self.outdir, path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        self.sql(f"COPY ({select}) TO {q(target)} (FORMAT parquet, COMPRESSION snappy)")
+
+    def write_quarantine(self) -> None:
+        rejected = """
+            SELECT ln, reason, CAST(NULL AS BIGINT) AS kept_line FROM r WHERE reason IS NOT NULL
+            UNION ALL SELECT ln, 'key_conflict', kept_line FROM dropped WHERE verdict = 'key_conflict'
+        """
+        self.sql(f"CREATE TEMP TABLE rejected AS {rejected}")
+        one_line_rejects = self.text_of("SELECT ln FROM rejected ANTI JOIN qrec USING (ln)")
+        one_line = f"SELECT ln, {body()} AS rec FROM {one_line_rejects}"
+        self.copy(
+            f"""SELECT {q(source_uri(self.csv))} AS source_file, b.ln AS source_line, b.reason,
+                       t.rec AS raw_text, b.kept_line,
+                       TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at, 'duckdb' AS run_id
+                FROM rejected b
+                JOIN (SELECT ln, rec FROM qrec UNION ALL {one_line}) t USING (ln)""",
+            f"quarantine/pa_date={PA_DATE}/part-0.parquet",
+        )
+
+    def write_tables(self) -> None:
+        # From here on `r` holds exactly the kept rows.
+        self.sql("DELETE FROM r WHERE reason IS NOT NULL OR ln IN (SELECT ln FROM dropped)")
+        self.sql("DROP TABLE l")
+        lineage = (
+            f"{q(source_uri(self.csv))} AS source_file, ln AS source_line, "
+            f"TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at, 'duckdb' AS run_id"
+        )
+        part = f"pa_date={PA_DATE}/part-0.parquet"
+        self.copy(
+            f"""SELECT client_id, client_name, order_id, product_id, product_description,
+                       product_price, product_ccf, product_volume, point_of_sale_channel, status,
+                       total_price, total_volume, {lineage} FROM r""",
+            f"orders/{part}",
+        )
+        status_id = "CASE status " + " ".join(f"WHEN '{n}' THEN {i}" for i, n in STATUSES) + " END"
+        channel_id = (
+            "CASE point_of_sale_channel "
+            + " ".join(f"WHEN '{n}' THEN {i}" for i, n in CHANNELS)
+            + " END"
+        )
+        self.copy(
+            f"""SELECT order_id, product_id, client_id, CAST({status_id} AS INTEGER) AS status_id,
+                       CAST({channel_id} AS INTEGER) AS channel_id, product_ccf AS units,
+                       product_price AS unit_price, total_price, total_volume, {lineage} FROM r""",
+            f"model/fact_orders/{part}",
+        )
+        stamp = f"TIMESTAMPTZ '{INGESTED_AT}+00' AS ingested_at, 'duckdb' AS run_id"
+        self.copy(
+            f"""SELECT client_id, arg_max(client_name, ln) AS client_name, {stamp}
+                FROM r GROUP BY client_id""",
+            f"model/dim_clients/{part}",
+        )
+        self.copy(
+            f"""SELECT product_id, arg_max(product_description, ln) AS product_description,
+                       arg_max(product_price, ln) AS product_price,
+                       arg_max(product_volume, ln) AS product_volume, {stamp}
+                FROM r GROUP BY product_id""",
+            f"model/dim_products/{part}",
+        )
+        values = ", ".join(f"({i}, '{n}')" for i, n in STATUSES)
+        self.copy(f"SELECT * FROM (VALUES {values}) t(status_id, status)", f"model/dim_status/{part}")
+        values = ", ".join(f"({i}, '{n}')" for i, n in CHANNELS)
+        self.copy(f"SELECT * FROM (VALUES {values}) t(channel_id, channel)", f"model/dim_channels/{part}")
+
+    def write_aggregates(self) -> None:
+        for name, key in (("by_client", "client_id"), ("by_product", "product_id"), ("by_status", "status")):
+            self.copy(
+                f"""SELECT {key}, count(*) AS orders, sum(product_ccf) AS units,
+                           sum(total_price) AS total_price FROM r GROUP BY {key}""",
+                f"aggregates/{name}.parquet",
+            )
+
+    def emit(self, ph: Phases) -> None:
+        by_reason = dict(self.sql("SELECT reason, count(*) FROM rejected GROUP BY reason").fetchall())
+        kept, sum_price, sum_volume = self.sql(
+            "SELECT count(*), sum(total_price), sum(total_volume) FROM r"
+        ).fetchone()
+        emit(
+            rows_read=self.rows_read,
+            kept=kept,
+            exact_duplicates=self.scalar("SELECT count(*) FROM dropped WHERE verdict = 'duplicate'"),
+            rejected=sum(by_reason.values()),
+            sum_total_price=sum_price,
+            sum_total_volume=sum_volume,
+            by_status=dict(self.sql("SELECT status, count(*) FROM r GROUP BY status").fetchall()),
+            by_reason=by_reason,
+            blank_lines=self.blank_lines,
+            phases=ph,
+        )
+
+
+def main() -> None:
+    csv, outdir, threads = usage(sys.argv, "peer_duckdb.py")
+    job = Job(csv, outdir, threads)
+    ph = Phases()
+    job.load()
+    ph.mark("read_lines")
+    job.odd_lines()
+    ph.mark("records")
+    job.parse()
+    ph.mark("parse_validate")
+    job.dedup()
+    ph.mark("dedup")
+    job.write_quarantine()
+    job.write_tables()
+    ph.mark("write")
+    job.write_aggregates()
+    ph.mark("aggregates")
+    job.emit(ph)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Compares the engine with DuckDB, Polars and PySpark (local mode) on one datagen file.
+# Compares the engine with DuckDB, Polars and PySpark (local mode) on one datagen file, in two
+# tracks: the engine's exact contract, and each tool's idiomatic job.
 #
-#   benches/compare/run.sh [--size 1GiB] [--runs 3] [--peers duckdb,polars,pyspark] [--threads 2]
-#                          [--timeout 900] [--diff] [--no-scaling]
+#   benches/compare/run.sh [--size 1GiB | --csv FILE] [--runs 3] [--peers duckdb,polars,pyspark]
+#                          [--track exact|idiomatic|both] [--threads 2] [--timeout 900] [--diff]
+#                          [--no-scaling] [--max-bad-fraction F]
 #
 # DUFF_BIN=/path/to/duff skips the cargo build. See benches/compare/README.md.
 set -euo pipefail
@@ -10,24 +12,28 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/benches/compare"
 SIZE=1GiB
+CSV=
 RUNS=3
 PEERS=duckdb,polars,pyspark
 THREADS=2
 EXTRA=()
 
 usage() {
-    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --size) SIZE="$2"; shift 2 ;;
+        --csv) CSV="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
+        --track) EXTRA+=(--track "$2"); shift 2 ;;
         --runs) RUNS="$2"; shift 2 ;;
         --peers) PEERS="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
         --timeout) EXTRA+=(--timeout "$2"); shift 2 ;;
         --diff) EXTRA+=(--diff); shift ;;
         --no-scaling) EXTRA+=(--no-scaling); shift ;;
+        --max-bad-fraction) EXTRA+=(--max-bad-fraction "$2"); shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "unknown option: $1" >&2; usage 2 ;;
     esac
@@ -61,14 +67,17 @@ if [[ -z "${DUFF_BIN:-}" ]]; then
 fi
 [[ -x "$DUFF_BIN" ]] || { echo "not executable: $DUFF_BIN" >&2; exit 1; }
 
-# 3. The input, generated once.
-DATA="$ROOT/target/bench-data"
-CSV="$DATA/orders-$SIZE.csv"
-mkdir -p "$DATA"
-if [[ ! -f "$CSV" || ! -f "$CSV.expected.json" ]]; then
-    echo "generating $CSV"
-    "$DUFF_BIN" datagen --out "$CSV" --size "$SIZE" --seed 1
+# 3. The input: a given file (such as edge_cases.csv), or a datagen file generated once.
+if [[ -z "$CSV" ]]; then
+    DATA="$ROOT/target/bench-data"
+    CSV="$DATA/orders-$SIZE.csv"
+    mkdir -p "$DATA"
+    if [[ ! -f "$CSV" || ! -f "$CSV.expected.json" ]]; then
+        echo "generating $CSV"
+        "$DUFF_BIN" datagen --out "$CSV" --size "$SIZE" --seed 1
+    fi
 fi
+[[ -f "$CSV" ]] || { echo "no such file: $CSV" >&2; exit 1; }
 
 # 4. The comparison.
 exec "$VENV/bin/python" "$HERE/compare.py" --csv "$CSV" --duff "$DUFF_BIN" --runs "$RUNS" \
