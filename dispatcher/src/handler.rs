@@ -204,7 +204,7 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
             Ok(None) => None,
             Ok(Some(existing)) => {
                 if let Some(held) = ledger::holds(&existing, marker.at)
-                    && let Some(reason) = self.still_held(&info.run_id, &held, batch).await
+                    && let Some(reason) = self.still_held(&existing, &held, batch).await
                 {
                     return Outcome::Skipped { reason };
                 }
@@ -333,8 +333,10 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
     /// that ended without a manifest (killed by memory or its timeout, failed on a lost host
     /// after Batch's own retries) or that Batch has forgotten is taken over now, as an expired
     /// claim, rather than waited for until [`ledger::SUBMITTED_TTL`]. When Batch cannot be
-    /// asked, the claim holds: a later event or the nightly backfill asks again.
-    async fn still_held(&self, run_id: &str, held: &Held, jobs: Option<&J>) -> Option<String> {
+    /// asked, the claim holds: a later event or the nightly backfill asks again. So does a
+    /// claim younger than [`ledger::SUBMITTING_TTL`] on a job Batch does not know yet (its
+    /// answers may lag a submission).
+    async fn still_held(&self, claim: &Marker, held: &Held, jobs: Option<&J>) -> Option<String> {
         let (Held::Submitted { job_id }, Some(jobs)) = (held, jobs) else {
             return Some(held.describe());
         };
@@ -347,10 +349,16 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
                 ));
             }
             Ok(JobState::Ended { status, reason }) => format!("it ended {status}: {reason}"),
-            Ok(JobState::Unknown) => "Batch no longer knows it".to_string(),
+            Ok(JobState::Unknown) => {
+                let age = (Utc::now() - claim.at).to_std().unwrap_or_default();
+                if age < ledger::SUBMITTING_TTL {
+                    return Some(format!("{}; Batch does not list it yet", held.describe()));
+                }
+                "Batch no longer knows it".to_string()
+            }
         };
         tracing::warn!(
-            run_id,
+            run_id = %claim.run_id,
             job_id = %job_id,
             "the run's Batch job ended without committing the run ({lost}); its claim is taken over"
         );
@@ -364,9 +372,10 @@ impl<O: Objects, J: Jobs, E: Engine> Dispatcher<O, J, E> {
             Ok(marker) => marker,
             Err(e) => return failed(&e),
         };
-        if let Some(held) = earlier.as_ref().and_then(|e| ledger::holds(e, Utc::now()))
+        if let Some(earlier) = &earlier
+            && let Some(held) = ledger::holds(earlier, Utc::now())
             && let Some(reason) = self
-                .still_held(&info.run_id, &held, self.jobs.as_ref().filter(|_| batch))
+                .still_held(earlier, &held, self.jobs.as_ref().filter(|_| batch))
                 .await
         {
             return Outcome::Skipped { reason };

@@ -487,12 +487,18 @@ fn a_batch_job_that_ended_without_a_result_is_taken_over_at_once() {
         (Some("job-2"), 2)
     );
 
-    // A job Batch no longer knows is lost too; after the last attempt the input is given up
+    // A job Batch does not know: just after its submission, Batch's answer may lag and the
+    // claim holds; later, the job is lost too. After the last attempt the input is given up
     // with a failed run instead of a fourth job.
     w.0.job_states
         .lock()
         .unwrap()
         .insert("job-2".into(), JobState::Unknown);
+    let lagging = skipped(&handle(&d, &upload, None).unwrap());
+    assert!(lagging.contains("does not list it yet"), "{lagging}");
+    let mut older = claim();
+    older.at -= chrono::Duration::minutes(16);
+    w.0.ledger.lock().unwrap().insert(run_id("b"), older);
     assert_eq!(
         outcomes(&handle(&d, &upload, None).unwrap())[0].1,
         "submitted"

@@ -29,7 +29,8 @@ struct Shared {
     throttle: AtomicUsize,
     /// Requests still to answer with 400.
     reject: AtomicUsize,
-    /// Job id → (status, reason) for DescribeJobs; other ids are unknown.
+    /// Job id → (status, reason) for DescribeJobs: every job submitted here (`SUBMITTED` until
+    /// a test says otherwise) and those a test set; other ids are unknown.
     states: Mutex<std::collections::BTreeMap<String, (String, String)>>,
 }
 
@@ -84,7 +85,7 @@ impl BatchStandIn {
     pub fn submitted(&self) -> Vec<serde_json::Value> {
         self.requests()
             .into_iter()
-            .filter(|r| r.status == 200)
+            .filter(|r| r.path == "/v1/submitjob" && r.status == 200)
             .map(|r| r.body)
             .collect()
     }
@@ -133,6 +134,10 @@ async fn answer(
     } else {
         let n = shared.requests.lock().unwrap().len();
         let id = format!("4c7c6a8e-0000-4000-8000-{n:012}");
+        // Batch knows a job from its submission on.
+        let mut states = shared.states.lock().unwrap();
+        states.insert(id.clone(), ("SUBMITTED".into(), String::new()));
+        drop(states);
         let ok = serde_json::json!({
             "jobArn": format!("arn:aws:batch:us-east-1:123456789012:job/{id}"),
             "jobName": body["jobName"],
