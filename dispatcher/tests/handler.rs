@@ -540,6 +540,20 @@ fn batch_state_changes_other_than_failures_of_dispatched_jobs_are_ignored() {
         Outcome::Ignored { reason } => assert!(reason.contains("not a dispatched job"), "{reason}"),
         other => panic!("{other:?}"),
     }
+    // A state change without a job id is malformed: reported, never retried.
+    let mut broken = fixture("eventbridge-batch-job-failed.json");
+    broken["detail"] = json!({"status": "FAILED"});
+    match &handle(&d, &broken, None).unwrap().objects[0].outcome {
+        Outcome::Failed {
+            code,
+            reason,
+            retryable: false,
+        } => assert!(
+            code == "invalid_event" && reason.contains("jobId"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
     assert!(w.jobs().is_empty() && w.runs().is_empty());
 }
 
