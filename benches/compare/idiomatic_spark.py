@@ -16,10 +16,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pyspark.sql import SparkSession, Window  # noqa: E402
+from pyspark.sql import Window  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from common import PA_DATE, Phases, emit_idiomatic, memory_budget_gib, parse_header, usage  # noqa: E402
+from common import PA_DATE, Phases, emit_idiomatic, parse_header, usage  # noqa: E402
+from peer_spark import session  # noqa: E402
 
 TYPES = {
     "client_id": "bigint",
@@ -49,21 +50,7 @@ def schema_of(csv: str) -> str:
 def main() -> None:
     csv, outdir, threads = usage(sys.argv, "idiomatic_spark.py")
     ph = Phases()
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    spark = (
-        SparkSession.builder.master(f"local[{threads}]")
-        .appName("duff-compare-idiomatic")
-        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", f"{memory_budget_gib(csv)}g"))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", str(4 * threads))
-        .config("spark.sql.parquet.compression.codec", "snappy")
-        .config("spark.local.dir", os.path.join(outdir, "_spark_tmp"))
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = session(csv, outdir, threads, app="duff-compare-idiomatic")
     ph.mark("spark_start")
 
     loaded = (

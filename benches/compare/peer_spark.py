@@ -62,13 +62,14 @@ lit = F.lit
 KEYS = ["order_id", "product_id"]
 
 
-def session(csv: str, outdir: str, threads: int) -> SparkSession:
+def session(csv: str, outdir: str, threads: int, app: str = "duff-compare") -> SparkSession:
+    """A local Spark with the comparison's settings (shared with idiomatic_spark.py)."""
     # Local mode only talks to itself: keep the driver on the loopback interface.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     memory = os.environ.get("SPARK_DRIVER_MEMORY", f"{memory_budget_gib(csv)}g")
     spark = (
         SparkSession.builder.master(f"local[{threads}]")
-        .appName("duff-compare")
+        .appName(app)
         .config("spark.driver.memory", memory)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
