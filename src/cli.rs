@@ -88,8 +88,9 @@ pub enum LakeCommand {
     /// tables keep one set of files per run.
     Optimize(LakeOptimizeArgs),
     /// Remove the data files no commit references (a crashed or losing attempt's, a replaced
-    /// run's) and abandoned staging directories, older than the retention. Safe while runs
-    /// commit.
+    /// run's) and abandoned staging directories, older than the retention; then checkpoint each
+    /// table's log and remove its entries older than the log retention (30 days). The only
+    /// command that deletes in the lake. Safe while runs commit.
     Vacuum(LakeVacuumArgs),
 }
 

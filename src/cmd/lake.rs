@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use duff_delta::DeltaLake;
+use duff_delta::maintenance::Vacuumed;
 use duff_s3::Location;
 
 use super::aws::{AnyDeltaLake, Aws, open_delta_lake};
@@ -119,15 +120,27 @@ fn maintain<L: duff_engine::Lake>(
             let retention = Duration::from_secs(a.retention_hours * 3600);
             let mut removed = lake.vacuum(retention, a.dry_run)?;
             if let Some(staging) = vacuum_staging(retention, a.dry_run)? {
-                removed.push(("staging", staging));
+                removed.push(Vacuumed {
+                    table: "staging",
+                    files: staging,
+                    log_entries: 0,
+                });
             }
             let verb = if a.dry_run { "would remove" } else { "removed" };
-            for (table, files) in removed {
+            for Vacuumed {
+                table,
+                files,
+                log_entries,
+            } in removed
+            {
                 for f in &files {
                     println!("{table}: {verb} {f}");
                 }
                 if !files.is_empty() {
                     eprintln!("{table}: {verb} {} file(s)", files.len());
+                }
+                if log_entries > 0 {
+                    eprintln!("{table}: removed {log_entries} expired log entries");
                 }
             }
             Ok(ExitCode::SUCCESS)

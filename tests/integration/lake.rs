@@ -760,6 +760,57 @@ fn lake_vacuum_removes_only_unreferenced_files_older_than_the_retention() {
     assert!(!staging[0].exists());
 }
 
+#[test]
+fn only_vacuum_removes_the_logs_expired_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = sample(dir.path(), 2_000);
+    let second = sample_of(dir.path(), "later.csv", 18, 2_000, Dirt::typical());
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    must_succeed(duff_run(&first, &lake, None, &[]));
+    // A checkpoint of every table (vacuum writes one), then every log entry ages past the
+    // log retention (30 days).
+    must_succeed(duff_lake(&["vacuum", "--lake", lake_arg]));
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    let logs: Vec<PathBuf> = COMMIT_ORDER
+        .iter()
+        .map(|d| lake.join(d.prefix).join("_delta_log"))
+        .collect();
+    for entry in logs.iter().flat_map(|log| std::fs::read_dir(log).unwrap()) {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(long_ago).unwrap();
+        }
+    }
+    let first_commits: Vec<PathBuf> = logs
+        .iter()
+        .map(|log| log.join(format!("{:020}.json", 0)))
+        .collect();
+    assert!(first_commits.iter().all(|c| c.exists()));
+
+    // Another run commits to every table: `deltalake` would remove the expired entries after
+    // each commit (with the ingest's role, which may not delete); the run leaves them.
+    must_succeed(duff_run(&second, &lake, None, &[]));
+    let kept: Vec<&PathBuf> = first_commits.iter().filter(|c| c.exists()).collect();
+    assert_eq!(kept.len(), first_commits.len(), "a run removed log entries");
+    let rows: Vec<_> = history_tables().map(|d| delta_rows(&lake, d)).collect();
+
+    let out = duff_lake(&["vacuum", "--lake", lake_arg]);
+    assert!(out.status.success(), "{}", crate::venv::text(&out));
+    let left: Vec<&PathBuf> = first_commits.iter().filter(|c| c.exists()).collect();
+    assert!(left.is_empty(), "vacuum left expired log entries: {left:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expired log entries"),
+        "{}",
+        crate::venv::text(&out)
+    );
+    // Read from their checkpoints, the tables hold what they held.
+    let after: Vec<_> = history_tables().map(|d| delta_rows(&lake, d)).collect();
+    assert_eq!(after, rows);
+    assert_check_healthy(&lake);
+}
+
 /// The `add` actions of a table's log, as JSON, by file path.
 fn add_actions(lake: &Path, def: &DeltaTableDef) -> Vec<serde_json::Value> {
     let log = lake.join(def.prefix).join("_delta_log");

@@ -28,7 +28,7 @@ use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use deltalake_core::DeltaTable;
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::transaction::CommitBuilder;
 use deltalake_core::kernel::{Action, Add, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use duff_engine::manifest::RunStatus;
@@ -239,7 +239,7 @@ impl<L: Lake> DeltaLake<L> {
         let snapshot = folds
             .snapshot()
             .map_err(|e| Error::delta(FOLDS.name, "snapshot", e))?;
-        let properties = CommitProperties::default()
+        let properties = crate::tables::commit_properties()
             .with_application_transaction(Transaction::new(run_id, generation));
         let committed = CommitBuilder::from(properties)
             .with_actions(vec![Action::Add(add)])
@@ -456,7 +456,7 @@ impl<L: Lake> DeltaLake<L> {
         let snapshot = current
             .snapshot()
             .map_err(|e| Error::delta(ORDER_LINES.name, "snapshot", e))?;
-        let properties = CommitProperties::default()
+        let properties = crate::tables::commit_properties()
             .with_application_transaction(Transaction::new(run_id, generation))
             .with_metadata([("duff.foldedRun".to_string(), serde_json::json!(run_id))]);
         CommitBuilder::from(properties)

@@ -15,7 +15,7 @@ use std::sync::{Arc, Once};
 use bytes::Bytes;
 use chrono::NaiveDate;
 use deltalake_core::kernel::transaction::TransactionError;
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitConflictError, CommitProperties};
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitConflictError};
 use deltalake_core::kernel::{Action, Add, Remove, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -318,6 +318,7 @@ impl<L: Lake> DeltaLake<L> {
             .with_columns(def.schema()?.fields().cloned())
             .with_partition_columns(def.partition_columns())
             .with_save_mode(SaveMode::Ignore)
+            .with_commit_properties(crate::tables::commit_properties())
             .await;
         match created {
             Ok(table) => Ok(table),
@@ -382,7 +383,7 @@ impl<L: Lake> DeltaLake<L> {
         }
         let blind_append = actions.is_empty();
         actions.extend(adds.into_iter().map(Action::Add));
-        let properties = CommitProperties::default()
+        let properties = crate::tables::commit_properties()
             .with_application_transaction(Transaction::new(run_id, committed.map_or(1, |v| v + 1)))
             .with_metadata([
                 ("isBlindAppend".to_string(), serde_json::json!(blind_append)),

@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::error::Error;
 
-pub(crate) const LEASE_OBJECT: &str = "_fold.lock";
+/// The lease's key under the lake root.
+pub const LEASE_OBJECT: &str = "_fold.lock";
 
 /// How long a lease holds unless renewed. The fold renews it at every step (each run, each
 /// commit), so it must outlast one step, not one fold; a dead holder's lease blocks other

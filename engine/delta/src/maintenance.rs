@@ -1,9 +1,10 @@
 //! Keeping a lake healthy: [`DeltaLake::check`] verifies its invariants, [`DeltaLake::vacuum`]
-//! removes files no commit references (a crashed or losing attempt's, a replaced run's).
-//! Both are safe while runs commit.
+//! removes files no commit references (a crashed or losing attempt's, a replaced run's) and
+//! the log's expired entries. Both are safe while runs commit.
 
 use std::collections::{BTreeMap, HashMap};
 
+use deltalake_core::checkpoints::{cleanup_metadata, create_checkpoint};
 use deltalake_core::operations::vacuum::VacuumMode;
 use duff_engine::manifest::RunStatus;
 use duff_engine::storage::Lake;
@@ -216,13 +217,17 @@ impl<L: Lake> DeltaLake<L> {
     }
 
     /// Removes, from every table's directory, the data files no commit references any more
-    /// that are older than `retention` (at least [`MIN_RETENTION`]). With `dry_run`, only lists
-    /// them. Returns the files per table, relative to the table.
+    /// that are older than `retention` (at least [`MIN_RETENTION`]), then checkpoints the
+    /// table's log and removes the log's entries older than its log retention
+    /// (`delta.logRetentionDuration`, 30 days by default) below a checkpoint: no other command
+    /// deletes in a table's log ([`crate::tables::commit_properties`]). With `dry_run`, only
+    /// lists the data files. Returns, per table, the data files (relative to the table) and the
+    /// count of log entries removed.
     pub fn vacuum(
         &self,
         retention: std::time::Duration,
         dry_run: bool,
-    ) -> Result<Vec<(&'static str, Vec<String>)>, Error> {
+    ) -> Result<Vec<Vacuumed>, Error> {
         check_retention(retention)?;
         let retention = chrono::Duration::from_std(retention)
             .map_err(|e| Error::Invalid(format!("retention: {e}")))?;
@@ -230,7 +235,7 @@ impl<L: Lake> DeltaLake<L> {
             let mut out = Vec::new();
             for def in &ALL_TABLES {
                 let table = self.load_table(def).await?;
-                let (_, metrics) = table
+                let (table, metrics) = table
                     .vacuum()
                     .with_mode(VacuumMode::Full)
                     .with_retention_period(retention)
@@ -240,9 +245,32 @@ impl<L: Lake> DeltaLake<L> {
                     .map_err(|e| Error::delta(def.name, "vacuum", e))?;
                 let mut files = metrics.files_deleted;
                 files.sort();
-                out.push((def.name, files));
+                let mut log_entries = 0;
+                if !dry_run {
+                    create_checkpoint(&table, None)
+                        .await
+                        .map_err(|e| Error::delta(def.name, "checkpoint", e))?;
+                    log_entries = cleanup_metadata(&table, None)
+                        .await
+                        .map_err(|e| Error::delta(def.name, "log cleanup", e))?;
+                }
+                out.push(Vacuumed {
+                    table: def.name,
+                    files,
+                    log_entries,
+                });
             }
             Ok(out)
         })
     }
+}
+
+/// What [`DeltaLake::vacuum`] removed from one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vacuumed {
+    pub table: &'static str,
+    /// Data files no commit references, relative to the table.
+    pub files: Vec<String>,
+    /// Log entries (commits and checkpoints) older than the log retention.
+    pub log_entries: usize,
 }

@@ -33,7 +33,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{Int64Type, SchemaRef};
 use deltalake_core::DeltaTable;
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::transaction::CommitBuilder;
 use deltalake_core::kernel::{Action, Add};
 use deltalake_core::protocol::DeltaOperation;
 use duff_engine::schema::ORDERS;
@@ -420,7 +420,7 @@ async fn commit_optimize(
     let snapshot = table
         .snapshot()
         .map_err(|e| Error::delta(def.name, "snapshot", e))?;
-    CommitBuilder::from(CommitProperties::default())
+    CommitBuilder::from(crate::tables::commit_properties())
         .with_actions(actions)
         .build(
             Some(snapshot),

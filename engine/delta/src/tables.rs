@@ -2,12 +2,21 @@
 //! [`duff_engine::schema`], and [`crate::runs`]) and the order a run commits them in.
 
 use deltalake_core::kernel::engine::arrow_conversion::TryFromArrow;
+use deltalake_core::kernel::transaction::CommitProperties;
 use deltalake_core::kernel::{DataType, StructField, StructType};
 use duff_engine::schema::{self as engine_schema, ColumnType, PARTITION_COLUMN, Table, col};
 
 use crate::current_dims::CURRENT_DIMS;
 use crate::error::Error;
 use crate::marts::MARTS;
+
+/// The properties of every commit but `vacuum`'s: the log's expired entries stay. `deltalake`
+/// would otherwise list the table's whole log after each commit and delete the entries older
+/// than the log retention below a checkpoint, and the roles that ingest, fold and optimize may
+/// not delete in the lake (infra/templates); `duff lake vacuum` removes them.
+pub(crate) fn commit_properties() -> CommitProperties {
+    CommitProperties::default().with_cleanup_expired_logs(Some(false))
+}
 
 /// A Delta table of the lake.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,6 @@
 //! Least-privilege IAM and private, encrypted, TLS-only buckets.
 
+use duff_delta::lease::LEASE_OBJECT;
 use duff_dispatcher::ledger::LEDGER_DIR;
 use duff_engine::lake::STAGING_DIR;
 
@@ -201,6 +202,63 @@ fn every_bucket_is_private_encrypted_tls_only_and_expires_leftovers() {
     }
     assert_eq!(buckets, 4, "inbox, lake, Athena results, artifacts");
     assert!(problems.is_empty(), "buckets:\n  {}", problems.join("\n  "));
+}
+
+/// Deleting in the lake loses data for good once the noncurrent versions expire: only the
+/// vacuum job's role may delete lake objects; the roles that ingest, fold and optimize delete
+/// only the fold's lease, and the dispatcher its ledger markers too.
+#[test]
+fn only_the_vacuum_job_deletes_in_the_lake() {
+    const VACUUM_ROLE: &str = "VacuumJobRole";
+    // The lake bucket's ARN, as the templates import it.
+    let lake = "import({StackPrefix}-LakeBucketArn)";
+    let lease = format!("{lake}/{LEASE_OBJECT}");
+    let ledger = format!("{lake}/{LEDGER_DIR}/*");
+    let mut problems = Vec::new();
+    // (role, lake resources it may delete)
+    let mut deleters: Vec<(String, Vec<String>)> = Vec::new();
+    for t in Template::all() {
+        for (id, role) in t.resources("AWS::IAM::Role") {
+            let statements = one_or_many(&role["Policies"])
+                .iter()
+                .flat_map(|p| one_or_many(&p["PolicyDocument"]["Statement"]))
+                .filter(|st| st["Effect"] == "Allow")
+                .collect::<Vec<_>>();
+            let mut deletes = Vec::new();
+            for st in statements {
+                let actions: Vec<String> =
+                    one_or_many(&st["Action"]).into_iter().map(render).collect();
+                if !actions.iter().any(|a| a.starts_with("s3:Delete")) {
+                    continue;
+                }
+                for r in one_or_many(&st["Resource"]).into_iter().map(render) {
+                    if r.starts_with(lake) {
+                        deletes.push(r);
+                    }
+                }
+            }
+            if deletes.is_empty() {
+                continue;
+            }
+            let scoped = |r: &String| *r == lease || (id.starts_with("Dispatcher") && *r == ledger);
+            if id != VACUUM_ROLE && !deletes.iter().all(scoped) {
+                problems.push(format!("{} {id} may delete {deletes:?}", t.file));
+            }
+            deleters.push((id.to_string(), deletes));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let may = |id: &str, what: &str| {
+        deleters
+            .iter()
+            .any(|(role, deletes)| role == id && deletes.iter().any(|d| d == what))
+    };
+    assert!(may(VACUUM_ROLE, &format!("{lake}/*")), "{deleters:?}");
+    assert!(
+        may("JobRole", &lease) && may("DispatcherRole", &lease),
+        "{deleters:?}"
+    );
+    assert!(may("DispatcherRole", &ledger), "{deleters:?}");
 }
 
 /// EventBridge delivers to a queue or topic only if its resource policy lets that rule in: a

@@ -9,7 +9,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Decimal128Type, Int64Type};
 use deltalake_core::DeltaTable;
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::transaction::CommitBuilder;
 use deltalake_core::kernel::{Action, Add, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use duff_engine::schema::{SUM_PRECISION, Table};
@@ -251,7 +251,7 @@ async fn commit_reflecting(
     let snapshot = table
         .snapshot()
         .map_err(|e| Error::delta(def.name, "snapshot", e))?;
-    let properties = CommitProperties::default()
+    let properties = crate::tables::commit_properties()
         .with_application_transaction(Transaction::new(REFLECTS, reflects));
     CommitBuilder::from(properties)
         .with_actions(actions)
