@@ -22,7 +22,7 @@ impl Default for JobSize {
 }
 
 /// Memory besides the dedup tables: window, rows in flight, Parquet row groups, the allocator.
-/// Measured: 684 MiB on a 10 GiB input (README "Performance"), rounded up.
+/// Measured: 684 MiB on a 10 GiB input (`benches/README.md`, "Current figures"), rounded up.
 const WORKING_SET_MIB: u64 = 1024;
 /// Fewest bytes per input row we plan for (datagen rows average 98 bytes; a smaller guess makes
 /// more keys, so a bigger job).

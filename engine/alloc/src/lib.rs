@@ -13,7 +13,7 @@
 
 pub use mimalloc::MiMalloc as Allocator;
 
-/// Settings measured on the 1 GiB benchmark (README, "Performance"); call first thing in `main`.
+/// Settings measured on the 1 GiB benchmark (`benches/README.md`, "Current figures"); call first thing in `main`.
 ///
 /// - mimalloc hands memory back to the OS a moment after it is freed, and the engine frees and
 ///   allocates column buffers for every range, so the next ranges faulted it back in zeroed:
