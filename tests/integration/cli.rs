@@ -251,7 +251,10 @@ fn quickstart_generates_processes_and_summarises() {
 fn the_fault_table_points_at_tests_that_exist() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    assert!(readme.contains("`docs/faults.md`"), "the README links the fault table");
+    assert!(
+        readme.contains("`docs/faults.md`"),
+        "the README links the fault table"
+    );
     let table = std::fs::read_to_string(root.join("docs/faults.md")).unwrap();
     let mut named = 0;
     for row in table
