@@ -2,7 +2,7 @@
 # Deploys the Duff orders engine to one AWS account and region with one command:
 # builds the two Lambda packages and the Batch job image, deploys the five CloudFormation stacks
 # in dependency order (storage, catalog, batch, dispatch, api), pushes the image and uploads the
-# Lambda zips in between, and prints the API URL and key.
+# Lambda zips in between, and prints the inbox, the API URL and how to call it.
 #
 #   infra/deploy.sh --region eu-west-1 --alarm-email ops@example.com
 #   infra/deploy.sh --dry-run --account 123456789012 --region eu-west-1   # print, run nothing
@@ -32,6 +32,9 @@ Options (environment variable in brackets):
                          -dirty-<UTC time> when the work tree has changes)
   --size-threshold BYTES inputs at or above this go to Batch (stack default: 104857600)
   --schedule EXPR        backfill schedule, e.g. 'cron(0 3 * * ? *)' (stack default)
+  --api-auth iam|key     who may call the API [DUFF_API_AUTH] (default: iam): iam = requests
+                         signed (SigV4) by principals given the stack's readers policy; key = an
+                         API key under a usage plan (needed to open the dashboard in a browser)
   --param STACK:K=V      any other stack parameter, repeatable; STACK is one of
                          storage, catalog, batch, dispatch, api
                          (e.g. --param batch:JobVcpu=4 --param batch:JobMemoryMiB=8192)
@@ -58,6 +61,7 @@ SUBNET_IDS="${DUFF_SUBNET_IDS:-}"
 IMAGE_TAG="${DUFF_IMAGE_TAG:-}"
 SIZE_THRESHOLD=""
 SCHEDULE=""
+API_AUTH="${DUFF_API_AUTH:-iam}"
 EXTRA_PARAMS=()
 SKIP_BUILD=false
 DRY_RUN=false
@@ -75,6 +79,7 @@ while [[ $# -gt 0 ]]; do
     --image-tag) need_value "$@"; IMAGE_TAG="$2"; shift 2 ;;
     --size-threshold) need_value "$@"; SIZE_THRESHOLD="$2"; shift 2 ;;
     --schedule) need_value "$@"; SCHEDULE="$2"; shift 2 ;;
+    --api-auth) need_value "$@"; API_AUTH="$2"; shift 2 ;;
     --param) need_value "$@"; EXTRA_PARAMS+=("$2"); shift 2 ;;
     --skip-build) SKIP_BUILD=true; shift ;;
     --dry-run) DRY_RUN=true; shift ;;
@@ -87,6 +92,11 @@ done
 [[ -n "$REGION" ]] || die "no region: pass --region or set AWS_REGION"
 [[ -z "$ACCOUNT" || "$ACCOUNT" =~ ^[0-9]{12}$ ]] || die "--account '$ACCOUNT' is not a 12-digit account id"
 [[ -z "$SIZE_THRESHOLD" || "$SIZE_THRESHOLD" =~ ^[0-9]+$ ]] || die "--size-threshold must be a number of bytes"
+case "$API_AUTH" in
+  iam) API_AUTH_PARAM=IAM ;;
+  key) API_AUTH_PARAM=API_KEY ;;
+  *) die "--api-auth '$API_AUTH': expected iam or key" ;;
+esac
 if [[ -n "$VPC_ID" && -z "$SUBNET_IDS" ]] || [[ -z "$VPC_ID" && -n "$SUBNET_IDS" ]]; then
   die "--vpc-id and --subnet-ids go together"
 fi
@@ -259,8 +269,8 @@ dispatch_params=(DispatcherCodeKey="$DISPATCHER_CODE_KEY")
 [[ -n "$SCHEDULE" ]] && dispatch_params+=(BackfillScheduleExpression="$SCHEDULE")
 deploy_stack dispatch "${dispatch_params[@]}"
 
-step "deploy stack $(stack_name api) (API Lambda, API Gateway, usage plan, key)"
-deploy_stack api ApiCodeKey="$API_CODE_KEY"
+step "deploy stack $(stack_name api) (API Lambda, API Gateway, $API_AUTH authorization)"
+deploy_stack api ApiCodeKey="$API_CODE_KEY" ApiAuth="$API_AUTH_PARAM"
 
 # ------------------------------------------------------------------ outputs
 step "print outputs"
@@ -268,17 +278,25 @@ INBOX_BUCKET="$(stack_output storage InboxBucketName)"
 INBOX_PREFIX="$(capture inbox/ aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name dispatch)" \
   --query "Stacks[0].Parameters[?ParameterKey=='InboxPrefix'].ParameterValue" --output text)"
 API_URL="$(stack_output api ApiUrl)"
-API_KEY_ID="$(stack_output api ApiKeyId)"
 ACCESS_LOGS="$(stack_output api AccessLogGroupName)"
-# The key itself is never printed (logs keep it): the user fetches it when needed.
-KEY_COMMAND="aws apigateway get-api-key --region $REGION --api-key $API_KEY_ID --include-value --query value --output text"
+if [[ "$API_AUTH" == key ]]; then
+  API_KEY_ID="$(stack_output api ApiKeyId)"
+  # The key itself is never printed (logs keep it): the user fetches it when needed.
+  KEY_COMMAND="aws apigateway get-api-key --region $REGION --api-key $API_KEY_ID --include-value --query value --output text"
+  ACCESS="API key:  $KEY_COMMAND
+Try:      curl -H \"x-api-key: \$($KEY_COMMAND)\" \"${API_URL}healthz\""
+else
+  READERS_POLICY="$(stack_output api ApiReadersPolicyArn)"
+  ACCESS="Readers:  aws iam attach-user-policy --user-name <user> --policy-arn $READERS_POLICY   (or attach-role-policy)
+Try:      curl --aws-sigv4 \"aws:amz:$REGION:execute-api\" --user \"\$AWS_ACCESS_KEY_ID:\$AWS_SECRET_ACCESS_KEY\" -H \"x-amz-security-token: \$AWS_SESSION_TOKEN\" \"${API_URL}healthz\"
+          (a browser cannot sign: for the dashboard at this URL deploy with --api-auth key, or run duff serve)"
+fi
 
 step "done"
 cat <<EOF
 Inbox:    s3://$INBOX_BUCKET/$INBOX_PREFIX   (upload order CSV files here)
 API URL:  $API_URL
-API key:  $KEY_COMMAND
-Try:      curl -H "x-api-key: \$($KEY_COMMAND)" "${API_URL}healthz"
+$ACCESS
 Requests: aws logs tail --region $REGION --follow $ACCESS_LOGS   (API access log, one JSON line per request)
 EOF
 $DRY_RUN && echo "(dry run: nothing was executed)"

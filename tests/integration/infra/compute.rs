@@ -291,9 +291,14 @@ fn lambdas_are_arm64_al2023_with_the_contracted_environment_and_queue_settings()
 }
 
 #[test]
-fn api_gateway_methods_are_valid_keyed_and_logged() {
+fn api_gateway_methods_are_valid_authorized_and_logged() {
     let mut problems = Vec::new();
     let mut stages = 0;
+    // Signed requests (IAM) by default, the API key as the other mode: one condition decides both.
+    let iam_or_key = |m: &serde_json::Value| {
+        m["AuthorizationType"] == serde_json::json!({"Fn::If": ["UsesApiKey", "NONE", "AWS_IAM"]})
+            && m["ApiKeyRequired"] == serde_json::json!({"Fn::If": ["UsesApiKey", true, false]})
+    };
     for t in Template::all() {
         for (id, m) in t.resources("AWS::ApiGateway::Method") {
             let method = render(&m["HttpMethod"]);
@@ -304,8 +309,11 @@ fn api_gateway_methods_are_valid_keyed_and_logged() {
             {
                 problems.push(format!("{} {id}: HttpMethod {method}", t.file));
             }
-            if m["ApiKeyRequired"] != true {
-                problems.push(format!("{} {id}: no API key required", t.file));
+            if !iam_or_key(m) {
+                problems.push(format!(
+                    "{} {id}: neither IAM nor the API key required: {} / {}",
+                    t.file, m["AuthorizationType"], m["ApiKeyRequired"]
+                ));
             }
             // Lambda proxy integrations are always invoked with POST, whatever the client used.
             if m["Integration"]["Type"] == "AWS_PROXY"
@@ -333,7 +341,15 @@ fn api_gateway_methods_are_valid_keyed_and_logged() {
             }
             match serde_json::from_str::<serde_json::Value>(&render(&logs["Format"])) {
                 Ok(format) => {
-                    for field in ["requestId", "ip", "apiKeyId", "method", "path", "status"] {
+                    for field in [
+                        "requestId",
+                        "ip",
+                        "apiKeyId",
+                        "caller",
+                        "method",
+                        "path",
+                        "status",
+                    ] {
                         if !format[field]
                             .as_str()
                             .is_some_and(|v| v.starts_with("$context."))
@@ -363,4 +379,40 @@ fn api_gateway_methods_are_valid_keyed_and_logged() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(stages > 0, "no API Gateway stage checked");
+
+    let api = Template::load("api.yaml");
+    let auth = &api.root["Parameters"]["ApiAuth"];
+    assert_eq!(auth["Default"], "IAM", "signed requests by default");
+    assert_eq!(auth["AllowedValues"], serde_json::json!(["IAM", "API_KEY"]));
+    // The key, its usage plan and its output exist only in key mode; the readers' policy only
+    // in IAM mode, and it lets its holders GET on this API's stage, nothing else.
+    for id in ["ApiKey", "UsagePlan", "UsagePlanKey", "KeyDeployment"] {
+        assert_eq!(api.root["Resources"][id]["Condition"], "UsesApiKey", "{id}");
+    }
+    for id in ["ApiReadersPolicy", "IamDeployment"] {
+        assert_eq!(api.root["Resources"][id]["Condition"], "UsesIam", "{id}");
+    }
+    assert_eq!(api.root["Outputs"]["ApiKeyId"]["Condition"], "UsesApiKey");
+    assert_eq!(
+        api.root["Outputs"]["ApiReadersPolicyArn"]["Condition"],
+        "UsesIam"
+    );
+    let readers = &api.resource("ApiReadersPolicy")["PolicyDocument"]["Statement"];
+    assert_eq!(readers.as_array().map(Vec::len), Some(1));
+    assert_eq!(readers[0]["Action"], "execute-api:Invoke");
+    assert!(
+        render(&readers[0]["Resource"]).ends_with(":{RestApi}/{StageName}/GET/*"),
+        "{}",
+        render(&readers[0]["Resource"])
+    );
+    // Switching the mode replaces the deployment (a snapshot of the methods' authorization).
+    let stage = api
+        .resources("AWS::ApiGateway::Stage")
+        .next()
+        .expect("a stage")
+        .1;
+    assert_eq!(
+        stage["DeploymentId"],
+        serde_json::json!({"Fn::If": ["UsesApiKey", {"Ref": "KeyDeployment"}, {"Ref": "IamDeployment"}]})
+    );
 }

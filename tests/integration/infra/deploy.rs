@@ -70,9 +70,10 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
         "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-batch",
         "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-dispatch",
         "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-api",
+        "ApiAuth=IAM",
         "API URL:",
-        "API key:  aws apigateway get-api-key --region eu-west-1 --api-key",
-        "Try:      curl -H \"x-api-key: $(aws apigateway get-api-key",
+        "Readers:  aws iam attach-user-policy --user-name <user> --policy-arn <api.ApiReadersPolicyArn>",
+        "Try:      curl --aws-sigv4 \"aws:amz:eu-west-1:execute-api\"",
         "healthz\"",
         "Requests: aws logs tail --region eu-west-1 --follow <api.AccessLogGroupName>",
     ];
@@ -90,8 +91,36 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
         )));
     }
     assert!(out.contains("--capabilities CAPABILITY_IAM"));
-    // The key's value is never fetched nor printed: the user is told how to fetch it.
+    assert!(!out.contains("ApiKeyId"), "no key in IAM mode: {out}");
+
+    // With the API key: the key's value is never fetched nor printed, the user is told how.
+    let (ok, out, err) = dry_run(&[
+        "--dry-run",
+        "--account",
+        "123456789012",
+        "--region",
+        "eu-west-1",
+        "--api-auth",
+        "key",
+    ]);
+    assert!(
+        ok,
+        "deploy.sh --dry-run --api-auth key failed:\n{out}\n{err}"
+    );
+    let mut from = 0;
+    for step in [
+        "ApiAuth=API_KEY",
+        "API key:  aws apigateway get-api-key --region eu-west-1 --api-key <api.ApiKeyId>",
+        "Try:      curl -H \"x-api-key: $(aws apigateway get-api-key",
+    ] {
+        let at = out[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("dry run: {step:?} missing or out of order in:\n{out}"));
+        from += at + step.len();
+    }
     assert!(!out.contains("+ aws apigateway get-api-key"), "{out}");
+    let (ok, _, err) = dry_run(&["--dry-run", "--region", "eu-west-1", "--api-auth", "open"]);
+    assert!(!ok && err.contains("--api-auth 'open'"), "{err}");
 
     let (ok, help, _) = dry_run(&["--help"]);
     assert!(ok && help.contains("Usage: infra/deploy.sh") && help.contains("--dry-run"));
