@@ -198,6 +198,11 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The path prefix a request came in under and the routes do not have (`/prod` behind API
+/// Gateway's `prod` stage): the dashboard's page resolves its links under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagePrefix(pub String);
+
 /// Behind API Gateway with a named stage (`/prod`), `lambda_http` puts the stage in front of
 /// the path; routes do not have it. Requests without a Lambda context pass unchanged.
 async fn strip_stage(mut request: Request) -> Request {
@@ -223,6 +228,7 @@ async fn strip_stage(mut request: Request) -> Request {
         };
         if let Ok(new) = target.parse() {
             *request.uri_mut() = new;
+            request.extensions_mut().insert(StagePrefix(prefix));
         }
     }
     request

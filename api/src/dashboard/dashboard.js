@@ -21,20 +21,42 @@
 
   class AuthError extends Error {}
 
+  // API Gateway gives up on a request after 29 s; the page says so a little earlier.
+  const TIMEOUT_MS = 25000;
+
   // ---- data -------------------------------------------------------------------------------
 
+  // `path` is relative to the page's <base>: "/" locally, "/<stage>/" behind API Gateway.
   async function api(path) {
     const headers = { Accept: "application/json" };
     const key = sessionStorage.getItem(KEY_STORE);
     if (key) headers["x-api-key"] = key;
-    const response = await fetch(path, { headers });
-    if (response.status === 401) {
-      document.getElementById("key-form").hidden = false;
-      throw new AuthError("an API key is needed");
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
+    let response;
+    try {
+      response = await fetch(path, { headers, signal: abort.signal });
+    } catch (err) {
+      throw new Error(abort.signal.aborted
+        ? `No answer from the API in ${TIMEOUT_MS / 1000} s: it may be busy; reload to try again.`
+        : `The API cannot be reached (${err.message}).`);
+    } finally {
+      clearTimeout(timer);
     }
-    const body = await response.json();
+    // The server answers 401 for a missing or wrong key; API Gateway answers 403.
+    if (response.status === 401 || response.status === 403) {
+      document.getElementById("key-form").hidden = false;
+      throw new AuthError(key ? "the API refused this key"
+        : response.status === 403 ? "an API key is needed, or this API takes signed requests only"
+        : "an API key is needed");
+    }
+    const json = (response.headers.get("content-type") || "").includes("json");
+    const body = json ? await response.json().catch(() => ({})) : {};
     if (!response.ok) {
-      const err = new Error(body.error ? body.error.message : response.statusText);
+      const why = body.error ? body.error.message
+        : response.status === 504 ? "the API took too long to answer"
+        : `the API failed (${response.status} ${response.statusText})`;
+      const err = new Error(why + (response.status >= 500 ? "; reload to try again." : ""));
       err.status = response.status;
       throw err;
     }
@@ -83,7 +105,7 @@
     return target;
   }
   function showError(id, err) {
-    if (err instanceof AuthError) fill(id, el("p", { class: "muted" }, "Enter the API key above."));
+    if (err instanceof AuthError) fill(id, el("p", { class: "muted" }, `Enter the API key above (${err.message}).`));
     else fill(id, el("p", { class: "error" }, String(err.message || err)));
   }
   function table(columns, rows) {
@@ -178,7 +200,7 @@
   // ---- sections -----------------------------------------------------------------------------
 
   async function loadProducts() {
-    const body = await api("/sales/by-product?limit=15");
+    const body = await api("sales/by-product?limit=15");
     const items = body.rows.map((r) => ({
       label: r.product_description || `product ${r.product_id}`, value: Number(r.sales), raw: r.sales,
       text: fmtMoney(r.sales), title: `${r.product_id} ${r.product_description}: ${r.sales} (${fmtCount(r.units)} units)`,
@@ -187,7 +209,7 @@
   }
 
   async function loadStatus() {
-    const body = await api("/sales/by-status");
+    const body = await api("sales/by-status");
     const items = body.rows.map((r) => ({ label: r.status, value: r.order_lines, raw: r.order_lines, text: `${fmtCount(r.order_lines)} lines` }));
     fill("chart-status", donut("status", items));
     let lines = 0, units = 0, sales = 0n, volume = 0n;
@@ -200,18 +222,18 @@
   }
 
   async function loadChannels() {
-    const body = await api("/sales/by-channel");
+    const body = await api("sales/by-channel");
     const items = body.rows.map((r) => ({ label: r.channel, value: Number(r.sales), raw: r.sales, text: fmtMoney(r.sales), title: `${r.channel}: ${r.sales}` }));
     fill("chart-channels", barChart("channels", items));
   }
 
   async function loadDays() {
-    const body = await api("/sales/by-day?limit=1000");
+    const body = await api("sales/by-day?limit=1000");
     fill("chart-days", body.rows.length ? stackedColumns("days", body.rows) : el("p", { class: "muted" }, "No sales yet."));
   }
 
   async function loadRuns() {
-    const body = await api("/runs?limit=10");
+    const body = await api("runs?limit=10");
     if (!body.rows.length) return fill("runs", el("p", { class: "muted" }, "No runs yet."));
     const quality = (r) => {
       const read = Math.max(1, r.rows_read);
@@ -245,7 +267,7 @@
     const query = new URLSearchParams({ limit: "1000" });
     if (status) query.set("status", status);
     try {
-      const body = await api(`/clients/${encodeURIComponent(clientId)}/orders?${query}`);
+      const body = await api(`clients/${encodeURIComponent(clientId)}/orders?${query}`);
       const rows = body.rows;
       let sales = 0n;
       for (const r of rows) sales += toUnits(r.total_price);

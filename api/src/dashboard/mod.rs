@@ -1,12 +1,16 @@
 //! The dashboard at `/`: one HTML page, a script and a stylesheet compiled into the binary.
 //! The charts are hand-drawn SVG; the page loads nothing from the internet (the
-//! Content-Security-Policy forbids it), so it works offline and inside a VPC.
+//! Content-Security-Policy forbids it), so it works offline and inside a VPC. Every URL in
+//! the page and the script is relative to the page's `<base>`: `/` locally, `/<stage>/` behind
+//! API Gateway, so the same files work at both.
 
+use axum::Extension;
 use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::router::StagePrefix;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const DASHBOARD_JS: &str = include_str!("dashboard.js");
@@ -14,9 +18,12 @@ const DASHBOARD_CSS: &str = include_str!("dashboard.css");
 
 /// Same-origin only: scripts, styles, data and images from this server.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
-fn asset_response(content_type: &'static str, body: &'static str) -> Response {
+/// The page's `<base>` as written in `index.html`, replaced by the stage's.
+const BASE: &str = "<base href=\"/\">";
+
+fn asset_response(content_type: &'static str, body: impl IntoResponse) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -35,8 +42,20 @@ fn asset_response(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-pub async fn page() -> Response {
-    asset_response("text/html; charset=utf-8", INDEX_HTML)
+pub async fn page(stage: Option<Extension<StagePrefix>>) -> Response {
+    let html = match stage {
+        // Stage names are letters, digits and `_`: anything else is left out of the page.
+        Some(Extension(StagePrefix(prefix)))
+            if prefix.len() > 1
+                && prefix[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            INDEX_HTML.replace(BASE, &format!("<base href=\"{prefix}/\">"))
+        }
+        _ => INDEX_HTML.to_string(),
+    };
+    asset_response("text/html; charset=utf-8", html)
 }
 
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
@@ -69,7 +88,11 @@ mod tests {
                 "dashboard.css mentions {needle}"
             );
         }
-        assert!(INDEX_HTML.contains("/assets/dashboard.js"));
-        assert!(INDEX_HTML.contains("/assets/dashboard.css"));
+        // Relative to the page's base, which the server sets.
+        assert!(INDEX_HTML.contains(BASE));
+        assert!(INDEX_HTML.contains("src=\"assets/dashboard.js\""));
+        assert!(INDEX_HTML.contains("href=\"assets/dashboard.css\""));
+        assert!(!INDEX_HTML.contains("=\"/assets"), "an absolute asset URL");
+        assert!(!js.contains("api(\"/"), "an absolute API URL in the script");
     }
 }

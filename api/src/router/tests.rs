@@ -275,6 +275,35 @@ fn the_api_gateway_stage_is_not_part_of_the_route() {
 }
 
 #[test]
+fn the_dashboard_page_resolves_its_links_under_the_stage_it_was_reached_at() {
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+    use lambda_http::request::RequestContext;
+    let rt = rt();
+    let page = |uri: &str, stage: Option<&str>| {
+        let app = router(Recording::default(), Some("k".into()));
+        let mut request = Request::get(uri).body(Body::empty()).unwrap();
+        if let Some(stage) = stage {
+            let mut context = ApiGatewayProxyRequestContext::default();
+            context.stage = Some(stage.into());
+            request
+                .extensions_mut()
+                .insert(RequestContext::ApiGatewayV1(context));
+        }
+        let response = rt.block_on(app.oneshot(request)).unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}: no key needed");
+        let bytes = rt
+            .block_on(to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    assert!(page("/", None).contains("<base href=\"/\">"));
+    assert!(page("/prod", Some("prod")).contains("<base href=\"/prod/\">"));
+    assert!(page("/prod/", Some("prod")).contains("<base href=\"/prod/\">"));
+    // A stage name that is not one is never written into the page.
+    assert!(page("/a%22b/", Some("a%22b")).contains("<base href=\"/\">"));
+}
+
+#[test]
 fn the_api_key_is_compared_exactly() {
     assert!(constant_time_eq(b"abc", b"abc"));
     assert!(!constant_time_eq(b"abc", b"abd"));

@@ -207,3 +207,92 @@ fn the_dashboard_renders_charts_and_a_client_lookup_in_headless_chromium() {
         "a real screenshot"
     );
 }
+
+/// API Gateway's part in front of the API Lambda, at the HTTP level: every path under the stage
+/// `/v1`, the stage in the Lambda context of each request (as `lambda_http` gives it), the
+/// dashboard's page and static files open, and with `key` set every other path answered 403
+/// without it (as API Gateway answers a missing key or signature, before the Lambda).
+fn behind_gateway(key: Option<&'static str>) -> String {
+    use axum::extract::Request;
+    use axum::middleware::{Next, from_fn};
+    use axum::response::IntoResponse;
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+    use lambda_http::request::RequestContext;
+
+    let gate = move |mut request: Request, next: Next| async move {
+        let path = request.uri().path().to_string();
+        let forbidden = axum::http::StatusCode::FORBIDDEN;
+        if !(path == "/v1" || path.starts_with("/v1/")) {
+            return (forbidden, r#"{"message":"Missing Authentication Token"}"#).into_response();
+        }
+        let open = path == "/v1" || path == "/v1/" || path.starts_with("/v1/assets/");
+        let keyed = request
+            .headers()
+            .get("x-api-key")
+            .is_some_and(|v| Some(v.as_bytes()) == key.map(str::as_bytes));
+        if !open && key.is_some() && !keyed {
+            return (forbidden, r#"{"message":"Forbidden"}"#).into_response();
+        }
+        let mut context = ApiGatewayProxyRequestContext::default();
+        context.stage = Some("v1".into());
+        request
+            .extensions_mut()
+            .insert(RequestContext::ApiGatewayV1(context));
+        next.run(request).await
+    };
+    super::spawn(duff_api::router(super::embedded(), None).layer(from_fn(gate)))
+}
+
+/// The page at the stage URL, as Chromium renders it: (DOM, Chromium's log).
+fn at_stage(addr: &str) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    // No trailing slash: the page's links must still resolve under the stage.
+    let out = headless(profile.path())
+        .args(["--dump-dom", &format!("http://{addr}/v1")])
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "chromium failed: {log}");
+    assert!(
+        dom.contains("data-ready=\"1\""),
+        "the page's script ran to the end:\n{dom}\n{log}"
+    );
+    assert!(
+        dom.contains("id=\"console-errors\" hidden"),
+        "script errors:\n{dom}"
+    );
+    let uncaught: Vec<&str> = log.lines().filter(|l| l.contains("Uncaught")).collect();
+    assert!(uncaught.is_empty(), "{uncaught:#?}");
+    (dom, log)
+}
+
+#[test]
+fn the_dashboard_works_at_an_api_gateway_stage_url_and_asks_for_the_key_on_403() {
+    // Open data: every chart filled from the stage's paths.
+    let (dom, _) = at_stage(&behind_gateway(None));
+    assert!(!dom.contains("class=\"error\""), "a section failed:\n{dom}");
+    assert_eq!(
+        attr_values(chart(&dom, "products"), "class=\"bar\"", "data-value").len(),
+        15
+    );
+    for name in ["status", "channels", "days"] {
+        chart(&dom, name);
+    }
+    assert_eq!(dom.matches("data-chart=\"run-quality\"").count(), 3);
+    assert!(dom.contains("id=\"key-form\" hidden"), "no key asked for");
+
+    // The data behind a key: the page and its files load, the 403s ask for the key.
+    let (dom, log) = at_stage(&behind_gateway(Some("k3y")));
+    assert!(
+        !dom.contains("id=\"key-form\" hidden"),
+        "the key form is shown:\n{dom}"
+    );
+    assert_eq!(
+        dom.matches("Enter the API key above (an API key is needed, or this API takes signed requests only).")
+            .count(),
+        5,
+        "every data section asks for the key:\n{dom}\n{log}"
+    );
+    assert!(!dom.contains("data-chart=\"products\""));
+}

@@ -309,7 +309,18 @@ fn api_gateway_methods_are_valid_authorized_and_logged() {
             {
                 problems.push(format!("{} {id}: HttpMethod {method}", t.file));
             }
-            if !iam_or_key(m) {
+            // Open: only GETs of the dashboard's page (the root) and its static files.
+            let open = m["AuthorizationType"] == "NONE" && m["ApiKeyRequired"] == false;
+            let static_files = m["ResourceId"]
+                == serde_json::json!({"Fn::GetAtt": ["RestApi", "RootResourceId"]})
+                || m["ResourceId"] == serde_json::json!({"Ref": "AssetFileResource"});
+            if open && !(static_files && method == "GET") {
+                problems.push(format!(
+                    "{} {id}: open, and not the dashboard's files",
+                    t.file
+                ));
+            }
+            if !open && !iam_or_key(m) {
                 problems.push(format!(
                     "{} {id}: neither IAM nor the API key required: {} / {}",
                     t.file, m["AuthorizationType"], m["ApiKeyRequired"]
@@ -381,6 +392,23 @@ fn api_gateway_methods_are_valid_authorized_and_logged() {
     assert!(stages > 0, "no API Gateway stage checked");
 
     let api = Template::load("api.yaml");
+    // The static files' path: /assets/{file}, as the router serves them.
+    let assets = api.resource("AssetsResource");
+    assert_eq!(assets["PathPart"], "assets");
+    assert_eq!(
+        assets["ParentId"],
+        serde_json::json!({"Fn::GetAtt": ["RestApi", "RootResourceId"]})
+    );
+    let file = api.resource("AssetFileResource");
+    assert_eq!(
+        (&file["PathPart"], &file["ParentId"]),
+        (
+            &serde_json::json!("{file}"),
+            &serde_json::json!({"Ref": "AssetsResource"})
+        )
+    );
+    // Everything else is behind the proxy resource, which requires IAM or the key.
+    assert!(iam_or_key(api.resource("ProxyMethod")));
     let auth = &api.root["Parameters"]["ApiAuth"];
     assert_eq!(auth["Default"], "IAM", "signed requests by default");
     assert_eq!(auth["AllowedValues"], serde_json::json!(["IAM", "API_KEY"]));
