@@ -34,12 +34,14 @@ pub enum LogFormat {
 pub enum Command {
     /// Generate a sample file, process it into a local lake, print the summary, then serve the
     /// dashboard (--no-serve: stop after the summary).
+    #[cfg(feature = "serve")]
     Quickstart(QuickstartArgs),
     /// Process CSV files (plain or .csv.gz) into a lake.
     Run(RunArgs),
     /// Generate a realistic order file (and its expected-counts sidecar <out>.expected.json).
     Datagen(DatagenArgs),
     /// Serve the reporting API and the dashboard over a local lake.
+    #[cfg(feature = "serve")]
     Serve(ServeArgs),
     /// The AWS Batch job: process one S3 object into the lake. Exit codes: 0 processed or
     /// already done, 2 input rejected (a failed manifest was written), 3 permanent error
@@ -49,9 +51,11 @@ pub enum Command {
     /// Lambda receives it) with the Lambda's handler, against S3 (AWS_ENDPOINT_URL_S3 for a
     /// local server); prints what was done with each object as JSON. Exit codes: 0 done,
     /// 2 an object failed for good (e.g. input rejected), 75 a retryable failure (run again).
+    #[cfg(feature = "dispatch")]
     Dispatch(DispatchArgs),
     /// List a bucket prefix (every page) and dispatch each input that is not processed yet:
     /// the Lambda's nightly backfill, run here. Exit codes as for `dispatch`.
+    #[cfg(feature = "dispatch")]
     Backfill(BackfillArgs),
     /// Maintain a local lake of Delta tables: verify its invariants, remove unreferenced files.
     Lake(LakeArgs),
@@ -143,6 +147,7 @@ pub struct LakeVacuumArgs {
     pub dry_run: bool,
 }
 
+#[cfg(feature = "serve")]
 #[derive(Args, Debug)]
 pub struct QuickstartArgs {
     /// Working directory: the sample goes to <dir>/inbox, the lake to <dir>/lake.
@@ -165,6 +170,7 @@ pub struct QuickstartArgs {
     pub addr: std::net::SocketAddr,
 }
 
+#[cfg(feature = "serve")]
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Root directory of the lake to serve.
@@ -234,6 +240,7 @@ pub struct JobArgs {
     pub s3: S3Args,
 }
 
+#[cfg(feature = "dispatch")]
 #[derive(Args, Debug)]
 pub struct DispatchArgs {
     /// The event: a JSON file as the Lambda would receive it ("-": standard input).
@@ -243,6 +250,7 @@ pub struct DispatchArgs {
     pub dispatcher: DispatcherArgs,
 }
 
+#[cfg(feature = "dispatch")]
 #[derive(Args, Debug)]
 pub struct BackfillArgs {
     /// Bucket to list.
@@ -273,6 +281,7 @@ pub struct BackfillArgs {
 }
 
 /// The dispatcher's configuration (the Lambda reads the same environment variables).
+#[cfg(feature = "dispatch")]
 #[derive(Args, Debug)]
 pub struct DispatcherArgs {
     /// The lake: s3://bucket/prefix or a local directory.

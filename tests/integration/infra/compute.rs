@@ -444,3 +444,53 @@ fn api_gateway_methods_are_valid_authorized_and_logged() {
         serde_json::json!({"Fn::If": ["UsesApiKey", {"Ref": "KeyDeployment"}, {"Ref": "IamDeployment"}]})
     );
 }
+
+/// The Batch job's image builds `duff` without the local commands' features (`serve`,
+/// `dispatch`), and so without DataFusion, axum or the Athena SDK: the job runs `duff job` and
+/// `duff lake`, and those would only add build time and image size. The dispatcher Lambda has
+/// none of them either.
+#[test]
+fn the_job_image_leaves_the_query_engine_and_the_web_server_out() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("infra/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("cargo build --release --locked --bin duff --no-default-features"),
+        "{dockerfile}"
+    );
+    let tree = |package: &str, extra: &[&str]| -> String {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["tree", "-p", package, "-e", "normal", "--prefix", "none"])
+            .args(["--locked", "--offline"])
+            .args(extra)
+            .current_dir(root)
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let full = tree("duff", &[]);
+    let job = tree("duff", &["--no-default-features"]);
+    let dispatcher = tree("duff-dispatcher", &[]);
+    for name in ["datafusion ", "axum ", "aws-sdk-athena ", "duff-api "] {
+        assert!(
+            full.lines().any(|l| l.starts_with(name)),
+            "{name}in the full command: the check sees it"
+        );
+        assert!(
+            !job.lines().any(|l| l.starts_with(name)),
+            "{name}in the job's build"
+        );
+        assert!(
+            !dispatcher.lines().any(|l| l.starts_with(name)),
+            "{name}in the dispatcher's build"
+        );
+    }
+    // What the job needs is still there.
+    for name in ["duff-delta ", "duff-s3 ", "aws-sdk-s3 "] {
+        assert!(job.lines().any(|l| l.starts_with(name)), "{name}");
+    }
+}
