@@ -40,10 +40,10 @@ mod tests {
         // SAFETY: reads an allocator option.
         assert_eq!(unsafe { libmimalloc_sys::mi_option_get(15) }, -1);
         #[cfg(target_os = "linux")]
-        // SAFETY: integer arguments only.
-        assert_eq!(
-            unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) },
-            1
-        );
+        {
+            // SAFETY: integer arguments only.
+            let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+            assert_eq!(disabled, 1);
+        }
     }
 }
