@@ -10,8 +10,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Duff orders engine: validate, deduplicate and enrich order CSVs into a Parquet star schema",
     long_about = "Duff orders engine: validate, deduplicate and enrich order CSV files into a \
-partitioned Parquet lake with a star schema.\n\nStart with `duff quickstart`: it generates a \
-sample file, processes it into ./duff-quickstart/lake and prints what happened."
+partitioned lake of Delta tables with a star schema."
+)]
+// The local build only: the Batch job's build has no quickstart.
+#[cfg_attr(
+    feature = "serve",
+    command(
+        after_long_help = "Start with `duff quickstart`: it generates a sample file, \
+processes it into ./duff-quickstart/lake, prints what happened and serves the dashboard."
+    )
 )]
 pub struct Cli {
     /// Log format on stderr.
