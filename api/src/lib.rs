@@ -2,7 +2,7 @@
 //!
 //! The reporting API over the Duff lake: report SQL written once ([`reports`]), two backends
 //! that run it ([`backend::athena`] in AWS, [`backend::embedded`] — DataFusion over a local lake),
-//! one `axum` [`router`] served by `duff serve` locally and by `lambda_http` in AWS, the
+//! one `axum` [`router()`] served by `duff serve` locally and by `lambda_http` in AWS, the
 //! dashboard at `/` and the OpenAPI document.
 //!
 //! ```no_run

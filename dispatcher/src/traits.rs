@@ -1,5 +1,6 @@
 //! What the handler needs from the outside world, as three small traits, so that it is tested
-//! with fakes and run with the real S3, Batch and engine ([`crate::aws`]).
+//! with fakes and run with the real S3, Batch and engine ([`crate::objects`],
+//! [`crate::batch`], [`crate::engine`]).
 
 use std::future::Future;
 

@@ -17,9 +17,9 @@
 //! # Ok::<(), duff_engine::Error>(())
 //! ```
 //!
-//! The pipeline: [`window`] splits the input into ranges parsed in parallel ([`chunk`], with
-//! simd-csv and the strict [`fields`] splitter), [`dedup`] judges keys in sharded hash tables,
-//! [`assemble`] builds Arrow batches, [`writer`] threads encode Parquet (`star_writer` encodes
+//! The pipeline: `window` splits the input into ranges parsed in parallel (`chunk`, with
+//! simd-csv and the strict [`fields`] splitter), `dedup` judges keys in sharded hash tables,
+//! `assemble` builds Arrow batches, [`writer`] threads encode Parquet (`star_writer` encodes
 //! the columns orders and fact_orders share once), and [`lake`] publishes
 //! the staged files and commits the [`manifest`]. Parsing, dedup with assembly, and encoding
 //! overlap: each works on its own window at once (`run/pipeline.rs`).

@@ -17,7 +17,7 @@
 //! commit (a `--force` re-run is folded again). Folds are serialized by a lock file, so the
 //! current state is exact under concurrent runs (in S3, by a lease object: see [`crate::lease`]);
 //! the fold is idempotent, and one that crashed is completed by the next `duff run` or `duff
-//! lake fold`. A lake in S3 is folded through a scratch directory ([`crate::workspace`]).
+//! lake fold`. A lake in S3 is folded through a scratch directory (`workspace.rs`).
 
 use std::path::Path;
 use std::time::Duration;

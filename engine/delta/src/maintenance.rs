@@ -220,7 +220,7 @@ impl<L: Lake> DeltaLake<L> {
     /// that are older than `retention` (at least [`MIN_RETENTION`]), then checkpoints the
     /// table's log and removes the log's entries older than its log retention
     /// (`delta.logRetentionDuration`, 30 days by default) below a checkpoint: no other command
-    /// deletes in a table's log ([`crate::tables::commit_properties`]). With `dry_run`, only
+    /// deletes in a table's log (`tables::commit_properties`). With `dry_run`, only
     /// lists the data files. Returns, per table, the data files (relative to the table) and the
     /// count of log entries removed.
     pub fn vacuum(

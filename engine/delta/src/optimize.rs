@@ -8,7 +8,7 @@
 //!   consecutive ranges of `client_id`, each row group sorted by `(order_id, product_id)`.
 //!   A client's lookup then reads one row group per file (the others are pruned on their
 //!   `client_id` statistics) where it read every row; the fold reads each row group as a
-//!   sequence in order-id order ([`crate::marts::stream_orders`]) and keeps a rewritten file's
+//!   sequence in order-id order (`marts::stream_orders`) and keeps a rewritten file's
 //!   row groups apart. A clustered file is named after no run (`cluster-…`); a `--force`
 //!   re-run's fold reads such files for its earlier lines.
 //! - `folds`: all its files (one per fold) become one.

@@ -9,12 +9,12 @@
 //! supersedes. Every measure of a mart is a sum over orders of what each order contributes
 //! (its lines' sums, and 1 to `orders` per group it has a line in), so the fold adds, for
 //! each changed order, its contribution after the fold minus its contribution before
-//! ([`Marts::apply_order`]). That needs every current line of a changed order, which the fold
+//! (`Marts::apply_order`). That needs every current line of a changed order, which the fold
 //! finds in the `order_lines` files it reads anyway: their key ranges hold the order.
 //!
 //! The marts are rewritten whole at each fold and carry the `order_lines` version they
 //! reflect as a Delta `txn`; a fold that finds them behind (a crash between the two commits,
-//! or a lake from before marts) rebuilds them from `order_lines` first ([`store`]).
+//! or a lake from before marts) rebuilds them from `order_lines` first (`store.rs`).
 
 mod groups;
 mod lines;
