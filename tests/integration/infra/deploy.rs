@@ -45,6 +45,17 @@ fn dry_run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Every one of `steps` is in the dry run's output `out`, in this order.
+fn assert_in_order(out: &str, steps: &[&str]) {
+    let mut from = 0;
+    for step in steps {
+        let at = out[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("dry run: {step:?} missing or out of order in:\n{out}"));
+        from += at + step.len();
+    }
+}
+
 #[test]
 fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
     let (ok, out, err) = dry_run(&[
@@ -77,13 +88,7 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
         "healthz\"",
         "Requests: aws logs tail --region eu-west-1 --follow <api.AccessLogGroupName>",
     ];
-    let mut from = 0;
-    for step in steps {
-        let at = out[from..]
-            .find(step)
-            .unwrap_or_else(|| panic!("dry run: {step:?} missing or out of order in:\n{out}"));
-        from += at + step.len();
-    }
+    assert_in_order(&out, &steps);
     for stack in ["storage", "catalog", "batch", "dispatch", "api"] {
         assert!(out.contains(&format!(
             "--template-file {}/infra/templates/{stack}.yaml",
@@ -107,17 +112,14 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
         ok,
         "deploy.sh --dry-run --api-auth key failed:\n{out}\n{err}"
     );
-    let mut from = 0;
-    for step in [
-        "ApiAuth=API_KEY",
-        "API key:  aws apigateway get-api-key --region eu-west-1 --api-key <api.ApiKeyId>",
-        "Try:      curl -H \"x-api-key: $(aws apigateway get-api-key",
-    ] {
-        let at = out[from..]
-            .find(step)
-            .unwrap_or_else(|| panic!("dry run: {step:?} missing or out of order in:\n{out}"));
-        from += at + step.len();
-    }
+    assert_in_order(
+        &out,
+        &[
+            "ApiAuth=API_KEY",
+            "API key:  aws apigateway get-api-key --region eu-west-1 --api-key <api.ApiKeyId>",
+            "Try:      curl -H \"x-api-key: $(aws apigateway get-api-key",
+        ],
+    );
     assert!(!out.contains("+ aws apigateway get-api-key"), "{out}");
     let (ok, _, err) = dry_run(&["--dry-run", "--region", "eu-west-1", "--api-auth", "open"]);
     assert!(!ok && err.contains("--api-auth 'open'"), "{err}");
