@@ -366,6 +366,11 @@ pub struct EngineArgs {
     /// Parquet compression codec.
     #[arg(long, default_value = "snappy", value_parser = ["snappy", "zstd"])]
     pub codec: String,
+    /// What encodes orders and fact_orders: `engine`, the engine's own encoder (a few times
+    /// faster), or `arrow`, the parquet crate's ArrowWriter as for every other table (the way
+    /// around the engine's encoder should a parquet upgrade break it).
+    #[arg(long, default_value = "engine", value_parser = ["engine", "arrow"], env = "DUFF_PARQUET_ENCODER")]
+    pub parquet_encoder: String,
     /// Start a new Parquet part file once a part reaches this many MiB.
     #[arg(long, default_value_t = 512)]
     pub file_mib: u64,

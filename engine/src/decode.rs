@@ -1,20 +1,24 @@
-//! The low-level decoder under [`crate::run_local`]: split, parse and validate (and optionally
-//! deduplicate) an in-memory CSV without writing anything. The run uses the same pieces; this entry
-//! point exists for benchmarks and for callers that only need validation.
+//! Validation without a lake: split, parse and validate (and optionally deduplicate) an
+//! in-memory CSV and count what a run would find, writing nothing. It calls the same stages as
+//! [`crate::run()`] (`parse`, `dedup`) on one window; benchmarks and callers that only need
+//! validation use it.
 
-use crate::chunk::ParseCtx;
 use crate::dedup::Deduper;
 use crate::error::Error;
-use crate::rules::Channels;
-use crate::run::read_header;
-use crate::window::parse_window;
+use crate::parse::header::read_header;
+use crate::parse::range::ParseCtx;
+use crate::parse::rules::Channels;
+use crate::parse::window::parse_window;
 
 /// Options of [`decode_bytes`].
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
+    /// The accepted point-of-sale channels, as in [`crate::RunOptions::channels`].
     pub channels: Channels,
     /// Bytes per parallel parse range.
     pub chunk_bytes: usize,
+    /// Longest accepted record, in bytes; a single longer line fails with
+    /// [`Error::LineTooLong`].
     pub max_record_bytes: usize,
     /// Also judge duplicates (sharded hash tables), as a run does.
     pub dedup: bool,
@@ -40,8 +44,11 @@ pub struct DecodeSummary {
     pub valid: u64,
     /// Rows quarantined by a row rule (before dedup).
     pub invalid: u64,
-    /// With `dedup`: exact duplicates among the valid rows, and key conflicts.
+    /// With `dedup`: valid rows that repeat an earlier row exactly (a run drops them); 0
+    /// without.
     pub exact_duplicates: u64,
+    /// With `dedup`: valid rows with the key of an earlier row but other content (a run
+    /// quarantines them as `key_conflict`); 0 without.
     pub key_conflicts: u64,
 }
 
@@ -82,8 +89,8 @@ pub fn decode_bytes(data: &[u8], options: &DecodeOptions) -> Result<DecodeSummar
     }
     if options.dedup {
         let mut deduper = Deduper::new();
-        let valid: Vec<_> = parsed.ranges.iter().map(|r| &r.valid).collect();
-        for (_, verdict) in deduper.judge(&valid, &first_lines).into_iter().flatten() {
+        let keys: Vec<_> = parsed.ranges.iter().map(|r| &r.valid.keys).collect();
+        for (_, verdict) in deduper.judge(&keys, &first_lines).into_iter().flatten() {
             match verdict {
                 crate::dedup::Verdict::Duplicate => summary.exact_duplicates += 1,
                 crate::dedup::Verdict::Conflict { .. } => summary.key_conflicts += 1,

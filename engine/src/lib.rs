@@ -17,43 +17,37 @@
 //! # Ok::<(), duff_engine::Error>(())
 //! ```
 //!
-//! The pipeline: `window` splits the input into ranges parsed in parallel (`chunk`, with
-//! simd-csv and the strict [`fields`] splitter), `dedup` judges keys in sharded hash tables,
-//! `assemble` builds Arrow batches, [`writer`] threads encode Parquet (`star_writer` encodes
-//! the columns orders and fact_orders share once), and [`lake`] publishes
-//! the staged files and commits the [`manifest`]. Parsing, dedup with assembly, and encoding
-//! overlap: each works on its own window at once (`run/pipeline.rs`).
+//! The engine is grouped by stage, each depending only on those before it:
+//! - `parse` splits the input into windows and ranges parsed in parallel (simd-csv and the
+//!   strict [`fields`] splitter) and validates every row against the [`rules`];
+//! - `dedup` judges each row's key in sharded hash tables;
+//! - `assemble` builds the tables' Arrow batches ([`schema`]);
+//! - [`writer`] threads encode them as Parquet;
+//! - [`lake`] holds the [`storage`] traits, the [`manifest`] and the local lake;
+//! - [`mod@run`] drives them: parsing, dedup with assembly, and encoding overlap, each working on
+//!   its own window at once (`run/pipeline.rs`), then publishes and commits.
 
 mod assemble;
-mod chunk;
 pub mod decode;
 mod dedup;
-mod dict_chunk;
 pub mod error;
-pub mod fields;
-pub mod header;
-pub mod input;
+pub mod failpoint;
 pub mod lake;
-pub mod manifest;
-mod members;
-pub mod number;
+mod parse;
 pub mod prefetch;
-pub mod reason;
-mod rle;
-pub mod rules;
 pub mod run;
 pub mod schema;
-mod splice;
-mod star_writer;
-pub mod storage;
-mod window;
 pub mod writer;
 
-pub use error::Error;
+// The stable public paths of the modules grouped by stage above.
+pub use lake::{input, manifest, storage};
+pub use parse::{fields, header, number, reason, rules};
+
+pub use error::{Error, StorageError, StorageErrorKind};
 pub use lake::LocalLake;
 pub use manifest::{Counts, Manifest, RunStatus};
 pub use reason::Reason;
 pub use rules::Channels;
 pub use run::{Progress, RunOptions, RunOutcome, give_up, peak_rss_bytes, run, run_local};
-pub use storage::{Lake, Source, StorageError, StorageErrorKind};
-pub use writer::{Codec, ParquetOptions};
+pub use storage::{Lake, Source};
+pub use writer::{Codec, Encoder, ParquetOptions};

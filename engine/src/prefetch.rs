@@ -90,6 +90,9 @@ impl Prefetcher {
     }
 }
 
+/// Asks the CPU to bring the cache line holding `address` into the caches, without waiting
+/// for it. Only a hint: it never faults, whatever the address, and does nothing on targets
+/// other than x86-64 and arm64.
 #[inline]
 pub fn prefetch_line(address: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::number::{PRECISION, SCALE};
+use crate::parse::number::{PRECISION, SCALE};
 
 /// Digits of a [`ColumnType::DecimalSum`]: the most a DECIMAL has in Arrow, Parquet and Athena.
 pub const SUM_PRECISION: u8 = 38;
@@ -13,8 +13,11 @@ pub const SUM_PRECISION: u8 = 38;
 /// Logical column types, each with one Arrow and one Glue/Athena spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
+    /// 64-bit signed integer: ids, units, line numbers.
     BigInt,
+    /// 32-bit signed integer: the ids of statuses and channels.
     Int,
+    /// UTF-8 text.
     String,
     /// A string with few distinct values (channel, status, run id): dictionary-encoded in Arrow.
     LowCardinalityString,
@@ -24,10 +27,12 @@ pub enum ColumnType {
     DecimalSum,
     /// UTC instant with millisecond precision.
     TimestampMillis,
+    /// Raw bytes, which need not be UTF-8: a quarantined record as it was read.
     Binary,
 }
 
 impl ColumnType {
+    /// The Arrow type of the column in the engine's batches and Parquet files.
     pub fn arrow(self) -> DataType {
         match self {
             ColumnType::BigInt => DataType::Int64,
@@ -59,19 +64,66 @@ impl ColumnType {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct Column {
-    pub name: &'static str,
-    pub ty: ColumnType,
-    pub nullable: bool,
+/// How a column's values are encoded in Parquet: declared here, once, for both the engine's
+/// own column encoder and `ArrowWriter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// A dictionary page and RLE-encoded indices: for repeated values (names, ids, prices,
+    /// units, channels, the constant lineage columns). Falls back to plain when a row group's
+    /// dictionary grows past its page limit.
+    Dictionary,
+    /// `DELTA_BINARY_PACKED`: for sequences (order ids, line numbers).
+    Delta,
+    /// Plain values: for values that rarely repeat (totals, raw text).
+    Plain,
 }
 
-/// A non-null column.
+/// A column of a lake table.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Its name in every engine (Parquet, Arrow, Delta, Athena).
+    pub name: &'static str,
+    /// Its logical type.
+    pub ty: ColumnType,
+    /// Whether it may hold nulls.
+    pub nullable: bool,
+    /// How its values are encoded in Parquet.
+    pub encoding: Encoding,
+}
+
+/// A non-null, dictionary-encoded column.
 pub const fn col(name: &'static str, ty: ColumnType) -> Column {
     Column {
         name,
         ty,
         nullable: false,
+        encoding: Encoding::Dictionary,
+    }
+}
+
+impl Column {
+    /// The same column, delta-encoded.
+    pub const fn delta(self) -> Column {
+        Column {
+            encoding: Encoding::Delta,
+            ..self
+        }
+    }
+
+    /// The same column, plain-encoded.
+    pub const fn plain(self) -> Column {
+        Column {
+            encoding: Encoding::Plain,
+            ..self
+        }
+    }
+
+    /// The same column, nullable.
+    pub const fn nullable(self) -> Column {
+        Column {
+            nullable: true,
+            ..self
+        }
     }
 }
 
@@ -79,9 +131,11 @@ pub const fn col(name: &'static str, ty: ColumnType) -> Column {
 /// `pa_date` (a path segment `pa_date=YYYY-MM-DD`, not a column in the files).
 #[derive(Debug)]
 pub struct Table {
+    /// Its name in SQL and in manifests ([`crate::manifest::WrittenFile::table`]).
     pub name: &'static str,
     /// Prefix under the lake root, e.g. `model/fact_orders`.
     pub prefix: &'static str,
+    /// Its columns, in file order (the partition column is not among them).
     pub columns: &'static [Column],
 }
 
@@ -92,7 +146,7 @@ use ColumnType::*;
 
 const LINEAGE: [Column; 4] = [
     col("source_file", LowCardinalityString),
-    col("source_line", BigInt),
+    col("source_line", BigInt).delta(),
     col("ingested_at", TimestampMillis),
     col("run_id", LowCardinalityString),
 ];
@@ -110,7 +164,7 @@ pub static ORDERS: Table = Table {
     columns: with_lineage![
         col("client_id", BigInt),
         col("client_name", String),
-        col("order_id", BigInt),
+        col("order_id", BigInt).delta(),
         col("product_id", BigInt),
         col("product_description", String),
         col("product_price", Decimal),
@@ -118,8 +172,8 @@ pub static ORDERS: Table = Table {
         col("product_volume", Decimal),
         col("point_of_sale_channel", LowCardinalityString),
         col("status", LowCardinalityString),
-        col("total_price", Decimal),
-        col("total_volume", Decimal),
+        col("total_price", Decimal).plain(),
+        col("total_volume", Decimal).plain(),
     ],
 };
 
@@ -128,15 +182,15 @@ pub static FACT_ORDERS: Table = Table {
     name: "fact_orders",
     prefix: "model/fact_orders",
     columns: with_lineage![
-        col("order_id", BigInt),
+        col("order_id", BigInt).delta(),
         col("product_id", BigInt),
         col("client_id", BigInt),
         col("status_id", Int),
         col("channel_id", Int),
         col("units", BigInt),
         col("unit_price", Decimal),
-        col("total_price", Decimal),
-        col("total_volume", Decimal),
+        col("total_price", Decimal).plain(),
+        col("total_volume", Decimal).plain(),
     ],
 };
 
@@ -166,14 +220,14 @@ pub static DIM_PRODUCTS: Table = Table {
     ],
 };
 
-/// Fixed ids that never change (see [`crate::rules::STATUSES`]).
+/// Fixed ids that never change (see [`crate::parse::rules::STATUSES`]).
 pub static DIM_STATUS: Table = Table {
     name: "dim_status",
     prefix: "model/dim_status",
     columns: &[col("status_id", Int), col("status", String)],
 };
 
-/// Stable ids (see [`crate::rules::Channels`]).
+/// Stable ids (see [`crate::parse::rules::Channels`]).
 pub static DIM_CHANNELS: Table = Table {
     name: "dim_channels",
     prefix: "model/dim_channels",
@@ -186,16 +240,12 @@ pub static QUARANTINE: Table = Table {
     prefix: "quarantine",
     columns: &[
         col("source_file", LowCardinalityString),
-        col("source_line", BigInt),
+        col("source_line", BigInt).delta(),
         col("reason", LowCardinalityString),
-        col("detail", String),
-        col("raw_text", String),
-        col("raw", Binary),
-        Column {
-            name: "kept_line",
-            ty: BigInt,
-            nullable: true,
-        },
+        col("detail", String).plain(),
+        col("raw_text", String).plain(),
+        col("raw", Binary).plain(),
+        col("kept_line", BigInt).nullable(),
         col("ingested_at", TimestampMillis),
         col("run_id", LowCardinalityString),
     ],
@@ -213,6 +263,7 @@ pub static TABLES: [&Table; 7] = [
 ];
 
 impl Table {
+    /// The Arrow schema of the table's batches and files: its columns, in order.
     pub fn arrow_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
@@ -222,6 +273,7 @@ impl Table {
         ))
     }
 
+    /// The column called `name`, if the table has one.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use duff_engine::{Channels, Codec, Lake, ParquetOptions, RunOptions, RunOutcome, Source};
+use duff_engine::{Channels, Codec, Encoder, Lake, ParquetOptions, RunOptions, RunOutcome, Source};
 use duff_s3::Location;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -28,6 +28,10 @@ impl EngineArgs {
             ingested_at: self.ingested_at,
             parquet: ParquetOptions {
                 codec: self.codec.parse::<Codec>().map_err(anyhow::Error::msg)?,
+                encoder: self
+                    .parquet_encoder
+                    .parse::<Encoder>()
+                    .map_err(anyhow::Error::msg)?,
                 file_bytes: self.file_mib << 20,
                 row_group_rows: self.row_group_rows,
                 row_group_bytes: self.row_group_mib << 20,

@@ -148,6 +148,29 @@ fn datagen_run_and_exit_codes() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--row-group-mib must be at least 1"));
+
+    // ArrowWriter instead of the engine's encoder: the same rows, recorded in the manifest.
+    let out = duff(
+        &[
+            "run",
+            "in/orders.csv",
+            "--lake",
+            "lake3",
+            "--json",
+            "--parquet-encoder",
+            "arrow",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let arrow: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(arrow["options"]["parquet"]["encoder"], "arrow");
+    assert_eq!(manifest["options"]["parquet"]["encoder"], "engine");
+    assert_eq!(arrow["counts"], manifest["counts"]);
 }
 
 /// `-v` shows the product's info logs, not those of the libraries under it (the Delta
@@ -197,6 +220,10 @@ fn a_command_line_that_does_not_parse_exits_64_and_names_the_option() {
             "--no-such-option",
         ),
         (&["job", "--no-such-option"][..], "--no-such-option"),
+        (
+            &["run", "x.csv", "--lake", "l", "--parquet-encoder", "fast"][..],
+            "--parquet-encoder",
+        ),
     ] {
         let out = duff(args, dir.path());
         let stderr = String::from_utf8_lossy(&out.stderr);

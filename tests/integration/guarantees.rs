@@ -1,4 +1,6 @@
-//! DESIGN §3 guarantees: deterministic, idempotent, atomic.
+//! The engine's guarantees: a run is deterministic (the same bytes for any thread count or
+//! window), idempotent (the same input again is skipped) and atomic (readers see all of it or
+//! none).
 
 use duff_datagen::{Dirt, GenConfig, Size};
 use duff_engine::{Manifest, RunOptions, RunOutcome};
@@ -379,4 +381,98 @@ fn a_run_past_its_stop_time_stops_cleanly_and_commits_nothing() {
 fn only_run_id_of(input: &std::path::Path) -> String {
     use duff_engine::Source;
     duff_engine::input::run_id_for(&duff_engine::input::LocalInput::open(input).unwrap().info())
+}
+
+/// The encodings found in each column of a table's files: `(column, encodings)`.
+fn encodings_by_column(files: &[std::path::PathBuf]) -> Vec<(String, Vec<String>)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut by_column: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for file in files {
+        let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+        for group in reader.metadata().row_groups() {
+            for chunk in group.columns() {
+                let entry = by_column.entry(chunk.column_path().string()).or_default();
+                entry.extend(chunk.encodings().map(|e| format!("{e:?}")));
+            }
+        }
+    }
+    by_column
+        .into_iter()
+        .map(|(c, e)| (c, e.into_iter().collect()))
+        .collect()
+}
+
+#[test]
+fn the_arrow_encoder_writes_the_same_rows_with_the_encodings_the_schema_declares() {
+    use duff_engine::schema::{Encoding, FACT_ORDERS, ORDERS};
+    use duff_engine::writer::Encoder;
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 30_000);
+    // Several row groups and parts, so cuts are compared too.
+    let options = |encoder| RunOptions {
+        parquet: duff_engine::ParquetOptions {
+            row_group_rows: 10_000,
+            file_bytes: 256 << 10,
+            encoder,
+            ..duff_engine::ParquetOptions::default()
+        },
+        ..common::fixed_options()
+    };
+    let mut lakes = Vec::new();
+    for encoder in [Encoder::Engine, Encoder::Arrow] {
+        let lake = dir.path().join(format!("lake-{encoder:?}"));
+        let RunOutcome::Succeeded(m) = common::run(&input, &lake, &options(encoder)) else {
+            panic!("{encoder:?}: the run failed")
+        };
+        assert_eq!(
+            m.options["parquet"]["encoder"],
+            format!("{encoder:?}").to_lowercase()
+        );
+        // Only the engine's encoder splices pages into files.
+        assert_eq!(
+            m.timings.splice_busy_ms > 0.0,
+            encoder == Encoder::Engine,
+            "{encoder:?}"
+        );
+        lakes.push(lake);
+    }
+    for table in [&ORDERS, &FACT_ORDERS] {
+        let [engine, arrow] = [&lakes[0], &lakes[1]].map(|lake| common::read_table(lake, table));
+        assert!(
+            engine.1.len() > 25_000,
+            "{}: {} rows",
+            table.name,
+            engine.1.len()
+        );
+        assert_eq!(
+            engine, arrow,
+            "{}: the two encoders' rows differ",
+            table.name
+        );
+        let [engine, arrow] = [&lakes[0], &lakes[1]]
+            .map(|lake| encodings_by_column(&common::table_files(lake, table)));
+        assert_eq!(
+            engine, arrow,
+            "{}: the two encoders' encodings differ",
+            table.name
+        );
+        for (column, encodings) in &engine {
+            let declared = table.columns.iter().find(|c| c.name == column).unwrap();
+            let has = |e: &str| encodings.iter().any(|x| x == e);
+            let dictionary = has("RLE_DICTIONARY") || has("PLAIN_DICTIONARY");
+            match declared.encoding {
+                Encoding::Dictionary => assert!(dictionary, "{column}: {encodings:?}"),
+                Encoding::Delta => assert!(
+                    has("DELTA_BINARY_PACKED") && !dictionary,
+                    "{column}: {encodings:?}"
+                ),
+                Encoding::Plain => assert!(
+                    !dictionary && !has("DELTA_BINARY_PACKED"),
+                    "{column}: {encodings:?}"
+                ),
+            }
+        }
+    }
 }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use duff_datagen::Dirt;
-use duff_delta::current_dims::CURRENT_DIMS;
-use duff_delta::marts::MARTS;
+use duff_delta::tables::CURRENT_DIMS;
+use duff_delta::tables::MARTS;
 use duff_delta::{COMMIT_ORDER, DeltaTableDef};
 
 use crate::api::{money, units};

@@ -13,8 +13,9 @@ use duff_engine::storage::Lake;
 use hashbrown::HashMap;
 
 use crate::error::Error;
+use crate::files::{DataFile, data_files, run_id_of_file};
 use crate::fold::{KEY_COLUMNS, Key, for_each_key_of};
-use crate::lake::{DataFile, DeltaLake, data_files, run_id_of_file};
+use crate::lake::DeltaLake;
 use crate::marts::Names;
 use crate::parquet_io::ParquetFile;
 use crate::tables::ORDER_LINES;

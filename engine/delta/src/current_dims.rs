@@ -13,45 +13,18 @@ use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimestampMillisecondType};
 use deltalake_core::DeltaTable;
 use duff_engine::manifest::RunStatus;
-use duff_engine::schema::{DIM_CLIENTS, DIM_PRODUCTS, Table};
+use duff_engine::schema::{DIM_CLIENTS, DIM_PRODUCTS};
 use duff_engine::storage::Lake;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
 use crate::error::Error;
-use crate::lake::{DeltaLake, belongs_to_run, data_files};
+use crate::files::{belongs_to_run, data_files};
+use crate::lake::DeltaLake;
 use crate::marts::store::REFLECTS;
 use crate::parquet_io::read_as;
-use crate::tables::{COMMIT_ORDER, DeltaTableDef, ORDER_LINES};
+use crate::tables::{CLIENTS_CURRENT, COMMIT_ORDER, CURRENT_DIMS, DeltaTableDef, ORDER_LINES};
 use crate::workspace::Workspace;
-
-/// Every client of the folded runs, with the name of its latest version.
-pub static CLIENTS_CURRENT: Table = Table {
-    name: "dim_clients_current",
-    prefix: "current/dim_clients",
-    columns: DIM_CLIENTS.columns,
-};
-
-/// Every product of the folded runs, with the description, price and volume of its latest
-/// version.
-pub static PRODUCTS_CURRENT: Table = Table {
-    name: "dim_products_current",
-    prefix: "current/dim_products",
-    columns: DIM_PRODUCTS.columns,
-};
-
-const fn current(table: &'static Table) -> DeltaTableDef {
-    DeltaTableDef {
-        name: table.name,
-        prefix: table.prefix,
-        engine_table: Some(table),
-        partitioned: false,
-    }
-}
-
-/// The current dimensions as Delta tables (not partitioned: each is small).
-pub static CURRENT_DIMS: [DeltaTableDef; 2] =
-    [current(&CLIENTS_CURRENT), current(&PRODUCTS_CURRENT)];
 
 /// The history table whose slices make each current dimension.
 fn history_of(def: &DeltaTableDef) -> DeltaTableDef {

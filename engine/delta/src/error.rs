@@ -2,28 +2,39 @@
 
 use duff_engine::{StorageError, StorageErrorKind};
 
+/// Everything that can fail in the lake's Delta layer. Converted into the engine's
+/// [`duff_engine::Error`] at the [`duff_engine::Lake`] boundary, keeping whether a retry can
+/// help.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A Delta operation (log read, commit, checkpoint) failed.
     #[error("Delta table {table}: {operation}: {source}")]
     Delta {
+        /// The table's name.
         table: String,
+        /// What was being done: `load`, `commit`, `snapshot`, …
         operation: &'static str,
+        /// deltalake's error.
         #[source]
         source: Box<deltalake_core::DeltaTableError>,
     },
     /// Reading or writing a data file through the object store failed.
     #[error("{path}: {operation}: {source}")]
     ObjectStore {
+        /// The object, relative to the store's root.
         path: String,
+        /// What was being done: `get`, `put`, `list`, …
         operation: &'static str,
+        /// object_store's error.
         #[source]
         source: Box<object_store::Error>,
     },
     /// A Parquet footer could not be read or a file could not be written.
     #[error("{path}: {source}")]
     Parquet {
+        /// The file.
         path: String,
+        /// The parquet crate's error.
         #[source]
         source: parquet::errors::ParquetError,
     },

@@ -36,7 +36,8 @@ use duff_engine::schema::{ORDERS, PARTITION_COLUMN};
 use duff_engine::storage::Lake;
 
 use crate::error::Error;
-use crate::lake::{DataFile, DeltaLake, attempt_nonce, belongs_to_run, data_files, run_id_of_file};
+use crate::files::{DataFile, attempt_nonce, belongs_to_run, data_files, run_id_of_file};
+use crate::lake::DeltaLake;
 use crate::lease::{LEASE_OBJECT, Lease};
 use crate::marts::store::day_of;
 use crate::marts::{LineSource, Marts, Names, Side};
@@ -173,11 +174,11 @@ impl<L: Lake> DeltaLake<L> {
             .await?;
             self.merge_run_dims(work, &mut dims, id).await?;
             current = self.load_table(&ORDER_LINES).await?;
-            duff_engine::run::failpoint("before_marts_commit");
+            duff_engine::failpoint::hit("before_marts_commit");
             let started = std::time::Instant::now();
             self.commit_marts(work, &marts, &names, table_version(&current)?)
                 .await?;
-            duff_engine::run::failpoint("before_dims_commit");
+            duff_engine::failpoint::hit("before_dims_commit");
             self.commit_current_dims(work, &dims, table_version(&current)?)
                 .await?;
             // The next run's files are fetched afresh: a scratch copy holds one run's at most.
@@ -441,7 +442,7 @@ impl<L: Lake> DeltaLake<L> {
         let read_count = read.len();
         let marts_from = match observed {
             Some(observed) => {
-                marts.add_new_orders(names, observed);
+                marts.add_new_orders(names, observed.marts, &observed.names);
                 "rows seen"
             }
             _ => {
@@ -452,7 +453,7 @@ impl<L: Lake> DeltaLake<L> {
         };
         work.publish(&written).await?;
         work.renew_lease().await?;
-        duff_engine::run::failpoint("before_fold_commit");
+        duff_engine::failpoint::hit("before_fold_commit");
         let snapshot = current
             .snapshot()
             .map_err(|e| Error::delta(ORDER_LINES.name, "snapshot", e))?;

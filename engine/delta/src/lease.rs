@@ -62,7 +62,7 @@ impl Lease {
         let holder = format!(
             "{}-{:08x}",
             std::process::id(),
-            crate::lake::attempt_nonce()
+            crate::files::attempt_nonce()
         );
         let started = std::time::Instant::now();
         loop {

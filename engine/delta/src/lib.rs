@@ -12,9 +12,11 @@
 //! This crate is the adapter between the engine core and `deltalake`: the engine knows nothing
 //! of Delta, and `deltalake` stays out of its dependency graph.
 
+mod commit;
 mod current_check;
 pub mod current_dims;
 pub mod error;
+mod files;
 pub mod fold;
 pub mod lake;
 pub mod lease;

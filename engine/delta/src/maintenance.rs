@@ -12,7 +12,8 @@ use object_store::ObjectStoreExt;
 
 pub use crate::current_check::CHECK_WINDOW_ROWS;
 use crate::error::Error;
-use crate::lake::{DeltaLake, run_id_of_file};
+use crate::files::run_id_of_file;
+use crate::lake::DeltaLake;
 use crate::tables::{ALL_TABLES, COMMIT_ORDER, DeltaTableDef, RUNS};
 
 /// The shortest retention [`DeltaLake::vacuum`] accepts: an attempt still writing its files
@@ -268,6 +269,7 @@ impl<L: Lake> DeltaLake<L> {
 /// What [`DeltaLake::vacuum`] removed from one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vacuumed {
+    /// The table's name.
     pub table: &'static str,
     /// Data files no commit references, relative to the table.
     pub files: Vec<String>,

@@ -39,13 +39,14 @@ use deltalake_core::protocol::DeltaOperation;
 use duff_engine::schema::ORDERS;
 use duff_engine::storage::Lake;
 
-use crate::current_dims::CURRENT_DIMS;
 use crate::error::Error;
+use crate::files::{DataFile, attempt_nonce, data_files};
 use crate::fold::table_version;
-use crate::lake::{DataFile, DeltaLake, attempt_nonce, data_files};
-use crate::marts::MARTS;
+use crate::lake::DeltaLake;
 use crate::marts::store::{day_of, write_file};
 use crate::parquet_io::{LakeFileWriter, ParquetFile, cast_to, open_columns, read_as};
+use crate::tables::CURRENT_DIMS;
+use crate::tables::MARTS;
 use crate::tables::{DeltaTableDef, FOLDS, FOLDS_TABLE, ORDER_LINES};
 use crate::workspace::Workspace;
 
@@ -89,13 +90,19 @@ impl Default for OptimizeOptions {
 /// What [`DeltaLake::optimize`] did to one partition of one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compaction {
+    /// The table's name.
     pub table: &'static str,
     /// The `pa_date` of the partition; empty for an unpartitioned table.
     pub partition: String,
+    /// Data files in the partition before compaction.
     pub files_before: usize,
+    /// Data files after: the compacted files.
     pub files_after: usize,
+    /// Their size before, in bytes.
     pub bytes_before: u64,
+    /// Their size after, in bytes.
     pub bytes_after: u64,
+    /// Rows moved (the same before and after: compaction changes no row).
     pub rows: u64,
 }
 
@@ -194,7 +201,7 @@ impl<L: Lake> DeltaLake<L> {
         let dims_reflect = self.reflected(&CURRENT_DIMS).await?;
         commit_optimize(&current, &ORDER_LINES, actions, target_bytes).await?;
         let after = table_version(&self.load_table(&ORDER_LINES).await?)?;
-        duff_engine::run::failpoint("before_optimize_marts_commit");
+        duff_engine::failpoint::hit("before_optimize_marts_commit");
         if marts_reflect == Some(before) {
             self.reaffirm(&MARTS, after).await?;
         }

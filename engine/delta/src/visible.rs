@@ -122,12 +122,12 @@ impl CommittedOnly {
                     v.insert((table, None))
                 }
             };
-            if entry.1.is_none() && !crate::lake::table_exists(&entry.0).await {
+            if entry.1.is_none() && !crate::files::table_exists(&entry.0).await {
                 continue;
             }
             match entry.0.update_incremental(None).await {
                 Ok(()) => {}
-                Err(e) if crate::lake::is_missing_table(&e) => continue,
+                Err(e) if crate::files::is_missing_table(&e) => continue,
                 Err(e) => return Err(Error::delta(def.name, "load", e)),
             }
             let version = entry.0.version();
@@ -209,9 +209,9 @@ async fn marts_reflect(
     else {
         return Ok(false);
     };
-    for def in crate::marts::MARTS
+    for def in crate::tables::MARTS
         .iter()
-        .chain(&crate::current_dims::CURRENT_DIMS)
+        .chain(&crate::tables::CURRENT_DIMS)
     {
         let Some((table, Some(_))) = tables.get(def.name) else {
             return Ok(false);

@@ -212,7 +212,7 @@ impl Stage for S3Stage {
                 if first {
                     // One file first, so the crash test can stop between two completions.
                     complete(lake, p).await?;
-                    duff_engine::run::failpoint("mid_publish");
+                    duff_engine::failpoint::hit("mid_publish");
                     first = false;
                 } else {
                     rest.push(complete(lake, p));
@@ -513,7 +513,7 @@ impl ObjectWriter for Upload {
             Ok::<_, StorageError>(parts)
         })?;
         // The crash test stops here: parts are up, nothing is complete, nothing is visible.
-        duff_engine::run::failpoint("parts_uploaded");
+        duff_engine::failpoint::hit("parts_uploaded");
         let pending = Pending::Multipart {
             key: self.key.clone(),
             upload_id: self.upload_id.clone().expect("created above"),

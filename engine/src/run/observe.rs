@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
 
-use crate::storage::RowObserver;
+use crate::lake::storage::RowObserver;
 
 enum Message {
     Rows(Vec<RecordBatch>),
@@ -97,9 +97,9 @@ mod tests {
     use arrow::datatypes::Int64Type;
 
     use super::*;
-    use crate::input::LocalInput;
-    use crate::manifest::Manifest;
-    use crate::storage::{Commit, Lake, Stage};
+    use crate::lake::input::LocalInput;
+    use crate::lake::manifest::Manifest;
+    use crate::lake::storage::{Commit, Lake, Stage};
     use crate::{Error, LocalLake, RunOptions, RunOutcome};
 
     #[derive(Default)]

@@ -11,21 +11,24 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use rayon::prelude::*;
 
+use super::context::{Processed, RunContext};
 use super::observe::Observing;
-use super::{Header, Processed, RunContext, ms};
+use super::record::ms;
+use crate::assemble::members::Members;
 use crate::assemble::{self, Assembled, Dimensions, QuarantineRow};
-use crate::chunk::{ChunkRows, ParseCtx};
 use crate::dedup::Deduper;
 use crate::error::Error;
-use crate::header::HeaderMap;
-use crate::manifest::{Counts, Timings};
-use crate::members::Members;
+use crate::lake::manifest::{Counts, Timings, WrittenFile};
+use crate::parse::header::Header;
+use crate::parse::header::HeaderMap;
+use crate::parse::range::{ChunkRows, ParseCtx};
+use crate::parse::window::{ParsedWindow, Ranges};
 use crate::schema::{
     DIM_CHANNELS, DIM_CLIENTS, DIM_PRODUCTS, DIM_STATUS, FACT_ORDERS, ORDERS, QUARANTINE,
 };
-use crate::star_writer::StarWriter;
-use crate::window::{ParsedWindow, Ranges};
-use crate::writer::{Naming, TableWriter, WrittenFile, write_small_table};
+use crate::writer::lines::LinesWriter;
+use crate::writer::parts::Naming;
+use crate::writer::table::{TableWriter, write_small_table};
 
 /// A window's rows: orders and fact_orders batches of the same rows, one pair per range.
 type Rows = Vec<(RecordBatch, RecordBatch)>;
@@ -66,7 +69,7 @@ pub(super) struct Done<'m> {
 pub(super) struct Pipeline<'a, 'm> {
     header: HeaderMap,
     /// orders and fact_orders, which hold the same rows.
-    lines: StarWriter,
+    lines: LinesWriter,
     /// The rows of the window last assembled: encoded during the next step.
     unwritten: Rows,
     /// The window last parsed: deduplicated and assembled during the next step.
@@ -102,7 +105,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
         let opts = &cx.options.parquet;
         Ok(Pipeline {
             header: header.map.clone(),
-            lines: StarWriter::new(
+            lines: LinesWriter::new(
                 cx.destination(&ORDERS, Naming::Parts),
                 cx.destination(&FACT_ORDERS, Naming::Parts),
                 opts.clone(),
@@ -151,7 +154,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
         self.parsed.as_ref().map_or(&[], |p| &p.bytes)
     }
 
-    /// Parses the records of `bytes` from `start` (see [`crate::window::parse_window`]) while
+    /// Parses the records of `bytes` from `start` (see [`crate::parse::window::parse_window`]) while
     /// the window parsed before is deduplicated and assembled and the one before that encoded.
     /// Returns where the next window starts, and the window that no longer needs its bytes.
     pub fn window(
@@ -314,8 +317,8 @@ impl Reader<'_> {
                 self.deduper.reserve(estimate.min(1e10) as usize);
             }
         }
-        let valid: Vec<_> = parsed.ranges.iter().map(|r| &r.valid).collect();
-        let verdicts = self.deduper.judge(&valid, &first_lines);
+        let keys: Vec<_> = parsed.ranges.iter().map(|r| &r.valid.keys).collect();
+        let verdicts = self.deduper.judge(&keys, &first_lines);
         self.timings.dedup_ms += ms(t.elapsed());
 
         let t = Instant::now();

@@ -493,4 +493,18 @@ fn the_job_image_leaves_the_query_engine_and_the_web_server_out() {
     for name in ["duff-delta ", "duff-s3 ", "aws-sdk-s3 "] {
         assert!(job.lines().any(|l| l.starts_with(name)), "{name}");
     }
+    // The crash points: only the tests' build (with dev-dependencies) has them.
+    let engine_features = |extra: &[&str]| -> String {
+        let mut args = vec!["-f", "{p} [{f}]"];
+        args.extend_from_slice(extra);
+        let tree = tree("duff", &args);
+        let line = tree.lines().find(|l| l.starts_with("duff-engine "));
+        line.expect("duff-engine in the tree").to_string()
+    };
+    for build in [&[][..], &["--no-default-features"], &["--all-features"]] {
+        let features = engine_features(build);
+        assert!(!features.contains("failpoints"), "{build:?}: {features}");
+    }
+    let tests = engine_features(&["-e", "dev"]);
+    assert!(tests.contains("failpoints"), "the tests' build: {tests}");
 }

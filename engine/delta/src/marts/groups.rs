@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, Hash};
 use duff_engine::prefetch::Prefetcher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::Measures;
+use super::measures::Measures;
 
 /// Tables per mart (a power of two).
 const SHARDS: usize = 16;

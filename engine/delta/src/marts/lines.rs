@@ -18,7 +18,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
-use super::{Line, Names};
+use super::measures::{Line, Names};
 use crate::error::Error;
 use crate::parquet_io::ParquetFile;
 
@@ -505,7 +505,7 @@ pub(crate) mod tests {
             day: "2026-11-23".into(),
             sides: Box::new(|_, _| Some(Side::After)),
         };
-        let mut marts = super::super::Marts::default();
+        let mut marts = super::super::sums::Marts::default();
         let failed = marts.apply_sources(&[source], &mut Names::default());
         assert!(
             matches!(&failed, Err(Error::Invalid(m))

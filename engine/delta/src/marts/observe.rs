@@ -13,8 +13,9 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use duff_engine::storage::RowObserver;
 
+use super::measures::Names;
 use super::run_sums::{RunSums, Unsummable};
-use super::{Marts, Names};
+use super::sums::Marts;
 
 /// The marts of one attempt's rows.
 #[derive(Debug, Default)]

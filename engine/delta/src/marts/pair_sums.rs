@@ -5,7 +5,7 @@
 //! the start, 32 bytes each (two per cache line), so the prefetched line usually holds the
 //! entry. The table is cut in shards by hash: growing one copies a sliver of the whole.
 
-use super::Measures;
+use super::measures::Measures;
 
 /// A client id (high 32 bits) and product id (low 32 bits).
 pub(crate) type PairKey = u64;

@@ -9,8 +9,10 @@ use std::hash::Hash;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type};
 
+use super::groups::Groups;
+use super::measures::{Measures, Names};
 use super::pair_sums::{PairSums, pair_key};
-use super::{Groups, Marts, Measures, Names, SMALL_ORDER};
+use super::sums::{Marts, SMALL_ORDER};
 
 /// The sums of a run's lines in one group.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -299,7 +301,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::marts::lines::tests::line_schema;
-    use crate::marts::{Line, RunMarts};
+    use crate::marts::measures::Line;
 
     const STATUSES: [&str; 3] = ["pending", "shipped", "delivered"];
     const CHANNELS: [&str; 2] = ["Retail", "Online"];
@@ -377,8 +379,7 @@ pub(crate) mod tests {
             let (marts, names) = sums.finish("2026-11-22").unwrap();
             let mut summed = Marts::default();
             let mut summed_names = Names::default();
-            let run = RunMarts { marts, names, ..RunMarts::default() };
-            summed.add_new_orders(&mut summed_names, run);
+            summed.add_new_orders(&mut summed_names, marts, &names);
 
             let mut expected = Marts::default();
             let mut names = Names::default();
@@ -402,9 +403,8 @@ pub(crate) mod tests {
             }
             // Interned ids differ: compare through the names.
             let mut remapped = Marts::default();
-            let run = RunMarts { marts: expected, names, ..RunMarts::default() };
             let mut remapped_names = summed_names.clone();
-            remapped.add_new_orders(&mut remapped_names, run);
+            remapped.add_new_orders(&mut remapped_names, expected, &names);
             prop_assert_eq!(summed, remapped);
         }
     }

@@ -15,15 +15,19 @@ use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use duff_engine::schema::{SUM_PRECISION, Table};
 use duff_engine::storage::Lake;
 
+use super::groups::Groups;
 use super::lines::unsorted_sequences;
-use super::{
-    Batch, CHANNELS, CLIENT_PRODUCTS, CLIENT_STATUSES, CLIENTS, DAILY_CHANNELS, Groups, LineSource,
-    MARTS, Marts, Measures, Names, PRODUCTS, STATUSES, Side, stream_orders,
-};
+use super::lines::{LineSource, Side, stream_orders};
+use super::measures::{Measures, Names};
+use super::sums::{Batch, Marts};
 use crate::error::Error;
-use crate::lake::{DeltaLake, attempt_nonce, data_files};
+use crate::files::{attempt_nonce, data_files};
+use crate::lake::DeltaLake;
 use crate::parquet_io::LakeFileWriter;
-use crate::tables::{DeltaTableDef, ORDER_LINES};
+use crate::tables::{
+    CHANNELS, CLIENT_PRODUCTS, CLIENT_STATUSES, CLIENTS, DAILY_CHANNELS, DeltaTableDef, MARTS,
+    ORDER_LINES, PRODUCTS, STATUSES,
+};
 use crate::workspace::Workspace;
 
 /// The `txn` application id under which each mart records the `order_lines` version it
@@ -648,7 +652,7 @@ fn read_mart(
 
 #[cfg(test)]
 mod tests {
-    use super::super::Line;
+    use super::super::measures::Line;
     use super::*;
 
     /// Marts with `n` client × product groups (and a few of every other mart).
