@@ -10,32 +10,76 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// Everything a request can fail with. Each variant has one HTTP status ([`ApiError::status`])
+/// and one stable code ([`ApiError::code`]); the response is [`ApiError::to_json`].
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 400: a query parameter the route does not accept.
     #[error("unknown parameter {name:?}; this route accepts: {allowed}")]
-    UnknownParameter { name: String, allowed: String },
+    UnknownParameter {
+        /// The parameter's name as given, cut to 40 characters.
+        name: String,
+        /// The route's parameters, comma-separated, or `(none)`.
+        allowed: String,
+    },
+    /// 400: a parameter given twice (`?limit=1&limit=2`).
     #[error("parameter `{name}` is given more than once")]
-    DuplicateParameter { name: String },
+    DuplicateParameter {
+        /// The parameter's name.
+        name: String,
+    },
+    /// 400: a required parameter is absent.
     #[error("missing required parameter `{name}`")]
-    MissingParameter { name: String },
+    MissingParameter {
+        /// The parameter's name.
+        name: String,
+    },
+    /// 400: a parameter (or path segment) whose value is out of range or of the wrong form.
     #[error("parameter `{name}`: {reason}")]
-    InvalidParameter { name: String, reason: String },
+    InvalidParameter {
+        /// The parameter's name.
+        name: String,
+        /// What is wrong with the value and what is accepted.
+        reason: String,
+    },
+    /// 400: a date range whose `from` is after its `to`.
     #[error("`from` ({from}) is after `to` ({to})")]
-    ReversedRange { from: String, to: String },
+    ReversedRange {
+        /// The `from` date, `YYYY-MM-DD`.
+        from: String,
+        /// The `to` date, `YYYY-MM-DD`.
+        to: String,
+    },
+    /// 400: the query string does not decode, or is longer than
+    /// [`MAX_QUERY_BYTES`](crate::params::MAX_QUERY_BYTES).
     #[error("the query string is not valid percent-encoded UTF-8")]
     MalformedQuery,
+    /// 401: an API key is configured and the request's `x-api-key` header does not match it.
     #[error("missing or wrong API key (send it in the `x-api-key` header)")]
     Unauthorized,
+    /// 404: no such route, client, run, quarantined line or dashboard asset; the text says
+    /// which.
     #[error("{0}")]
     NotFound(String),
+    /// 405: a method other than GET (or HEAD) on a known route.
     #[error("{method} is not allowed here; use GET")]
-    MethodNotAllowed { method: String },
+    MethodNotAllowed {
+        /// The method the request used.
+        method: String,
+    },
     /// A local server answers requests addressed to a loopback name only (DNS rebinding).
     #[error("this server answers requests for localhost only, not for host {0:?}")]
     MisdirectedHost(String),
     /// The query ran and failed (Athena state FAILED, or an engine error).
+    /// 503 when `retryable`, else 500.
     #[error("query failed: {message}")]
-    QueryFailed { message: String, retryable: bool },
+    QueryFailed {
+        /// The backend's error message.
+        message: String,
+        /// Whether the same request may succeed later (Athena says so, or the lake could
+        /// not be read for a transient reason).
+        retryable: bool,
+    },
     /// Athena state CANCELLED (by someone, or by the workgroup's scan limit).
     #[error("query was cancelled: {0}")]
     QueryCancelled(String),
@@ -51,6 +95,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// [`ApiError::InvalidParameter`] for parameter `name`.
     pub fn invalid(name: &str, reason: impl Into<String>) -> Self {
         ApiError::InvalidParameter {
             name: name.to_string(),
@@ -58,6 +103,7 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status: 4xx for a wrong request, 5xx when the backend failed.
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
@@ -103,6 +149,9 @@ impl ApiError {
         }
     }
 
+    /// Whether the same request may succeed later (timeouts, an unavailable backend, a query
+    /// failure Athena calls retryable). Never true for a 4xx. Responses carry `Retry-After: 1`
+    /// when it is.
     pub fn retryable(&self) -> bool {
         match self {
             ApiError::QueryFailed { retryable, .. } => *retryable,
@@ -123,6 +172,8 @@ impl ApiError {
         }
     }
 
+    /// The response body: `{"error": {"status", "code", "message", "parameter"?, "retryable"}}`,
+    /// `parameter` naming the offending parameter of a 400.
     pub fn to_json(&self) -> serde_json::Value {
         let mut error = json!({
             "status": self.status().as_u16(),

@@ -23,6 +23,7 @@
 pub mod backend;
 pub mod dashboard;
 pub mod error;
+pub mod gateway;
 pub mod openapi;
 pub mod params;
 pub mod render;
@@ -35,5 +36,6 @@ pub use backend::Backend;
 pub use backend::athena::{AthenaBackend, AthenaConfig};
 pub use backend::embedded::EmbeddedBackend;
 pub use error::ApiError;
-pub use router::{API_KEY_HEADER, loopback_only, router, serve};
+pub use gateway::API_KEY_HEADER;
+pub use router::{loopback_only, router, serve};
 pub use tables::RUNS_COLUMNS;

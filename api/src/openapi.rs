@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
+use crate::gateway::API_KEY_HEADER;
 use crate::params::{DEFAULT_LIMIT, LEGACY_MAX_ROWS, MAX_DATE, MAX_LIMIT, MAX_OFFSET, MIN_DATE};
 use crate::reports::ClientSort;
-use crate::router::API_KEY_HEADER;
 
 fn int() -> Value {
     json!({"type": "integer", "format": "int64"})
@@ -426,6 +426,8 @@ fn paths() -> Value {
     })
 }
 
+/// The OpenAPI 3.0.3 document: every route of [`ROUTES`](crate::router::ROUTES) with its query
+/// parameters, response schemas and error responses.
 pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",

@@ -11,16 +11,18 @@ use crate::error::{ApiError, echo};
 
 /// Longest query string accepted (a hostile client gets a 400, not a parse of megabytes).
 pub const MAX_QUERY_BYTES: usize = 4096;
-/// Page sizes.
+/// Rows per page when a request gives no `limit`.
 pub const DEFAULT_LIMIT: i64 = 100;
+/// The largest `limit` a paged route accepts.
 pub const MAX_LIMIT: i64 = 1000;
 /// Deep offsets cost a full scan each: past this, narrow the date range instead.
 pub const MAX_OFFSET: i64 = 1_000_000;
 /// Rows of one response of the earlier API (`/client-orders`), by default and at most: each
 /// row is a few numbers, so a response stays far under a Lambda's 6 MB.
 pub const LEGACY_MAX_ROWS: i64 = 10_000;
-/// Default date range: every partition.
+/// The `from` of a range without one: before every partition.
 pub const MIN_DATE: &str = "0001-01-01";
+/// The `to` of a range without one: after every partition.
 pub const MAX_DATE: &str = "9999-12-31";
 
 /// The decoded `name=value` pairs of a query string, checked against what a route accepts.
@@ -30,6 +32,9 @@ pub struct QueryParams {
 }
 
 impl QueryParams {
+    /// Decodes `raw` (form-style: `+` is a space, then percent-decoding). Fails on a query
+    /// string longer than [`MAX_QUERY_BYTES`] or not UTF-8 once decoded, on a name not in
+    /// `allowed`, and on a name given twice.
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
         let raw = raw.unwrap_or("");
         if raw.len() > MAX_QUERY_BYTES {
@@ -57,6 +62,7 @@ impl QueryParams {
         Ok(QueryParams { pairs })
     }
 
+    /// The decoded value of `name`, if it was given (possibly empty).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
@@ -64,6 +70,7 @@ impl QueryParams {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The value of `name`, or [`ApiError::MissingParameter`].
     pub fn require(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| ApiError::MissingParameter {
             name: name.to_string(),
@@ -122,7 +129,9 @@ pub fn date(name: &str, value: &str) -> Result<String, ApiError> {
 /// `from`/`to`: inclusive partition dates (`pa_date`); both optional.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DateRange {
+    /// First date, `YYYY-MM-DD` ([`MIN_DATE`] when not given).
     pub from: String,
+    /// Last date, `YYYY-MM-DD` ([`MAX_DATE`] when not given); never before `from`.
     pub to: String,
 }
 
@@ -140,8 +149,11 @@ impl DateRange {
         self.from == MIN_DATE && self.to == MAX_DATE
     }
 
+    /// The query parameters [`DateRange::parse`] reads.
     pub const PARAMS: [&'static str; 2] = ["from", "to"];
 
+    /// Reads `from` and `to` (each a `YYYY-MM-DD` date, both optional); a `from` after `to` is
+    /// [`ApiError::ReversedRange`].
     pub fn parse(q: &QueryParams) -> Result<Self, ApiError> {
         let from = q.get("from").map(|v| date("from", v)).transpose()?;
         let to = q.get("to").map(|v| date("to", v)).transpose()?;
@@ -162,13 +174,18 @@ impl DateRange {
 /// `limit` (1..=1000, default 100) and `offset` (0..=1 000 000, default 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
+    /// Rows to return, at least 1.
     pub limit: i64,
+    /// Rows to skip first.
     pub offset: i64,
 }
 
 impl Page {
+    /// The query parameters [`Page::parse`] reads.
     pub const PARAMS: [&'static str; 2] = ["limit", "offset"];
 
+    /// Reads `limit` (1..=[`MAX_LIMIT`], default [`DEFAULT_LIMIT`]) and `offset`
+    /// (0..=[`MAX_OFFSET`], default 0), in plain digits; any other value is a 400.
     pub fn parse(q: &QueryParams) -> Result<Self, ApiError> {
         Self::parse_within(q, DEFAULT_LIMIT, MAX_LIMIT)
     }
@@ -208,13 +225,17 @@ impl Page {
 /// Response format: `format=json` (default) or `format=csv`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// A JSON envelope with typed rows and page links.
     Json,
+    /// RFC 4180 CSV with a header line.
     Csv,
 }
 
 impl Format {
+    /// The query parameter [`Format::parse`] reads.
     pub const PARAM: &'static str = "format";
 
+    /// Reads `format`: `json` (also when absent) or `csv`, in any case.
     pub fn parse(q: &QueryParams) -> Result<Self, ApiError> {
         match q.get("format") {
             None => Ok(Format::Json),

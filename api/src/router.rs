@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::backend::Backend;
 use crate::error::ApiError;
+use crate::gateway::{API_KEY_HEADER, strip_stage};
 use crate::params::{self, DateRange, Format, Page, QueryParams};
 use crate::reports::{self, ClientSort, Param, Report};
 use crate::value::ResultSet;
@@ -24,17 +25,17 @@ use crate::{dashboard, openapi, render};
 
 /// What every handler shares.
 pub struct AppState<B> {
+    /// What every report runs on.
     pub backend: B,
     /// When set, data routes require this value in the `x-api-key` header.
     pub api_key: Option<String>,
 }
 
-/// The header carrying the API key (the one API Gateway's usage plans use).
-pub const API_KEY_HEADER: &str = "x-api-key";
-
 /// A route and the query parameters it accepts (the OpenAPI document is checked against this).
 pub struct RouteSpec {
+    /// The path as axum writes it (`/runs/{run_id}`).
     pub path: &'static str,
+    /// The query parameters accepted; any other is a 400.
     pub query: &'static [&'static str],
     /// Served without the API key.
     pub public: bool,
@@ -42,6 +43,8 @@ pub struct RouteSpec {
 
 const LIST: &[&str] = &["from", "to", "limit", "offset", "format"];
 
+/// Every documented route (the dashboard's assets aside) and the query parameters it accepts:
+/// handlers check query strings against it, and a test holds the OpenAPI document to it.
 pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         path: "/",
@@ -196,42 +199,6 @@ fn is_loopback_host(host: &str) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The path prefix a request came in under and the routes do not have (`/prod` behind API
-/// Gateway's `prod` stage): the dashboard's page resolves its links under it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StagePrefix(pub String);
-
-/// Behind API Gateway with a named stage (`/prod`), `lambda_http` puts the stage in front of
-/// the path; routes do not have it. Requests without a Lambda context pass unchanged.
-async fn strip_stage(mut request: Request) -> Request {
-    use lambda_http::request::RequestContext;
-    let stage = match request.extensions().get::<RequestContext>() {
-        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
-        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
-        _ => None,
-    };
-    let Some(prefix) = stage.filter(|s| s != "$default").map(|s| format!("/{s}")) else {
-        return request;
-    };
-    let uri = request.uri();
-    if let Some(rest) = uri
-        .path()
-        .strip_prefix(&prefix)
-        .filter(|r| r.is_empty() || r.starts_with('/'))
-    {
-        let rest = if rest.is_empty() { "/" } else { rest };
-        let target = match uri.query() {
-            Some(q) => format!("{rest}?{q}"),
-            None => rest.to_string(),
-        };
-        if let Ok(new) = target.parse() {
-            *request.uri_mut() = new;
-            request.extensions_mut().insert(StagePrefix(prefix));
-        }
-    }
-    request
 }
 
 async fn require_key<B: Backend>(

@@ -8,21 +8,33 @@
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
+/// A column's type as the API reports it (`columns[].type` in a JSON page); each backend maps
+/// its own types onto these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
+    /// A 64-bit integer: ids, counts, units.
     Integer,
+    /// An exact decimal (money, volumes), with a [`Column::scale`].
     Decimal,
+    /// Text; dates (`pa_date`) are text too, `YYYY-MM-DD`.
     Text,
+    /// `true` or `false`.
     Boolean,
+    /// An instant, RFC 3339 UTC with milliseconds.
     Timestamp,
+    /// Name → value pairs (a JSON object), e.g. quarantined rows by reason.
     Map,
+    /// A list of values.
     Array,
 }
 
+/// One column of a result: its name and type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Column {
+    /// The column's name, as the SQL selects it.
     pub name: String,
+    /// Its type (`type` in JSON).
     #[serde(rename = "type")]
     pub ty: ColumnType,
     /// Fraction digits of a decimal column.
@@ -31,6 +43,7 @@ pub struct Column {
 }
 
 impl Column {
+    /// A column of type `ty` without a scale (use [`Column::decimal`] for decimals).
     pub fn new(name: impl Into<String>, ty: ColumnType) -> Self {
         Column {
             name: name.into(),
@@ -39,6 +52,7 @@ impl Column {
         }
     }
 
+    /// A decimal column with `scale` fraction digits.
     pub fn decimal(name: impl Into<String>, scale: u8) -> Self {
         Column {
             name: name.into(),
@@ -48,21 +62,30 @@ impl Column {
     }
 }
 
+/// One typed cell of a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
+    /// SQL NULL, whatever the column's type.
     Null,
+    /// An integer.
     Int(i64),
     /// Exact decimal text with the column's scale, e.g. `-12.5000`.
     Decimal(String),
+    /// Text, as stored.
     Text(String),
+    /// A boolean.
     Bool(bool),
     /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T10:00:00.000Z`.
     Timestamp(String),
+    /// Entries in the order the backend returned them.
     Map(Vec<(String, Value)>),
+    /// Items in order.
     Array(Vec<Value>),
 }
 
 impl Value {
+    /// The value on the wire: integers as numbers, decimals and timestamps as strings, maps as
+    /// objects, NULL as `null`.
     pub fn to_json(&self) -> Json {
         match self {
             Value::Null => Json::Null,
@@ -90,6 +113,7 @@ impl Value {
         }
     }
 
+    /// The integer, if this is one.
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(v) => Some(*v),
@@ -101,7 +125,9 @@ impl Value {
 /// What a query returned: typed columns and rows in the query's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResultSet {
+    /// The columns, in the query's order; present even when there are no rows.
     pub columns: Vec<Column>,
+    /// The rows, each with one value per column, in column order.
     pub rows: Vec<Vec<Value>>,
 }
 

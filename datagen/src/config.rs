@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::error::Error;
 
 /// How much to write. Both variants count data records only from the first
 /// row after the header.
@@ -25,21 +25,37 @@ pub enum Size {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
+    /// The record does not have as many fields as the header.
     FieldCount,
+    /// The record is not valid UTF-8.
     InvalidUtf8,
+    /// A `"` inside an unquoted field, or text after a closing quote.
     BadQuoting,
+    /// A quoted field that never closes (only ever the file's last row).
     UnterminatedQuote,
+    /// `client_id` is not a positive 64-bit integer.
     InvalidClientId,
+    /// `order_id` is not a positive 64-bit integer.
     InvalidOrderId,
+    /// `product_id` is not a positive 64-bit integer.
     InvalidProductId,
+    /// `client_name` is empty or blank once trimmed.
     EmptyClientName,
+    /// `product_description` is empty or blank once trimmed.
     EmptyProductDescription,
+    /// `product_price` is not a decimal that fits DECIMAL(18,4) without rounding.
     InvalidProductPrice,
+    /// `product_ccf` (units per line) is not a positive 64-bit integer.
     InvalidProductCcf,
+    /// `product_volume` is zero or not a decimal that fits DECIMAL(18,4) without rounding.
     InvalidProductVolume,
+    /// `point_of_sale_channel` is none of the accepted channels.
     UnknownChannel,
+    /// `status` is none of `created`, `delivered`, `broken`.
     UnknownStatus,
+    /// `price × ccf` or `volume × ccf` does not fit the total's DECIMAL(18,4).
     TotalOverflow,
+    /// Same `(order_id, product_id)` as an earlier valid row of the file, with different content.
     KeyConflict,
 }
 
@@ -222,11 +238,13 @@ pub struct GenConfig {
     /// different seeds never share an order id, and a larger seed has larger ids (real ids are
     /// unique across files and grow over time).
     pub seed: u64,
+    /// How much to write: a number of records or of bytes.
     pub size: Size,
     /// Distinct clients in the catalog (Zipf-skewed order counts).
     pub clients: u32,
     /// Distinct products in the catalog (Zipf-skewed popularity).
     pub products: u32,
+    /// Which bad rows, duplicates and conflicts to mix in, and how often.
     pub dirt: Dirt,
     /// Records end with CRLF instead of LF (embedded newlines stay LF).
     pub crlf: bool,

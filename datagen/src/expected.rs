@@ -24,6 +24,7 @@ pub struct Expected {
     pub quarantined_by_reason: BTreeMap<String, u64>,
     /// File size in bytes (BOM and header included).
     pub bytes: u64,
+    /// The [`GenConfig::seed`](crate::GenConfig::seed) the file was generated with.
     pub seed: u64,
 }
 

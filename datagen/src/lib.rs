@@ -56,6 +56,7 @@ mod block;
 mod catalog;
 mod config;
 mod dirt;
+mod error;
 mod expected;
 mod names;
 mod pipeline;
@@ -68,17 +69,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 pub use config::{Dirt, GenConfig, Reason, Size};
+pub use error::Error;
 pub use expected::Expected;
 pub use redeliver::{Redelivered, redeliver};
 pub use row::{CANONICAL_COLUMNS, EXTRA_COLUMNS};
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid generator config: {0}")]
-    InvalidConfig(String),
-    #[error("writing generated data: {0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// Writes one CSV file described by `cfg` to `out` and returns its exact
 /// expected counts. Runs on the current rayon pool (use

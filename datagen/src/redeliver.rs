@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 
-use crate::Error;
+use crate::error::Error;
 
 /// What [`redeliver`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 use chrono::NaiveDate;
 use futures::StreamExt;
 
+use crate::dispatch::Dispatcher;
 use crate::error::DispatchError;
 use crate::event::{BackfillRequest, ObjectEvent};
-use crate::handler::Dispatcher;
 use crate::report::{ObjectReport, Outcome, Report};
 use crate::route::RESERVE;
 use crate::traits::{Engine, Jobs, Listed, Objects};

@@ -39,12 +39,15 @@ pub async fn batch_client(endpoint: &Endpoint) -> Client {
     Client::new(&loader.load().await)
 }
 
+/// [`Jobs`] over AWS Batch, submitting to one queue and job definition; inputs bigger than the
+/// definition's size get container overrides ([`crate::sizing`]).
 pub struct BatchJobs {
     client: Client,
     target: BatchTarget,
 }
 
 impl BatchJobs {
+    /// Submits to `target` with `client` (see [`batch_client`]).
     pub fn new(client: Client, target: BatchTarget) -> BatchJobs {
         BatchJobs { client, target }
     }

@@ -7,8 +7,11 @@ use crate::sizing::JobSize;
 
 /// Default size threshold: 100 MiB. Inputs below it run in the Lambda.
 pub const DEFAULT_THRESHOLD_BYTES: u64 = 100 << 20;
+/// Default inbox prefix: only keys under `inbox/` are inputs.
 pub const DEFAULT_INBOX_PREFIX: &str = "inbox/";
 
+/// Everything the dispatcher decides by: the lake, which keys are inputs, the size above which
+/// they go to Batch, and the Batch target.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The lake: `s3://bucket/prefix` (or a local directory, for `duff dispatch`).
@@ -26,7 +29,9 @@ pub struct Config {
 /// The Batch job queue and job definition (name, name:revision or ARN).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchTarget {
+    /// The job queue jobs are submitted to.
     pub queue: String,
+    /// The job definition they run (its command is `duff job`).
     pub definition: String,
     /// The job definition's own size; inputs needing more memory get an override.
     pub job_size: JobSize,
@@ -81,6 +86,7 @@ impl Config {
         Ok(config)
     }
 
+    /// Rejects a Batch target with an empty queue or job definition.
     pub fn validate(&self) -> Result<(), DispatchError> {
         if let Some(b) = &self.batch
             && (b.queue.is_empty() || b.definition.is_empty())

@@ -20,6 +20,8 @@ const HANDOVER: Duration = Duration::from_secs(20);
 /// Lambda gives one vCPU per 1769 MB of memory (AWS Lambda documentation).
 pub const MB_PER_VCPU: f64 = 1769.0;
 
+/// [`Engine`] in this process, reading the object from S3 and committing to `lake`. A run
+/// with a deadline stops early enough to hand the object over to Batch (nothing committed).
 pub struct InProcessEngine {
     s3: aws_sdk_s3::Client,
     settings: TransferSettings,
@@ -28,6 +30,8 @@ pub struct InProcessEngine {
 }
 
 impl InProcessEngine {
+    /// Reads objects with `s3` and `settings` and runs the engine with `options`; each call
+    /// sets the run's `pa_date` (and, from its deadline, when to stop).
     pub fn new(
         s3: aws_sdk_s3::Client,
         settings: TransferSettings,

@@ -2,6 +2,8 @@
 
 use duff_engine::StorageErrorKind;
 
+/// Why the dispatcher could not do something. [`DispatchError::is_retryable`] decides whether
+/// the event is retried; [`DispatchError::code`] is what reports and logs show.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     /// The invocation's payload is none of the accepted event shapes.
@@ -14,12 +16,20 @@ pub enum DispatchError {
     /// S3 (HeadObject, listing, manifests, the ledger) or the engine itself.
     #[error(transparent)]
     Engine(#[from] duff_engine::Error),
-    /// SubmitJob failed after the SDK's own retries.
+    /// SubmitJob failed after the SDK's own retries (or DescribeJobs did, when a claim is
+    /// checked).
     #[error("AWS Batch SubmitJob: {message}")]
-    Batch { message: String, retryable: bool },
+    Batch {
+        /// The SDK's error with its context (code, message, request id).
+        message: String,
+        /// Throttling, 5xx, timeouts and connection failures; not a rejected request.
+        retryable: bool,
+    },
     /// The engine task panicked or was cancelled: nothing was committed, so a retry is safe.
     #[error("the engine task stopped: {0}")]
     Crashed(String),
+    /// The dispatcher's own configuration is unusable (a variable missing or malformed, no
+    /// Batch queue or job definition): never retried.
     #[error("invalid configuration: {0}")]
     Config(String),
     /// Some objects of a (non-SQS) invocation failed and may succeed later: the invocation

@@ -19,6 +19,7 @@ pub enum Incoming {
     Records(Vec<Record>),
     /// An SQS batch: each message wraps an S3 notification or an EventBridge event.
     Sqs(Vec<Message>),
+    /// The scheduled (or hand-made) backfill: list a prefix and dispatch what is missing.
     Backfill(BackfillRequest),
     /// S3's `s3:TestEvent`, sent when a notification is configured: nothing to do.
     TestEvent,
@@ -27,21 +28,28 @@ pub enum Incoming {
 /// One SQS message and what it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// SQS's id of the message: what `batchItemFailures` names to have it redelivered.
     pub message_id: String,
+    /// The records of the event in its body (a single [`Record::Invalid`] when the body is no
+    /// known event).
     pub records: Vec<Record>,
 }
 
 /// One record of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
+    /// An upload (or a failed Batch job's object) to check and dispatch.
     Object(ObjectEvent),
     /// Not an upload (a deletion, another EventBridge event, a test event): nothing to do.
     Ignored {
+        /// What the record named (`s3://bucket/key`, an event's source and type, a job).
         what: String,
+        /// Why it is not an upload.
         reason: String,
     },
     /// Malformed: retrying cannot fix it.
     Invalid {
+        /// What is wrong with it.
         reason: String,
     },
 }
@@ -49,12 +57,17 @@ pub enum Record {
 /// An uploaded object as an event names it (key already decoded).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectEvent {
+    /// The bucket the object is in.
     pub bucket: String,
+    /// The key, decoded (events URL-encode it: [`crate::key::decode_event_key`]).
     pub key: String,
     /// The ETag the event saw (no quotes); the object is read only if it still has it.
     pub etag: Option<String>,
+    /// The size the event (or listing) gave, in bytes. Informational: routing uses HeadObject's.
     pub size: Option<u64>,
-    /// When the upload happened: its UTC date is the partition date.
+    /// When the event says the upload happened. Informational: the partition date is the
+    /// object's LastModified date (HeadObject), which an event's time may put on the other side
+    /// of midnight.
     pub time: Option<DateTime<Utc>>,
 }
 
@@ -62,6 +75,7 @@ pub struct ObjectEvent {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillRequest {
+    /// The inbox bucket to list.
     pub bucket: String,
     /// Default: the configured inbox prefix.
     #[serde(default)]
@@ -72,6 +86,8 @@ pub struct BackfillRequest {
     /// Only objects last modified on or before this UTC date.
     #[serde(default)]
     pub to: Option<NaiveDate>,
+    /// Plan only: report what would be done, and do nothing (also the case when the
+    /// dispatcher's own config is a dry run).
     #[serde(default)]
     pub dry_run: bool,
     /// Objects per ListObjectsV2 page (default: S3's 1000).

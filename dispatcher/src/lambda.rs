@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use crate::batch::{BatchJobs, batch_client};
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
 use crate::engine::InProcessEngine;
 use crate::error::DispatchError;
-use crate::handler::Dispatcher;
 use crate::lazy_lake::OpenOnUse;
 use crate::objects::{AwsObjects, LedgerStore};
 use crate::report::Report;
@@ -28,7 +28,9 @@ pub struct Setup {
     pub s3: Endpoint,
     /// Batch endpoint override.
     pub batch: Endpoint,
+    /// How S3 objects are read and written (see [`crate::engine::lambda_tuning`]).
     pub settings: TransferSettings,
+    /// The engine's options for runs here (threads, cost basis); each run sets its `pa_date`.
     pub options: RunOptions,
 }
 
@@ -108,6 +110,9 @@ pub async fn invoke<O: Objects, J: Jobs, E: Engine>(
     lambda_response(&report)
 }
 
+/// The invocation's response for `report`: the SQS batch response for an SQS event, else the
+/// report itself, or [`DispatchError::RetryableFailures`] when some object may succeed on a
+/// retry (so that Lambda retries the invocation).
 pub fn lambda_response(report: &Report) -> Result<Value, DispatchError> {
     if report.batch_item_failures.is_some() {
         return Ok(serde_json::to_value(report.sqs_response()).expect("serialisable"));

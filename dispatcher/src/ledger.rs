@@ -33,23 +33,38 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The ledger's directory under the lake root.
 pub const LEDGER_DIR: &str = "_dispatch";
+/// How long a marker without a job id holds its run (`submitting`, or a run here with no
+/// deadline recorded): longer than any Lambda invocation, so it expires only once the
+/// invocation that wrote it is gone.
 pub const SUBMITTING_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a marker with a job id holds its run when Batch cannot say that the job ended.
 pub const SUBMITTED_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Attempts of a run that may end without a result before its input is given up.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// One run's claim, stored as JSON at [`Marker::rel_path`]: which object, since when, and
+/// where its current attempt runs (a Batch job, or this Lambda until `until`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Marker {
+    /// The run the marker claims; also its file name.
     pub run_id: String,
+    /// The input's bucket.
     pub bucket: String,
+    /// The input's key, decoded.
     pub key: String,
+    /// The input version the run is for (no quotes).
     pub etag: String,
+    /// The input's size in bytes.
     pub size: u64,
     /// When the dispatcher wrote this state.
     pub at: DateTime<Utc>,
+    /// The Batch job's id, once SubmitJob answered; `None` while submitting and for a run
+    /// here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// The Batch job's name, with `job_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
     /// Dispatches of this run so far, this one included; each earlier one ended without a
@@ -79,7 +94,10 @@ impl Marker {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Held {
     /// A job was submitted and is presumably queued or running.
-    Submitted { job_id: String },
+    Submitted {
+        /// The job the marker records.
+        job_id: String,
+    },
     /// Another invocation is submitting right now.
     Submitting,
     /// Another invocation is processing it inside its Lambda.
@@ -87,6 +105,7 @@ pub enum Held {
 }
 
 impl Held {
+    /// A sentence for the report's `skipped` reason (`already submitted to Batch as job …`).
     pub fn describe(&self) -> String {
         match self {
             Held::Submitted { job_id } => format!("already submitted to Batch as job {job_id}"),
@@ -120,10 +139,18 @@ pub fn holds(marker: &Marker, now: DateTime<Utc>) -> Option<Held> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterExpiry {
     /// The earlier attempts were the last: the input is given up.
-    GiveUp { attempts: u32 },
+    GiveUp {
+        /// Attempts made, all without a result.
+        attempts: u32,
+    },
     /// Attempt `attempts` goes ahead, to Batch when the earlier one died inside the Lambda
     /// and this one would run there too (Batch has more memory and time).
-    Retry { attempts: u32, to_batch: bool },
+    Retry {
+        /// The number of this attempt (1-based), to record in its marker.
+        attempts: u32,
+        /// Send it to Batch even though it would otherwise run here.
+        to_batch: bool,
+    },
 }
 
 /// [`AfterExpiry`] for a next attempt routed into the Lambda (`here`) or not, with or without

@@ -1,6 +1,6 @@
 //! # duff-dispatcher
 //!
-//! The Lambda that reacts to every upload (DESIGN §5). It accepts S3 notifications, EventBridge
+//! The Lambda that reacts to every upload. It accepts S3 notifications, EventBridge
 //! "Object Created" events, SQS messages wrapping either (answering with partial batch
 //! failures), S3 test events, and the scheduled backfill request; for each object it decides:
 //!
@@ -16,6 +16,7 @@
 pub mod backfill;
 pub mod batch;
 pub mod config;
+pub mod dispatch;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -31,8 +32,8 @@ pub mod sizing;
 pub mod traits;
 
 pub use config::{BatchTarget, Config};
+pub use dispatch::Dispatcher;
 pub use error::DispatchError;
-pub use handler::Dispatcher;
 pub use lambda::{AwsDispatcher, Setup, connect, invoke};
 pub use report::{ObjectReport, Outcome, Report};
 pub use traits::{

@@ -17,10 +17,19 @@ use crate::traits::{ListPage, Listed, ObjectInfo, Objects};
 /// Where ledger markers live: next to the lake's manifests.
 #[derive(Debug, Clone)]
 pub enum LedgerStore {
-    S3 { client: Client, root: S3Url },
+    /// A lake in S3: markers are objects, created with `If-None-Match: *`.
+    S3 {
+        /// The client markers are read and written with.
+        client: Client,
+        /// The lake root. Its key must be empty or end with `/`: marker paths are appended.
+        root: S3Url,
+    },
+    /// A lake in a local directory (`duff dispatch`): markers are files, created exclusively.
     Local(PathBuf),
 }
 
+/// [`Objects`] over S3 (HeadObject and listings of the inbox), the lake's manifests and the
+/// ledger in `ledger`.
 pub struct AwsObjects {
     s3: Client,
     settings: TransferSettings,
@@ -29,6 +38,7 @@ pub struct AwsObjects {
 }
 
 impl AwsObjects {
+    /// Heads and lists with `s3` and `settings`; reads manifests through `lake`.
     pub fn new(
         s3: Client,
         settings: TransferSettings,

@@ -15,10 +15,13 @@ pub enum Place {
     HereWithoutBatch,
 }
 
+/// What a dry run would have done with an object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Planned {
+    /// Run the engine in this process.
     ProcessHere,
+    /// Submit a Batch job.
     SubmitToBatch,
     /// Record the run failed (`gave_up`): its attempts all ended without a result.
     GiveUp,
@@ -30,35 +33,60 @@ pub enum Planned {
 pub enum Outcome {
     /// Processed here; the run's manifest is committed (`status` succeeded).
     Processed {
+        /// Where it ran.
         place: Place,
+        /// Data rows read.
         rows_read: u64,
+        /// Rows written to the lake.
         rows_written: u64,
+        /// Rows quarantined, key conflicts included.
         quarantined: u64,
+        /// Why it ran where it did, when that is not the normal route.
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
     /// Nothing to do: already processed (manifest exists) or already submitted.
-    Skipped { reason: String },
+    Skipped {
+        /// Why: the run is already committed, or another attempt holds its claim.
+        reason: String,
+    },
     /// A Batch job was submitted.
     Submitted {
+        /// Batch's job id.
         job_id: String,
+        /// The job's name.
         job_name: String,
+        /// Why Batch rather than here ([`crate::route::BatchReason::describe`]).
         reason: String,
     },
     /// Not an input: outside the inbox, not CSV, inside the lake, not an upload.
-    Ignored { reason: String },
+    Ignored {
+        /// Which of these.
+        reason: String,
+    },
     /// Dry run: what would have been done.
-    Planned { action: Planned, reason: String },
+    Planned {
+        /// The action.
+        action: Planned,
+        /// Why that action.
+        reason: String,
+    },
     /// Not done. `retryable`: the event is retried (SQS item failure, Lambda error); otherwise
     /// it is dropped after this report (a rejected input has its `failed` manifest).
     Failed {
+        /// A stable code ([`DispatchError::code`](crate::DispatchError::code), or the failed
+        /// manifest's error code).
         code: String,
+        /// The error message.
         reason: String,
+        /// Whether a retry of the event may succeed.
         retryable: bool,
     },
 }
 
 impl Outcome {
+    /// The outcome's `snake_case` tag (`processed`, `skipped`, …): the key of
+    /// [`Report::summary`].
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Processed { .. } => "processed",
@@ -70,6 +98,7 @@ impl Outcome {
         }
     }
 
+    /// Whether this is a failure a retry of the event may fix.
     pub fn is_retryable_failure(&self) -> bool {
         matches!(
             self,
@@ -86,11 +115,13 @@ impl Outcome {
 pub struct ObjectReport {
     /// `s3://bucket/key` (decoded key), or what the record was when there is no object.
     pub object: String,
+    /// The run id of the object's current version, once HeadObject found it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     /// The SQS message it came in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// What happened to it (flattened into the object: `"outcome": "processed", …`).
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -100,6 +131,7 @@ pub struct ObjectReport {
 pub struct Report {
     /// `s3`, `eventbridge`, `sqs`, `backfill`, `s3_test_event`.
     pub event: String,
+    /// Whether this was a dry run (nothing processed, submitted or written).
     pub dry_run: bool,
     /// Outcome name → count, over every object (listed or not).
     pub summary: BTreeMap<String, u64>,
@@ -112,6 +144,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// An empty report for an invocation of kind `event`.
     pub fn new(event: &str, dry_run: bool) -> Report {
         Report {
             event: event.into(),
@@ -132,6 +165,7 @@ impl Report {
         }
     }
 
+    /// Listed objects that failed with a retryable error.
     pub fn retryable_failures(&self) -> usize {
         self.objects
             .iter()
@@ -139,6 +173,7 @@ impl Report {
             .count()
     }
 
+    /// How many objects had the outcome named `outcome` (see [`Outcome::name`]); 0 if none.
     pub fn count(&self, outcome: &str) -> u64 {
         self.summary.get(outcome).copied().unwrap_or(0)
     }

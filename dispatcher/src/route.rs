@@ -32,15 +32,20 @@ pub enum Route {
     HereWithoutBatch(BatchReason),
 }
 
+/// Why an object goes to Batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchReason {
+    /// Its size is at or above the configured threshold.
     AtOrAboveThreshold,
+    /// The invocation has too little time left for it ([`time_suffices`]), or a run here
+    /// stopped before the deadline.
     NotEnoughTime,
     /// An earlier attempt inside the Lambda ended without a result (memory, timeout).
     EarlierAttemptDied,
 }
 
 impl BatchReason {
+    /// A phrase for reports and logs (`size at or above the threshold`, …).
     pub fn describe(self) -> &'static str {
         match self {
             BatchReason::AtOrAboveThreshold => "size at or above the threshold",

@@ -7,7 +7,9 @@
 /// vCPUs and memory of a Fargate job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobSize {
+    /// Whole vCPUs (Fargate takes 1, 2, 4, 8 or 16).
     pub vcpus: u32,
+    /// Memory in MiB; Fargate accepts only certain sizes for each vCPU count.
     pub memory_mib: u32,
 }
 
@@ -61,7 +63,7 @@ fn fargate_memory(vcpus: u32) -> Vec<u32> {
 /// The job size for an input: `None` when the job definition's own size is enough, else the
 /// smallest valid Fargate size (never fewer vCPUs or less memory than the definition's) with
 /// the memory needed, or the largest Fargate size when nothing is big enough (such an input
-/// needs the split job of DESIGN §7; the dispatcher logs it).
+/// would need splitting across several jobs; the dispatcher logs it).
 pub fn size_for(bytes: u64, gzip: bool, definition: JobSize) -> Option<JobSize> {
     let needed = memory_needed_mib(bytes, gzip);
     if needed <= u64::from(definition.memory_mib) {

@@ -1305,7 +1305,7 @@ fn lake_maintenance_on_a_missing_lake_says_so_and_creates_nothing() {
 }
 
 /// Two uploads stamped with the same ingestion time and the same keys: the version of the
-/// larger run id is current, whichever upload is folded first (DESIGN: largest `ingested_at`,
+/// larger run id is current, whichever upload is folded first (the rule of the current state: largest `ingested_at`,
 /// then `run_id`), and the marts follow it.
 #[test]
 fn a_tie_in_ingestion_time_goes_to_the_larger_run_id_whatever_the_fold_order() {

@@ -1,7 +1,7 @@
 //! An independent, deliberately naive implementation of the data contract on top of the `csv`
 //! crate. It shares no code with the engine: splitting, quoting checks, number parsing and
 //! dedup are all written again the obvious way, so the differential tests compare two
-//! implementations of DESIGN §3, not one with itself.
+//! implementations of the input rules (the README's "The data contract"), not one with itself.
 
 use std::collections::HashMap;
 

@@ -35,6 +35,8 @@ pub fn column(name: &str, ty: &DataType) -> Result<Column, ApiError> {
     })
 }
 
+/// Converts query results to typed rows: decimals keep their scale, timestamps become RFC 3339
+/// UTC with milliseconds. A column type the API has no form for is [`ApiError::Internal`].
 pub fn to_result_set(
     schema: &arrow::datatypes::Schema,
     batches: &[RecordBatch],

@@ -20,7 +20,9 @@ use crate::value::{Column, ResultSet};
 /// Where and how queries run. [`AthenaConfig::from_env`] reads what the infra stack sets.
 #[derive(Debug, Clone)]
 pub struct AthenaConfig {
+    /// The workgroup queries run in (its scan limit and result location apply).
     pub workgroup: String,
+    /// The Glue database holding the lake's tables.
     pub database: String,
     /// `s3://…` for results, when the workgroup does not enforce its own.
     pub output_location: Option<String>,
@@ -28,6 +30,7 @@ pub struct AthenaConfig {
     pub deadline: Duration,
     /// First wait before polling; doubled after every poll up to `max_poll`.
     pub first_poll: Duration,
+    /// The longest wait between two polls.
     pub max_poll: Duration,
     /// Rows per `GetQueryResults` page (Athena's maximum is 1000).
     pub page_size: i32,
@@ -37,10 +40,16 @@ pub struct AthenaConfig {
 }
 
 impl AthenaConfig {
+    /// The environment variable holding [`AthenaConfig::workgroup`] (required).
     pub const ENV_WORKGROUP: &'static str = "DUFF_ATHENA_WORKGROUP";
+    /// The environment variable holding [`AthenaConfig::database`] (required).
     pub const ENV_DATABASE: &'static str = "DUFF_ATHENA_DATABASE";
+    /// The environment variable holding [`AthenaConfig::output_location`] (optional).
     pub const ENV_OUTPUT: &'static str = "DUFF_ATHENA_OUTPUT";
 
+    /// The defaults for `workgroup` and `database`: a 25 s deadline (inside API Gateway's
+    /// 29 s), polls from 100 ms doubling up to 1 s, pages of 1000 rows, results reused up to
+    /// 5 minutes, the workgroup's own output location.
     pub fn new(workgroup: impl Into<String>, database: impl Into<String>) -> Self {
         AthenaConfig {
             workgroup: workgroup.into(),
@@ -77,6 +86,8 @@ impl AthenaConfig {
     }
 }
 
+/// [`Backend`] over Athena: one query execution per report, bounded by
+/// [`AthenaConfig::deadline`] (then stopped and answered 504).
 #[derive(Debug, Clone)]
 pub struct AthenaBackend {
     client: Client,
@@ -90,6 +101,7 @@ pub struct AthenaBackend {
 pub const FOLDED_STATE_TTL: Duration = Duration::from_secs(30);
 
 impl AthenaBackend {
+    /// Runs queries with `client` as `config` says. Makes no request until the first query.
     pub fn new(client: Client, config: AthenaConfig) -> Self {
         AthenaBackend {
             client,

@@ -27,6 +27,8 @@ use crate::reports::{Param, Report};
 use crate::tables::runs_arrow_schema;
 use crate::value::ResultSet;
 
+/// [`Backend`] over a local lake with DataFusion, reading only what the tables' Delta logs
+/// commit. Clones share the session and the limit on queries at once.
 #[derive(Clone)]
 pub struct EmbeddedBackend {
     ctx: SessionContext,
@@ -93,6 +95,7 @@ impl EmbeddedBackend {
         })
     }
 
+    /// The lake's directory, canonicalised.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::router::StagePrefix;
+use crate::gateway::StagePrefix;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const DASHBOARD_JS: &str = include_str!("dashboard.js");
@@ -42,6 +42,8 @@ fn asset_response(content_type: &'static str, body: impl IntoResponse) -> Respon
         .into_response()
 }
 
+/// `GET /`: the dashboard page, its `<base>` set to the API Gateway stage when there is one
+/// (a stage name with other characters than letters, digits, `_` and `-` is ignored).
 pub async fn page(stage: Option<Extension<StagePrefix>>) -> Response {
     let html = match stage {
         // Stage names are letters, digits and `_`: anything else is left out of the page.
@@ -58,6 +60,7 @@ pub async fn page(stage: Option<Extension<StagePrefix>>) -> Response {
     asset_response("text/html; charset=utf-8", html)
 }
 
+/// `GET /assets/{file}`: `dashboard.js` or `dashboard.css`; any other name is a 404.
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     match file.as_str() {
         "dashboard.js" => Ok(asset_response(

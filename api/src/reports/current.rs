@@ -76,15 +76,35 @@ OFFSET $1 LIMIT $2"
     };
 }
 
+/// Totals per client from `mart_clients`, `sales` descending (ties: ascending `client_id`).
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_SALES_DESC: &str = client_totals!("c.sales DESC");
+/// Totals per client from `mart_clients`, `sales` ascending (ties: ascending `client_id`).
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_SALES_ASC: &str = client_totals!("c.sales ASC");
+/// Totals per client from `mart_clients`, `orders` descending (ties: ascending `client_id`).
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_ORDERS_DESC: &str = client_totals!("c.orders DESC");
+/// Totals per client from `mart_clients`, `orders` ascending (ties: ascending `client_id`).
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_ORDERS_ASC: &str = client_totals!("c.orders ASC");
+/// Totals per client from `mart_clients`, `units` descending (ties: ascending `client_id`).
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_UNITS_DESC: &str = client_totals!("c.units DESC");
+/// Totals per client from `mart_clients`, `units` ascending (ties: ascending `client_id`).
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_UNITS_ASC: &str = client_totals!("c.units ASC");
+/// Totals per client from `mart_clients`, `volume` descending (ties: ascending `client_id`).
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_VOLUME_DESC: &str = client_totals!("c.volume DESC");
+/// Totals per client from `mart_clients`, `volume` ascending (ties: ascending `client_id`).
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_VOLUME_ASC: &str = client_totals!("c.volume ASC");
+/// Totals per client from `mart_clients`, `client_id` descending.
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_ID_DESC: &str = client_totals!("c.client_id DESC");
+/// Totals per client from `mart_clients`, `client_id` ascending.
+/// $1 offset, $2 limit.
 pub const CLIENT_TOTALS_ID_ASC: &str = client_totals!("c.client_id ASC");
 
 /// $1 client_id, $2 status ('' = any), $3 offset, $4 limit.

@@ -8,7 +8,9 @@ pub mod current;
 /// A bound parameter value. Only these two types exist, so a backend can always bind them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Param {
+    /// An id, a count, an offset or a limit.
     Int(i64),
+    /// A date (`YYYY-MM-DD`), a run id, a status or reason code; `''` for "any".
     Text(String),
 }
 
@@ -33,8 +35,13 @@ impl From<String> for Param {
 /// A report: a name (logs, JSON `report` field), its SQL, and what `$1`, `$2`… mean.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Report {
+    /// The report's name in logs and in the JSON envelope's `report` field. A report and its
+    /// current-state form share it.
     pub name: &'static str,
+    /// The SQL, with numbered placeholders (`$1`, `$2`…).
     pub sql: &'static str,
+    /// What each placeholder is: `params[n - 1]` names `$n`. Every placeholder is declared and
+    /// every declared parameter used (a unit test holds this).
     pub params: &'static [&'static str],
     /// The same report read from the current state and its marts, for a request over every
     /// date (its parameters are these without the leading `from` and `to`).
@@ -80,6 +87,8 @@ const CLIENT_PAGE: &[&str] = &["client_id", "offset", "limit"];
 const DATES_PAGE: &[&str] = &["from", "to", "offset", "limit"];
 const CLIENT: &[&str] = &["from", "to", "client_id"];
 
+/// `/clients/{client_id}/orders`: the latest version of each of the client's order lines, by
+/// order and product.
 pub static CLIENT_ORDERS: Report = Report {
     name: "client_orders",
     sql: sql::CLIENT_ORDERS,
@@ -90,12 +99,15 @@ pub static CLIENT_ORDERS: Report = Report {
         &["client_id", "status", "offset", "limit"],
     )),
 };
+/// Whether a client has any order line in a committed run: tells "no such client" (404) from
+/// an empty page.
 pub static CLIENT_EXISTS: Report = Report {
     name: "client_exists",
     sql: sql::CLIENT_EXISTS,
     params: &["client_id"],
     current: None,
 };
+/// `/client-orders?resource=client_orders`: per client, its orders and the money it spent.
 pub static LEGACY_CLIENT_TOTALS: Report = Report {
     name: "client_orders",
     sql: sql::LEGACY_CLIENT_TOTALS,
@@ -106,6 +118,7 @@ pub static LEGACY_CLIENT_TOTALS: Report = Report {
         CLIENT_PAGE,
     )),
 };
+/// `/client-orders?resource=status_summary` without a client: order lines per status.
 pub static LEGACY_STATUS_COUNTS: Report = Report {
     name: "status_summary",
     sql: sql::LEGACY_STATUS_COUNTS,
@@ -116,6 +129,7 @@ pub static LEGACY_STATUS_COUNTS: Report = Report {
         &[],
     )),
 };
+/// `/client-orders?resource=status_summary&client_id=…`: one client's order lines per status.
 pub static CLIENT_STATUS_COUNTS: Report = Report {
     name: "status_summary",
     sql: sql::CLIENT_STATUS_COUNTS,
@@ -126,6 +140,7 @@ pub static CLIENT_STATUS_COUNTS: Report = Report {
         CLIENT_ONLY,
     )),
 };
+/// `/client-orders?resource=orders_by_client`: one client's totals per order.
 pub static CLIENT_ORDER_TOTALS: Report = Report {
     name: "orders_by_client",
     sql: sql::CLIENT_ORDER_TOTALS,
@@ -136,6 +151,7 @@ pub static CLIENT_ORDER_TOTALS: Report = Report {
         CLIENT_PAGE,
     )),
 };
+/// `/sales/by-product`: totals per product, best-selling first.
 pub static SALES_BY_PRODUCT: Report = Report {
     name: "sales_by_product",
     sql: sql::SALES_BY_PRODUCT,
@@ -146,12 +162,14 @@ pub static SALES_BY_PRODUCT: Report = Report {
         PAGE,
     )),
 };
+/// `/sales/by-status`: totals per order-line status, every status listed.
 pub static SALES_BY_STATUS: Report = Report {
     name: "sales_by_status",
     sql: sql::SALES_BY_STATUS,
     params: DATES_PAGE,
     current: Some(&current("sales_by_status", current::SALES_BY_STATUS, PAGE)),
 };
+/// `/sales/by-channel`: totals per point-of-sale channel, every channel listed.
 pub static SALES_BY_CHANNEL: Report = Report {
     name: "sales_by_channel",
     sql: sql::SALES_BY_CHANNEL,
@@ -162,18 +180,21 @@ pub static SALES_BY_CHANNEL: Report = Report {
         PAGE,
     )),
 };
+/// `/sales/by-day`: totals per `pa_date` and channel.
 pub static SALES_BY_DAY: Report = Report {
     name: "sales_by_day",
     sql: sql::SALES_BY_DAY,
     params: DATES_PAGE,
     current: Some(&current("sales_by_day", current::SALES_BY_DAY, PAGE)),
 };
+/// `/runs`: runs (succeeded and failed) with their counts, newest first.
 pub static RUNS: Report = Report {
     name: "runs",
     sql: sql::RUNS,
     params: &["from", "to", "status", "offset", "limit"],
     current: None,
 };
+/// `/runs/{run_id}`: every column of one run; no row when there is no such run.
 pub static RUN: Report = Report {
     name: "run",
     sql: sql::RUN,
@@ -187,12 +208,16 @@ pub static EVERY_RUN_FOLDED: Report = Report {
     params: &[],
     current: None,
 };
+/// `/runs/{run_id}/quarantine`: a committed run's quarantined rows, raw text cut at 1024
+/// characters.
 pub static RUN_QUARANTINE: Report = Report {
     name: "run_quarantine",
     sql: sql::RUN_QUARANTINE,
     params: &["run_id", "reason", "offset", "limit"],
     current: None,
 };
+/// `/runs/{run_id}/quarantine/{source_line}`: the quarantined rows of one source line, with
+/// their whole raw text.
 pub static RUN_QUARANTINE_LINE: Report = Report {
     name: "run_quarantine_line",
     sql: sql::RUN_QUARANTINE_LINE,
@@ -204,16 +229,23 @@ pub static RUN_QUARANTINE_LINE: Report = Report {
 /// cannot be a bound parameter, and request text never becomes SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientSort {
+    /// By money spent (`sales`): the default.
     Sales,
+    /// By distinct orders.
     Orders,
+    /// By units bought (the sum of `product_ccf`).
     Units,
+    /// By volume bought.
     Volume,
+    /// By client id.
     ClientId,
 }
 
 impl ClientSort {
+    /// The `sort` parameter's accepted values, in variant order.
     pub const NAMES: [&'static str; 5] = ["sales", "orders", "units", "volume", "client_id"];
 
+    /// The ordering a `sort` value names (exact, lower case); `None` for any other text.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "sales" => ClientSort::Sales,
@@ -225,6 +257,7 @@ impl ClientSort {
         })
     }
 
+    /// The totals-per-client report with this ordering (ties always by ascending client id).
     pub fn report(self, descending: bool) -> &'static Report {
         use ClientSort::*;
         match (self, descending) {
@@ -264,6 +297,8 @@ static CLIENT_TOTALS_CURRENT: [Report; 10] = [
     current("client_totals", current::CLIENT_TOTALS_ID_ASC, PAGE),
 ];
 
+/// `/clients`: totals per client, one report per [`ClientSort`] and direction (descending,
+/// then ascending); pick one with [`ClientSort::report`].
 pub static CLIENT_TOTALS: [Report; 10] = [
     client_totals(sql::CLIENT_TOTALS_SALES_DESC, &CLIENT_TOTALS_CURRENT[0]),
     client_totals(sql::CLIENT_TOTALS_SALES_ASC, &CLIENT_TOTALS_CURRENT[1]),

@@ -266,15 +266,35 @@ OFFSET $3 LIMIT $4"
     };
 }
 
+/// Totals per client, `sales` descending (ties: ascending `client_id`).
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_SALES_DESC: &str = client_totals!("c.sales DESC");
+/// Totals per client, `sales` ascending (ties: ascending `client_id`).
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_SALES_ASC: &str = client_totals!("c.sales ASC");
+/// Totals per client, `orders` descending (ties: ascending `client_id`).
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_ORDERS_DESC: &str = client_totals!("c.orders DESC");
+/// Totals per client, `orders` ascending (ties: ascending `client_id`).
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_ORDERS_ASC: &str = client_totals!("c.orders ASC");
+/// Totals per client, `units` descending (ties: ascending `client_id`).
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_UNITS_DESC: &str = client_totals!("c.units DESC");
+/// Totals per client, `units` ascending (ties: ascending `client_id`).
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_UNITS_ASC: &str = client_totals!("c.units ASC");
+/// Totals per client, `volume` descending (ties: ascending `client_id`).
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_VOLUME_DESC: &str = client_totals!("c.volume DESC");
+/// Totals per client, `volume` ascending (ties: ascending `client_id`).
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_VOLUME_ASC: &str = client_totals!("c.volume ASC");
+/// Totals per client, `client_id` descending.
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_ID_DESC: &str = client_totals!("c.client_id DESC");
+/// Totals per client, `client_id` ascending.
+/// $1 from, $2 to, $3 offset, $4 limit.
 pub const CLIENT_TOTALS_ID_ASC: &str = client_totals!("c.client_id ASC");
 
 /// $1 from, $2 to, $3 offset, $4 limit. `orders` = order lines: a key is one product of one order.

@@ -10,7 +10,10 @@ use duff_engine::Error;
 /// A bucket and a key (or key prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Url {
+    /// The bucket name, never empty.
     pub bucket: String,
+    /// The key, or the key prefix of a directory-like location; empty for the bucket's root.
+    /// Kept as written: a trailing `/` is neither added nor removed.
     pub key: String,
 }
 
@@ -64,6 +67,7 @@ pub struct TransferSettings {
     pub max_attempts: u32,
     /// First retry delay; doubled per attempt, with full jitter, capped at `max_backoff`.
     pub initial_backoff: Duration,
+    /// The longest delay before any retry.
     pub max_backoff: Duration,
 }
 
@@ -82,6 +86,8 @@ impl Default for TransferSettings {
 }
 
 impl TransferSettings {
+    /// Rejects settings the adapters cannot work with: a zero chunk size or concurrency, parts
+    /// below S3's 5 MiB minimum, or no attempt at all. Both adapters check on creation.
     pub fn validate(&self) -> Result<(), Error> {
         if self.read_chunk_bytes == 0 || self.read_concurrency == 0 || self.upload_concurrency == 0
         {
@@ -114,7 +120,10 @@ impl TransferSettings {
 /// talk to a local S3-protocol server).
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {
+    /// The service's base URL (`http://127.0.0.1:9000`); requests then go path-style, and a
+    /// plain `http://` URL is allowed.
     pub url: Option<String>,
+    /// The region to sign requests for.
     pub region: Option<String>,
     /// Access key id and secret.
     pub credentials: Option<(String, String)>,

@@ -28,12 +28,15 @@ pub use source::S3Source;
 /// Where an input or a lake lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
+    /// A path on this machine: a file for an input, a directory for a lake.
     Local(PathBuf),
+    /// An object (an input) or a key prefix (a lake) in S3.
     S3(S3Url),
 }
 
 impl Location {
-    /// `s3://bucket/key` or a local path.
+    /// `s3://bucket/key` or a local path: anything that does not start with `s3://` is a path.
+    /// Fails only on an `s3://` URL without a bucket.
     pub fn parse(s: &str) -> Result<Location, Error> {
         match S3Url::parse(s) {
             Some(url) => Ok(Location::S3(url?)),
@@ -41,6 +44,7 @@ impl Location {
         }
     }
 
+    /// Whether this location needs the AWS side (an S3 client and a runtime).
     pub fn is_s3(&self) -> bool {
         matches!(self, Location::S3(_))
     }

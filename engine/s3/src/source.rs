@@ -27,10 +27,17 @@ pub struct S3Source {
     client: Client,
     runtime: Handle,
     settings: TransferSettings,
+    /// The object's bucket and key.
     pub url: S3Url,
+    /// The object's size in bytes (compressed size for a `.gz` key).
     pub size: u64,
+    /// The ETag as S3 returned it (quoted). It is the source version in the run id, and every
+    /// GET of an unversioned object is pinned to it.
     pub etag: String,
+    /// The version id in a versioned bucket; GETs then read exactly this version.
     pub version_id: Option<String>,
+    /// The object's LastModified: a run's default `ingested_at`, and its UTC date the default
+    /// `pa_date`. The time of the HeadObject when S3 did not return one.
     pub last_modified: DateTime<Utc>,
     requests: Arc<AtomicU64>,
 }

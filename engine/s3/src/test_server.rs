@@ -15,8 +15,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
+/// The only access key id the server accepts (see [`S3Server::endpoint`] and [`S3Server::env`]).
 pub const ACCESS_KEY: &str = "duff-test-key";
+/// The secret that goes with [`ACCESS_KEY`].
 pub const SECRET_KEY: &str = "duff-test-secret";
+/// The region clients sign for.
 pub const REGION: &str = "us-east-1";
 
 /// Faults to inject, by request count. Zero disables a fault.
@@ -38,8 +41,12 @@ pub struct Faults {
 
 /// The running server.
 pub struct S3Server {
+    /// Base URL, `http://127.0.0.1:<port>` (a free port picked at start).
     pub endpoint: String,
+    /// The temporary directory behind the server: one subdirectory per bucket, plus s3s-fs's
+    /// bookkeeping of open multipart uploads. Removed when the server is dropped.
     pub root: PathBuf,
+    /// Faults to inject; change them at any time, they apply to the next requests.
     pub faults: Arc<Faults>,
     counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
     lists: Arc<Mutex<BTreeMap<String, u64>>>,
