@@ -9,6 +9,7 @@ mod fixtures;
 mod guarantees;
 mod infra;
 mod lake;
+mod layout;
 mod marts;
 mod optimize;
 mod reference;
