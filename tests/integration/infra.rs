@@ -42,6 +42,6 @@ fn cfn_lint_passes_on_every_template() {
     assert!(
         code & !8 == 0,
         "cfn-lint {} found problems (exit {code}):\n{output}",
-        cfn_lint::CFN_LINT_VERSION
+        cfn_lint::version()
     );
 }

@@ -483,11 +483,7 @@ fn an_independent_delta_reader_sees_exactly_the_committed_rows() {
             .success()
     );
     must_succeed(duff_run(&input, &lake, None, &[]));
-    let python = crate::venv::python_with(
-        "deltalake",
-        &["deltalake==1.6.6", "pyarrow==26.0.1"],
-        "import deltalake, pyarrow",
-    );
+    let python = crate::venv::tool_python("deltalake", "import deltalake, pyarrow");
     let script = r#"
 import json, os, sys
 from urllib.parse import unquote, urlparse
@@ -1068,11 +1064,7 @@ fn the_current_state_is_the_latest_version_of_every_line_whatever_the_order_of_u
     crate::marts::assert_marts_match_history(&lake);
     // And by the other reader: Python `deltalake` reads both tables and recomputes the latest
     // version of every line itself.
-    let python = crate::venv::python_with(
-        "deltalake",
-        &["deltalake==1.6.6", "pyarrow==26.0.1"],
-        "import deltalake, pyarrow",
-    );
+    let python = crate::venv::tool_python("deltalake", "import deltalake, pyarrow");
     let script = r#"
 import os, sys
 from deltalake import DeltaTable

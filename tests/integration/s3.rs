@@ -890,11 +890,7 @@ fn an_independent_delta_reader_reads_the_s3_lake_over_the_s3_protocol() {
     server.put(INBOX, "g.csv", &sample(5_000, 19));
     let done = run_s3(&server, "g.csv", "", &fixed_options(), &small_transfers()).unwrap();
     assert!(matches!(done, RunOutcome::Succeeded(_)), "{done:?}");
-    let python = crate::venv::python_with(
-        "deltalake",
-        &["deltalake==1.6.6", "pyarrow==26.0.1"],
-        "import deltalake, pyarrow",
-    );
+    let python = crate::venv::tool_python("deltalake", "import deltalake, pyarrow");
     let script = r#"
 import json, os, sys
 from deltalake import DeltaTable

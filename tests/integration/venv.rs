@@ -1,65 +1,26 @@
-//! Pinned Python tools in virtualenvs under the cargo target dir, installed from PyPI on first
-//! use (CI machines are fresh). Never skipped: if a tool cannot be installed, the test fails and
-//! says why.
+//! Pinned Python tools the tests run, each in a virtualenv under the cargo target dir
+//! (`target/tmp/venv-<name>`) that `tests/tools/install` creates from `tests/tools/<name>.txt`.
+//! The tests install nothing: a missing or outdated tool fails the test with the command that
+//! installs it (`.ci/run` runs it first).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The python of a virtualenv holding `requirements` (pinned `name==version` lines), installing
-/// them first if `probe` (Python code that exits 0 when the install is usable) fails. The venv
-/// is built under a temporary name and renamed into place, so concurrent test runs never see
-/// half an install.
-pub fn python_with(name: &str, requirements: &[&str], probe: &str) -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = base.join(format!(
-        "venv-{name}-{}",
-        requirements.join("-").replace("==", "")
-    ));
+/// The python of the `name` tool's virtualenv, after checking that it holds exactly the
+/// requirements pinned in `tests/tools/<name>.txt` and that `probe` (Python code that exits 0
+/// when the tool is usable) passes.
+pub fn tool_python(name: &str, probe: &str) -> PathBuf {
+    let pins = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/tools/{name}.txt"));
+    let wanted = std::fs::read_to_string(&pins)
+        .unwrap_or_else(|e| panic!("{name}: no pinned requirements at {}: {e}", pins.display()));
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{name}"));
     let python = venv.join("bin/python");
-    if probe_passes(&python, probe) {
-        return python;
-    }
-    let staging = venv.with_extension(format!("partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(base).unwrap();
-    let system_python = ["python3", "python"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .unwrap_or_else(|| panic!("{name}: no python3 on PATH to create a virtualenv"));
-    must(
-        name,
-        Command::new(system_python)
-            .args(["-m", "venv"])
-            .arg(&staging),
-        "create a virtualenv (is the python3 venv module installed? Debian: apt-get install python3-venv)",
-    );
-    must(
-        name,
-        Command::new(staging.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-input",
-            ])
-            .args(requirements),
-        &format!("pip install {} from PyPI", requirements.join(" ")),
-    );
-    if std::fs::rename(&staging, &venv).is_err() {
-        // Another run got there first; use its install.
-        let _ = std::fs::remove_dir_all(&staging);
-    }
+    let installed = std::fs::read_to_string(venv.join("requirements.txt")).unwrap_or_default();
     assert!(
-        probe_passes(&python, probe),
-        "{name}: {} is not usable in {} after installing it",
-        requirements.join(" "),
+        installed == wanted && probe_passes(&python, probe),
+        "{name}: the tests need {} in {}, which is missing or outdated: run `tests/tools/install` \
+         (it installs the tests' tools from PyPI and apt-get)",
+        wanted.split_whitespace().collect::<Vec<_>>().join(" "),
         venv.display()
     );
     python
@@ -71,18 +32,6 @@ fn probe_passes(python: &Path, probe: &str) -> bool {
             .args(["-c", probe])
             .output()
             .is_ok_and(|o| o.status.success())
-}
-
-fn must(name: &str, cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{name}: cannot {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{name}: cannot {what} ({}):\n{}",
-        out.status,
-        text(&out)
-    );
 }
 
 pub fn text(out: &Output) -> String {

@@ -1,5 +1,5 @@
-//! The dashboard in headless Chromium (Debian's `chromium`, installed with apt-get when
-//! missing): the page loads without console errors, the charts render the reports' numbers, a
+//! The dashboard in headless Chromium (Debian's `chromium`, installed by
+//! `tests/tools/install`): the page loads without console errors, the charts render the reports' numbers, a
 //! client lookup from the URL shows that client's orders. A screenshot is kept under
 //! `target/tmp/api-dashboard.png`.
 
@@ -10,29 +10,13 @@ use super::{Measures, lake, money, server};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Chromium, installed if missing; a clear failure (never a skip) when it cannot be.
+/// Chromium; a clear failure (never a skip) when it is missing.
 fn chromium() -> &'static Path {
-    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    READY.get_or_init(|| {
-        if Path::new(CHROMIUM).exists() {
-            return;
-        }
-        let run = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
-        let installed =
-            run(&["update"]) && run(&["install", "-y", "--no-install-recommends", "chromium"]);
-        assert!(
-            installed && Path::new(CHROMIUM).exists(),
-            "the dashboard test needs Debian's chromium at {CHROMIUM} and could not install it \
-             (run `apt-get install -y chromium` as root)"
-        );
-    });
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "the dashboard test needs Debian's chromium at {CHROMIUM}: run `tests/tools/install` \
+         (it installs the tests' tools with apt-get and from PyPI)"
+    );
     Path::new(CHROMIUM)
 }
 

@@ -1,17 +1,23 @@
-//! A pinned cfn-lint in a virtualenv under the cargo target dir (see [`crate::venv`]).
+//! The pinned cfn-lint (`tests/tools/cfn-lint.txt`, installed by `tests/tools/install`).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-pub const CFN_LINT_VERSION: &str = "1.58.0";
+/// The version `tests/tools/cfn-lint.txt` pins.
+pub fn version() -> &'static str {
+    include_str!("../../tools/cfn-lint.txt")
+        .trim()
+        .strip_prefix("cfn-lint==")
+        .expect("tests/tools/cfn-lint.txt pins cfn-lint==<version>")
+}
 
 /// Runs cfn-lint on the files; returns its exit code and combined output.
 pub fn run(files: &[PathBuf]) -> (i32, String) {
-    let python = crate::venv::python_with(
+    let python = crate::venv::tool_python(
         "cfn-lint",
-        &[&format!("cfn-lint=={CFN_LINT_VERSION}")],
         &format!(
-            "import sys, cfnlint.version; sys.exit(cfnlint.version.__version__ != '{CFN_LINT_VERSION}')"
+            "import sys, cfnlint.version; sys.exit(cfnlint.version.__version__ != '{}')",
+            version()
         ),
     );
     let out = Command::new(&python)
