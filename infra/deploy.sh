@@ -35,6 +35,10 @@ Options (environment variable in brackets):
   --api-auth iam|key     who may call the API [DUFF_API_AUTH] (default: iam): iam = requests
                          signed (SigV4) by principals given the stack's readers policy; key = an
                          API key under a usage plan (needed to open the dashboard in a browser)
+  --api-backend athena|lake
+                         where the API computes reports [DUFF_API_BACKEND] (default: athena):
+                         athena = Athena queries; lake = the API Lambda reads the lake's Delta
+                         tables in S3 itself (docs/api.md, "Backends")
   --param STACK:K=V      any other stack parameter, repeatable; STACK is one of
                          storage, catalog, batch, dispatch, api
                          (e.g. --param batch:JobVcpu=4 --param batch:JobMemoryMiB=8192)
@@ -62,6 +66,7 @@ IMAGE_TAG="${DUFF_IMAGE_TAG:-}"
 SIZE_THRESHOLD=""
 SCHEDULE=""
 API_AUTH="${DUFF_API_AUTH:-iam}"
+API_BACKEND="${DUFF_API_BACKEND:-athena}"
 EXTRA_PARAMS=()
 SKIP_BUILD=false
 DRY_RUN=false
@@ -80,6 +85,7 @@ while [[ $# -gt 0 ]]; do
     --size-threshold) need_value "$@"; SIZE_THRESHOLD="$2"; shift 2 ;;
     --schedule) need_value "$@"; SCHEDULE="$2"; shift 2 ;;
     --api-auth) need_value "$@"; API_AUTH="$2"; shift 2 ;;
+    --api-backend) need_value "$@"; API_BACKEND="$2"; shift 2 ;;
     --param) need_value "$@"; EXTRA_PARAMS+=("$2"); shift 2 ;;
     --skip-build) SKIP_BUILD=true; shift ;;
     --dry-run) DRY_RUN=true; shift ;;
@@ -96,6 +102,11 @@ case "$API_AUTH" in
   iam) API_AUTH_PARAM=IAM ;;
   key) API_AUTH_PARAM=API_KEY ;;
   *) die "--api-auth '$API_AUTH': expected iam or key" ;;
+esac
+case "$API_BACKEND" in
+  athena) API_BACKEND_PARAM=Athena ;;
+  lake) API_BACKEND_PARAM=Lake ;;
+  *) die "--api-backend '$API_BACKEND': expected athena or lake" ;;
 esac
 if [[ -n "$VPC_ID" && -z "$SUBNET_IDS" ]] || [[ -z "$VPC_ID" && -n "$SUBNET_IDS" ]]; then
   die "--vpc-id and --subnet-ids go together"
@@ -269,8 +280,8 @@ dispatch_params=(DispatcherCodeKey="$DISPATCHER_CODE_KEY")
 [[ -n "$SCHEDULE" ]] && dispatch_params+=(BackfillScheduleExpression="$SCHEDULE")
 deploy_stack dispatch "${dispatch_params[@]}"
 
-step "deploy stack $(stack_name api) (API Lambda, API Gateway, $API_AUTH authorization)"
-deploy_stack api ApiCodeKey="$API_CODE_KEY" ApiAuth="$API_AUTH_PARAM"
+step "deploy stack $(stack_name api) (API Lambda over $API_BACKEND, API Gateway, $API_AUTH authorization)"
+deploy_stack api ApiCodeKey="$API_CODE_KEY" ApiAuth="$API_AUTH_PARAM" ApiBackend="$API_BACKEND_PARAM"
 
 # ------------------------------------------------------------------ outputs
 step "print outputs"

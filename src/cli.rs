@@ -180,9 +180,10 @@ pub struct QuickstartArgs {
 #[cfg(feature = "serve")]
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Root directory of the lake to serve.
+    /// The lake to serve: a local directory, or an s3://bucket/prefix URL read directly (the
+    /// API Lambda's `lake` backend; AWS_ENDPOINT_URL_S3 points it at any S3-protocol server).
     #[arg(long, env = "DUFF_LAKE")]
-    pub lake: PathBuf,
+    pub lake: String,
     /// Address to listen on (port 0 picks a free port; the URL is printed). On a loopback
     /// address only requests for localhost are answered (DNS rebinding); elsewhere without a
     /// key, a warning says that anyone who can reach it reads every report.

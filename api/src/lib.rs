@@ -34,6 +34,7 @@ pub mod value;
 
 pub use backend::Backend;
 pub use backend::athena::{AthenaBackend, AthenaConfig};
+pub use backend::choice::BackendChoice;
 pub use backend::embedded::EmbeddedBackend;
 pub use error::ApiError;
 pub use gateway::API_KEY_HEADER;

@@ -1,5 +1,5 @@
-//! `duff serve`: the reporting API and dashboard over a local lake (the embedded engine stands
-//! in for Athena; the router is the one the API Lambda runs).
+//! `duff serve`: the reporting API and dashboard over a lake, local or in S3 (the embedded
+//! engine stands in for Athena; the router is the one the API Lambda runs).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use duff_api::{EmbeddedBackend, loopback_only, router};
+use duff_s3::{Endpoint, Location, TransferSettings};
 
 use crate::cli::ServeArgs;
 
@@ -25,29 +26,50 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => std::env::var("DUFF_API_KEY").ok().filter(|k| !k.is_empty()),
     };
-    serve_lake(&args.lake, args.addr, api_key, args.threads)?;
+    let backend = match Location::parse(&args.lake)? {
+        Location::Local(dir) => {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "no lake at {}: create one with `duff run <file.csv> --lake {}`",
+                dir.display(),
+                dir.display()
+            );
+            EmbeddedBackend::open(&dir, args.threads)?
+        }
+        Location::S3(url) => {
+            let store = duff_s3::object_store(
+                &TransferSettings::default(),
+                &Endpoint::default(),
+                &url.bucket,
+            )?;
+            EmbeddedBackend::open_in_store(store, url.directory_url()?, args.threads)?
+        }
+    };
+    serve_backend(backend, args.addr, api_key)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves until Ctrl-C. Prints the URL first (with the real port when `addr` has port 0).
+/// Serves the local lake in `lake` until Ctrl-C (the quickstart's last step).
 pub fn serve_lake(
     lake: &Path,
     addr: SocketAddr,
     api_key: Option<String>,
     threads: usize,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        lake.is_dir(),
-        "no lake at {}: create one with `duff run <file.csv> --lake {}`",
-        lake.display(),
-        lake.display()
-    );
+    serve_backend(EmbeddedBackend::open(lake, threads)?, addr, api_key)
+}
+
+/// Serves until Ctrl-C. Prints the URL first (with the real port when `addr` has port 0).
+fn serve_backend(
+    backend: EmbeddedBackend,
+    addr: SocketAddr,
+    api_key: Option<String>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let backend = EmbeddedBackend::open(lake, threads)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (try --addr 127.0.0.1:0)"))?;
@@ -55,7 +77,7 @@ pub fn serve_lake(
         println!("Dashboard: {url}");
         println!(
             "API:       {url}openapi.json · lake {} · Ctrl-C stops",
-            backend.root().display()
+            backend.location()
         );
         if api_key.is_some() {
             println!("Data routes need the key in the x-api-key header.");

@@ -10,6 +10,7 @@ mod athena;
 mod current;
 mod dashboard;
 mod hostile;
+mod lake_in_s3;
 mod lambda;
 mod routes;
 
@@ -460,6 +461,31 @@ pub fn all_pages(addr: &str, path: &str, limit: usize) -> Vec<Value> {
             None => return rows,
         }
     }
+}
+
+/// One request of every report (with paging, filters, sorts, CSV, a run's quarantine, the
+/// Lambda-era `client-orders` resources, and two that find nothing), for comparing backends.
+pub fn every_report(lake: &TestLake) -> Vec<String> {
+    let client = lake.client;
+    let run1 = &lake.runs[0].run_id;
+    vec![
+        format!("/clients/{client}/orders?limit=30"),
+        format!("/clients/{client}/orders?status=created&to={DAY1}"),
+        "/clients?limit=25&offset=10".to_string(),
+        "/clients?sort=volume&order=asc&limit=5".to_string(),
+        "/sales/by-product?limit=12".to_string(),
+        "/sales/by-status".to_string(),
+        "/sales/by-channel?format=csv".to_string(),
+        "/sales/by-day".to_string(),
+        "/runs".to_string(),
+        format!("/runs/{run1}"),
+        format!("/runs/{run1}/quarantine?limit=15&offset=3"),
+        format!("/client-orders?resource=client_orders&client_id={client}"),
+        format!("/client-orders?resource=status_summary&client_id={client}"),
+        format!("/client-orders?resource=orders_by_client&client_id={client}"),
+        "/clients/123456789/orders".to_string(),
+        "/runs/ffffffffffffffffffff".to_string(),
+    ]
 }
 
 /// Serves `app` on a free loopback port from a background thread; returns `host:port`.

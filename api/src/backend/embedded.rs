@@ -1,4 +1,5 @@
-//! The embedded backend: DataFusion over a local lake of Delta tables, standing in for Athena.
+//! The embedded backend: DataFusion over the lake's Delta tables, in a local directory or in
+//! S3: Athena's stand-in locally, and the API Lambda's lake-direct backend.
 //!
 //! Each table is a listing table over `<lake>/<prefix>/`, partitioned by `pa_date` (so a
 //! `pa_date` filter skips whole directories), read through [`CommittedOnly`]: a listing shows
@@ -6,7 +7,7 @@
 //! Every query first follows the tables' logs, so a run committed while serving is visible at
 //! once, and files of uncommitted or losing attempts never are.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
@@ -20,6 +21,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use duff_delta::CommittedOnly;
+use object_store::ObjectStore;
+use url::Url;
 
 use super::{Backend, arrow_rows};
 use crate::error::ApiError;
@@ -27,13 +30,15 @@ use crate::reports::{Param, Report};
 use crate::tables::runs_arrow_schema;
 use crate::value::ResultSet;
 
-/// [`Backend`] over a local lake with DataFusion, reading only what the tables' Delta logs
-/// commit. Clones share the session and the limit on queries at once.
+/// [`Backend`] over a lake with DataFusion (a local directory, or an S3 prefix read through an
+/// object store), reading only what the tables' Delta logs commit. Clones share the session and
+/// the limit on queries at once.
 #[derive(Clone)]
 pub struct EmbeddedBackend {
     ctx: SessionContext,
-    root: PathBuf,
-    /// The file system as the tables' Delta logs say it is.
+    /// The lake root as a URL (`file:///…/` or `s3://bucket/prefix/`).
+    root: Url,
+    /// The lake's store as the tables' Delta logs say it is.
     committed: Arc<CommittedOnly>,
     /// Queries run at once; the others wait their turn. Each whole-lake aggregate holds GiBs of
     /// hash tables, so without a bound 16 concurrent dashboard loads on the 1 GiB lake grew the
@@ -44,17 +49,44 @@ pub struct EmbeddedBackend {
 impl std::fmt::Debug for EmbeddedBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedBackend")
-            .field("root", &self.root)
+            .field("root", &self.root.as_str())
             .finish()
     }
 }
 
 impl EmbeddedBackend {
-    /// Registers every table of the lake at `root` (which must exist). `threads` = 0: all cores.
+    /// Registers every table of the lake in directory `root` (which must exist). `threads` = 0:
+    /// all cores.
     pub fn open(root: &Path, threads: usize) -> Result<Self, ApiError> {
         let root = root.canonicalize().map_err(|e| {
             ApiError::Internal(format!("cannot open the lake {}: {e}", root.display()))
         })?;
+        let url = Url::from_directory_path(&root)
+            .map_err(|()| ApiError::Internal(format!("{}: not a directory", root.display())))?;
+        let committed =
+            CommittedOnly::local(&root).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Self::over(committed, url, threads)
+    }
+
+    /// Registers every table of the lake at `root` (`s3://bucket/prefix/`), read through
+    /// `store`, an object store rooted at the bucket (`duff_s3::object_store`). Nothing is
+    /// read until the first query; a lake whose tables do not exist yet answers with no rows.
+    pub fn open_in_store(
+        store: Arc<dyn ObjectStore>,
+        root: Url,
+        threads: usize,
+    ) -> Result<Self, ApiError> {
+        if !root.path().ends_with('/') || root.host_str().is_none() {
+            return Err(ApiError::Internal(format!(
+                "{root}: a lake root is a directory URL with a bucket (s3://bucket/prefix/)"
+            )));
+        }
+        let committed = CommittedOnly::in_store(store, root.clone())
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Self::over(committed, root, threads)
+    }
+
+    fn over(committed: CommittedOnly, root: Url, threads: usize) -> Result<Self, ApiError> {
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -67,10 +99,15 @@ impl EmbeddedBackend {
         // decodes the wide columns only for its own rows.
         config.options_mut().execution.parquet.pushdown_filters = true;
         let ctx = SessionContext::new_with_config(config);
-        let committed =
-            Arc::new(CommittedOnly::local(&root).map_err(|e| ApiError::Internal(e.to_string()))?);
-        let file_url = url::Url::parse("file://").expect("a valid URL");
-        ctx.register_object_store(&file_url, committed.clone());
+        let committed = Arc::new(committed);
+        // DataFusion picks a store by the URL's scheme and authority: `file://`, `s3://bucket`.
+        let store_url = Url::parse(&format!(
+            "{}://{}",
+            root.scheme(),
+            root.host_str().unwrap_or_default()
+        ))
+        .map_err(|e| ApiError::Internal(format!("{root}: {e}")))?;
+        ctx.register_object_store(&store_url, committed.clone());
 
         // Every table of the lake: history, the current state, its marts, and `runs`.
         for def in &duff_delta::ALL_TABLES {
@@ -85,7 +122,11 @@ impl EmbeddedBackend {
             let schema = def
                 .engine_table
                 .map_or_else(runs_arrow_schema, |t| t.arrow_schema());
-            register(&ctx, def.name, &root.join(def.prefix), options, schema)?;
+            // A trailing slash makes it a directory even before the first run creates it.
+            let dir = root
+                .join(&format!("{}/", def.prefix))
+                .map_err(|e| ApiError::Internal(format!("{root}: {e}")))?;
+            register(&ctx, def.name, &dir, options, schema)?;
         }
         Ok(EmbeddedBackend {
             ctx,
@@ -95,9 +136,9 @@ impl EmbeddedBackend {
         })
     }
 
-    /// The lake's directory, canonicalised.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the lake is: `file:///…/` or `s3://bucket/prefix/`.
+    pub fn location(&self) -> &str {
+        self.root.as_str()
     }
 
     /// How many queries run at once (one per thread the backend was opened with).
@@ -146,12 +187,11 @@ impl EmbeddedBackend {
 fn register(
     ctx: &SessionContext,
     name: &str,
-    dir: &Path,
+    dir: &Url,
     options: ListingOptions,
     schema: arrow::datatypes::SchemaRef,
 ) -> Result<(), ApiError> {
-    // A trailing slash makes it a directory even before the first run creates it.
-    let url = ListingTableUrl::parse(format!("{}/", dir.display())).map_err(query_error)?;
+    let url = ListingTableUrl::parse(dir.as_str()).map_err(query_error)?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);

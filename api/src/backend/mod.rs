@@ -1,4 +1,5 @@
-//! Query backends: the same reports over Athena or over the local lake with DataFusion.
+//! Query backends: the same reports over Athena, or over the lake's tables with DataFusion (a
+//! local directory, or S3 directly); `choice` says which one the API Lambda serves from.
 
 use std::future::Future;
 
@@ -9,6 +10,7 @@ use crate::value::ResultSet;
 pub mod arrow_rows;
 pub mod athena;
 pub mod athena_values;
+pub mod choice;
 pub mod embedded;
 
 /// Runs report SQL with bound parameters and returns typed rows. The router is generic over it,

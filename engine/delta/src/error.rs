@@ -62,20 +62,28 @@ impl Error {
     /// Whether retrying later may succeed (I/O and object-store failures, commit races that
     /// ran out of retries); a broken table or layout will not heal by itself.
     pub fn is_retryable(&self) -> bool {
+        use deltalake_core::DeltaTableError as Delta;
         match self {
-            Error::Delta { source, .. } => matches!(
-                source.as_ref(),
-                deltalake_core::DeltaTableError::ObjectStore { .. }
-                    | deltalake_core::DeltaTableError::Io { .. }
-                    | deltalake_core::DeltaTableError::Transaction { .. }
-            ),
-            Error::ObjectStore { source, .. } => !matches!(
-                source.as_ref(),
-                object_store::Error::NotFound { .. } | object_store::Error::PermissionDenied { .. }
-            ),
+            Error::Delta { source, .. } => match source.as_ref() {
+                Delta::ObjectStore { .. } | Delta::Io { .. } | Delta::Transaction { .. } => true,
+                // The kernel reads the log: its store failures are the store's (throttling,
+                // connections, 5xx after the client's own retries).
+                Delta::KernelError(delta_kernel::Error::ObjectStore(e)) => store_may_heal(e),
+                Delta::KernelError(delta_kernel::Error::IOError(_)) => true,
+                _ => false,
+            },
+            Error::ObjectStore { source, .. } => store_may_heal(source),
             Error::Parquet { .. } | Error::Layout(_) | Error::Invalid(_) => false,
         }
     }
+}
+
+/// Whether a store failure may pass: not a missing object or a refused access.
+fn store_may_heal(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. } | object_store::Error::PermissionDenied { .. }
+    )
 }
 
 /// The engine sees Delta failures as storage failures of the lake, classified for retries.
@@ -102,5 +110,41 @@ impl From<Error> for duff_engine::Error {
             operation,
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn through_the_kernel(e: delta_kernel::Error) -> Error {
+        Error::delta("t", "load", deltalake_core::DeltaTableError::KernelError(e))
+    }
+
+    #[test]
+    fn a_store_failure_inside_the_kernel_is_retryable_unless_missing_or_refused() {
+        let throttled = object_store::Error::Generic {
+            store: "S3",
+            source: "503 SlowDown".into(),
+        };
+        assert!(through_the_kernel(delta_kernel::Error::ObjectStore(throttled)).is_retryable());
+        let missing = object_store::Error::NotFound {
+            path: "t/_delta_log/0.json".into(),
+            source: "404".into(),
+        };
+        assert!(!through_the_kernel(delta_kernel::Error::ObjectStore(missing)).is_retryable());
+        let io = std::io::Error::other("connection reset");
+        assert!(through_the_kernel(delta_kernel::Error::IOError(io)).is_retryable());
+        let bug = delta_kernel::Error::InternalError("a broken log".into());
+        assert!(!through_the_kernel(bug).is_retryable());
+        // The engine retries what is retryable.
+        let engine: duff_engine::Error = through_the_kernel(delta_kernel::Error::ObjectStore(
+            object_store::Error::Generic {
+                store: "S3",
+                source: "503".into(),
+            },
+        ))
+        .into();
+        assert!(engine.is_retryable());
     }
 }

@@ -294,7 +294,7 @@ impl<L: Lake> DeltaLake<L> {
 
 /// Lets `deltalake` commit to tables under `scheme://` through a store we pass in, with its
 /// default log store: commits are conditional puts (`If-None-Match: *`).
-fn register_log_store(scheme: &str) -> Result<(), Error> {
+pub(crate) fn register_log_store(scheme: &str) -> Result<(), Error> {
     #[derive(Debug)]
     struct ConditionalPut;
     impl deltalake_core::logstore::LogStoreFactory for ConditionalPut {

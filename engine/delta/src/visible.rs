@@ -90,6 +90,15 @@ impl CommittedOnly {
         }
     }
 
+    /// Over `store`, an object store of the lake's scheme rooted at its bucket (S3), for the
+    /// lake at `root` (`s3://bucket/prefix/`).
+    pub fn in_store(store: Arc<dyn ObjectStore>, root: Url) -> Result<Self, Error> {
+        crate::lake::register_log_store(root.scheme())?;
+        let root_path = StorePath::from_url_path(root.path())
+            .map_err(|e| Error::Invalid(format!("{root}: not an object store path: {e}")))?;
+        Ok(CommittedOnly::new(store, root, root_path))
+    }
+
     /// Over the local file system, for the lake in directory `root` (absolute).
     pub fn local(root: &std::path::Path) -> Result<Self, Error> {
         let url = Url::from_directory_path(root)
@@ -116,7 +125,13 @@ impl CommittedOnly {
                         .root
                         .join(&format!("{}/", def.prefix))
                         .expect("table prefixes are valid URL paths");
-                    let table = DeltaTableBuilder::from_url(url)
+                    // A remote lake's log is read through the store the files are.
+                    let remote = self.root.scheme() != "file";
+                    let table = DeltaTableBuilder::from_url(url.clone())
+                        .map(|b| match remote {
+                            true => b.with_storage_backend(self.inner.clone(), url),
+                            false => b,
+                        })
                         .and_then(|b| b.build())
                         .map_err(|e| Error::delta(def.name, "open", e))?;
                     v.insert((table, None))

@@ -337,25 +337,7 @@ fn athena_backend_answers_exactly_like_the_embedded_engine() {
         None,
     ));
     let client = lake.client;
-    let run1 = &lake.runs[0].run_id;
-    let targets = [
-        format!("/clients/{client}/orders?limit=30"),
-        format!("/clients/{client}/orders?status=created&to={}", super::DAY1),
-        "/clients?limit=25&offset=10".to_string(),
-        "/clients?sort=volume&order=asc&limit=5".to_string(),
-        "/sales/by-product?limit=12".to_string(),
-        "/sales/by-status".to_string(),
-        "/sales/by-channel?format=csv".to_string(),
-        "/sales/by-day".to_string(),
-        "/runs".to_string(),
-        format!("/runs/{run1}"),
-        format!("/runs/{run1}/quarantine?limit=15&offset=3"),
-        format!("/client-orders?resource=client_orders&client_id={client}"),
-        format!("/client-orders?resource=status_summary&client_id={client}"),
-        format!("/client-orders?resource=orders_by_client&client_id={client}"),
-        "/clients/123456789/orders".to_string(),
-        "/runs/ffffffffffffffffffff".to_string(),
-    ];
+    let targets = super::every_report(lake);
     for target in &targets {
         let (want, got) = (get(server(), target), get(&api, target));
         assert_eq!(got.status, want.status, "{target}: {}", got.text());

@@ -225,10 +225,25 @@ fn lambdas_are_arm64_al2023_with_the_contracted_environment_and_queue_settings()
     assert_eq!(
         env_keys(&api, "ApiFunction"),
         [
+            "DUFF_API_BACKEND",
             "DUFF_ATHENA_DATABASE",
             "DUFF_ATHENA_WORKGROUP",
+            "DUFF_LAKE",
             "DUFF_LOG_FORMAT"
         ]
+    );
+    // Athena unless the stack asks for the lake directly, which the role may already read.
+    let api_env = &api.resource("ApiFunction")["Environment"]["Variables"];
+    assert_eq!(
+        api_env["DUFF_API_BACKEND"],
+        serde_json::json!({"Fn::If": ["ReadsLake", "lake", "athena"]})
+    );
+    assert_eq!(render(&api_env["DUFF_LAKE"]), format!("s3://{LAKE}/"));
+    let backend = api.parameter("ApiBackend");
+    assert_eq!(backend["Default"], "Athena");
+    assert_eq!(
+        backend["AllowedValues"],
+        serde_json::json!(["Athena", "Lake"])
     );
     // The API's Lambdas are capped: each runs one Athena query at a time, so the cap bounds
     // the API's share of the account's Athena query quota (their sum fails past it).

@@ -82,6 +82,7 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
         "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-dispatch",
         "+ aws cloudformation deploy --region eu-west-1 --stack-name duff-ci-api",
         "ApiAuth=IAM",
+        "ApiBackend=Athena",
         "API URL:",
         "Readers:  aws iam attach-user-policy --user-name <user> --policy-arn <api.ApiReadersPolicyArn>",
         "Try:      curl --aws-sigv4 \"aws:amz:eu-west-1:execute-api\"",
@@ -123,6 +124,30 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
     assert!(!out.contains("+ aws apigateway get-api-key"), "{out}");
     let (ok, _, err) = dry_run(&["--dry-run", "--region", "eu-west-1", "--api-auth", "open"]);
     assert!(!ok && err.contains("--api-auth 'open'"), "{err}");
+
+    // The API over the lake directly.
+    let (ok, out, err) = dry_run(&[
+        "--dry-run",
+        "--account",
+        "123456789012",
+        "--region",
+        "eu-west-1",
+        "--api-backend",
+        "lake",
+    ]);
+    assert!(
+        ok,
+        "deploy.sh --dry-run --api-backend lake failed:\n{out}\n{err}"
+    );
+    assert!(out.contains("ApiBackend=Lake"), "{out}");
+    let (ok, _, err) = dry_run(&[
+        "--dry-run",
+        "--region",
+        "eu-west-1",
+        "--api-backend",
+        "duckdb",
+    ]);
+    assert!(!ok && err.contains("--api-backend 'duckdb'"), "{err}");
 
     let (ok, help, _) = dry_run(&["--help"]);
     assert!(ok && help.contains("Usage: infra/deploy.sh") && help.contains("--dry-run"));

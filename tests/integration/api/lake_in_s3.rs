@@ -1,0 +1,69 @@
+//! The lake-direct backend (the API Lambda's `lake` setting, `duff serve --lake s3://…`): the
+//! embedded engine over the test lake copied, logs, run records and an uncommitted attempt's
+//! files alike, into a real S3-protocol server on loopback answers every report exactly as
+//! over the local directory; an S3 that fails is a retryable 503.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use duff_api::EmbeddedBackend;
+use duff_s3::TransferSettings;
+use duff_s3::test_server::S3Server;
+
+use super::{every_report, get, lake, server, spawn};
+use crate::common;
+
+#[test]
+fn the_lake_read_from_s3_answers_every_report_exactly_like_the_local_lake() {
+    let lake = lake();
+    let s3 = S3Server::start(&["lake"]);
+    let files = common::snapshot(&lake.root, true);
+    assert!(files.keys().any(|k| k.contains("_delta_log/")));
+    for (rel, bytes) in &files {
+        s3.put("lake", &format!("team/lake/{rel}"), bytes);
+    }
+    let settings = TransferSettings {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+        ..TransferSettings::default()
+    };
+    let store = duff_s3::object_store(&settings, &s3.endpoint(), "lake").unwrap();
+    let root = url::Url::parse("s3://lake/team/lake/").unwrap();
+    let backend = EmbeddedBackend::open_in_store(store, root, 2).unwrap();
+    assert_eq!(backend.location(), "s3://lake/team/lake/");
+    let api = spawn(duff_api::router(backend, None));
+
+    let gets_before = s3.counts().get("GetObject").copied().unwrap_or(0);
+    for target in every_report(lake) {
+        let (want, got) = (get(server(), &target), get(&api, &target));
+        assert_eq!(got.status, want.status, "{target}: {}", got.text());
+        assert_eq!(
+            got.body,
+            want.body,
+            "{target}:\n from S3 {}\n local {}",
+            got.text(),
+            want.text()
+        );
+    }
+    let gets = s3.counts().get("GetObject").copied().unwrap_or(0) - gets_before;
+    assert!(gets > 10, "the reports were read from S3 ({gets} GETs)");
+
+    // S3 failing: every request answered 503 SlowDown, past the client's retries.
+    s3.faults.slow_down_every.store(1, Ordering::Relaxed);
+    let failed = get(&api, "/sales/by-status");
+    assert_eq!(failed.status, 503, "{}", failed.text());
+    assert!(failed.header("retry-after").is_some(), "{}", failed.text());
+}
+
+#[test]
+fn a_lake_root_that_is_not_a_directory_url_with_a_bucket_is_refused() {
+    let s3 = S3Server::start(&["lake"]);
+    let store =
+        duff_s3::object_store(&TransferSettings::default(), &s3.endpoint(), "lake").unwrap();
+    for root in ["s3://lake/team/lake", "file:///srv/lake/"] {
+        let url = url::Url::parse(root).unwrap();
+        let refused = EmbeddedBackend::open_in_store(store.clone(), url, 1);
+        assert!(refused.is_err(), "{root}");
+    }
+}
