@@ -1363,3 +1363,54 @@ fn a_tie_in_ingestion_time_goes_to_the_larger_run_id_whatever_the_fold_order() {
         "the same upload wins in both orders"
     );
 }
+
+/// A reader that follows the logs (the API's `CommittedOnly`) and fails half-way, one table's
+/// log unreadable, sees every table's new commits once the log reads again: no table is
+/// recorded as followed to a version whose files it did not take.
+#[test]
+fn a_reader_that_fails_to_follow_one_log_catches_up_on_every_table_at_the_next_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let first = sample_of(dir.path(), "first.csv", 31, 2_000, Dirt::typical());
+    let second = sample_of(dir.path(), "second.csv", 32, 2_000, Dirt::typical());
+    assert!(matches!(
+        common::run_delta(&first, &lake, &common::fixed_options()),
+        RunOutcome::Succeeded(_)
+    ));
+    let root = lake.canonicalize().unwrap();
+    let reader = duff_delta::CommittedOnly::local(&root).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(reader.refresh()).unwrap();
+    let orders = &COMMIT_ORDER[1];
+    assert_eq!(orders.name, "orders");
+    let before = reader.files_of(orders);
+    assert!(!before.is_empty());
+
+    assert!(matches!(
+        common::run_delta(&second, &lake, &common::fixed_options()),
+        RunOutcome::Succeeded(_)
+    ));
+    // The newest commit of one table becomes unreadable for a while.
+    let log = root.join("marts/status/_delta_log");
+    let newest = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .max()
+        .unwrap();
+    let intact = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, b"{ not a Delta action").unwrap();
+    assert!(runtime.block_on(reader.refresh()).is_err());
+    std::fs::write(&newest, intact).unwrap();
+
+    runtime.block_on(reader.refresh()).unwrap();
+    let after = reader.files_of(orders);
+    assert_eq!(after, delta_files(&lake, orders));
+    assert!(
+        after.len() > before.len(),
+        "the second run's files are seen"
+    );
+}

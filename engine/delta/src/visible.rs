@@ -46,6 +46,9 @@ impl Visible {
     }
 }
 
+/// A table whose log moved: its name, its version, its directory and its committed files.
+type FollowedTable = (&'static str, Option<Version>, StorePath, HashSet<StorePath>);
+
 /// See the module documentation.
 pub struct CommittedOnly {
     inner: Arc<dyn ObjectStore>,
@@ -112,60 +115,38 @@ impl CommittedOnly {
         ))
     }
 
-    /// Follows every table's log to its latest version. A table that does not exist yet has
-    /// no visible files.
+    /// Follows every table's log to its latest version, all tables at once (in S3 each is a
+    /// listing of its `_delta_log/`). A table that does not exist yet has no visible files.
     pub async fn refresh(&self) -> Result<(), Error> {
         let mut tables = self.tables.lock().await;
-        let mut changed = Vec::new();
         for def in &ALL_TABLES {
-            let entry = match tables.entry(def.name) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let url = self
-                        .root
-                        .join(&format!("{}/", def.prefix))
-                        .expect("table prefixes are valid URL paths");
-                    // A remote lake's log is read through the store the files are.
-                    let remote = self.root.scheme() != "file";
-                    let table = DeltaTableBuilder::from_url(url.clone())
-                        .map(|b| match remote {
-                            true => b.with_storage_backend(self.inner.clone(), url),
-                            false => b,
-                        })
-                        .and_then(|b| b.build())
-                        .map_err(|e| Error::delta(def.name, "open", e))?;
-                    v.insert((table, None))
-                }
-            };
-            if entry.1.is_none() && !crate::files::table_exists(&entry.0).await {
-                continue;
-            }
-            match entry.0.update_incremental(None).await {
-                Ok(()) => {}
-                Err(e) if crate::files::is_missing_table(&e) => continue,
-                Err(e) => return Err(Error::delta(def.name, "load", e)),
-            }
-            let version = entry.0.version();
-            if version != entry.1 {
-                let state = entry
-                    .0
-                    .snapshot()
-                    .map_err(|e| Error::delta(def.name, "snapshot", e))?;
-                let dir = table_dir(&self.root_path, def);
-                let files: HashSet<StorePath> = state
-                    .log_data()
-                    .iter()
-                    .map(|f| {
-                        let rel = f.path();
-                        StorePath::from_iter(
-                            dir.parts().chain(StorePath::from(rel.as_ref()).parts()),
-                        )
-                    })
-                    .collect();
-                changed.push((dir, files));
-                entry.1 = version;
+            if !tables.contains_key(def.name) {
+                tables.insert(def.name, (self.open(def)?, None));
             }
         }
+        let updates = tables.iter_mut().map(|(name, entry)| {
+            let def = ALL_TABLES
+                .iter()
+                .find(|d| d.name == *name)
+                .expect("every entry is a table of the lake");
+            self.follow(def, entry)
+        });
+        let changed: Vec<_> = futures::future::try_join_all(updates)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        // A version is recorded as seen only once every table was followed: after a failure,
+        // the next refresh applies what this one could not.
+        for (name, version, _, _) in &changed {
+            if let Some(entry) = tables.get_mut(name) {
+                entry.1 = *version;
+            }
+        }
+        let changed: Vec<_> = changed
+            .into_iter()
+            .map(|(_, _, dir, files)| (dir, files))
+            .collect();
         if !changed.is_empty() {
             let current = marts_reflect(&tables).await?;
             self.marts_current
@@ -178,6 +159,59 @@ impl CommittedOnly {
             }
         }
         Ok(())
+    }
+
+    /// A handle on `def`'s table (not loaded). A remote lake's log is read through the store
+    /// its files are read through.
+    fn open(&self, def: &DeltaTableDef) -> Result<DeltaTable, Error> {
+        let url = self
+            .root
+            .join(&format!("{}/", def.prefix))
+            .expect("table prefixes are valid URL paths");
+        let remote = self.root.scheme() != "file";
+        DeltaTableBuilder::from_url(url.clone())
+            .map(|b| match remote {
+                true => b.with_storage_backend(self.inner.clone(), url),
+                false => b,
+            })
+            .and_then(|b| b.build())
+            .map_err(|e| Error::delta(def.name, "open", e))
+    }
+
+    /// Brings `entry` (the table and the version last seen) to the table's latest version;
+    /// when that is not the version last seen: the table, its version, its directory and its
+    /// committed files.
+    async fn follow(
+        &self,
+        def: &'static DeltaTableDef,
+        entry: &mut (DeltaTable, Option<Version>),
+    ) -> Result<Option<FollowedTable>, Error> {
+        if entry.1.is_none() && !crate::files::table_exists(&entry.0).await {
+            return Ok(None);
+        }
+        match entry.0.update_incremental(None).await {
+            Ok(()) => {}
+            Err(e) if crate::files::is_missing_table(&e) => return Ok(None),
+            Err(e) => return Err(Error::delta(def.name, "load", e)),
+        }
+        let version = entry.0.version();
+        if version == entry.1 {
+            return Ok(None);
+        }
+        let state = entry
+            .0
+            .snapshot()
+            .map_err(|e| Error::delta(def.name, "snapshot", e))?;
+        let dir = table_dir(&self.root_path, def);
+        let files: HashSet<StorePath> = state
+            .log_data()
+            .iter()
+            .map(|f| {
+                let rel = f.path();
+                StorePath::from_iter(dir.parts().chain(StorePath::from(rel.as_ref()).parts()))
+            })
+            .collect();
+        Ok(Some((def.name, version, dir, files)))
     }
 
     /// Whether, as of the last [`refresh`](CommittedOnly::refresh), every mart and current

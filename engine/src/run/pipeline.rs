@@ -74,11 +74,12 @@ pub(super) struct Pipeline<'a, 'm> {
     unwritten: Rows,
     /// The window last parsed: deduplicated and assembled during the next step.
     parsed: Option<Parsed<'m>>,
-    reader: Reader<'a>,
+    assembler: Assembler<'a>,
 }
 
-/// Everything but parsing and the orders writer: dedup, dimensions, quarantine, counters.
-struct Reader<'a> {
+/// Turns each parsed window into rows: dedup, the dimensions' members, the quarantine, the
+/// counters (everything but parsing and the writer of orders and fact_orders).
+struct Assembler<'a> {
     cx: &'a RunContext<'a>,
     deduper: Deduper,
     quarantine: TableWriter,
@@ -112,7 +113,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
             )?,
             unwritten: Vec::new(),
             parsed: None,
-            reader: Reader {
+            assembler: Assembler {
                 cx,
                 deduper: Deduper::new(),
                 quarantine: TableWriter::spawn(
@@ -145,7 +146,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
 
     /// Rows read so far (of the windows assembled).
     pub fn rows_read(&self) -> u64 {
-        self.reader.counts.rows_read
+        self.assembler.counts.rows_read
     }
 
     /// The bytes of the window last parsed, whose records end at the `next` that
@@ -164,7 +165,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
         eof: bool,
     ) -> Result<(usize, Option<Done<'m>>), Error> {
         if self
-            .reader
+            .assembler
             .cx
             .options
             .stop_at
@@ -185,7 +186,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
     ) -> Result<(Option<usize>, Option<Done<'m>>), Error> {
         let work = self.lines.prepare(std::mem::take(&mut self.unwritten))?;
         let columns = self.lines.column_queue(&work);
-        let cx = self.reader.cx;
+        let cx = self.assembler.cx;
         let ctx = ParseCtx {
             header: &self.header,
             channels: &cx.options.channels,
@@ -201,7 +202,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
             Some(p) => (Some(p.window), Some((p.bytes, p.start))),
             None => (None, None),
         };
-        let reader = &mut self.reader;
+        let assembler = &mut self.assembler;
         let mut read = None;
         let clock = Instant::now();
         let parsed_at = Mutex::new(clock);
@@ -210,7 +211,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
             if let (Some(window), Some((bytes, start))) = (pending, &pending_bytes) {
                 let (read, assembled_at) = (&mut read, &mut assembled_at);
                 scope.spawn_fifo(move |_| {
-                    *read = Some(reader.window(window, bytes, *start));
+                    *read = Some(assembler.window(window, bytes, *start));
                     *assembled_at = Instant::now();
                 });
             }
@@ -235,7 +236,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
         });
         let ended = Instant::now();
         let parsed_at = parsed_at.into_inner().expect("clock");
-        let t = &mut self.reader.timings;
+        let t = &mut self.assembler.timings;
         t.parse_ms += ms(parsed_at - clock);
         t.encode_wait_ms += ms(ended.saturating_duration_since(parsed_at.max(assembled_at)));
         let encoded = columns.results();
@@ -273,25 +274,25 @@ impl<'a, 'm> Pipeline<'a, 'm> {
             header,
             mut lines,
             unwritten,
-            mut reader,
+            mut assembler,
             ..
         } = self;
         let (lines, dimensions) = rayon::join(
             || lines.encode(unwritten).and_then(|()| lines.finish()),
-            || reader.write_dimensions(),
+            || assembler.write_dimensions(),
         );
         let (lines, dimensions) = (lines?, dimensions?);
-        reader.timings.encode_busy_ms = ms(lines.encode_busy);
-        reader.timings.splice_busy_ms = ms(lines.splice_busy);
+        assembler.timings.encode_busy_ms = ms(lines.encode_busy);
+        assembler.timings.splice_busy_ms = ms(lines.splice_busy);
         let mut outputs = Vec::new();
         outputs.extend(lines.orders);
         outputs.extend(lines.fact);
         outputs.extend(dimensions);
-        reader.finish(outputs, bytes_processed, header.extra_columns)
+        assembler.finish(outputs, bytes_processed, header.extra_columns)
     }
 }
 
-impl Reader<'_> {
+impl Assembler<'_> {
     /// Takes a parsed window of `buf` (from `start`) through dedup and assembly; returns where
     /// the next window starts and the window's orders and fact_orders rows.
     fn window(
