@@ -118,7 +118,7 @@ fn paged(
         "operationId": op,
         "summary": summary,
         "description": description,
-        "security": [{"ApiKey": []}],
+        "security": security(),
         "parameters": params,
         "responses": errors(json!({"200": {
             "description": "One page of rows, in a stable order.",
@@ -378,7 +378,7 @@ fn paths() -> Value {
         "/runs/{run_id}": {"get": {
             "operationId": "run",
             "summary": "One run's details",
-            "security": [{"ApiKey": []}],
+            "security": security(),
             "parameters": [run_id, format_param()],
             "responses": errors(json!({"200": {"description": "The run.", "content": {
                 "application/json": {"schema": schema_ref("RunDetail")},
@@ -390,7 +390,7 @@ fn paths() -> Value {
             "operationId": "runQuarantineLine",
             "summary": "The quarantined rows of one source line, with their whole raw text",
             "description": "One row per reason, its raw_text whole (at most --max-record-bytes; raw_text_truncated is false). 404 when the run has no quarantined row on that line.",
-            "security": [{"ApiKey": []}],
+            "security": security(),
             "parameters": [
                 run_id.clone(),
                 path_param("source_line", "Line number in the source file (1 is the header).", json!({"type": "integer", "format": "int64", "minimum": 1})),
@@ -405,7 +405,7 @@ fn paths() -> Value {
             "operationId": "legacyClientOrders",
             "summary": "The earlier public API (its shape: a bare JSON array)",
             "description": "resource=client_orders: one row per client, its orders and the money it spent (LegacyClientTotals); status_summary: one row per status, its count of order lines (LegacyStatusSummary); orders_by_client: one row per order of client_id (LegacyOrderTotals). client_id narrows client_orders and status_summary to one client and is required by orders_by_client; an unknown client gives []. client_orders and orders_by_client return at most 10000 rows a response: when there are more, the x-next-offset header is the offset of the next page.",
-            "security": [{"ApiKey": []}],
+            "security": security(),
             "parameters": [
                 {"name": "resource", "in": "query", "required": true, "schema": {"type": "string", "enum": ["client_orders", "status_summary", "orders_by_client"]}},
                 {"name": "client_id", "in": "query", "required": false, "description": "Required by orders_by_client.", "schema": {"type": "integer", "format": "int64", "minimum": 1}},
@@ -426,6 +426,12 @@ fn paths() -> Value {
     })
 }
 
+/// Who may call a data route: the key, or a SigV4 signature (either, by how the API was
+/// deployed; `duff serve` takes the key only).
+fn security() -> Value {
+    json!([{"ApiKey": []}, {"SigV4": []}])
+}
+
 /// The OpenAPI 3.0.3 document: every route of [`ROUTES`](crate::router::ROUTES) with its query
 /// parameters, response schemas and error responses.
 pub fn document() -> Value {
@@ -434,14 +440,30 @@ pub fn document() -> Value {
         "info": {
             "title": "Duff reporting API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Reports over the Duff orders lake (Athena in AWS, an embedded engine locally). \
+            "description": "Reports over the Duff orders lake (in AWS Athena, or the lake in S3 read \
+                directly; locally an embedded engine). Data routes take the API key or a SigV4 \
+                signature, as the API was deployed. \
                 Every report reads only committed runs and the latest version of each order line. \
                 Integers are JSON numbers; money and volumes are exact decimal strings.",
         },
         "paths": paths(),
         "components": {
             "schemas": schemas(),
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}},
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey", "in": "header", "name": API_KEY_HEADER,
+                    "description": "The API key: API Gateway's (the api stack with ApiAuth=API_KEY; \
+                        infra/deploy.sh --api-auth key), or the one `duff serve` was given \
+                        (--api-key-file, DUFF_API_KEY).",
+                },
+                "SigV4": {
+                    "type": "apiKey", "in": "header", "name": "Authorization",
+                    "description": "AWS Signature Version 4 (service execute-api) by an IAM principal \
+                        holding the api stack's readers policy (ApiReadersPolicyArn): API Gateway \
+                        with ApiAuth=IAM, the default.",
+                    "x-amazon-apigateway-authtype": "awsSigv4",
+                },
+            },
         },
     })
 }
@@ -495,7 +517,23 @@ mod tests {
                 );
             }
             assert_eq!(op["security"].is_array(), !route.public, "{}", route.path);
+            if !route.public {
+                assert_eq!(op["security"], security(), "{}", route.path);
+            }
             assert!(op["responses"]["200"].is_object());
+        }
+    }
+
+    #[test]
+    fn both_ways_in_are_described() {
+        let doc = document();
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["ApiKey"]["name"], API_KEY_HEADER);
+        assert_eq!(schemes["SigV4"]["name"], "Authorization");
+        assert_eq!(schemes["SigV4"]["x-amazon-apigateway-authtype"], "awsSigv4");
+        for alternative in security().as_array().unwrap() {
+            let name = alternative.as_object().unwrap().keys().next().unwrap();
+            assert!(schemes[name].is_object(), "{name}");
         }
     }
 
