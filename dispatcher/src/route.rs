@@ -2,9 +2,9 @@
 //!
 //! Here only when it is small (below the size threshold) *and* the invocation has comfortably
 //! more time left than the work is estimated to take. The estimate is deliberately pessimistic:
-//! the engine measured 135 MB/s on one core for the whole job (`docs/aws.md`, "Cost"); we assume
-//! [`PLAIN_BYTES_PER_SEC`] = 25 MB/s, about a fifth of that, to cover a slower Lambda core,
-//! S3 reads and writes and a busy region. A gzip input expands: we assume
+//! [`PLAIN_BYTES_PER_SEC`] = 25 MB/s is a fraction of what the engine does on one core for the
+//! whole job (`docs/aws.md`, "Cost", has the current figure), to cover a slower Lambda core, S3
+//! reads and writes and a busy region. A gzip input expands: we assume
 //! [`GZIP_EXPANSION`] = 8× more bytes to parse than to read. Fixed costs (HeadObject, the
 //! manifest check, staging, the commit) are [`OVERHEAD`]. The work must fit twice into the
 //! time left, after keeping [`RESERVE`] to report back: a wrong guess costs a Batch job, a

@@ -18,17 +18,12 @@
 //! over to the general writer, which is given the chunk's rows again, write for write, read
 //! back from the pages written so far ([`ColumnEncoder`] does this).
 
-use std::sync::Arc;
-
-use arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, DictionaryArray, Int32Array, Int64Array,
-    StringArray, TimestampMillisecondArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{
     DataType, Decimal128Type, FieldRef, Int32Type, Int64Type, TimeUnit, TimestampMillisecondType,
 };
 use bytes::Bytes;
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashTable};
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
 use parquet::basic::{Compression, Encoding, EncodingMask, PageType, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
@@ -37,12 +32,17 @@ use parquet::data_type::ByteArray;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncodingStats};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
-use parquet::file::statistics::{Statistics, ValueStatistics};
+use parquet::file::statistics::Statistics;
 use parquet::file::writer::{SerializedPageWriter, SerializedRowGroupWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 
+mod entries;
+mod page;
+
 use super::rle::{self, RleEncoder};
 use crate::error::Error;
+use entries::{ByteDict, Entries, IntDict, IntValue, value_statistics};
+use page::{DataPage, OpenPage, PageCodec};
 
 /// The encoder of one column chunk: direct while that is exact, else the general writer.
 pub(crate) struct ColumnEncoder {
@@ -152,242 +152,6 @@ pub(crate) enum Written {
     /// The general writer would have done what this writer does not: hand the chunk over
     /// ([`DictChunk::hand_off`]) and give the general writer this write.
     HandOff,
-}
-
-/// The rows of the page being filled.
-#[derive(Default)]
-struct OpenPage {
-    rows: usize,
-    /// While all rows hold one entry, that entry (and no `indices`).
-    uniform: Option<u32>,
-    /// Dictionary indices of the rows, once they differ.
-    indices: Vec<u32>,
-    /// Byte arrays: the bytes of the rows' values (the offset index reports them).
-    value_bytes: i64,
-}
-
-impl OpenPage {
-    #[inline]
-    fn push(&mut self, entry: u32) {
-        self.indices.push(entry);
-        self.rows += 1;
-    }
-
-    /// `count` rows holding `entry`: the lineage columns are one value throughout, and their
-    /// pages are then a single RLE run, written without touching the rows.
-    fn push_run(&mut self, entry: u32, count: usize) {
-        if self.rows == 0 {
-            self.uniform = Some(entry);
-        } else if self.uniform != Some(entry) {
-            self.materialize();
-            self.indices.extend(std::iter::repeat_n(entry, count));
-        }
-        self.rows += count;
-    }
-
-    /// From here on the rows are kept one by one.
-    fn materialize(&mut self) {
-        if let Some(entry) = self.uniform.take() {
-            self.indices.extend(std::iter::repeat_n(entry, self.rows));
-        }
-    }
-}
-
-/// The chunk's dictionary, in first-occurrence order.
-enum Entries {
-    Bytes(ByteDict),
-    Int32(IntDict<i32>),
-    Int64(IntDict<i64>),
-}
-
-impl Entries {
-    fn len(&self) -> usize {
-        match self {
-            Entries::Bytes(d) => d.ranges.len(),
-            Entries::Int32(d) => d.values.len(),
-            Entries::Int64(d) => d.values.len(),
-        }
-    }
-
-    /// The general writer's estimate of the dictionary page's size.
-    fn page_bytes(&self) -> usize {
-        match self {
-            Entries::Bytes(d) => d.page.len(),
-            Entries::Int32(d) => 4 * d.values.len(),
-            Entries::Int64(d) => 8 * d.values.len(),
-        }
-    }
-
-    /// The values at `indices` as an array of `data_type` (the type they were written as).
-    fn array(&self, data_type: &DataType, indices: &[u32]) -> Result<ArrayRef, Error> {
-        let ints = |d: &IntDict<i64>| -> Vec<i64> {
-            indices.iter().map(|&i| d.values[i as usize]).collect()
-        };
-        let array: ArrayRef = match (self, data_type) {
-            (Entries::Bytes(d), DataType::Utf8) => Arc::new(StringArray::from(
-                indices
-                    .iter()
-                    .map(|&i| d.text(i))
-                    .collect::<Result<Vec<_>, _>>()?,
-            )),
-            (Entries::Bytes(d), DataType::Dictionary(_, _)) => {
-                let values = (0..d.ranges.len() as u32)
-                    .map(|i| d.text(i))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let keys = indices.iter().map(|&i| i as i32).collect::<Vec<_>>();
-                Arc::new(DictionaryArray::<Int32Type>::try_new(
-                    Int32Array::from(keys),
-                    Arc::new(StringArray::from(values)),
-                )?)
-            }
-            (Entries::Int32(d), DataType::Int32) => Arc::new(Int32Array::from(
-                indices
-                    .iter()
-                    .map(|&i| d.values[i as usize])
-                    .collect::<Vec<_>>(),
-            )),
-            (Entries::Int64(d), DataType::Int64) => Arc::new(Int64Array::from(ints(d))),
-            (Entries::Int64(d), DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
-                Arc::new(TimestampMillisecondArray::from(ints(d)).with_timezone_opt(tz.clone()))
-            }
-            (Entries::Int64(d), DataType::Decimal128(precision, scale)) => {
-                let values: Vec<i128> = indices
-                    .iter()
-                    .map(|&i| d.values[i as usize] as i128)
-                    .collect();
-                Arc::new(
-                    Decimal128Array::from(values).with_precision_and_scale(*precision, *scale)?,
-                )
-            }
-            (_, other) => return Err(unsupported_type(other)),
-        };
-        Ok(array)
-    }
-}
-
-/// Byte-array entries, kept as the dictionary page holds them.
-struct ByteDict {
-    /// The PLAIN-encoded dictionary page: each value after its 4-byte length.
-    page: Vec<u8>,
-    /// Where each entry's value is in `page`.
-    ranges: Vec<std::ops::Range<usize>>,
-    index: HashTable<u32>,
-    hasher: DefaultHashBuilder,
-}
-
-impl ByteDict {
-    fn value(&self, entry: u32) -> &[u8] {
-        &self.page[self.ranges[entry as usize].clone()]
-    }
-
-    fn text(&self, entry: u32) -> Result<&str, Error> {
-        std::str::from_utf8(self.value(entry))
-            .map_err(|e| Error::Parquet(ParquetError::External(Box::new(e))))
-    }
-
-    /// `v`'s entry, added if new; `None` for a new value longer than `longest`.
-    #[inline]
-    fn entry(&mut self, v: &[u8], longest: Option<usize>) -> Option<u32> {
-        use std::hash::BuildHasher;
-        let hash = self.hasher.hash_one(v);
-        let (page, ranges) = (&self.page, &self.ranges);
-        if let Some(&entry) = self
-            .index
-            .find(hash, |&e| &page[ranges[e as usize].clone()] == v)
-        {
-            return Some(entry);
-        }
-        if longest.is_some_and(|l| v.len() > l) {
-            return None;
-        }
-        let entry = self.ranges.len() as u32;
-        self.page.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        let start = self.page.len();
-        self.page.extend_from_slice(v);
-        self.ranges.push(start..self.page.len());
-        let (page, ranges, hasher) = (&self.page, &self.ranges, &self.hasher);
-        self.index.insert_unique(hash, entry, |&e| {
-            hasher.hash_one(&page[ranges[e as usize].clone()])
-        });
-        Some(entry)
-    }
-}
-
-/// The integer types of dictionary columns, and where their dictionary is.
-trait IntValue: Copy + Ord + std::hash::Hash {
-    fn dict(entries: &mut Entries) -> &mut IntDict<Self>;
-    /// PLAIN encoding: little-endian.
-    fn put_plain(self, out: &mut Vec<u8>);
-    fn statistics(values: ValueStatistics<Self>) -> Statistics;
-}
-
-/// `Entries` and `Statistics` name their variants alike (`Int32`, `Int64`).
-macro_rules! int_value {
-    ($t:ty, $variant:ident) => {
-        impl IntValue for $t {
-            fn dict(entries: &mut Entries) -> &mut IntDict<$t> {
-                let Entries::$variant(dict) = entries else {
-                    unreachable!("checked by accepts")
-                };
-                dict
-            }
-            fn put_plain(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
-            fn statistics(values: ValueStatistics<$t>) -> Statistics {
-                Statistics::$variant(values)
-            }
-        }
-    };
-}
-
-int_value!(i32, Int32);
-int_value!(i64, Int64);
-
-/// Integer entries, with an index once there are more than a handful.
-struct IntDict<T> {
-    values: Vec<T>,
-    index: HashMap<T, u32>,
-}
-
-impl<T: IntValue> IntDict<T> {
-    fn new() -> Self {
-        IntDict {
-            values: Vec::new(),
-            index: HashMap::new(),
-        }
-    }
-
-    /// The dictionary page's values into `plain`, and the chunk's statistics.
-    fn plain_and_statistics(&self, plain: &mut Vec<u8>, signed: bool) -> Statistics {
-        self.values.iter().for_each(|v| v.put_plain(plain));
-        let (min, max) = (self.values.iter().min(), self.values.iter().max());
-        T::statistics(value_statistics(min.copied(), max.copied(), signed))
-    }
-
-    /// `v`'s entry, added if new.
-    #[inline]
-    fn entry(&mut self, v: T) -> u32 {
-        // A handful of values: a scan beats hashing.
-        let found = if self.values.len() <= 8 {
-            self.values.iter().position(|&e| e == v).map(|i| i as u32)
-        } else {
-            self.index.get(&v).copied()
-        };
-        if let Some(entry) = found {
-            return entry;
-        }
-        let entry = self.values.len() as u32;
-        self.values.push(v);
-        self.index.insert(v, entry);
-        entry
-    }
-}
-
-struct DataPage {
-    page: CompressedPage,
-    rows: usize,
-    unencoded_bytes: Option<i64>,
 }
 
 impl DictChunk {
@@ -797,10 +561,6 @@ fn same<T: PartialEq>(values: &[T]) -> Option<&T> {
     values.iter().all(|v| v == first).then_some(first)
 }
 
-fn value_statistics<T>(min: Option<T>, max: Option<T>, signed: bool) -> ValueStatistics<T> {
-    ValueStatistics::new(min, max, None, Some(0), false).with_backwards_compatible_min_max(signed)
-}
-
 /// Whether `array` is a type this writer encodes for `physical`, without nulls.
 fn accepts(physical: PhysicalType, array: &dyn Array) -> bool {
     if array.null_count() > 0 {
@@ -821,70 +581,11 @@ fn accepts(physical: PhysicalType, array: &dyn Array) -> bool {
     }
 }
 
-fn unsupported_type(data_type: &DataType) -> Error {
-    Error::Parquet(ParquetError::General(format!(
-        "the dictionary chunk writer cannot rebuild a {data_type} array"
-    )))
-}
-
 fn unsupported(descr: &ColumnDescPtr, what: &str) -> Error {
     Error::Parquet(ParquetError::General(format!(
         "column {}: the dictionary chunk writer was given {what}",
         descr.path()
     )))
-}
-
-/// Page compression exactly as the parquet crate's codecs do it.
-enum PageCodec {
-    Uncompressed,
-    Snappy(Box<snap::raw::Encoder>),
-    Zstd(zstd::bulk::Compressor<'static>),
-}
-
-impl PageCodec {
-    fn new(compression: Compression) -> Option<PageCodec> {
-        Some(match compression {
-            Compression::UNCOMPRESSED => PageCodec::Uncompressed,
-            Compression::SNAPPY => PageCodec::Snappy(Box::new(snap::raw::Encoder::new())),
-            Compression::ZSTD(level) => {
-                PageCodec::Zstd(zstd::bulk::Compressor::new(level.compression_level()).ok()?)
-            }
-            _ => return None,
-        })
-    }
-
-    fn compress(&mut self, data: &[u8]) -> Result<Bytes, Error> {
-        let out = match self {
-            PageCodec::Uncompressed => data.to_vec(),
-            PageCodec::Snappy(encoder) => {
-                let mut out = vec![0; snap::raw::max_compress_len(data.len())];
-                let n = encoder
-                    .compress(data, &mut out)
-                    .map_err(|e| ParquetError::External(Box::new(e)))?;
-                out.truncate(n);
-                out
-            }
-            PageCodec::Zstd(compressor) => compressor
-                .compress(data)
-                .map_err(|e| ParquetError::External(Box::new(e)))?,
-        };
-        Ok(Bytes::from(out))
-    }
-
-    /// A page's contents from its compressed bytes (`len` bytes uncompressed).
-    fn decompress(compression: Compression, data: &[u8], len: usize) -> Result<Vec<u8>, Error> {
-        let external =
-            |e: Box<dyn std::error::Error + Send + Sync>| Error::Parquet(ParquetError::External(e));
-        match compression {
-            Compression::SNAPPY => snap::raw::Decoder::new()
-                .decompress_vec(data)
-                .map_err(|e| external(Box::new(e))),
-            Compression::ZSTD(_) => {
-                zstd::bulk::decompress(data, len).map_err(|e| external(Box::new(e)))
-            }
-            _ => Ok(data.to_vec()),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! `DictChunk` against `ArrowWriter`: byte-identical chunks and files.
 
-use arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use arrow::array::{
+    Decimal128Array, DictionaryArray, Int32Array, Int64Array, RecordBatch,
+    TimestampMillisecondArray,
+};
 use arrow::datatypes::{Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::ZstdLevel;
