@@ -13,15 +13,21 @@ use duff_s3::test_server::S3Server;
 use super::{every_report, get, lake, server, spawn};
 use crate::common;
 
-#[test]
-fn the_lake_read_from_s3_answers_every_report_exactly_like_the_local_lake() {
-    let lake = lake();
+/// An S3-protocol server holding every file of the API test lake under `s3://lake/team/lake/`.
+fn lake_in_s3() -> S3Server {
     let s3 = S3Server::start(&["lake"]);
-    let files = common::snapshot(&lake.root, true);
+    let files = common::snapshot(&lake().root, true);
     assert!(files.keys().any(|k| k.contains("_delta_log/")));
     for (rel, bytes) in &files {
         s3.put("lake", &format!("team/lake/{rel}"), bytes);
     }
+    s3
+}
+
+#[test]
+fn the_lake_read_from_s3_answers_every_report_exactly_like_the_local_lake() {
+    let lake = lake();
+    let s3 = lake_in_s3();
     let settings = TransferSettings {
         max_attempts: 2,
         initial_backoff: Duration::from_millis(10),
@@ -66,4 +72,47 @@ fn a_lake_root_that_is_not_a_directory_url_with_a_bucket_is_refused() {
         let refused = EmbeddedBackend::open_in_store(store.clone(), url, 1);
         assert!(refused.is_err(), "{root}");
     }
+}
+
+#[test]
+fn duff_serve_serves_a_lake_in_s3() {
+    use std::io::BufRead;
+    let s3 = lake_in_s3();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duff"))
+        .args([
+            "serve",
+            "--lake",
+            "s3://lake/team/lake",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .envs(s3.env())
+        .env_remove("DUFF_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    stdout.read_line(&mut first).unwrap();
+    stdout.read_line(&mut second).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("Dashboard: http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("first line names the URL: {first:?}"))
+        .to_string();
+    let target = "/sales/by-status";
+    let (want, got) = (get(server(), target), get(&addr, target));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(second.contains("lake s3://lake/team/lake/"), "{second}");
+    assert_eq!((got.status, got.body), (want.status, want.body));
+
+    // An S3 URL without a bucket is refused before anything is served.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_duff"))
+        .args(["serve", "--lake", "s3:///lake", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no bucket"));
 }
