@@ -4,8 +4,9 @@
 //! Each table is a listing table over `<lake>/<prefix>/`, partitioned by `pa_date` (so a
 //! `pa_date` filter skips whole directories), read through [`CommittedOnly`]: a listing shows
 //! exactly the files of the table's current Delta snapshot, as any Delta reader would read.
-//! Every query first follows the tables' logs, so a run committed while serving is visible at
-//! once, and files of uncommitted or losing attempts never are.
+//! Every request first follows the tables' logs (one refresh serves the requests of the next
+//! second), so a run committed while serving is visible within a second, and files of
+//! uncommitted or losing attempts never are.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +30,11 @@ use crate::error::ApiError;
 use crate::reports::{Param, Report};
 use crate::tables::runs_arrow_schema;
 use crate::value::ResultSet;
+
+/// How long a refresh of the tables' logs serves later steps and requests: a request's check
+/// of the current state and its query follow the logs once (in S3 a refresh lists every
+/// table's `_delta_log/`), and a run committed while serving is visible a second later at most.
+const REFRESH_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// [`Backend`] over a lake with DataFusion (a local directory, or an S3 prefix read through an
 /// object store), reading only what the tables' Delta logs commit. Clones share the session and
@@ -166,7 +172,7 @@ impl EmbeddedBackend {
             .await
             .map_err(|_| ApiError::Internal("the query limiter is closed".into()))?;
         self.committed
-            .refresh()
+            .refresh_within(REFRESH_REUSE)
             .await
             .map_err(|e| ApiError::QueryFailed {
                 retryable: e.is_retryable(),
@@ -201,13 +207,27 @@ fn register(
     Ok(())
 }
 
-/// Local I/O errors may pass (a file replaced while read); anything else is a bug or a lake
-/// that breaks the contract, and retrying will not help.
+/// I/O and store failures may pass (a file replaced while read, S3 throttling); anything else
+/// is a bug or a lake that breaks the contract, and retrying will not help.
 fn query_error(e: DataFusionError) -> ApiError {
-    let retryable = matches!(
-        e.find_root(),
-        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_)
-    );
+    use datafusion::parquet::errors::ParquetError;
+    let retryable = match e.find_root() {
+        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) => true,
+        // A Parquet read that failed on the store (S3 throttling past the client's retries).
+        DataFusionError::ParquetError(p) => match p.as_ref() {
+            ParquetError::External(inner) => inner
+                .downcast_ref::<object_store::Error>()
+                .is_some_and(|e| {
+                    !matches!(
+                        e,
+                        object_store::Error::NotFound { .. }
+                            | object_store::Error::PermissionDenied { .. }
+                    )
+                }),
+            _ => false,
+        },
+        _ => false,
+    };
     ApiError::QueryFailed {
         message: e.to_string(),
         retryable,
@@ -231,7 +251,7 @@ impl Backend for EmbeddedBackend {
     async fn reads_current_state(&self) -> bool {
         // Follows the logs first: a lake whose last fold stopped between its two commits
         // answers from history until the next fold rebuilds the marts.
-        match self.committed.refresh().await {
+        match self.committed.refresh_within(REFRESH_REUSE).await {
             Ok(()) => self.committed.marts_reflect_current_state(),
             Err(e) => {
                 tracing::warn!(error = %e, "reading the lake's tables; answering from history");

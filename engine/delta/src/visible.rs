@@ -59,6 +59,8 @@ pub struct CommittedOnly {
     tables: tokio::sync::Mutex<HashMap<&'static str, (DeltaTable, Option<Version>)>>,
     /// Every mart records the `order_lines` version the tables are at.
     marts_current: std::sync::atomic::AtomicBool,
+    /// When the last refresh that succeeded started (guarded by `tables`' lock).
+    refreshed: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl fmt::Debug for CommittedOnly {
@@ -90,6 +92,7 @@ impl CommittedOnly {
             visible: Arc::new(RwLock::new(Visible { tables })),
             tables: tokio::sync::Mutex::new(HashMap::new()),
             marts_current: std::sync::atomic::AtomicBool::new(false),
+            refreshed: std::sync::Mutex::new(None),
         }
     }
 
@@ -118,7 +121,19 @@ impl CommittedOnly {
     /// Follows every table's log to its latest version, all tables at once (in S3 each is a
     /// listing of its `_delta_log/`). A table that does not exist yet has no visible files.
     pub async fn refresh(&self) -> Result<(), Error> {
+        self.refresh_within(std::time::Duration::ZERO).await
+    }
+
+    /// [`CommittedOnly::refresh`], unless a refresh that started less than `max_age` ago
+    /// succeeded: one request's steps (the current-state check, then the query) follow the
+    /// logs once, and concurrent requests share a refresh.
+    pub async fn refresh_within(&self, max_age: std::time::Duration) -> Result<(), Error> {
         let mut tables = self.tables.lock().await;
+        let started = std::time::Instant::now();
+        let last = *self.refreshed.lock().expect("not poisoned");
+        if last.is_some_and(|at| started.duration_since(at) < max_age) {
+            return Ok(());
+        }
         for def in &ALL_TABLES {
             if !tables.contains_key(def.name) {
                 tables.insert(def.name, (self.open(def)?, None));
@@ -158,6 +173,7 @@ impl CommittedOnly {
                 }
             }
         }
+        *self.refreshed.lock().expect("not poisoned") = Some(started);
         Ok(())
     }
 

@@ -55,11 +55,31 @@ fn the_lake_read_from_s3_answers_every_report_exactly_like_the_local_lake() {
     let gets = s3.counts().get("GetObject").copied().unwrap_or(0) - gets_before;
     assert!(gets > 10, "the reports were read from S3 ({gets} GETs)");
 
-    // S3 failing: every request answered 503 SlowDown, past the client's retries.
+    // A request follows the tables' logs once (its current-state check and its query share
+    // the refresh): one LIST of each table's _delta_log/.
+    std::thread::sleep(Duration::from_millis(1100));
+    let lists = |s3: &S3Server| s3.counts().get("ListObjectsV2").copied().unwrap_or(0);
+    let before = lists(&s3);
+    assert_eq!(get(&api, "/sales/by-status").status, 200);
+    let per_request = lists(&s3) - before;
+    assert!(
+        per_request <= duff_delta::ALL_TABLES.len() as u64,
+        "{per_request} LISTs for one report"
+    );
+
+    // S3 failing: every request answered 503 SlowDown, past the client's retries. The files'
+    // reads fail (the logs were followed less than a second ago), then the logs' too.
     s3.faults.slow_down_every.store(1, Ordering::Relaxed);
-    let failed = get(&api, "/sales/by-status");
-    assert_eq!(failed.status, 503, "{}", failed.text());
-    assert!(failed.header("retry-after").is_some(), "{}", failed.text());
+    for (what, wait) in [("a data file", 0), ("the logs", 1100)] {
+        std::thread::sleep(Duration::from_millis(wait));
+        let failed = get(&api, "/sales/by-status");
+        assert_eq!(failed.status, 503, "{what}: {}", failed.text());
+        assert!(
+            failed.header("retry-after").is_some(),
+            "{what}: {}",
+            failed.text()
+        );
+    }
 }
 
 #[test]
