@@ -488,6 +488,24 @@ pub fn every_report(lake: &TestLake) -> Vec<String> {
     ]
 }
 
+/// Starts `duff serve` as `cmd` says (its stdout is taken over); returns the process, the
+/// `host:port` its first line names, and its second line (the lake it serves).
+pub fn serving(mut cmd: std::process::Command) -> (std::process::Child, String, String) {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    stdout.read_line(&mut first).unwrap();
+    stdout.read_line(&mut second).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("Dashboard: http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("the first line names the URL: {first:?}"))
+        .to_string();
+    (child, addr, second)
+}
+
 /// Serves `app` on a free loopback port from a background thread; returns `host:port`.
 pub fn spawn(app: axum::Router) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

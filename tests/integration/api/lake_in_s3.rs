@@ -96,31 +96,18 @@ fn a_lake_root_that_is_not_a_directory_url_with_a_bucket_is_refused() {
 
 #[test]
 fn duff_serve_serves_a_lake_in_s3() {
-    use std::io::BufRead;
     let s3 = lake_in_s3();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duff"))
-        .args([
-            "serve",
-            "--lake",
-            "s3://lake/team/lake",
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .envs(s3.env())
-        .env_remove("DUFF_API_KEY")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (mut first, mut second) = (String::new(), String::new());
-    stdout.read_line(&mut first).unwrap();
-    stdout.read_line(&mut second).unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("Dashboard: http://")
-        .and_then(|s| s.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("first line names the URL: {first:?}"))
-        .to_string();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_duff"));
+    cmd.args([
+        "serve",
+        "--lake",
+        "s3://lake/team/lake",
+        "--addr",
+        "127.0.0.1:0",
+    ])
+    .envs(s3.env())
+    .env_remove("DUFF_API_KEY");
+    let (mut child, addr, second) = super::serving(cmd);
     let target = "/sales/by-status";
     let (want, got) = (get(server(), target), get(&addr, target));
     child.kill().unwrap();

@@ -702,23 +702,12 @@ fn a_loopback_server_answers_requests_for_localhost_only() {
 fn duff_serve_serves_the_lake_with_a_key() {
     use std::io::BufRead;
     let lake = lake();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duff"))
-        .args(["serve", "--lake"])
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_duff"));
+    cmd.args(["serve", "--lake"])
         .arg(&lake.root)
         .args(["--addr", "127.0.0.1:0"])
-        .env("DUFF_API_KEY", "k3y")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Dashboard: http://")
-        .and_then(|s| s.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("first line names the URL: {line:?}"))
-        .to_string();
+        .env("DUFF_API_KEY", "k3y");
+    let (mut child, addr, _) = super::serving(cmd);
     let unauthorized = get(&addr, "/sales/by-channel").status;
     let ok = super::request(&addr, "GET", "/sales/by-channel", &[("x-api-key", "k3y")]);
     let rebound = get_for_host(&addr, "evil.example", "/healthz").0;

@@ -56,17 +56,18 @@ fn assert_in_order(out: &str, steps: &[&str]) {
     }
 }
 
+/// A dry run for account 123456789012 in eu-west-1.
+const DRY_RUN_IN_AN_ACCOUNT: [&str; 5] = [
+    "--dry-run",
+    "--account",
+    "123456789012",
+    "--region",
+    "eu-west-1",
+];
+
 #[test]
 fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
-    let (ok, out, err) = dry_run(&[
-        "--dry-run",
-        "--account",
-        "123456789012",
-        "--region",
-        "eu-west-1",
-        "--prefix",
-        "duff-ci",
-    ]);
+    let (ok, out, err) = dry_run(&[&DRY_RUN_IN_AN_ACCOUNT[..], &["--prefix", "duff-ci"]].concat());
     assert!(ok, "deploy.sh --dry-run failed:\n{out}\n{err}");
     let steps = [
         "+ cargo lambda build --release --arm64 --output-format zip",
@@ -100,15 +101,7 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
     assert!(!out.contains("ApiKeyId"), "no key in IAM mode: {out}");
 
     // With the API key: the key's value is never fetched nor printed, the user is told how.
-    let (ok, out, err) = dry_run(&[
-        "--dry-run",
-        "--account",
-        "123456789012",
-        "--region",
-        "eu-west-1",
-        "--api-auth",
-        "key",
-    ]);
+    let (ok, out, err) = dry_run(&[&DRY_RUN_IN_AN_ACCOUNT[..], &["--api-auth", "key"]].concat());
     assert!(
         ok,
         "deploy.sh --dry-run --api-auth key failed:\n{out}\n{err}"
@@ -126,15 +119,8 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
     assert!(!ok && err.contains("--api-auth 'open'"), "{err}");
 
     // The API over the lake directly.
-    let (ok, out, err) = dry_run(&[
-        "--dry-run",
-        "--account",
-        "123456789012",
-        "--region",
-        "eu-west-1",
-        "--api-backend",
-        "lake",
-    ]);
+    let (ok, out, err) =
+        dry_run(&[&DRY_RUN_IN_AN_ACCOUNT[..], &["--api-backend", "lake"]].concat());
     assert!(
         ok,
         "deploy.sh --dry-run --api-backend lake failed:\n{out}\n{err}"
