@@ -9,6 +9,7 @@
 mod athena;
 mod current;
 mod dashboard;
+mod follows;
 mod hostile;
 mod lake_in_s3;
 mod lambda;

@@ -18,6 +18,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
@@ -104,7 +105,14 @@ impl EmbeddedBackend {
         // Evaluate filters while decoding Parquet (late materialisation): a client's page
         // decodes the wide columns only for its own rows.
         config.options_mut().execution.parquet.pushdown_filters = true;
-        let ctx = SessionContext::new_with_config(config);
+        // No listing cache: DataFusion keeps a table's file list forever by default, and a
+        // running server would never see the files later runs commit. Listings go through
+        // `CommittedOnly`, which keeps only what the followed logs committed.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_list_cache_limit(0)
+            .build_arc()
+            .map_err(query_error)?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let committed = Arc::new(committed);
         // DataFusion picks a store by the URL's scheme and authority: `file://`, `s3://bucket`.
         let store_url = Url::parse(&format!(

@@ -56,14 +56,15 @@ fn the_lake_read_from_s3_answers_every_report_exactly_like_the_local_lake() {
     assert!(gets > 10, "the reports were read from S3 ({gets} GETs)");
 
     // A request follows the tables' logs once (its current-state check and its query share
-    // the refresh): one LIST of each table's _delta_log/.
+    // the refresh): one LIST of each table's _delta_log/, and one of the data of each of the
+    // two tables this report reads (no listing is cached: a later run's files must show).
     std::thread::sleep(Duration::from_millis(1100));
     let lists = |s3: &S3Server| s3.counts().get("ListObjectsV2").copied().unwrap_or(0);
     let before = lists(&s3);
     assert_eq!(get(&api, "/sales/by-status").status, 200);
     let per_request = lists(&s3) - before;
     assert!(
-        per_request <= duff_delta::ALL_TABLES.len() as u64,
+        per_request <= duff_delta::ALL_TABLES.len() as u64 + 2,
         "{per_request} LISTs for one report"
     );
 
