@@ -6,6 +6,7 @@
 #
 #   infra/deploy.sh --region eu-west-1 --alarm-email ops@example.com
 #   infra/deploy.sh --dry-run --account 123456789012 --region eu-west-1   # print, run nothing
+#   infra/deploy.sh --endpoint-url http://127.0.0.1:4566 --api-auth key   # a local emulator
 #
 # Every step prints the exact command it runs ("+ ..."); --dry-run prints them all and calls
 # neither aws nor docker nor cargo. Re-running is safe: unchanged stacks are no-ops, an image tag
@@ -43,6 +44,21 @@ Options (environment variable in brackets):
                          storage, catalog, batch, dispatch, api
                          (e.g. --param batch:JobVcpu=4 --param batch:JobMemoryMiB=8192)
   --skip-build           reuse the Lambda zips and the image built by an earlier run
+  --endpoint-url URL     deploy to a local AWS emulator (MiniStack) at URL instead of AWS
+                         [DUFF_ENDPOINT_URL] (default: none = AWS). The same stacks, zips and
+                         settings, with these substitutions, each printed as it is made:
+                         the Lambdas are built for this host (debug profile) instead of arm64;
+                         no image is built or pushed, no VPC is looked up (the emulator runs no
+                         containers); the job queue and job definition are created through the
+                         Batch API and infra/emulator/batch-exports.yaml stands in for
+                         batch.yaml (the emulator's CloudFormation has no AWS::Batch types);
+                         the queue mapping's MaximumConcurrency is set again through the Lambda
+                         API (the emulator keeps the template's value as a string); the API
+                         URL printed is the emulator's http://<id>.execute-api.localhost:<port>/.
+                         Region defaults to us-east-1, credentials to test/test.
+  --lambda-binaries DIR  with --endpoint-url: zip the Lambdas from the host binaries
+                         duff-dispatcher-lambda and duff-api-lambda in DIR instead of building
+                         them (e.g. target/debug after cargo test)
   --dry-run              print every step and command; call no AWS API, build nothing
   -h, --help             this help
 
@@ -70,6 +86,8 @@ API_BACKEND="${DUFF_API_BACKEND:-athena}"
 EXTRA_PARAMS=()
 SKIP_BUILD=false
 DRY_RUN=false
+ENDPOINT_URL="${DUFF_ENDPOINT_URL:-}"
+LAMBDA_BINARIES=""
 
 need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
 
@@ -88,11 +106,26 @@ while [[ $# -gt 0 ]]; do
     --api-backend) need_value "$@"; API_BACKEND="$2"; shift 2 ;;
     --param) need_value "$@"; EXTRA_PARAMS+=("$2"); shift 2 ;;
     --skip-build) SKIP_BUILD=true; shift ;;
+    --endpoint-url) need_value "$@"; ENDPOINT_URL="$2"; shift 2 ;;
+    --lambda-binaries) need_value "$@"; LAMBDA_BINARIES="$2"; shift 2 ;;
     --dry-run) DRY_RUN=true; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
+
+EMULATOR=false
+if [[ -n "$ENDPOINT_URL" ]]; then
+  [[ "$ENDPOINT_URL" =~ ^https?://[^/]+/?$ ]] || die "--endpoint-url '$ENDPOINT_URL': expected http(s)://host:port"
+  EMULATOR=true
+  REGION="${REGION:-us-east-1}"
+  # The aws CLI and every SDK honour AWS_ENDPOINT_URL; an emulator takes any credentials.
+  export AWS_ENDPOINT_URL="${ENDPOINT_URL%/}"
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+elif [[ -n "$LAMBDA_BINARIES" ]]; then
+  die "--lambda-binaries goes with --endpoint-url (AWS runs arm64 zips built by cargo lambda)"
+fi
+[[ -z "$LAMBDA_BINARIES" || -d "$LAMBDA_BINARIES" ]] || die "--lambda-binaries '$LAMBDA_BINARIES' is not a directory"
 
 [[ "$PREFIX" =~ ^[a-z][a-z0-9-]{1,18}[a-z0-9]$ ]] || die "--prefix '$PREFIX': 3-20 of a-z, 0-9, '-', starting with a letter"
 [[ -n "$REGION" ]] || die "no region: pass --region or set AWS_REGION"
@@ -170,12 +203,14 @@ stack_output() { # stack key [dry-run placeholder]
 
 deploy_stack() { # stack Key=Value...
   local stack="$1"; shift
+  local template="$TEMPLATES/$stack.yaml"
+  if $EMULATOR && [[ "$stack" == batch ]]; then template="$REPO_ROOT/infra/emulator/batch-exports.yaml"; fi
   local params=(StackPrefix="$PREFIX" "$@") p
   for p in "${EXTRA_PARAMS[@]+"${EXTRA_PARAMS[@]}"}"; do
     [[ "$p" == "$stack:"* ]] && params+=("${p#*:}")
   done
   run aws cloudformation deploy --region "$REGION" --stack-name "$(stack_name "$stack")" \
-    --template-file "$TEMPLATES/$stack.yaml" --capabilities CAPABILITY_IAM \
+    --template-file "$template" --capabilities CAPABILITY_IAM \
     --no-fail-on-empty-changeset --tags "duff:stack-prefix=$PREFIX" \
     --parameter-overrides "${params[@]}"
 }
@@ -197,7 +232,9 @@ image_exists() { # repository-name tag
   aws ecr describe-images --region "$REGION" --repository-name "$1" --image-ids "imageTag=$2" >/dev/null 2>&1
 }
 
-if ! $DRY_RUN; then
+if $EMULATOR; then
+  $DRY_RUN || command -v aws >/dev/null || die "'aws' is not on PATH (tests/tools/install puts one in target/tmp/venv-emulator/bin)"
+elif ! $DRY_RUN; then
   for tool in aws docker cargo git; do
     command -v "$tool" >/dev/null || die "'$tool' is not on PATH (see --help: Needs)"
   done
@@ -205,11 +242,45 @@ if ! $DRY_RUN; then
 fi
 
 echo "Duff deploy: prefix=$PREFIX region=$REGION account=${ACCOUNT:-<from credentials>} image tag=$IMAGE_TAG$($DRY_RUN && echo ' (dry run: nothing is executed)')"
+$EMULATOR && echo "Target: the local AWS emulator at $AWS_ENDPOINT_URL (AWS_ENDPOINT_URL for every aws call)"
+
+# An emulator deploy differs from an AWS deploy only where this is called, and says how.
+substitute() { echo "emulator substitution: $*"; }
+
+# A provided.al2023 zip of a host binary: one executable file named bootstrap.
+zip_bootstrap() { # binary zip
+  show python3 -m zipfile "$1 -> $2:bootstrap"
+  $DRY_RUN && return
+  mkdir -p "$(dirname "$2")"
+  python3 - "$1" "$2" <<'PY'
+import sys, zipfile
+binary, out = sys.argv[1:]
+entry = zipfile.ZipInfo("bootstrap")
+entry.external_attr = 0o100755 << 16
+entry.compress_type = zipfile.ZIP_DEFLATED
+with open(binary, "rb") as f, zipfile.ZipFile(out, "w", compresslevel=1) as z:
+    z.writestr(entry, f.read())
+PY
+}
 
 # ------------------------------------------------------------------ build (local, no AWS)
-step "build lambdas (cargo lambda, arm64, provided.al2023 bootstrap zips)"
+if $EMULATOR; then
+  step "build lambdas (this host's architecture, provided.al2023 bootstrap zips)"
+  substitute "Lambdas built for $(uname -m) with the debug profile, not arm64 release (the emulator runs them as local processes)"
+  binaries="$LAMBDA_BINARIES"
+  if [[ -n "$binaries" ]]; then
+    echo "using the binaries in $binaries (--lambda-binaries)"
+  elif ! $SKIP_BUILD; then
+    run cargo build --locked --manifest-path "$REPO_ROOT/Cargo.toml" \
+      -p duff-dispatcher --bin duff-dispatcher-lambda -p duff-api --bin duff-api-lambda
+    binaries="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug"
+  fi
+fi
 for bin in "${LAMBDAS[@]}"; do
-  if $SKIP_BUILD; then
+  if $EMULATOR && [[ -n "${binaries:-}" ]]; then
+    $DRY_RUN || [[ -x "$binaries/$bin" ]] || die "no executable $binaries/$bin"
+    zip_bootstrap "$binaries/$bin" "$(zip_path "$bin")"
+  elif $SKIP_BUILD; then
     echo "skipped (--skip-build): using $(zip_path "$bin")"
   else
     run cargo lambda build --release --arm64 --output-format zip --lambda-dir "$BUILD_DIR/lambda" \
@@ -219,7 +290,9 @@ for bin in "${LAMBDAS[@]}"; do
 done
 
 step "build image (infra/Dockerfile, linux/arm64)"
-if $SKIP_BUILD; then
+if $EMULATOR; then
+  substitute "no job image: the emulator's Batch accepts SubmitJob and runs nothing (run \`duff job\` with the job's parameters)"
+elif $SKIP_BUILD; then
   echo "skipped (--skip-build): using $LOCAL_IMAGE"
 else
   run docker buildx build --platform linux/arm64 --file "$REPO_ROOT/infra/Dockerfile" \
@@ -232,7 +305,9 @@ CALLER_ACCOUNT="$(capture "${ACCOUNT:-<account>}" aws sts get-caller-identity --
 if [[ -n "$ACCOUNT" && "$CALLER_ACCOUNT" != "$ACCOUNT" ]]; then
   die "the credentials belong to account $CALLER_ACCOUNT, not $ACCOUNT"
 fi
-if [[ -z "$VPC_ID" ]]; then
+if $EMULATOR; then
+  substitute "no VPC or subnets: nothing runs on Fargate"
+elif [[ -z "$VPC_ID" ]]; then
   VPC_ID="$(capture "<default-vpc>" aws ec2 describe-vpcs --region "$REGION" \
     --filters Name=is-default,Values=true --query 'Vpcs[0].VpcId' --output text)"
   [[ "$VPC_ID" != "None" && -n "$VPC_ID" ]] || die "no default VPC in $REGION: pass --vpc-id and --subnet-ids"
@@ -247,6 +322,9 @@ step "deploy stack $(stack_name storage) (buckets, image repository)"
 deploy_stack storage
 
 step "push image"
+if $EMULATOR; then
+  substitute "no image pushed"
+else
 REPO_URI="$(stack_output storage ImageRepositoryUri "${ACCOUNT:-<account>}.dkr.ecr.$REGION.amazonaws.com/$PREFIX/job")"
 REPO_NAME="${REPO_URI#*/}"
 REGISTRY="${REPO_URI%%/*}"
@@ -257,6 +335,7 @@ else
   $DRY_RUN || aws ecr get-login-password --region "$REGION" | docker login --username AWS --password-stdin "$REGISTRY"
   run docker tag "$LOCAL_IMAGE" "$REPO_URI:$IMAGE_TAG"
   run docker push "$REPO_URI:$IMAGE_TAG"
+fi
 fi
 
 step "upload lambdas"
@@ -270,7 +349,35 @@ step "deploy stack $(stack_name catalog) (Glue tables, Athena workgroup)"
 deploy_stack catalog
 
 step "deploy stack $(stack_name batch) (Fargate compute, job queue, job definition)"
-deploy_stack batch ImageTag="$IMAGE_TAG" VpcId="$VPC_ID" SubnetIds="$SUBNET_IDS"
+if $EMULATOR; then
+  substitute "job queue and job definition created through the Batch API; infra/emulator/batch-exports.yaml exports their names in place of batch.yaml"
+  batch_param() { # key default: the value given with --param batch:KEY=V, else batch.yaml's default
+    local p value="$2"
+    for p in "${EXTRA_PARAMS[@]+"${EXTRA_PARAMS[@]}"}"; do [[ "$p" == "batch:$1="* ]] && value="${p#*=}"; done
+    echo "$value"
+  }
+  JOB_VCPU="$(batch_param JobVcpu 2)"
+  JOB_MEMORY_MIB="$(batch_param JobMemoryMiB 4096)"
+  JOB_LOG_GROUP="/duff/$PREFIX/batch-job"
+  LAKE_BUCKET="$(stack_output storage LakeBucketName)"
+  # A dry run shows a first deploy: no queue yet.
+  QUEUE_ARN="$(capture None aws batch describe-job-queues --region "$REGION" --job-queues "$PREFIX-jobs" \
+    --query 'jobQueues[0].jobQueueArn' --output text)"
+  if [[ -z "$QUEUE_ARN" || "$QUEUE_ARN" == None ]]; then
+    run aws batch create-compute-environment --region "$REGION" --compute-environment-name "$PREFIX-fargate" \
+      --type MANAGED --compute-resources type=FARGATE,maxvCpus=16,subnets=subnet-emulator,securityGroupIds=sg-emulator >/dev/null
+    QUEUE_ARN="$(capture "<job-queue-arn>" aws batch create-job-queue --region "$REGION" --job-queue-name "$PREFIX-jobs" \
+      --priority 1 --compute-environment-order "order=1,computeEnvironment=$PREFIX-fargate" --query jobQueueArn --output text)"
+  fi
+  definition="$(sed -e "s|@PREFIX@|$PREFIX|g; s|@LAKE_BUCKET@|$LAKE_BUCKET|g; s|@REGION@|$REGION|g" \
+    -e "s|@JOB_VCPU@|$JOB_VCPU|g; s|@JOB_MEMORY_MIB@|$JOB_MEMORY_MIB|g; s|@LOG_GROUP@|$JOB_LOG_GROUP|g" \
+    "$REPO_ROOT/infra/emulator/job-definition.json")"
+  run aws batch register-job-definition --region "$REGION" --cli-input-json "$definition" --output text >/dev/null
+  deploy_stack batch JobQueueArn="$QUEUE_ARN" JobDefinitionName="$PREFIX-job" JobVcpu="$JOB_VCPU" \
+    JobMemoryMiB="$JOB_MEMORY_MIB" JobLogGroupName="$JOB_LOG_GROUP"
+else
+  deploy_stack batch ImageTag="$IMAGE_TAG" VpcId="$VPC_ID" SubnetIds="$SUBNET_IDS"
+fi
 
 step "deploy stack $(stack_name dispatch) (queue, dispatcher Lambda, backfill schedule, alarms)"
 # Parameters not given keep their current value (or the template default on the first deploy).
@@ -279,6 +386,15 @@ dispatch_params=(DispatcherCodeKey="$DISPATCHER_CODE_KEY")
 [[ -n "$SIZE_THRESHOLD" ]] && dispatch_params+=(SizeThresholdBytes="$SIZE_THRESHOLD")
 [[ -n "$SCHEDULE" ]] && dispatch_params+=(BackfillScheduleExpression="$SCHEDULE")
 deploy_stack dispatch "${dispatch_params[@]}"
+if $EMULATOR; then
+  substitute "the queue mapping's MaximumConcurrency set again through the Lambda API, as a number"
+  MAX_CONCURRENCY="$(capture 5 aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name dispatch)" \
+    --query "Stacks[0].Parameters[?ParameterKey=='DispatcherMaxConcurrency'].ParameterValue" --output text)"
+  MAPPING="$(capture "<mapping-uuid>" aws lambda list-event-source-mappings --region "$REGION" \
+    --function-name "$PREFIX-dispatcher" --query 'EventSourceMappings[0].UUID' --output text)"
+  run aws lambda update-event-source-mapping --region "$REGION" --uuid "$MAPPING" \
+    --scaling-config "MaximumConcurrency=$MAX_CONCURRENCY" --output text >/dev/null
+fi
 
 step "deploy stack $(stack_name api) (API Lambda over $API_BACKEND, API Gateway, $API_AUTH authorization)"
 deploy_stack api ApiCodeKey="$API_CODE_KEY" ApiAuth="$API_AUTH_PARAM" ApiBackend="$API_BACKEND_PARAM"
@@ -289,13 +405,30 @@ INBOX_BUCKET="$(stack_output storage InboxBucketName)"
 INBOX_PREFIX="$(capture inbox/ aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name dispatch)" \
   --query "Stacks[0].Parameters[?ParameterKey=='InboxPrefix'].ParameterValue" --output text)"
 API_URL="$(stack_output api ApiUrl)"
+if $EMULATOR; then
+  # The emulator serves https://<api id>.execute-api.<region>.amazonaws.com/<stage>/ at
+  # http://<api id>.execute-api.localhost:<port>/<stage>/: the same paths, so the dashboard's
+  # links resolve as in AWS (*.localhost is loopback for browsers and curl).
+  API_ID="${API_URL#https://}"; API_ID="${API_ID%%.*}"
+  STAGE="${API_URL%/}"; STAGE="${STAGE##*/}"
+  EMULATOR_PORT="${AWS_ENDPOINT_URL##*:}"
+  substitute "the API's URL $API_URL is served at http://$API_ID.execute-api.localhost:$EMULATOR_PORT/$STAGE/"
+  API_URL="http://$API_ID.execute-api.localhost:$EMULATOR_PORT/$STAGE/"
+fi
 ACCESS_LOGS="$(stack_output api AccessLogGroupName)"
 if [[ "$API_AUTH" == key ]]; then
   API_KEY_ID="$(stack_output api ApiKeyId)"
-  # The key itself is never printed (logs keep it): the user fetches it when needed.
+  # The key itself is never printed (logs keep it): the user fetches it when needed. An
+  # emulator's key guards nothing, so it is printed there.
   KEY_COMMAND="aws apigateway get-api-key --region $REGION --api-key $API_KEY_ID --include-value --query value --output text"
-  ACCESS="API key:  $KEY_COMMAND
+  if $EMULATOR; then
+    KEY="$(capture "<key>" aws apigateway get-api-key --region "$REGION" --api-key "$API_KEY_ID" --include-value --query value --output text)"
+    ACCESS="API key:  $KEY
+Try:      curl -H \"x-api-key: $KEY\" \"${API_URL}healthz\"   (the dashboard: ${API_URL})"
+  else
+    ACCESS="API key:  $KEY_COMMAND
 Try:      curl -H \"x-api-key: \$($KEY_COMMAND)\" \"${API_URL}healthz\""
+  fi
 else
   READERS_POLICY="$(stack_output api ApiReadersPolicyArn)"
   ACCESS="Readers:  aws iam attach-user-policy --user-name <user> --policy-arn $READERS_POLICY   (or attach-role-policy)
@@ -310,5 +443,6 @@ API URL:  $API_URL
 $ACCESS
 Requests: aws logs tail --region $REGION --follow $ACCESS_LOGS   (API access log, one JSON line per request)
 EOF
+$EMULATOR && echo "Upload:   AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL aws s3 cp orders.csv s3://$INBOX_BUCKET/$INBOX_PREFIX   (every aws command needs AWS_ENDPOINT_URL)"
 $DRY_RUN && echo "(dry run: nothing was executed)"
 exit 0

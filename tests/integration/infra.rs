@@ -7,6 +7,7 @@ mod catalog;
 mod cfn_lint;
 mod compute;
 mod deploy;
+mod emulator;
 mod hive;
 mod security;
 mod template;

@@ -142,3 +142,77 @@ fn deploy_dry_run_lists_every_step_in_order_and_calls_nothing() {
     let (ok, _, err) = dry_run(&["--dry-run"]);
     assert!(!ok && err.contains("region"), "{err}");
 }
+
+#[test]
+fn the_emulator_dry_run_prints_every_substitution_and_builds_no_image() {
+    let (ok, out, err) = dry_run(&[
+        "--dry-run",
+        "--endpoint-url",
+        "http://127.0.0.1:4566",
+        "--api-auth",
+        "key",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Target: the local AWS emulator at http://127.0.0.1:4566"));
+    assert!(
+        out.contains("region=us-east-1"),
+        "the emulator's default region"
+    );
+    let substitutions: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("emulator substitution:"))
+        .collect();
+    for made in [
+        "Lambdas built for",
+        "no job image",
+        "no VPC",
+        "no image pushed",
+        "Batch API",
+        "MaximumConcurrency",
+        "is served at http://",
+    ] {
+        assert!(
+            substitutions.iter().any(|l| l.contains(made)),
+            "no substitution about {made:?} in {substitutions:#?}"
+        );
+    }
+    assert_in_order(
+        &out,
+        &[
+            "+ cargo build --locked",
+            "+ python3 -m zipfile",
+            "+ aws cloudformation deploy --region us-east-1 --stack-name duff-storage",
+            "+ aws batch create-job-queue",
+            "+ aws batch register-job-definition",
+            "infra/emulator/batch-exports.yaml",
+            "--stack-name duff-dispatch",
+            "+ aws lambda update-event-source-mapping",
+            "--stack-name duff-api",
+        ],
+    );
+    for never in ["docker", "cargo lambda", "ecr", "ec2 describe"] {
+        assert!(
+            !out.contains(&format!("+ {never}")) && !out.contains(&format!("aws {never}")),
+            "{never}:\n{out}"
+        );
+    }
+    assert!(
+        !out.contains("templates/batch.yaml"),
+        "batch.yaml is not deployed to the emulator"
+    );
+
+    // Zipping prebuilt binaries belongs to the emulator; AWS runs arm64 zips from cargo lambda.
+    let (ok, _, err) = dry_run(&[
+        "--dry-run",
+        "--region",
+        "eu-west-1",
+        "--lambda-binaries",
+        "/tmp",
+    ]);
+    assert!(
+        !ok && err.contains("--lambda-binaries goes with --endpoint-url"),
+        "{err}"
+    );
+    let (ok, _, err) = dry_run(&["--dry-run", "--endpoint-url", "127.0.0.1:4566"]);
+    assert!(!ok && err.contains("expected http(s)://host:port"), "{err}");
+}

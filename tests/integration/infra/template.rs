@@ -18,14 +18,23 @@ pub struct Template {
 }
 
 impl Template {
+    /// A template of `infra/templates`, by file name.
     pub fn load(file: &str) -> Template {
-        let path = templates_dir().join(file);
-        let text = std::fs::read_to_string(&path)
+        Template {
+            file: file.to_string(),
+            ..Template::load_path(&templates_dir().join(file))
+        }
+    }
+
+    /// A template anywhere (`file` is then its path).
+    pub fn load_path(path: &Path) -> Template {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let yaml: serde_yaml::Value =
             serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file} is not valid YAML: {e}"));
         Template {
-            file: file.to_string(),
+            file,
             text,
             root: long_form(yaml),
         }
