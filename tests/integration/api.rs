@@ -8,7 +8,7 @@
 
 mod athena;
 mod current;
-mod dashboard;
+pub mod dashboard;
 mod follows;
 mod hostile;
 mod lake_in_s3;
@@ -379,8 +379,16 @@ pub fn request(addr: &str, method: &str, target: &str, headers: &[(&str, &str)])
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(300)))
         .unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
+    // A `Host` among `headers` replaces the address (a virtual host on a loopback server).
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or(addr, |(_, v)| v);
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");

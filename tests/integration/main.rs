@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod differential;
 mod dispatch;
+mod emulator;
 mod fixtures;
 mod guarantees;
 mod infra;

@@ -11,7 +11,7 @@ use super::{Measures, lake, money, server};
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Chromium; a clear failure (never a skip) when it is missing.
-fn chromium() -> &'static Path {
+pub fn chromium() -> &'static Path {
     assert!(
         Path::new(CHROMIUM).exists(),
         "the dashboard test needs Debian's chromium at {CHROMIUM}: run `tests/tools/install` \
@@ -42,7 +42,7 @@ fn headless(profile: &Path) -> Command {
 }
 
 /// Attribute values of every element of `dom` that has `marker` in its tag.
-fn attr_values(dom: &str, marker: &str, attr: &str) -> Vec<String> {
+pub fn attr_values(dom: &str, marker: &str, attr: &str) -> Vec<String> {
     dom.split('<')
         .filter(|tag| tag.contains(marker))
         .filter_map(|tag| {
@@ -54,7 +54,7 @@ fn attr_values(dom: &str, marker: &str, attr: &str) -> Vec<String> {
 }
 
 /// The opening tag of the SVG chart `name` up to its closing tag.
-fn chart<'a>(dom: &'a str, name: &str) -> &'a str {
+pub fn chart<'a>(dom: &'a str, name: &str) -> &'a str {
     let start = dom
         .find(&format!("data-chart=\"{name}\""))
         .unwrap_or_else(|| panic!("chart {name} not rendered:\n{dom}"));
