@@ -119,7 +119,8 @@ if [[ -n "$ENDPOINT_URL" ]]; then
   [[ "$ENDPOINT_URL" =~ ^https?://[^/]+/?$ ]] || die "--endpoint-url '$ENDPOINT_URL': expected http(s)://host:port"
   EMULATOR=true
   REGION="${REGION:-us-east-1}"
-  # The aws CLI and every SDK honour AWS_ENDPOINT_URL; an emulator takes any credentials.
+  # Every aws call here and every SDK honour AWS_ENDPOINT_URL (the CLI's SQS does not, and is not
+  # used here); an emulator takes any credentials.
   export AWS_ENDPOINT_URL="${ENDPOINT_URL%/}"
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 elif [[ -n "$LAMBDA_BINARIES" ]]; then
