@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::api::{dashboard, request, serving};
-use deployment::{Deployment, PREFIX, SIZE_THRESHOLD, repo, text};
+use crate::venv::text;
+use deployment::{Deployment, PREFIX, SIZE_THRESHOLD, repo};
 
 /// The reports compared between the emulator and the local engine: every route with data
 /// (a run's own page aside: its times are the attempt's), for one client and one run.

@@ -32,10 +32,6 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-pub fn text(out: &Output) -> String {
-    venv::text(out)
-}
-
 /// What `infra/emulator/up` deployed; dropping it runs `infra/emulator/down`.
 pub struct Deployment {
     pub port: u16,
@@ -59,7 +55,7 @@ impl Drop for Deployment {
             .output()
             .unwrap();
         if !std::thread::panicking() {
-            assert!(out.status.success(), "down: {}", text(&out));
+            assert!(out.status.success(), "down: {}", venv::text(&out));
         }
     }
 }
@@ -98,7 +94,7 @@ impl Deployment {
             )
             .output()
             .unwrap();
-        let log = text(&out);
+        let log = venv::text(&out);
         assert!(out.status.success(), "up failed:\n{log}");
         eprintln!("emulator up and deployed in {:?}", started.elapsed());
         let line = |label: &str| -> String {
@@ -149,7 +145,7 @@ impl Deployment {
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .output()
             .unwrap();
-        assert!(out.status.success(), "aws {args:?}: {}", text(&out));
+        assert!(out.status.success(), "aws {args:?}: {}", venv::text(&out));
         String::from_utf8(out.stdout).unwrap()
     }
 
