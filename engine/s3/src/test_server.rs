@@ -94,6 +94,9 @@ impl S3Server {
                 let Ok((socket, _)) = listener.accept().await else {
                     continue;
                 };
+                // As S3 does: without it a response's second write waits for the client's
+                // delayed ACK (40 ms on Linux), and a Delta commit's requests take seconds.
+                let _ = socket.set_nodelay(true);
                 let service = service.clone();
                 tokio::spawn(async move {
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
