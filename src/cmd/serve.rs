@@ -1,6 +1,7 @@
 //! `duff serve`: the reporting API and dashboard over a lake, local or in S3 (the embedded
 //! engine stands in for Athena; the router is the one the API Lambda runs).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -74,14 +75,21 @@ fn serve_backend(
             .await
             .with_context(|| format!("cannot listen on {addr} (try --addr 127.0.0.1:0)"))?;
         let url = format!("http://{}/", listener.local_addr()?);
-        println!("Dashboard: {url}");
-        println!(
-            "API:       {url}openapi.json · lake {} · Ctrl-C stops",
+        // The banner is for whoever started the server: if its reader has gone (`| head -1`,
+        // a script that read the URL), the server goes on serving; `println!` would panic.
+        let mut banner = format!(
+            "Dashboard: {url}\nAPI:       {url}openapi.json · lake {} · Ctrl-C stops\n",
             backend.location()
         );
         if api_key.is_some() {
-            println!("Data routes need the key in the x-api-key header.");
-        } else if !addr.ip().is_loopback() {
+            banner.push_str("Data routes need the key in the x-api-key header.\n");
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(banner.as_bytes())
+            .and_then(|()| stdout.flush());
+        drop(stdout);
+        if api_key.is_none() && !addr.ip().is_loopback() {
             eprintln!(
                 "WARNING: serving on {addr} without an API key: anyone who can reach this \
                  address reads every report of the lake. Set DUFF_API_KEY or --api-key-file, \

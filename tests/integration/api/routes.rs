@@ -775,3 +775,47 @@ fn duff_serve_serves_the_lake_with_a_key() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no lake at"));
 }
+
+#[test]
+fn duff_serve_keeps_serving_when_its_stdout_is_closed() {
+    let lake = lake();
+    // A free port named up front: with `127.0.0.1:0` only the closed stdout would tell it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duff"))
+        .args(["serve", "--lake"])
+        .arg(&lake.root)
+        .args(["--addr", &addr])
+        .env_remove("DUFF_API_KEY")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "duff serve stopped: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "duff serve never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let health = get(&addr, "/healthz").status;
+    let still_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(still_running, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(health, 200);
+}
