@@ -131,19 +131,27 @@ pub fn delta_files(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<String> 
 /// What a Delta reader sees in a table: every row of its committed files, rendered as text,
 /// with the partition date last, sorted.
 pub fn delta_rows(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    for rel in delta_files(lake, def) {
-        let pa_date = rel
-            .split('/')
-            .find_map(|s| s.strip_prefix("pa_date="))
-            .unwrap_or("")
-            .to_string();
-        for mut row in parquet_rows(&lake.join(&rel)) {
-            row.push(pa_date.clone());
-            rows.push(row);
-        }
-    }
-    rows.sort();
+    use rayon::prelude::*;
+    // Files in parallel: the long S3 tests read ~100 MB of lake back this way, at the end of
+    // the test run when the other test thread is idle.
+    let mut rows: Vec<Vec<String>> = delta_files(lake, def)
+        .into_par_iter()
+        .flat_map_iter(|rel| {
+            let pa_date = rel
+                .split('/')
+                .find_map(|s| s.strip_prefix("pa_date="))
+                .unwrap_or("")
+                .to_string();
+            parquet_rows(&lake.join(&rel))
+                .into_iter()
+                .map(move |mut row| {
+                    row.push(pa_date.clone());
+                    row
+                })
+        })
+        .collect();
+    // Equal rows are identical: an unstable sort gives the same order.
+    rows.par_sort_unstable();
     rows
 }
 

@@ -1,5 +1,10 @@
 //! The one integration-test entry point: cross-crate tests of the `duff` workspace.
 
+// The tests read whole lakes back, value by value: allocation-heavy work, given the allocator the
+// binaries use rather than the system's.
+#[global_allocator]
+static GLOBAL: duff_alloc::Allocator = duff_alloc::Allocator;
+
 mod api;
 mod cli;
 mod common;
@@ -14,5 +19,6 @@ mod layout;
 mod marts;
 mod optimize;
 mod reference;
+mod rows;
 mod s3;
 mod venv;

@@ -42,8 +42,19 @@ fn marts_from_history(lake: &Path) -> BTreeMap<&'static str, Vec<Vec<String>>> {
         .collect();
     let at = |n: &str| names.iter().position(|c| *c == n).unwrap();
     let mut groups: BTreeMap<&'static str, BTreeMap<Vec<String>, Group>> = BTreeMap::new();
+    let (order, ccf, price, volume) = (
+        at("order_id"),
+        at("product_ccf"),
+        at("total_price"),
+        at("total_volume"),
+    );
     for row in latest_of_history(lake) {
         let v = |n: &str| row[at(n)].clone();
+        // The line's numbers, read once for its seven groups.
+        let order: i64 = row[order].parse().unwrap();
+        let line_units: i64 = row[ccf].parse().unwrap();
+        let sales = units(&decimal(&row[price]));
+        let line_volume = units(&decimal(&row[volume]));
         let keys: [(&'static str, Vec<String>); 7] = [
             ("mart_clients", vec![v("client_id")]),
             (
@@ -61,11 +72,11 @@ fn marts_from_history(lake: &Path) -> BTreeMap<&'static str, Vec<Vec<String>>> {
         ];
         for (mart, key) in keys {
             let g = groups.entry(mart).or_default().entry(key).or_default();
-            g.orders.insert(v("order_id").parse().unwrap());
+            g.orders.insert(order);
             g.lines += 1;
-            g.units += v("product_ccf").parse::<i64>().unwrap();
-            g.sales += units(&decimal(&v("total_price")));
-            g.volume += units(&decimal(&v("total_volume")));
+            g.units += line_units;
+            g.sales += sales;
+            g.volume += line_volume;
         }
     }
     // Each client's top product: largest sales, then smallest product id.

@@ -19,6 +19,7 @@ use duff_s3::{S3Lake, S3Source, S3Url, TransferSettings};
 use crate::common::{delta_files, delta_rows, fixed_options, history_tables, run_delta};
 use crate::lake::{assert_every_table_commits_once, latest_of_history};
 use crate::marts::assert_marts_match_history;
+use crate::rows::{SortedRows, first_difference};
 
 /// Tables that record when things happened (`started_at`, `folded_at`): two runs of the same
 /// bytes differ there, so comparisons of lakes leave them out.
@@ -107,52 +108,61 @@ fn sample(rows: u64, seed: u64) -> Vec<u8> {
     out
 }
 
-/// What a Delta reader sees in a table, without the lineage columns that name the input
-/// (`source_file`, `run_id`): a local and an S3 run of the same bytes must agree.
-fn contents(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<Vec<String>> {
-    let names: Vec<String> = def
-        .schema()
-        .unwrap()
-        .fields()
-        .map(|f| f.name().to_string())
-        .collect();
-    let keep = |i: usize| {
-        names
-            .get(i)
-            .is_none_or(|n| n != "source_file" && n != "run_id")
-    };
-    let mut rows: Vec<Vec<String>> = delta_rows(lake, def)
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .enumerate()
-                .filter(|(i, _)| keep(*i))
-                .map(|(_, v)| v)
-                .collect()
-        })
-        .collect();
-    rows.sort();
-    rows
+/// Compares two lakes table by table (all but [`RECORDS`]) without their lineage columns,
+/// naming the first difference.
+fn assert_same_contents(a: &Path, b: &Path) {
+    const LINEAGE: [&str; 2] = ["source_file", "run_id"];
+    for def in ALL_TABLES.iter().filter(|d| !RECORDS.contains(&d.name)) {
+        let (ours, theirs) = rayon::join(
+            || SortedRows::read(a, def, &LINEAGE),
+            || SortedRows::read(b, def, &LINEAGE),
+        );
+        if let Some(difference) = first_difference(&ours, &theirs) {
+            panic!("{}: {difference}", def.name);
+        }
+    }
 }
 
-/// Compares two lakes table by table (all but [`RECORDS`]), naming the first difference.
-/// One table at a time: a 100 MB input's rows as text take gigabytes.
-fn assert_same_contents(a: &Path, b: &Path) {
-    for def in ALL_TABLES.iter().filter(|d| !RECORDS.contains(&d.name)) {
-        let (ours, theirs) = (contents(a, def), contents(b, def));
-        assert_eq!(ours.len(), theirs.len(), "{}: row counts", def.name);
-        if let Some((x, y)) = ours.iter().zip(&theirs).find(|(x, y)| x != y) {
-            panic!("{}: first differing row:\n  {x:?}\n  {y:?}", def.name);
+#[test]
+fn the_lake_comparison_names_a_changed_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample(2_000, 5);
+    let changed = replace_bytes(&data, b",delivered\n", b",created\n");
+    assert_ne!(data, changed);
+    let lake = |name: &str, bytes: &[u8]| {
+        let file = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&file, bytes).unwrap();
+        let lake = dir.path().join(name);
+        run_delta(&file, &lake, &fixed_options());
+        lake
+    };
+    let (a, again, b) = (lake("a", &data), lake("again", &data), lake("b", &changed));
+    assert_same_contents(&a, &again);
+    let panic = std::panic::catch_unwind(|| assert_same_contents(&a, &b)).unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(
+        message.starts_with("quarantine: row ")
+            && message.contains(",delivered\"")
+            && message.contains(",created\""),
+        "{message}"
+    );
+}
+
+/// Asserts two lakes' [`every_table`] agree, naming the first differing row.
+fn assert_same_tables(ours: &[(&str, SortedRows)], theirs: &[(&str, SortedRows)], context: &str) {
+    for ((name, a), (_, b)) in ours.iter().zip(theirs) {
+        if let Some(difference) = first_difference(a, b) {
+            panic!("{context}: {name}: {difference}");
         }
     }
 }
 
 /// Every table's rows as a Delta reader sees them, lineage included.
-fn every_table(lake: &Path) -> Vec<(&'static str, Vec<Vec<String>>)> {
+fn every_table(lake: &Path) -> Vec<(&'static str, SortedRows)> {
     ALL_TABLES
         .iter()
         .filter(|d| !RECORDS.contains(&d.name))
-        .map(|d| (d.name, delta_rows(lake, d)))
+        .map(|d| (d.name, SortedRows::read(lake, d, &[])))
         .collect()
 }
 
@@ -320,10 +330,10 @@ fn throttling_and_connection_resets_are_survived_with_identical_output() {
         counts.get("injected_cut").copied().unwrap_or(0) > 0,
         "{counts:?}"
     );
-    assert_eq!(
-        every_table(&faulty.bucket_dir(LAKE)),
-        every_table(&clean.bucket_dir(LAKE)),
-        "every table holds the same rows"
+    assert_same_tables(
+        &every_table(&faulty.bucket_dir(LAKE)),
+        &every_table(&clean.bucket_dir(LAKE)),
+        "every table holds the same rows",
     );
     assert_eq!(got.manifest().counts, expected.manifest().counts);
 }
@@ -461,10 +471,10 @@ fn two_concurrent_runs_of_the_same_object_commit_each_table_exactly_once() {
         &small_transfers(),
     )
     .unwrap();
-    assert_eq!(
-        every_table(&lake),
-        every_table(&committed.bucket_dir(LAKE)),
-        "the lake reads exactly as one run left it"
+    assert_same_tables(
+        &every_table(&lake),
+        &every_table(&committed.bucket_dir(LAKE)),
+        "the lake reads exactly as one run left it",
     );
     assert_eq!(runs_of(&lake).len(), 1);
 }
@@ -692,7 +702,7 @@ fn must_succeed(out: std::process::Output) {
 
 /// What a clean run of `data` leaves: every table's rows, and the run id.
 struct CleanRun {
-    tables: Vec<(&'static str, Vec<Vec<String>>)>,
+    tables: Vec<(&'static str, SortedRows)>,
     run_id: String,
 }
 
@@ -747,10 +757,10 @@ fn s3_crash_then_complete(data: &[u8], clean: &CleanRun, failpoint: &str, recove
         };
         must_succeed(duff(&server, &step, None));
     }
-    assert_eq!(
-        every_table(&lake),
-        clean.tables,
-        "{failpoint}: completed as one clean run"
+    assert_same_tables(
+        &every_table(&lake),
+        &clean.tables,
+        &format!("{failpoint}: completed as one clean run"),
     );
     assert_every_table_commits_once(&lake, &clean.run_id, failpoint);
     assert_eq!(runs_of(&lake).len(), 1, "{failpoint}");
