@@ -128,6 +128,13 @@ pub fn delta_files(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<String> 
     committed.files_of(def)
 }
 
+/// The `pa_date` partition value in a data file's path (empty for unpartitioned tables).
+pub fn partition_of(rel: &str) -> &str {
+    rel.split('/')
+        .find_map(|s| s.strip_prefix("pa_date="))
+        .unwrap_or("")
+}
+
 /// What a Delta reader sees in a table: every row of its committed files, rendered as text,
 /// with the partition date last, sorted.
 pub fn delta_rows(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<Vec<String>> {
@@ -137,11 +144,7 @@ pub fn delta_rows(lake: &Path, def: &duff_delta::DeltaTableDef) -> Vec<Vec<Strin
     let mut rows: Vec<Vec<String>> = delta_files(lake, def)
         .into_par_iter()
         .flat_map_iter(|rel| {
-            let pa_date = rel
-                .split('/')
-                .find_map(|s| s.strip_prefix("pa_date="))
-                .unwrap_or("")
-                .to_string();
+            let pa_date = partition_of(&rel).to_string();
             parquet_rows(&lake.join(&rel))
                 .into_iter()
                 .map(move |mut row| {

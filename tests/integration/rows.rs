@@ -11,7 +11,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 
-use crate::common::delta_files;
+use crate::common::{delta_files, partition_of};
 
 /// A table's rows as a Delta reader sees them (its partition value last), in Arrow's row
 /// format and sorted. Two lakes compare exactly, value by value, without rendering ~100 MB of
@@ -27,11 +27,7 @@ impl SortedRows {
         let columns: Vec<Vec<ArrayRef>> = delta_files(lake, def)
             .into_par_iter()
             .flat_map_iter(|rel| {
-                let pa_date = rel
-                    .split('/')
-                    .find_map(|s| s.strip_prefix("pa_date="))
-                    .unwrap_or("")
-                    .to_string();
+                let pa_date = partition_of(&rel).to_string();
                 let file = File::open(lake.join(&rel)).unwrap();
                 let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                     .unwrap()
