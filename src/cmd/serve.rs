@@ -84,11 +84,8 @@ fn serve_backend(
         if api_key.is_some() {
             banner.push_str("Data routes need the key in the x-api-key header.\n");
         }
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout
-            .write_all(banner.as_bytes())
-            .and_then(|()| stdout.flush());
-        drop(stdout);
+        // Line-buffered: a banner that ends its last line is written out whole.
+        let _ = std::io::stdout().write_all(banner.as_bytes());
         if api_key.is_none() && !addr.ip().is_loopback() {
             eprintln!(
                 "WARNING: serving on {addr} without an API key: anyone who can reach this \

@@ -17,7 +17,7 @@ use crate::common::{delta_files, partition_of};
 /// format and sorted. Two lakes compare exactly, value by value, without rendering ~100 MB of
 /// cells as text; a difference is printed as text.
 pub struct SortedRows {
-    converter: Option<Arc<RowConverter>>,
+    converter: Option<RowConverter>,
     rows: Vec<OwnedRow>,
 }
 
@@ -59,7 +59,7 @@ impl SortedRows {
             .iter()
             .map(|c| SortField::new(c.data_type().clone()))
             .collect();
-        let converter = Arc::new(RowConverter::new(fields).unwrap());
+        let converter = RowConverter::new(fields).unwrap();
         let mut rows: Vec<OwnedRow> = columns
             .par_iter()
             .flat_map_iter(|c| {
