@@ -12,7 +12,7 @@ use simd_csv::SplitterBuilder;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::fields::{
-    FieldSpan, QuoteError, field_text, record_end, split_fields, split_fields_noting_quotes,
+    FieldSpan, QuoteError, field_text, record_end, split_fields, split_fields_counting_newlines,
 };
 use super::header::HeaderMap;
 use super::number::{NumError, checked_total, parse_decimal, parse_positive_int, trim};
@@ -239,9 +239,12 @@ pub(crate) fn parse_range(
                 }
                 Err(rejection) => out.bad.push(row.bad_record(rejection, record, line_rel)),
             }
-            if row.had_quotes {
-                out.newlines += memchr_iter(b'\n', record).count() as u64;
-            }
+            debug_assert_eq!(
+                row.newlines_inside as usize,
+                memchr_iter(b'\n', record).count(),
+                "a record's newlines are all inside its quoted fields"
+            );
+            out.newlines += u64::from(row.newlines_inside);
             out.newlines += terminated as u64;
             pos = record_end_at;
             recovering = false;
@@ -299,7 +302,60 @@ struct RowParser<'c> {
     other_scratch: Vec<u8>,
     fingerprint_buf: Vec<u8>,
     parsed: Parsed,
-    had_quotes: bool,
+    /// Newlines inside the record just parsed (in its quoted fields).
+    newlines_inside: u32,
+    /// The client name and description of the record just parsed, trimmed.
+    name: TextAt,
+    desc: TextAt,
+}
+
+/// Where a text field's trimmed value is: in the record, or (when it had to be unescaped) in
+/// a scratch buffer. Validation finds it once and the row's columns copy it from there.
+#[derive(Clone, Copy)]
+enum TextAt {
+    Record(u32, u32),
+    Scratch(u32, u32),
+}
+
+impl TextAt {
+    #[inline(always)]
+    fn of(record: &[u8], field: FieldSpan, scratch: &mut Vec<u8>) -> Self {
+        if field.escaped {
+            // An escaped field's text is always unescaped into `scratch`.
+            field_text(record, field, scratch);
+            let (start, end) = trim_range(scratch, 0, scratch.len() as u32);
+            TextAt::Scratch(start, end)
+        } else {
+            let (start, end) = trim_range(record, field.start, field.end);
+            TextAt::Record(start, end)
+        }
+    }
+
+    #[inline]
+    fn is_empty(self) -> bool {
+        let (TextAt::Record(start, end) | TextAt::Scratch(start, end)) = self;
+        start == end
+    }
+
+    #[inline]
+    fn text<'a>(self, record: &'a [u8], scratch: &'a [u8]) -> &'a [u8] {
+        match self {
+            TextAt::Record(start, end) => &record[start as usize..end as usize],
+            TextAt::Scratch(start, end) => &scratch[start as usize..end as usize],
+        }
+    }
+}
+
+/// `buf[start..end]` without the spaces and tabs around it (as [`trim`]), as a range.
+#[inline]
+fn trim_range(buf: &[u8], mut start: u32, mut end: u32) -> (u32, u32) {
+    while start < end && matches!(buf[start as usize], b' ' | b'\t') {
+        start += 1;
+    }
+    while end > start && matches!(buf[end as usize - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    (start, end)
 }
 
 impl<'c> RowParser<'c> {
@@ -323,17 +379,23 @@ impl<'c> RowParser<'c> {
                 channel: 0,
                 status: 0,
             },
-            had_quotes: false,
+            newlines_inside: 0,
+            name: TextAt::Record(0, 0),
+            desc: TextAt::Record(0, 0),
         }
     }
 
     /// Applies every rule, in contract order, stopping at the first failure.
     #[inline]
     fn parse(&mut self, record: &[u8]) -> Result<(), Rejection> {
-        // A record that fails to split has quotes (only quoted fields can fail).
-        self.had_quotes = true;
-        self.had_quotes =
-            split_fields_noting_quotes(record, &mut self.spans).map_err(Rejection::Quoting)?;
+        self.newlines_inside = match split_fields_counting_newlines(record, &mut self.spans) {
+            Ok(newlines) => newlines,
+            Err(e) => {
+                // Rare: count them the slow way (a stray quote can hide one from the splitter).
+                self.newlines_inside = memchr_iter(b'\n', record).count() as u32;
+                return Err(Rejection::Quoting(e));
+            }
+        };
         let header = self.ctx.header;
         if self.spans.len() != header.field_count {
             return Err(Rejection::FieldCount(self.spans.len()));
@@ -343,57 +405,63 @@ impl<'c> RowParser<'c> {
             return Err(Rejection::Utf8);
         }
         let spans = &self.spans;
-        let text = |c: Col, scratch: &mut Vec<u8>| -> Vec<u8> {
-            // Only used on the rare escaped numeric field.
-            field_text(record, header.field(spans, c), scratch).to_vec()
-        };
-        let num = |c: Col, scratch: &mut Vec<u8>, f: fn(&[u8]) -> Result<i64, NumError>| {
-            let span = header.field(spans, c);
+        // Generic over the parser, not a `fn` pointer: each call site inlines its parser.
+        #[inline(always)]
+        fn number(
+            record: &[u8],
+            span: FieldSpan,
+            scratch: &mut Vec<u8>,
+            parse: impl Fn(&[u8]) -> Result<i64, NumError>,
+        ) -> Result<i64, NumError> {
             if span.escaped {
-                f(&text(c, scratch))
+                // Rare: an escaped numeric field.
+                parse(field_text(record, span, scratch))
             } else {
-                f(&record[span.start as usize..span.end as usize])
+                parse(&record[span.start as usize..span.end as usize])
             }
+        }
+        let int = |c: Col, scratch: &mut Vec<u8>| {
+            number(record, header.field(spans, c), scratch, parse_positive_int)
+        };
+        let dec = |c: Col, scratch: &mut Vec<u8>| {
+            number(record, header.field(spans, c), scratch, parse_decimal)
         };
         use Reason::*;
         let p = &mut self.parsed;
         let s = &mut self.other_scratch;
         let rule = |r, col, e| Rejection::Rule(r, col, NumOrText::Num(e));
-        p.client_id = num(Col::ClientId, s, parse_positive_int)
-            .map_err(|e| rule(InvalidClientId, "client_id", e))?;
-        let name = trim(field_text(
+        p.client_id = int(Col::ClientId, s).map_err(|e| rule(InvalidClientId, "client_id", e))?;
+        self.name = TextAt::of(
             record,
             header.field(spans, Col::ClientName),
             &mut self.name_scratch,
-        ));
-        if name.is_empty() {
+        );
+        if self.name.is_empty() {
             return Err(Rejection::Rule(
                 EmptyClientName,
                 "client_name",
                 NumOrText::Empty,
             ));
         }
-        p.order_id = num(Col::OrderId, s, parse_positive_int)
-            .map_err(|e| rule(InvalidOrderId, "order_id", e))?;
-        p.product_id = num(Col::ProductId, s, parse_positive_int)
-            .map_err(|e| rule(InvalidProductId, "product_id", e))?;
-        let desc = trim(field_text(
+        p.order_id = int(Col::OrderId, s).map_err(|e| rule(InvalidOrderId, "order_id", e))?;
+        p.product_id =
+            int(Col::ProductId, s).map_err(|e| rule(InvalidProductId, "product_id", e))?;
+        self.desc = TextAt::of(
             record,
             header.field(spans, Col::ProductDescription),
             &mut self.desc_scratch,
-        ));
-        if desc.is_empty() {
+        );
+        if self.desc.is_empty() {
             return Err(Rejection::Rule(
                 EmptyProductDescription,
                 "product_description",
                 NumOrText::Empty,
             ));
         }
-        p.price = num(Col::ProductPrice, s, parse_decimal)
-            .map_err(|e| rule(InvalidProductPrice, "product_price", e))?;
-        p.ccf = num(Col::ProductCcf, s, parse_positive_int)
-            .map_err(|e| rule(InvalidProductCcf, "product_ccf", e))?;
-        p.volume = num(Col::ProductVolume, s, parse_decimal)
+        p.price =
+            dec(Col::ProductPrice, s).map_err(|e| rule(InvalidProductPrice, "product_price", e))?;
+        p.ccf = int(Col::ProductCcf, s).map_err(|e| rule(InvalidProductCcf, "product_ccf", e))?;
+        p.volume = dec(Col::ProductVolume, s)
             .map_err(|e| rule(InvalidProductVolume, "product_volume", e))?;
         if p.volume == 0 {
             return Err(rule(InvalidProductVolume, "product_volume", NumError::Zero));
@@ -419,17 +487,8 @@ impl<'c> RowParser<'c> {
     /// Appends the row just parsed by [`RowParser::parse`].
     #[inline]
     fn push_valid(&mut self, v: &mut ValidRows, record: &[u8], at: usize, line_rel: u64) {
-        let header = self.ctx.header;
-        let name = trim(field_text(
-            record,
-            header.field(&self.spans, Col::ClientName),
-            &mut self.name_scratch,
-        ));
-        let desc = trim(field_text(
-            record,
-            header.field(&self.spans, Col::ProductDescription),
-            &mut self.desc_scratch,
-        ));
+        let name = self.name.text(record, &self.name_scratch);
+        let desc = self.desc.text(record, &self.desc_scratch);
         let p = &self.parsed;
         let fp = &mut self.fingerprint_buf;
         fp.clear();
