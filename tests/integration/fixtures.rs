@@ -122,6 +122,9 @@ fn an_exact_duplicate_is_dropped_and_counted() {
     assert_eq!(kept, [2, 4]);
     assert!(quarantined.is_empty());
     assert_eq!(m.counts.exact_duplicates, 1);
+    // The manifest records what the dedup tables held: two keys, in memory of their own.
+    assert_eq!(m.dedup_keys, 2);
+    assert!(m.dedup_heap_bytes > 0);
 }
 
 #[test]
@@ -391,4 +394,5 @@ fn a_gzip_input_expanding_past_its_allowance_fails_the_file() {
     };
     assert_eq!(m.counts.rows_read, 40_000);
     assert_eq!(m.counts.exact_duplicates, 39_999);
+    assert_eq!(m.dedup_keys, 1);
 }

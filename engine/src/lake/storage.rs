@@ -93,8 +93,9 @@ pub trait Lake: Send + Sync {
 pub trait RowObserver: Send {
     /// The next rows, in input order.
     fn rows(&mut self, orders: &RecordBatch);
-    /// Every row was seen and the run's files are about to be published. Not called when
-    /// the attempt fails.
+    /// Every row was seen (the run's last files may still be being written). Not called
+    /// when the attempt's rows are rejected; an attempt may still fail after it (writing
+    /// its files), so what it leaves must be checked against the committed files.
     fn finish(self: Box<Self>);
 }
 

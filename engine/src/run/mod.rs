@@ -147,7 +147,7 @@ fn fail_on_bad_rows(
     record: &mut Record,
 ) -> Result<Processed, Error> {
     let (quarantined, read) = (p.counts.quarantined, p.counts.rows_read);
-    if read > 0 && options.too_many_bad_rows(quarantined, read) {
+    if options.rejects(&p.counts) {
         record.count(&p.counts);
         return Err(Error::TooManyBadRows {
             quarantined,

@@ -66,11 +66,17 @@ impl Observing {
         }
     }
 
-    /// Waits for the observer to see every queued row and finish.
-    pub fn finish(mut self) {
+    /// Tells the observer every row was sent, so that it finishes on its thread while the
+    /// caller goes on (the run's last rows are still being encoded).
+    pub fn close(&mut self) {
         if let Some(queue) = self.queue.take() {
             let _ = queue.send(Message::Finish);
         }
+    }
+
+    /// Waits for the observer to see every queued row and finish.
+    pub fn finish(mut self) {
+        self.close();
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
@@ -81,7 +87,7 @@ impl Observing {
 
 impl Drop for Observing {
     fn drop(&mut self) {
-        // Without a Finish message, the thread ends at the closed queue.
+        // Without a Finish message (never closed), the thread ends at the closed queue.
         self.queue.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -190,6 +196,77 @@ mod tests {
         assert!(manifest.counts.quarantined > 0 && manifest.counts.exact_duplicates > 0);
         assert_eq!(seen.order_ids, written);
         assert!(seen.finished);
+    }
+
+    /// A stage whose `dim_clients` file (written after the last window is assembled, beside
+    /// the last rows' encoding) waits until the observer has finished, for up to 20 s.
+    struct FinishFirst {
+        inner: Box<dyn Stage>,
+        seen: Arc<Mutex<Seen>>,
+        waited_for_finish: Arc<Mutex<Option<bool>>>,
+    }
+
+    impl Stage for FinishFirst {
+        fn create(&self, rel: &str) -> Result<Box<dyn crate::lake::storage::ObjectWriter>, Error> {
+            if rel.contains("dim_clients") {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while !self.seen.lock().unwrap().finished && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                *self.waited_for_finish.lock().unwrap() = Some(self.seen.lock().unwrap().finished);
+            }
+            self.inner.create(rel)
+        }
+        fn publish(&self, files: &[crate::lake::manifest::WrittenFile]) -> Result<(), Error> {
+            self.inner.publish(files)
+        }
+        fn abort(&self) {
+            self.inner.abort()
+        }
+    }
+
+    #[test]
+    fn the_observer_finishes_while_the_last_files_are_written() {
+        struct Gated(Watched, Arc<Mutex<Option<bool>>>);
+        impl Lake for Gated {
+            fn uri(&self) -> String {
+                self.0.uri()
+            }
+            fn read_manifest(&self, run_id: &str) -> Result<Option<Manifest>, Error> {
+                self.0.read_manifest(run_id)
+            }
+            fn stage(&self, stem: &str) -> Result<Box<dyn Stage>, Error> {
+                Ok(Box::new(FinishFirst {
+                    inner: self.0.stage(stem)?,
+                    seen: self.0.1.clone(),
+                    waited_for_finish: self.1.clone(),
+                }))
+            }
+            fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error> {
+                self.0.commit(manifest, overwrite)
+            }
+            fn observer(&self, s: &str, d: chrono::NaiveDate) -> Option<Box<dyn RowObserver>> {
+                self.0.observer(s, d)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("orders.csv");
+        let rows: String = (1..=500).map(|o| row(o, 1) + "\n").collect();
+        std::fs::write(&input, format!("{HEADER}\n{rows}")).unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let waited = Arc::new(Mutex::new(None));
+        let lake = Gated(
+            Watched(LocalLake::open(dir.path().join("lake")).unwrap(), seen),
+            waited.clone(),
+        );
+        let input = LocalInput::open(&input).unwrap();
+        let outcome = crate::run(&input, &lake, &RunOptions::default(), &|_| {});
+        assert!(
+            matches!(outcome, Ok(RunOutcome::Succeeded(_))),
+            "{outcome:?}"
+        );
+        // The dimension file was created, and only once the observer had finished.
+        assert_eq!(*waited.lock().unwrap(), Some(true));
     }
 
     #[test]

@@ -108,6 +108,11 @@ impl RunOptions {
         quarantined >= self.min_bad_rows && quarantined as f64 > self.max_bad_fraction * read as f64
     }
 
+    /// Whether a file with these final counts fails whole for its bad rows.
+    pub(super) fn rejects(&self, counts: &crate::lake::manifest::Counts) -> bool {
+        counts.rows_read > 0 && self.too_many_bad_rows(counts.quarantined, counts.rows_read)
+    }
+
     pub(super) fn effective_threads(&self) -> usize {
         if self.threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -82,6 +82,8 @@ pub(super) struct Pipeline<'a, 'm> {
 struct Assembler<'a> {
     cx: &'a RunContext<'a>,
     deduper: Deduper,
+    /// The dedup tables' distinct keys and heap bytes, taken when they are freed.
+    dedup_stats: (u64, u64),
     quarantine: TableWriter,
     dimensions: Dimensions,
     counts: Counts,
@@ -116,6 +118,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
             assembler: Assembler {
                 cx,
                 deduper: Deduper::new(),
+                dedup_stats: (0, 0),
                 quarantine: TableWriter::spawn(
                     &QUARANTINE,
                     cx.destination(&QUARANTINE, Naming::Single),
@@ -270,6 +273,7 @@ impl<'a, 'm> Pipeline<'a, 'm> {
     /// before), then its encoding beside the dimension tables.
     pub fn finish(mut self, bytes_processed: u64) -> Result<Processed, Error> {
         self.step(None)?;
+        self.assembler.every_row_assembled();
         let Pipeline {
             header,
             mut lines,
@@ -375,6 +379,20 @@ impl Assembler<'_> {
         Ok((parsed.next, rows))
     }
 
+    /// Every row is assembled. The dedup tables, the run's largest allocation, are freed
+    /// before the last rows are encoded; unless the file is to be rejected for its bad rows,
+    /// the observer finishes now, beside that encoding, instead of after it.
+    fn every_row_assembled(&mut self) {
+        let deduper = std::mem::replace(&mut self.deduper, Deduper::new());
+        self.dedup_stats = (deduper.keys() as u64, deduper.heap_bytes() as u64);
+        drop(deduper);
+        if let Some(observing) = &mut self.observing
+            && !self.cx.options.rejects(&self.counts)
+        {
+            observing.close();
+        }
+    }
+
     /// The dimension tables, written while the last rows are encoded.
     fn write_dimensions(&mut self) -> Result<Vec<WrittenFile>, Error> {
         let cx = self.cx;
@@ -435,8 +453,8 @@ impl Assembler<'_> {
             outputs,
             timings: self.timings,
             bytes_processed,
-            dedup_keys: self.deduper.keys() as u64,
-            dedup_heap_bytes: self.deduper.heap_bytes() as u64,
+            dedup_keys: self.dedup_stats.0,
+            dedup_heap_bytes: self.dedup_stats.1,
             observing: self.observing,
         })
     }
