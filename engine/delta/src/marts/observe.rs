@@ -72,6 +72,8 @@ pub(crate) struct MartsObserver {
 
 impl MartsObserver {
     pub fn new(slot: RunMartsSlot, stem: &str, day: &str, newest: Option<i64>) -> Self {
+        // What an earlier attempt left (it failed after its rows were seen) is of no use.
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         MartsObserver {
             slot,
             stem: stem.to_string(),

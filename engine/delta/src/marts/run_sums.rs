@@ -2,7 +2,9 @@
 //! since it runs beside the engine on the same cores. A run's sums fit 64 bits (checked),
 //! the client × product key packs into one word, and the marts of few groups (statuses,
 //! channels) are arrays. A run has one day, so its per-day-and-channel mart is its
-//! per-channel mart.
+//! per-channel mart, and its per-client mart is summed at the end from the per-client ×
+//! status one: an order counts once per group it has a line in, so a client's orders are
+//! its orders per status less those counted under several statuses (`repeats`).
 
 use std::hash::Hash;
 
@@ -70,8 +72,10 @@ const PREFETCH_AHEAD: usize = 8;
 pub(crate) struct RunSums {
     /// Per product too: a product's sums are those of its client × product groups.
     client_products: PairSums,
-    clients: Groups<i64, Sums>,
     client_statuses: Groups<(i64, u32), Sums>,
+    /// Per client, the orders `client_statuses` counts more than once (under several of
+    /// the client's statuses): its per-client sums are the rest.
+    repeats: Groups<i64, u32>,
     /// By interned status, and channel.
     statuses: Vec<Sums>,
     channels: Vec<Sums>,
@@ -103,6 +107,7 @@ impl RunSums {
         if sales.null_count() + volumes.null_count() > 0 {
             return Err(Unsummable("a null total".into()));
         }
+        let (sales, volumes) = (sales.values(), volumes.values());
         let packed = |i: usize| {
             pair_key(clients[i], products[i]).ok_or_else(|| {
                 let (c, p) = (clients[i], products[i]);
@@ -128,8 +133,7 @@ impl RunSums {
                 _ => {
                     self.close_order().ok_or_else(overflow)?;
                     self.order = Some(order);
-                    // The order's client groups are added when it closes, a few lines on.
-                    self.clients.prefetch(&clients[i]);
+                    // The order's client group is added when it closes, a few lines on.
                     self.client_statuses.prefetch(&(clients[i], statuses[i]));
                 }
             }
@@ -139,8 +143,8 @@ impl RunSums {
                 status: statuses[i],
                 channel: channels[i],
                 units: units[i],
-                sales: narrow(sales.value(i))?,
-                volume: narrow(volumes.value(i))?,
+                sales: narrow(sales[i])?,
+                volume: narrow(volumes[i])?,
             };
             // An order has one line per product: each line counts its order once here.
             self.client_products
@@ -183,8 +187,8 @@ impl RunSums {
     fn close_order(&mut self) -> Option<()> {
         let lines = std::mem::take(&mut self.order_lines);
         if !lines.is_empty() {
-            add_order(&lines, |l| l.client, &mut self.clients)?;
             add_order(&lines, |l| (l.client, l.status), &mut self.client_statuses)?;
+            count_repeats(&lines, &mut self.repeats)?;
             add_order(&lines, |l| l.status, &mut self.statuses)?;
             add_order(&lines, |l| l.channel, &mut self.channels)?;
         }
@@ -210,12 +214,13 @@ impl RunSums {
         let mut client_products = Groups::default();
         client_products.reserve(self.client_products.len());
         let mut products = Groups::<i64>::default();
-        for (key, measures) in self.client_products.into_groups() {
-            *client_products.entry(key) = measures;
-            products.add([(key.1, measures)]);
-        }
+        client_products.insert_new(self.client_products.into_groups().inspect(|(key, m)| {
+            products.add([(key.1, *m)]);
+        }));
+        let clients = per_client(&self.client_statuses, &self.repeats)
+            .ok_or_else(|| Unsummable("a sum wider than 64 bits".into()))?;
         let marts = Marts {
-            clients: measures(self.clients),
+            clients: measures(clients),
             client_products,
             products,
             statuses: dense(&self.statuses),
@@ -228,6 +233,49 @@ impl RunSums {
         };
         Ok((marts, names))
     }
+}
+
+/// Adds to each client of an order with lines of several statuses the times the order is
+/// counted more than once in `client_statuses` (its distinct statuses but one); `None` on
+/// overflow.
+fn count_repeats(lines: &[OrderLine], repeats: &mut Groups<i64, u32>) -> Option<()> {
+    let first = (lines[0].client, lines[0].status);
+    if lines.iter().all(|l| (l.client, l.status) == first) {
+        return Some(());
+    }
+    let mut pairs: Vec<(i64, u32)> = lines.iter().map(|l| (l.client, l.status)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    for same in pairs.chunk_by(|a, b| a.0 == b.0) {
+        if same.len() > 1 {
+            let extra = u32::try_from(same.len() - 1).ok()?;
+            let repeated = repeats.entry(same[0].0);
+            *repeated = repeated.checked_add(extra)?;
+        }
+    }
+    Some(())
+}
+
+/// The per-client sums: those of the client's statuses, less the orders they repeat;
+/// `None` on overflow.
+fn per_client(
+    client_statuses: &Groups<(i64, u32), Sums>,
+    repeats: &Groups<i64, u32>,
+) -> Option<Groups<i64, Sums>> {
+    let mut clients: Groups<i64, Sums> = Groups::default();
+    for (&(client, _), s) in client_statuses.iter() {
+        let c = clients.entry(client);
+        c.orders = c.orders.checked_add(s.orders)?;
+        c.lines = c.lines.checked_add(s.lines)?;
+        c.units = c.units.checked_add(s.units)?;
+        c.sales = c.sales.checked_add(s.sales)?;
+        c.volume = c.volume.checked_add(s.volume)?;
+    }
+    for (client, repeated) in repeats.iter() {
+        let c = clients.entry(*client);
+        c.orders = c.orders.checked_sub(*repeated)?;
+    }
+    Some(clients)
 }
 
 fn measures<K: Hash + Eq + Copy>(sums: Groups<K, Sums>) -> Groups<K> {
