@@ -19,7 +19,7 @@ use super::groups::Groups;
 use super::lines::unsorted_sequences;
 use super::lines::{LineSource, Side, stream_orders};
 use super::measures::{Measures, Names};
-use super::sums::{Batch, Marts};
+use super::sums::{Batch, Marts, top_products};
 use crate::error::Error;
 use crate::files::{attempt_nonce, data_files};
 use crate::lake::DeltaLake;
@@ -166,7 +166,8 @@ impl<L: Lake> DeltaLake<L> {
         reflects: i64,
     ) -> Result<(), Error> {
         work.renew_lease().await?;
-        let adds = write_marts(work.root(), marts, names, MART_FILE_ROWS)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let adds = write_marts(work.root(), marts, names, MART_FILE_ROWS, threads)?;
         for (def, adds) in MARTS.iter().zip(adds) {
             self.commit_whole(work, def, adds, reflects).await?;
         }
@@ -369,7 +370,8 @@ fn sorted_by_name<K: std::hash::Hash + Eq + Copy>(
     rows
 }
 
-/// Writes every mart under `root` as files of at most `rows_per_file` rows, side by side;
+/// Writes every mart under `root` as files of at most `rows_per_file` rows, side by side on
+/// `threads` threads;
 /// returns each mart's `add` actions, in the order of [`MARTS`]. The client × product mart is
 /// most of the work: it is sorted while the others are built, and its files are built and
 /// written side by side from slices of its sorted rows.
@@ -378,22 +380,42 @@ fn write_marts(
     marts: &Marts,
     names: &Names,
     rows_per_file: usize,
+    threads: usize,
 ) -> Result<Vec<Vec<Add>>, Error> {
-    let big = MARTS
-        .iter()
-        .position(|def| def.name == CLIENT_PRODUCTS.name)
-        .expect("the client × product mart");
-    let (pairs, batches) = std::thread::scope(|scope| {
-        let pairs = scope.spawn(|| sorted_refs(&marts.client_products));
+    let position = |name: &str| {
+        MARTS
+            .iter()
+            .position(|def| def.name == name)
+            .expect("a mart")
+    };
+    let (big, clients) = (position(CLIENT_PRODUCTS.name), position(CLIENTS.name));
+    // The per-client mart names each client's top product: it is built from the sorted pairs.
+    let (pairs, mut batches) = std::thread::scope(|scope| {
+        let pairs = scope.spawn(|| sorted_pairs(&marts.client_products));
         let batches: Vec<Result<(usize, RecordBatch), Error>> = MARTS
             .iter()
             .enumerate()
-            .filter(|(m, _)| *m != big)
-            .map(|(m, def)| mart_batch(def, marts, names).map(|b| (m, b)))
+            .filter(|(m, _)| *m != big && *m != clients)
+            .map(|(m, def)| mart_batch(def, marts, names, &[]).map(|b| (m, b)))
             .collect();
         (pairs.join().expect("sorting does not panic"), batches)
     });
+    batches.push(mart_batch(&MARTS[clients], marts, names, &pairs).map(|b| (clients, b)));
+    // The client × product files first and of equal size, as many as the cores share
+    // evenly (each at most `rows_per_file` rows): the small marts' files fill the gaps.
     let mut parts: Vec<Part<'_>> = Vec::new();
+    if pairs.is_empty() {
+        parts.push(Part::Pairs(&[]));
+    }
+    let files = pairs
+        .len()
+        .div_ceil(rows_per_file)
+        .next_multiple_of(threads);
+    parts.extend(
+        pairs
+            .chunks(pairs.len().div_ceil(files.max(1)).max(1))
+            .map(Part::Pairs),
+    );
     for batch in batches {
         let (m, batch) = batch?;
         let rows = batch.num_rows();
@@ -402,11 +424,7 @@ fn write_marts(
             Part::Batch(m, batch.slice(start, rows_per_file.min(rows - start)))
         }));
     }
-    if pairs.is_empty() {
-        parts.push(Part::Pairs(&[]));
-    }
-    parts.extend(pairs.chunks(rows_per_file).map(Part::Pairs));
-    let written = side_by_side(&parts, |part| {
+    let written = side_by_side(&parts, threads, |part| {
         let (m, batch) = match part {
             Part::Batch(m, batch) => (*m, batch.clone()),
             Part::Pairs(rows) => (big, pairs_batch(rows)?),
@@ -428,11 +446,50 @@ enum Part<'a> {
     Pairs(&'a [((i64, i64), &'a Measures)]),
 }
 
-/// The groups of a mart and references to their measures, sorted by group.
-fn sorted_refs<K: std::hash::Hash + Ord + Copy>(map: &Groups<K>) -> Vec<(K, &Measures)> {
-    let mut rows: Vec<(K, &Measures)> = map.iter().map(|(k, m)| (*k, m)).collect();
-    rows.sort_unstable_by_key(|(k, _)| *k);
+/// The client × product groups and references to their measures, sorted by group: by a
+/// radix sort of the two ids packed in one word when they fit 32 bits each (a run's always
+/// do; a few times faster than comparing pairs), else by comparison.
+pub(crate) fn sorted_pairs(map: &Groups<(i64, i64)>) -> Vec<((i64, i64), &Measures)> {
+    let mut rows: Vec<((i64, i64), &Measures)> = map.iter().map(|(k, m)| (*k, m)).collect();
+    let fits = |v: i64| (0..=i64::from(u32::MAX)).contains(&v);
+    if rows.iter().all(|((c, p), _)| fits(*c) && fits(*p)) {
+        radix_sort_by_key(&mut rows, |((c, p), _)| (*c as u64) << 32 | *p as u64);
+    } else {
+        rows.sort_unstable_by_key(|(k, _)| *k);
+    }
     rows
+}
+
+/// Sorts `items` by `key`, least significant 11 bits first; a digit every item shares
+/// costs one counting pass and no move.
+fn radix_sort_by_key<T: Copy>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
+    const BITS: u32 = 11;
+    let Some(first) = items.first() else {
+        return;
+    };
+    let mut scratch = vec![*first; items.len()];
+    let widest = items.iter().map(&key).max().unwrap_or(0);
+    let mut shift = 0;
+    while shift < u64::BITS - widest.leading_zeros() {
+        let digit = |item: &T| (key(item) >> shift) as usize & ((1 << BITS) - 1);
+        let mut starts = vec![0usize; 1 << BITS];
+        for item in items.iter() {
+            starts[digit(item)] += 1;
+        }
+        if !starts.contains(&items.len()) {
+            let mut next = 0;
+            for start in &mut starts {
+                (*start, next) = (next, next + *start);
+            }
+            for item in items.iter() {
+                let d = digit(item);
+                scratch[starts[d]] = *item;
+                starts[d] += 1;
+            }
+            std::mem::swap(items, &mut scratch);
+        }
+        shift += BITS;
+    }
 }
 
 /// Rows of the client × product mart as a batch.
@@ -449,10 +506,12 @@ fn pairs_batch(rows: &[((i64, i64), &Measures)]) -> Result<RecordBatch, Error> {
 /// `work` on each item, on as many scoped threads as there are cores (at most one per
 /// item); the results in the items' order. Scoped threads, not a pool's: what they allocate
 /// goes back to the process when they end, where a pool thread's heap would keep it.
-fn side_by_side<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
+fn side_by_side<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.min(items.len());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::Mutex::new(Vec::with_capacity(items.len()));
     std::thread::scope(|scope| {
@@ -474,7 +533,14 @@ fn side_by_side<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) ->
     done.into_iter().map(|(_, r)| r).collect()
 }
 
-fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<RecordBatch, Error> {
+/// A mart's rows as a batch; `pairs` are the client × product groups, sorted, which the
+/// per-client mart and the client × product one are built from.
+fn mart_batch(
+    def: &DeltaTableDef,
+    marts: &Marts,
+    names: &Names,
+    pairs: &[((i64, i64), &Measures)],
+) -> Result<RecordBatch, Error> {
     let table = def.engine_table.expect("a mart has columns");
     let ints = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
     let texts = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
@@ -482,7 +548,7 @@ fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<Recor
     let (keys, measures, extra): (Vec<ArrayRef>, Vec<Measures>, Vec<ArrayRef>) = match table.name {
         n if n == CLIENTS.name => {
             let rows = sorted(&marts.clients);
-            let top = marts.top_products();
+            let top = top_products(pairs);
             let keys = vec![ints(rows.iter().map(|r| r.0).collect())];
             let extra = vec![
                 ints(rows.iter().map(|r| top[&r.0].0).collect()),
@@ -491,7 +557,7 @@ fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<Recor
             (keys, rows.into_iter().map(|r| r.1).collect(), extra)
         }
         n if n == CLIENT_PRODUCTS.name => {
-            return pairs_batch(&sorted_refs(&marts.client_products));
+            return pairs_batch(pairs);
         }
         n if n == PRODUCTS.name => {
             let rows = sorted(&marts.products);
@@ -679,15 +745,49 @@ mod tests {
     }
 
     #[test]
+    fn pairs_sort_as_a_comparison_sort_does() {
+        let mut x: u64 = 11;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 20
+        };
+        let m = Measures::default();
+        // Ids within 32 bits (the radix sort: small ones, and some sharing digits), then with
+        // a negative and a wide one (the comparison sort).
+        for extra in [vec![], vec![(-3, 5), (1 << 40, 2)]] {
+            let mut groups: Groups<(i64, i64)> = Groups::default();
+            for i in 0..20_000u64 {
+                let client = (next() % 3_000) as i64 + if i % 7 == 0 { 1 << 31 } else { 0 };
+                *groups.entry((client, (next() % 500) as i64)) = m;
+            }
+            for k in &extra {
+                *groups.entry(*k) = m;
+            }
+            let sorted: Vec<(i64, i64)> = sorted_pairs(&groups).iter().map(|r| r.0).collect();
+            let mut expected: Vec<(i64, i64)> = groups.keys().copied().collect();
+            expected.sort_unstable();
+            assert_eq!(sorted, expected);
+        }
+        let mut few = vec![5u64, 3, 3, 0, u64::MAX, 1 << 33];
+        radix_sort_by_key(&mut few, |v| *v);
+        assert_eq!(few, [0, 3, 3, 5, 1 << 33, u64::MAX]);
+        radix_sort_by_key(&mut Vec::<u64>::new(), |v| *v);
+    }
+
+    #[test]
     fn a_big_mart_is_written_as_several_files_that_read_back_whole() {
         let dir = tempfile::tempdir().unwrap();
         let mut names = Names::default();
         let marts = marts_of_size(2_500, &mut names);
-        let adds = write_marts(dir.path(), &marts, &names, 1_000).unwrap();
-        let rows = |adds: &[Add]| -> Vec<i64> {
+        // One thread: files of at most 1,000 rows, of equal size.
+        let one = tempfile::tempdir().unwrap();
+        let adds = write_marts(one.path(), &marts, &names, 1_000, 1).unwrap();
+        let sizes = |root: &Path, adds: &[Add]| -> Vec<i64> {
             adds.iter()
                 .map(|a| {
-                    let path = dir.path().join(CLIENT_PRODUCTS.prefix).join(&a.path);
+                    let path = root.join(CLIENT_PRODUCTS.prefix).join(&a.path);
                     crate::parquet_io::ParquetFile::open(&path)
                         .unwrap()
                         .row_group_rows()
@@ -700,7 +800,13 @@ mod tests {
             .iter()
             .position(|d| d.name == CLIENT_PRODUCTS.name)
             .unwrap();
-        assert_eq!(rows(&adds[client_products]), vec![1_000, 1_000, 500]);
+        assert_eq!(
+            sizes(one.path(), &adds[client_products]),
+            vec![834, 834, 832]
+        );
+        // Two threads: as many files as share them evenly.
+        let adds = write_marts(dir.path(), &marts, &names, 1_000, 2).unwrap();
+        assert_eq!(sizes(dir.path(), &adds[client_products]), vec![625; 4]);
         let mut read = Marts::default();
         let mut read_names = Names::default();
         for (def, adds) in MARTS.iter().zip(&adds) {

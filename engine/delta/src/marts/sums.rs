@@ -124,22 +124,24 @@ impl Marts {
         self.daily_channels.retain(|_, m| live(m));
         self.client_statuses.retain(|_, m| live(m));
     }
+}
 
-    /// Each client's product with the largest sales (ties: the smallest product id).
-    pub(crate) fn top_products(&self) -> HashMap<i64, (i64, i128)> {
-        let mut top: HashMap<i64, (i64, i128)> = HashMap::with_capacity(self.clients.len());
-        for (&(client, product), m) in self.client_products.iter() {
-            let better = |&(p, s): &(i64, i128)| (m.sales, -product) > (s, -p);
-            match top.get_mut(&client) {
-                Some(best) if better(best) => *best = (product, m.sales),
-                Some(_) => {}
-                None => {
-                    top.insert(client, (product, m.sales));
-                }
+/// Each client's product with the largest sales (ties: the smallest product id), from the
+/// client × product groups sorted by client, then product.
+pub(crate) fn top_products(pairs: &[((i64, i64), &Measures)]) -> HashMap<i64, (i64, i128)> {
+    let mut top: HashMap<i64, (i64, i128)> = HashMap::new();
+    for same in pairs.chunk_by(|a, b| a.0.0 == b.0.0) {
+        let ((client, mut product), first) = same[0];
+        let mut sales = first.sales;
+        // Products ascend: a later one must sell more to win a tie's place.
+        for &((_, p), m) in &same[1..] {
+            if m.sales > sales {
+                (product, sales) = (p, m.sales);
             }
         }
-        top
+        top.insert(client, (product, sales));
     }
+    top
 }
 
 /// Adds `from`'s groups to `to`'s (taking `from` whole when `to` is empty).
@@ -257,7 +259,7 @@ mod tests {
         assert_eq!(marts.statuses[&0].order_lines, 2);
         assert_eq!(marts.statuses[&1].orders, 1);
         assert_eq!(marts.products[&10].orders, 1);
-        assert_eq!(marts.top_products()[&7], (12, 7));
+        assert_eq!(top_of(&marts)[&7], (12, 7));
     }
 
     #[test]
@@ -296,10 +298,14 @@ mod tests {
         assert!(marts.client_products.iter().all(|(_, m)| m.orders == 1));
     }
 
+    fn top_of(marts: &Marts) -> HashMap<i64, (i64, i128)> {
+        top_products(&crate::marts::store::sorted_pairs(&marts.client_products))
+    }
+
     #[test]
     fn top_product_ties_go_to_the_smallest_id() {
         let mut marts = Marts::default();
         marts.apply_order(1, &[line(1, 7, 12, 0, 5), line(1, 7, 11, 0, 5)]);
-        assert_eq!(marts.top_products()[&7], (11, 5));
+        assert_eq!(top_of(&marts)[&7], (11, 5));
     }
 }
