@@ -55,6 +55,11 @@ impl Default for CurrentDims {
 }
 
 impl CurrentDims {
+    /// Whether every dimension is without rows.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(|b| b.num_rows() == 0)
+    }
+
     /// Merges slices (the same dimension's rows, from history) into dimension `i`.
     fn merge(&mut self, i: usize, slices: Vec<RecordBatch>) -> Result<(), Error> {
         let mut all = vec![self.0[i].clone()];

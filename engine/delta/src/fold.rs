@@ -120,7 +120,10 @@ impl<L: Lake> DeltaLake<L> {
         let mut current = self.load_or_create(&ORDER_LINES).await?;
         let (mut marts, reflects) = self.load_marts(work, &mut names).await?;
         let version = table_version(&current)?;
-        if reflects != Some(version) {
+        // Empty marts and dimensions are those of an empty order_lines (a new lake's): they
+        // need neither a rebuild nor a commit before the first fold commits them.
+        let no_lines = data_files(&current, &ORDER_LINES)?.is_empty();
+        if reflects != Some(version) && !(no_lines && marts == Marts::default()) {
             // A fold that stopped between its two commits, or a lake from before marts.
             tracing::info!(
                 ?reflects,
@@ -131,7 +134,7 @@ impl<L: Lake> DeltaLake<L> {
             self.commit_marts(work, &marts, &names, version).await?;
         }
         let (mut dims, dims_reflect) = self.load_current_dims(work).await?;
-        if dims_reflect != Some(version) {
+        if dims_reflect != Some(version) && !(no_lines && dims.is_empty()) {
             tracing::info!(
                 ?dims_reflect,
                 order_lines = version,
