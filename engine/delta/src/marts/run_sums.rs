@@ -239,8 +239,18 @@ impl RunSums {
 /// counted more than once in `client_statuses` (its distinct statuses but one); `None` on
 /// overflow.
 fn count_repeats(lines: &[OrderLine], repeats: &mut Groups<i64, u32>) -> Option<()> {
-    let first = (lines[0].client, lines[0].status);
-    if lines.iter().all(|l| (l.client, l.status) == first) {
+    let client = lines[0].client;
+    if lines
+        .iter()
+        .all(|l| l.client == client && l.status < u64::BITS)
+    {
+        // One client, as an order has: its distinct statuses (small interned ids) but one.
+        let statuses = lines.iter().fold(0u64, |seen, l| seen | 1 << l.status);
+        let extra = statuses.count_ones() - 1;
+        if extra > 0 {
+            let repeated = repeats.entry(client);
+            *repeated = repeated.checked_add(extra)?;
+        }
         return Some(());
     }
     let mut pairs: Vec<(i64, u32)> = lines.iter().map(|l| (l.client, l.status)).collect();
