@@ -128,8 +128,13 @@ mod tests {
         }
     }
 
-    /// A local lake that records what its observer sees.
-    struct Watched(LocalLake, Arc<Mutex<Seen>>);
+    /// A local lake that records what its observer sees; with a gate, its stage is
+    /// [`FinishFirst`] and the gate says whether its wait ended with the observer finished.
+    struct Watched(
+        LocalLake,
+        Arc<Mutex<Seen>>,
+        Option<Arc<Mutex<Option<bool>>>>,
+    );
 
     impl Lake for Watched {
         fn uri(&self) -> String {
@@ -139,7 +144,15 @@ mod tests {
             self.0.read_manifest(run_id)
         }
         fn stage(&self, stem: &str) -> Result<Box<dyn Stage>, Error> {
-            self.0.stage(stem)
+            let inner = self.0.stage(stem)?;
+            Ok(match &self.2 {
+                Some(gate) => Box::new(FinishFirst {
+                    inner,
+                    seen: self.1.clone(),
+                    waited_for_finish: gate.clone(),
+                }),
+                None => inner,
+            })
         }
         fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error> {
             self.0.commit(manifest, overwrite)
@@ -157,6 +170,7 @@ mod tests {
         let lake = Watched(
             LocalLake::open(dir.path().join("lake")).unwrap(),
             seen.clone(),
+            None,
         );
         // Small ranges: many windows, each of several ranges.
         let options = RunOptions {
@@ -227,37 +241,16 @@ mod tests {
 
     #[test]
     fn the_observer_finishes_while_the_last_files_are_written() {
-        struct Gated(Watched, Arc<Mutex<Option<bool>>>);
-        impl Lake for Gated {
-            fn uri(&self) -> String {
-                self.0.uri()
-            }
-            fn read_manifest(&self, run_id: &str) -> Result<Option<Manifest>, Error> {
-                self.0.read_manifest(run_id)
-            }
-            fn stage(&self, stem: &str) -> Result<Box<dyn Stage>, Error> {
-                Ok(Box::new(FinishFirst {
-                    inner: self.0.stage(stem)?,
-                    seen: self.0.1.clone(),
-                    waited_for_finish: self.1.clone(),
-                }))
-            }
-            fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error> {
-                self.0.commit(manifest, overwrite)
-            }
-            fn observer(&self, s: &str, d: chrono::NaiveDate) -> Option<Box<dyn RowObserver>> {
-                self.0.observer(s, d)
-            }
-        }
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("orders.csv");
         let rows: String = (1..=500).map(|o| row(o, 1) + "\n").collect();
         std::fs::write(&input, format!("{HEADER}\n{rows}")).unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let waited = Arc::new(Mutex::new(None));
-        let lake = Gated(
-            Watched(LocalLake::open(dir.path().join("lake")).unwrap(), seen),
-            waited.clone(),
+        let lake = Watched(
+            LocalLake::open(dir.path().join("lake")).unwrap(),
+            seen,
+            Some(waited.clone()),
         );
         let input = LocalInput::open(&input).unwrap();
         let outcome = crate::run(&input, &lake, &RunOptions::default(), &|_| {});
