@@ -117,15 +117,9 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
             }
             let hasher = &self.hasher;
             for (h, k, v) in batch.drain(..) {
-                debug_assert!(
-                    self.shards[shard_of(h)]
-                        .table
-                        .find(h, |(o, _)| *o == k)
-                        .is_none()
-                );
-                self.shards[shard_of(h)]
-                    .table
-                    .insert_unique(h, (k, v), |(k, _)| hasher.hash_one(k));
+                let table = &mut self.shards[shard_of(h)].table;
+                debug_assert!(table.find(h, |(o, _)| *o == k).is_none());
+                table.insert_unique(h, (k, v), |(k, _)| hasher.hash_one(k));
             }
         }
     }

@@ -38,6 +38,16 @@ impl Sums {
         Some(())
     }
 
+    /// Adds another group's sums; `None` on overflow.
+    fn merge(&mut self, other: &Sums) -> Option<()> {
+        self.orders = self.orders.checked_add(other.orders)?;
+        self.lines = self.lines.checked_add(other.lines)?;
+        self.units = self.units.checked_add(other.units)?;
+        self.sales = self.sales.checked_add(other.sales)?;
+        self.volume = self.volume.checked_add(other.volume)?;
+        Some(())
+    }
+
     fn measures(self) -> Measures {
         Measures {
             orders: self.orders.into(),
@@ -274,12 +284,7 @@ fn per_client(
 ) -> Option<Groups<i64, Sums>> {
     let mut clients: Groups<i64, Sums> = Groups::default();
     for (&(client, _), s) in client_statuses.iter() {
-        let c = clients.entry(client);
-        c.orders = c.orders.checked_add(s.orders)?;
-        c.lines = c.lines.checked_add(s.lines)?;
-        c.units = c.units.checked_add(s.units)?;
-        c.sales = c.sales.checked_add(s.sales)?;
-        c.volume = c.volume.checked_add(s.volume)?;
+        clients.entry(client).merge(s)?;
     }
     for (client, repeated) in repeats.iter() {
         let c = clients.entry(*client);
