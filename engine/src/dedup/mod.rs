@@ -1,52 +1,19 @@
-//! Duplicate removal with hash sets sharded by key hash.
+//! Duplicate removal, sharded by key hash.
 //!
-//! Rows are routed to one of [`SHARDS`] tables by the top bits of their key hash; each shard is
+//! Rows are routed to one of [`SHARDS`] shards by the top bits of their key hash; each shard is
 //! visited by one thread, in file order, so there is no lock and the first occurrence of a key is
-//! always the one kept — whatever the number of threads, chunk size or window size.
+//! always the one kept — whatever the number of threads, chunk size or window size. A shard
+//! appends the keys of a file sorted by order id to a list, and hashes the others
+//! ([`shard`]).
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 use rayon::prelude::*;
 
 pub(crate) mod keys;
+mod shard;
 
 use crate::prefetch::Prefetcher;
-use keys::{SHARD_BITS, SHARDS, ShardedKeys, key_hash};
-
-/// What the first occurrence of a key left behind: 24 bytes, since the key set of a big file is
-/// most of the run's memory (10 M keys ≈ 400 MiB). The product id and the line share a word; keys
-/// whose product id does not fit 24 bits, or whose line does not fit 40, go to [`Wide`] instead.
-#[derive(Clone, Copy)]
-struct Seen {
-    order_id: i64,
-    /// `product_id << LINE_BITS | line`.
-    product_line: u64,
-    fingerprint: u64,
-}
-
-/// The rare key that does not pack into [`Seen`]: 32 bytes.
-#[derive(Clone, Copy)]
-struct Wide {
-    order_id: i64,
-    product_id: i64,
-    fingerprint: u64,
-    line: u64,
-}
-
-const LINE_BITS: u32 = 40;
-const PRODUCT_BITS: u32 = 64 - LINE_BITS;
-
-/// `product_id` and `line` in one word, when both fit.
-#[inline]
-fn pack(product_id: i64, line: u64) -> Option<u64> {
-    (packable_product(product_id) && line < 1 << LINE_BITS)
-        .then_some((product_id as u64) << LINE_BITS | line)
-}
-
-#[inline]
-fn packable_product(product_id: i64) -> bool {
-    (0..1 << PRODUCT_BITS).contains(&product_id)
-}
+use keys::{SHARDS, ShardedKeys};
+use shard::{Shard, table_hash};
 
 /// The fate of a row that is not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,138 +29,14 @@ pub(crate) struct Deduper {
     shards: Vec<Shard>,
 }
 
-#[derive(Default)]
-struct Shard {
-    seen: HashTable<Seen>,
-    wide: HashTable<Wide>,
-}
-
-/// What a shard knows of a key: the first occurrence's fingerprint and line.
-struct Earlier {
-    fingerprint: u64,
-    line: u64,
-}
-
-impl Shard {
-    fn find(&self, h: u64, order_id: i64, product_id: i64) -> Option<Earlier> {
-        if packable_product(product_id) {
-            let found = self.seen.find(h, |s| {
-                s.order_id == order_id && s.product_line >> LINE_BITS == product_id as u64
-            });
-            if let Some(s) = found {
-                return Some(Earlier {
-                    fingerprint: s.fingerprint,
-                    line: s.product_line & ((1 << LINE_BITS) - 1),
-                });
-            }
-            // A packable key is wide only when its line did not fit: look there only if needed.
-            if self.wide.is_empty() {
-                return None;
-            }
-        }
-        self.wide
-            .find(h, |s| s.order_id == order_id && s.product_id == product_id)
-            .map(|s| Earlier {
-                fingerprint: s.fingerprint,
-                line: s.line,
-            })
-    }
-
-    /// The key's first occurrence if there is one; otherwise this row becomes it.
-    fn find_or_insert(
-        &mut self,
-        h: u64,
-        order_id: i64,
-        product_id: i64,
-        fingerprint: u64,
-        line: u64,
-    ) -> Option<Earlier> {
-        // The common case in one probe: a key that packs, and no wide keys to look through.
-        if self.wide.is_empty()
-            && let Some(product_line) = pack(product_id, line)
-        {
-            let same = |s: &Seen| {
-                s.order_id == order_id && s.product_line >> LINE_BITS == product_id as u64
-            };
-            return match self.seen.entry(h, same, seen_hash) {
-                Entry::Occupied(e) => Some(Earlier {
-                    fingerprint: e.get().fingerprint,
-                    line: e.get().product_line & ((1 << LINE_BITS) - 1),
-                }),
-                Entry::Vacant(v) => {
-                    v.insert(Seen {
-                        order_id,
-                        product_line,
-                        fingerprint,
-                    });
-                    None
-                }
-            };
-        }
-        let found = self.find(h, order_id, product_id);
-        if found.is_none() {
-            self.insert(h, order_id, product_id, fingerprint, line);
-        }
-        found
-    }
-
-    fn insert(&mut self, h: u64, order_id: i64, product_id: i64, fingerprint: u64, line: u64) {
-        match pack(product_id, line) {
-            Some(product_line) => {
-                let seen = Seen {
-                    order_id,
-                    product_line,
-                    fingerprint,
-                };
-                self.seen.insert_unique(h, seen, seen_hash);
-            }
-            None => {
-                let wide = Wide {
-                    order_id,
-                    product_id,
-                    fingerprint,
-                    line,
-                };
-                self.wide
-                    .insert_unique(h, wide, |s| table_hash(key_hash(s.order_id, s.product_id)));
-            }
-        }
-    }
-}
-
 /// Rows ahead of the one being judged whose table slots are prefetched: enough to overlap
 /// the cache misses of several probes, few enough that the lines are still there when used.
 const PREFETCH_AHEAD: usize = 12;
 
-impl Shard {
-    /// Asks for the cache lines a probe for `h` will touch first (its control group and
-    /// bucket). The table grows rarely (it is reserved up front); `prefetcher` follows it.
-    #[inline]
-    fn prefetch(&self, h: u64, prefetcher: &mut Prefetcher) {
-        prefetcher.prefetch(&self.seen, h, seen_hash, same_seen);
-    }
-}
-
-fn same_seen(a: &Seen, b: &Seen) -> bool {
-    a.order_id == b.order_id && a.product_line == b.product_line
-}
-
-/// The table hash of a stored packed key.
-fn seen_hash(s: &Seen) -> u64 {
-    table_hash(key_hash(s.order_id, (s.product_line >> LINE_BITS) as i64))
-}
-
-/// The hash a shard's table uses: the shard bits are rotated away, so the bits hashbrown looks
-/// at (top 7 for its tags, bottom for buckets) vary within a shard.
-#[inline]
-fn table_hash(kh: u64) -> u64 {
-    kh.rotate_left(SHARD_BITS)
-}
-
 impl Deduper {
     pub fn new() -> Self {
         Deduper {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS).map(|_| Shard::new()).collect(),
         }
     }
 
@@ -215,7 +58,11 @@ impl Deduper {
                     let keys = rows.shard(shard);
                     for (k, key) in keys.iter().enumerate() {
                         if let Some(ahead) = keys.get(k + PREFETCH_AHEAD) {
-                            table.prefetch(table_hash(ahead.key_hash), &mut prefetcher);
+                            table.prefetch(
+                                table_hash(ahead.key_hash),
+                                ahead.order_id,
+                                &mut prefetcher,
+                            );
                         }
                         let h = table_hash(key.key_hash);
                         let line = first_lines[ri] + key.line_rel;
@@ -244,42 +91,25 @@ impl Deduper {
         per_range
     }
 
-    /// Makes room for about `keys` distinct keys in total, so the tables do not grow (and rehash)
-    /// while the file is read. No margin on top: a table's size is a power of two, so a margin
-    /// can double it, while an estimate a little short costs one rehash of each small shard.
+    /// Makes room for about `keys` distinct keys in total, so the shards do not grow (copy or
+    /// rehash) while the file is read. No margin on top: a table's size is a power of two, so
+    /// a margin can double it, while an estimate a little short costs one growth of each small
+    /// shard.
     pub fn reserve(&mut self, keys: usize) {
         let per_shard = keys / SHARDS + 16;
         for shard in &mut self.shards {
-            let table = &mut shard.seen;
-            if table.capacity() < per_shard {
-                table.reserve(per_shard - table.len(), seen_hash);
-            }
+            shard.reserve(per_shard);
         }
     }
 
     /// Distinct keys seen.
     pub fn keys(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.seen.len() + s.wide.len())
-            .sum()
+        self.shards.iter().map(Shard::len).sum()
     }
 
-    /// Heap bytes held by the tables: every bucket and its control byte.
+    /// Heap bytes held by the shards.
     pub fn heap_bytes(&self) -> usize {
-        // hashbrown keeps 7/8 of its buckets usable once it has 8 or more.
-        fn bytes<T>(t: &HashTable<T>) -> usize {
-            let buckets = match t.capacity() {
-                0 => 0,
-                c if c < 7 => c + 1,
-                c => c / 7 * 8,
-            };
-            buckets * (std::mem::size_of::<T>() + 1)
-        }
-        self.shards
-            .iter()
-            .map(|s| bytes(&s.seen) + bytes(&s.wide))
-            .sum()
+        self.shards.iter().map(Shard::heap_bytes).sum()
     }
 }
 
@@ -289,7 +119,8 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::keys::KeyRow;
+    use super::keys::{KeyRow, key_hash};
+    use super::shard::{LINE_BITS, PRODUCT_BITS, SEEN_BYTES};
     use super::*;
 
     /// One range of rows `(order_id, product_id, fingerprint, line_rel)`, as the parser would
@@ -426,12 +257,12 @@ mod tests {
 
     #[test]
     fn realistic_keys_take_24_bytes_and_wide_ones_still_dedup() {
-        assert_eq!(std::mem::size_of::<Seen>(), 24);
+        assert_eq!(SEEN_BYTES, 24);
         let rows: Vec<(i64, i64, u64, u64)> = (0..1000).map(|i| (i, 7, 1, i as u64)).collect();
         let (_, d) = judge_all(&[rows], &[2], 1, 1000);
-        assert!(d.shards.iter().all(|s| s.wide.is_empty()));
-        // Room for 1000/64 + 16 = 31 keys a shard: 64 buckets (56 usable), 25 bytes each.
-        assert_eq!(d.heap_bytes(), SHARDS * 64 * 25);
+        assert!(d.shards.iter().all(|s| s.wide_is_empty() && s.is_ordered()));
+        // Keys in order take their room in the ordered lists: 1000/64 + 16 = 31 keys a shard.
+        assert_eq!(d.heap_bytes(), SHARDS * 31 * 24);
 
         let wide = vec![
             (1, 1 << PRODUCT_BITS, 5, 0),
@@ -450,5 +281,107 @@ mod tests {
             ]]
         );
         assert_eq!(d.keys(), 2);
+    }
+
+    /// Rows of a file sorted by order id: orders of 1–6 lines, and now and then a line that
+    /// repeats (same content, or not) one of the last `reach` orders' lines, or a later line of
+    /// an order already seen.
+    fn sorted_rows(seed: u64, orders: i64, reach: i64) -> Vec<(i64, i64, u64, u64)> {
+        let mut x = seed | 1;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut rows = Vec::new();
+        for order in 0..orders {
+            for product in 0..1 + next(6) as i64 {
+                rows.push((order, product, 0, rows.len() as u64));
+                if next(10) == 0 {
+                    let back = order - next(reach as u64 + 1) as i64;
+                    rows.push((back.max(0), next(7) as i64, next(2), rows.len() as u64));
+                }
+            }
+        }
+        rows
+    }
+
+    /// `rows` cut into ranges of `per` rows, with each range's first line.
+    fn cut(
+        rows: &[(i64, i64, u64, u64)],
+        per: usize,
+    ) -> (Vec<Vec<(i64, i64, u64, u64)>>, Vec<u64>) {
+        let ranges: Vec<Vec<_>> = rows
+            .chunks(per)
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .map(|(i, &(o, p, fp, _))| (o, p, fp, i as u64))
+                    .collect()
+            })
+            .collect();
+        let firsts = (0..ranges.len() as u64)
+            .map(|i| 1 + i * per as u64)
+            .collect();
+        (ranges, firsts)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// A file sorted by order id with lines repeated near and far, sent once, twice in a
+        /// row, or with its second half shuffled (every shard gives up its order): the plain
+        /// map's verdicts, whatever the path each key takes.
+        #[test]
+        fn sorted_files_judge_like_a_plain_map(
+            seed in any::<u64>(),
+            orders in 1i64..6_000,
+            reach in prop_oneof![Just(0i64), Just(3), Just(5_000)],
+            shape in 0u8..3,
+            per in prop_oneof![Just(97usize), Just(4_096)],
+            reserve in prop_oneof![Just(0usize), Just(1 << 14)],
+        ) {
+            let mut rows = sorted_rows(seed, orders, reach);
+            match shape {
+                1 => rows.extend(rows.clone()),
+                2 => {
+                    let half = rows.len() / 2;
+                    let mut x = seed | 1;
+                    for i in (half + 1..rows.len()).rev() {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        rows.swap(i, half + (x >> 33) as usize % (i - half + 1));
+                    }
+                }
+                _ => {}
+            }
+            let (ranges, firsts) = cut(&rows, per);
+            let (got, _) = judge_all(&ranges, &firsts, 2, reserve);
+            prop_assert_eq!(got, naive(&ranges, &firsts));
+        }
+    }
+
+    #[test]
+    fn a_sorted_file_is_appended_and_an_unsorted_one_hashed() {
+        let sorted = sorted_rows(7, 200_000, 50);
+        let (ranges, firsts) = cut(&sorted, 4_096);
+        let (_, d) = judge_all(&ranges, &firsts, 1, sorted.len());
+        assert!(d.shards.iter().all(|s| s.is_ordered()));
+        assert!(d.shards.iter().all(|s| s.hashed() < s.len() / 8));
+
+        let mut shuffled = sorted;
+        let mut x = 1u64;
+        for i in (1..shuffled.len()).rev() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            shuffled.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        let (ranges, firsts) = cut(&shuffled, 4_096);
+        let (got, d) = judge_all(&ranges, &firsts, 1, shuffled.len());
+        assert_eq!(got, naive(&ranges, &firsts));
+        assert!(
+            d.shards
+                .iter()
+                .all(|s| !s.is_ordered() && s.hashed() == s.len())
+        );
     }
 }
