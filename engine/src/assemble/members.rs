@@ -50,7 +50,12 @@ impl<V: Clone> Members<V> {
         let mut seen = vec![false; self.ids.len()];
         let mut new_ids: HashMap<i64, ()> = HashMap::new();
         // Backwards: the first time a member is met is its last occurrence.
+        let mut next_row_id = None;
         for (row, &id) in ids.iter().enumerate().rev() {
+            // An order's lines share their client: a run of one id is met once.
+            if next_row_id.replace(id) == Some(id) {
+                continue;
+            }
             match self.index.get(&id) {
                 Some(&m) => {
                     if std::mem::replace(&mut seen[m as usize], true) {
