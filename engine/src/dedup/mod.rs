@@ -307,11 +307,11 @@ mod tests {
         rows
     }
 
+    /// A row as the tests write it: `(order_id, product_id, fingerprint, line_rel)`.
+    type Row = (i64, i64, u64, u64);
+
     /// `rows` cut into ranges of `per` rows, with each range's first line.
-    fn cut(
-        rows: &[(i64, i64, u64, u64)],
-        per: usize,
-    ) -> (Vec<Vec<(i64, i64, u64, u64)>>, Vec<u64>) {
+    fn cut(rows: &[Row], per: usize) -> (Vec<Vec<Row>>, Vec<u64>) {
         let ranges: Vec<Vec<_>> = rows
             .chunks(per)
             .map(|c| {
