@@ -331,8 +331,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
         /// A file sorted by order id with lines repeated near and far, sent once, twice in a
-        /// row, or with its second half shuffled (every shard gives up its order): the plain
-        /// map's verdicts, whatever the path each key takes.
+        /// row, or with its second half shuffled (its keys go back to earlier orders, to the
+        /// tables): the plain map's verdicts, whatever the path each key takes. Giving the
+        /// lists up takes more keys than these files have: the next test.
         #[test]
         fn sorted_files_judge_like_a_plain_map(
             seed in any::<u64>(),
