@@ -112,8 +112,9 @@ impl Shard {
         self.in_order.len() + self.seen.len() + self.wide.len()
     }
 
-    /// Heap bytes held: the ordered list's capacity, every bucket of the tables and its
-    /// control byte.
+    /// Heap bytes held: the ordered list's keys (the rest of its capacity is address space a
+    /// run never touches, and its size depends on when the estimate came), every bucket of the
+    /// tables and its control byte.
     pub fn heap_bytes(&self) -> usize {
         // hashbrown keeps 7/8 of its buckets usable once it has 8 or more.
         fn bytes<T>(t: &HashTable<T>) -> usize {
@@ -124,9 +125,7 @@ impl Shard {
             };
             buckets * (std::mem::size_of::<T>() + 1)
         }
-        self.in_order.capacity() * std::mem::size_of::<Seen>()
-            + bytes(&self.seen)
-            + bytes(&self.wide)
+        self.in_order.len() * std::mem::size_of::<Seen>() + bytes(&self.seen) + bytes(&self.wide)
     }
 
     /// Room for `keys` keys: in the ordered list while the shard is ordered (a sorted file's

@@ -173,7 +173,8 @@ pub struct Manifest {
     /// Distinct `(order_id, product_id)` keys held by the dedup tables at the end of the run;
     /// 0 for a failed run.
     pub dedup_keys: u64,
-    /// Memory held by the dedup tables at the end of the run, in bytes; 0 for a failed run.
+    /// Memory held by the dedup tables at the end of the run (the keys of the ordered lists, the
+    /// buckets of the hash tables), in bytes; 0 for a failed run.
     pub dedup_heap_bytes: u64,
     /// The run options that shape its output (range and record sizes, channels, bad-row
     /// limits, gzip ratio, Parquet settings), as JSON.
