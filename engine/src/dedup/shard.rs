@@ -274,8 +274,7 @@ impl Shard {
         let room = self.expected.max(self.seen.len() + list.len());
         self.seen.reserve(room - self.seen.len(), seen_hash);
         for s in list {
-            let h = table_hash(key_hash(s.order_id, (s.product_line >> LINE_BITS) as i64));
-            self.seen.insert_unique(h, s, seen_hash);
+            self.seen.insert_unique(seen_hash(&s), s, seen_hash);
         }
     }
 
