@@ -74,6 +74,6 @@ pub(super) struct Processed {
     pub(super) bytes_processed: u64,
     pub(super) dedup_keys: u64,
     pub(super) dedup_heap_bytes: u64,
-    /// The lake's observer, waited for before the run's files are published.
+    /// The lake's observer, waited for once the run is committed, before the lake settles.
     pub(super) observing: Option<Observing>,
 }

@@ -104,14 +104,23 @@ fn run_or_give_up(
     match processed.and_then(|p| fail_on_bad_rows(options, p, &mut record)) {
         Ok(mut p) => {
             let publish = Instant::now();
-            publish_files(stage.as_ref(), &mut p)?;
+            // The observer finishes while the files are published and committed; the settle
+            // (a Delta lake's fold) uses what it leaves.
+            let observing = p.observing.take();
+            publish_files(stage.as_ref(), &p)?;
             let manifest = record.succeeded(p, publish.elapsed());
-            commit(lake, manifest, options.force, RunOutcome::Succeeded)
+            let committed = lake.commit(&manifest, options.force);
+            if let Some(observing) = observing {
+                observing.finish();
+            }
+            settled(lake, committed?, manifest, RunOutcome::Succeeded)
         }
         Err(e) if e.is_file_level() => {
             stage.abort();
             tracing::warn!(run_id, error = %e, "run failed on a file-level error");
-            commit(lake, record.failed(&e), options.force, RunOutcome::Failed)
+            let manifest = record.failed(&e);
+            let committed = lake.commit(&manifest, options.force)?;
+            settled(lake, committed, manifest, RunOutcome::Failed)
         }
         Err(e) => {
             // A writer's storage failure explains a generic encoder error better.
@@ -159,11 +168,8 @@ fn fail_on_bad_rows(
     Ok(p)
 }
 
-/// Finishes the lake's observer, then makes the run's files visible under their final names.
-fn publish_files(stage: &dyn Stage, p: &mut Processed) -> Result<(), Error> {
-    if let Some(observing) = p.observing.take() {
-        observing.finish();
-    }
+/// Makes the run's files visible under their final names.
+fn publish_files(stage: &dyn Stage, p: &Processed) -> Result<(), Error> {
     crate::failpoint::hit("before_publish");
     if let Err(e) = stage.publish(&p.outputs) {
         stage.abort();
@@ -196,15 +202,15 @@ fn pa_date_of_run(
     }
 }
 
-/// Commits the manifest; when a concurrent attempt of the same run committed first, this
-/// attempt reports the other's manifest as skipped (its files are byte-identical).
-fn commit(
+/// Settles the lake after the manifest's `commit`; when a concurrent attempt of the same run
+/// committed first, this attempt reports the other's manifest as skipped (its files are
+/// byte-identical).
+fn settled(
     lake: &dyn Lake,
+    commit: Commit,
     manifest: Manifest,
-    overwrite: bool,
     outcome: fn(Manifest) -> RunOutcome,
 ) -> Result<RunOutcome, Error> {
-    let commit = lake.commit(&manifest, overwrite)?;
     lake.settle()?;
     match commit {
         Commit::Written => {
