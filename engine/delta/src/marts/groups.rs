@@ -95,33 +95,32 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
         m
     }
 
-    /// Adds groups that are not here yet, each key once. A batch's slots are prefetched
-    /// before it is inserted: a mart of millions of groups built from another table (a
-    /// run's sums) then waits for its cache misses a batch at a time, not one by one.
-    pub fn insert_new(&mut self, groups: impl IntoIterator<Item = (K, V)>) {
-        const BATCH: usize = 16;
-        let mut groups = groups.into_iter();
-        let mut batch: Vec<(u64, K, V)> = Vec::with_capacity(BATCH);
-        loop {
-            batch.extend(
-                groups
-                    .by_ref()
-                    .take(BATCH)
-                    .map(|(k, v)| (self.hash(&k), k, v)),
-            );
-            if batch.is_empty() {
-                return;
+    /// Adds groups that are not here yet, each key once, on up to `threads` threads: each
+    /// takes a share of the shards and, of the groups `groups()` lists, those that fall in
+    /// them. A batch's slots are prefetched before it is inserted: a mart of millions of
+    /// groups built from another table (a run's sums) then waits for its cache misses a
+    /// batch at a time, not one by one.
+    pub fn insert_new<I>(&mut self, groups: impl Fn() -> I + Sync, threads: usize)
+    where
+        I: Iterator<Item = (K, V)>,
+        K: Send + Sync,
+        V: Send,
+    {
+        let per = SHARDS.div_ceil(threads.clamp(1, SHARDS));
+        let hasher = &self.hasher;
+        let groups = &groups;
+        std::thread::scope(|scope| {
+            let mut shares = self.shards.chunks_mut(per).enumerate().peekable();
+            while let Some((i, shards)) = shares.next() {
+                let mut work = move || insert_new_into(shards, i * per, hasher, groups());
+                // The last share on this thread.
+                if shares.peek().is_some() {
+                    scope.spawn(work);
+                } else {
+                    work();
+                }
             }
-            for (h, _, _) in &batch {
-                self.prefetch_hash(*h);
-            }
-            let hasher = &self.hasher;
-            for (h, k, v) in batch.drain(..) {
-                let table = &mut self.shards[shard_of(h)].table;
-                debug_assert!(table.find(h, |(o, _)| *o == k).is_none());
-                table.insert_unique(h, (k, v), |(k, _)| hasher.hash_one(k));
-            }
-        }
+        });
     }
 
     /// Asks for the memory that [`Self::entry`] for `key` will touch first.
@@ -149,6 +148,18 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
             .map(|(k, m)| (k, m))
     }
 
+    /// The groups in `parts` shares (of whole shards) of about equal size.
+    pub fn parts(&self, parts: usize) -> impl Iterator<Item = impl Iterator<Item = (&K, &V)>> {
+        self.shards
+            .chunks(SHARDS.div_ceil(parts.clamp(1, SHARDS)))
+            .map(|shards| {
+                shards
+                    .iter()
+                    .flat_map(|s| s.table.iter())
+                    .map(|(k, m)| (k, m))
+            })
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.iter().map(|(k, _)| k)
     }
@@ -156,6 +167,44 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         for shard in &mut self.shards {
             shard.table.retain(|(k, m)| keep(k, m));
+        }
+    }
+}
+
+/// [`Groups::insert_new`] of the groups of `groups` whose shard is in `shards`, the shards
+/// `first..first + shards.len()`.
+fn insert_new_into<K: Hash + Eq + Copy, V>(
+    shards: &mut [Shard<K, V>],
+    first: usize,
+    hasher: &DefaultHashBuilder,
+    groups: impl Iterator<Item = (K, V)>,
+) {
+    const BATCH: usize = 16;
+    let count = shards.len();
+    let mut groups = groups.filter_map(|(k, v)| {
+        let h = hasher.hash_one(k);
+        let shard = shard_of(h).checked_sub(first)?;
+        (shard < count).then_some((h, shard, k, v))
+    });
+    let mut batch: Vec<(u64, usize, K, V)> = Vec::with_capacity(BATCH);
+    loop {
+        batch.extend(groups.by_ref().take(BATCH));
+        if batch.is_empty() {
+            return;
+        }
+        for (h, shard, _, _) in &batch {
+            let shard = &mut shards[*shard];
+            shard.prefetcher.prefetch(
+                &shard.table,
+                *h,
+                |(k, _)| hasher.hash_one(k),
+                |a, b| a.0 == b.0,
+            );
+        }
+        for (h, shard, k, v) in batch.drain(..) {
+            let table = &mut shards[shard].table;
+            debug_assert!(table.find(h, |(o, _)| *o == k).is_none());
+            table.insert_unique(h, (k, v), |(k, _)| hasher.hash_one(k));
         }
     }
 }
@@ -256,8 +305,17 @@ mod tests {
         // Built from the same groups at once, new keys only.
         let mut c: Groups<(i64, i64)> = Groups::default();
         c.reserve(a.len());
-        c.insert_new(a.iter().map(|(k, m)| (*k, *m)));
+        c.insert_new(|| a.iter().map(|(k, m)| (*k, *m)), 1);
         assert_eq!(c, a);
+        // On several threads, each inserting the groups of its shards.
+        for threads in [2, 3, 16, 40] {
+            let mut d: Groups<(i64, i64)> = Groups::default();
+            d.insert_new(|| a.iter().map(|(k, m)| (*k, *m)), threads);
+            assert_eq!(d, a, "{threads} threads");
+            let parts: Vec<usize> = a.parts(threads).map(|p| p.count()).collect();
+            assert_eq!(parts.len(), threads.min(SHARDS));
+            assert_eq!(parts.iter().sum::<usize>(), a.len());
+        }
         a.retain(|k, _| k.0 != -1);
         assert_ne!(a, b);
         assert_eq!(a.keys().count(), 10_000);

@@ -131,25 +131,40 @@ impl PairSums {
     }
 
     /// Every group: `((client, product), measures)`.
-    pub fn into_groups(self) -> impl Iterator<Item = ((i64, i64), Measures)> {
-        self.shards
-            .into_iter()
-            .flat_map(|s| s.slots)
-            .filter(|s| s.key != EMPTY)
-            .map(|s| {
-                let measures = Measures {
-                    orders: s.lines.into(),
-                    order_lines: s.lines.into(),
-                    units: s.units.into(),
-                    sales: s.sales.into(),
-                    volume: s.volume.into(),
-                };
-                (
-                    ((s.key >> 32) as i64, (s.key & 0xffff_ffff) as i64),
-                    measures,
-                )
-            })
+    pub fn groups(&self) -> impl Iterator<Item = ((i64, i64), Measures)> {
+        groups_of(&self.shards)
     }
+
+    /// The groups in `parts` shares (of whole shards) of about equal size.
+    pub fn parts(
+        &self,
+        parts: usize,
+    ) -> impl Iterator<Item = impl Iterator<Item = ((i64, i64), Measures)>> {
+        let shards = 1 << SHARD_BITS;
+        self.shards
+            .chunks(usize::div_ceil(shards, parts.clamp(1, shards)))
+            .map(groups_of)
+    }
+}
+
+fn groups_of(shards: &[Shard]) -> impl Iterator<Item = ((i64, i64), Measures)> {
+    shards
+        .iter()
+        .flat_map(|s| &s.slots)
+        .filter(|s| s.key != EMPTY)
+        .map(|s| {
+            let measures = Measures {
+                orders: s.lines.into(),
+                order_lines: s.lines.into(),
+                units: s.units.into(),
+                sales: s.sales.into(),
+                volume: s.volume.into(),
+            };
+            (
+                ((s.key >> 32) as i64, (s.key & 0xffff_ffff) as i64),
+                measures,
+            )
+        })
 }
 
 impl Shard {
@@ -191,8 +206,17 @@ mod tests {
             *e = (e.0 + 1, e.1 + i % 7, e.2 + i128::from(i));
         }
         assert_eq!(table.len(), expected.len());
+        // In shares, every group once.
+        for parts in [1, 2, 3, 16, 40] {
+            assert!(table.parts(parts).count() <= parts);
+            let mut listed: Vec<_> = table.parts(parts).flatten().map(|(k, _)| k).collect();
+            listed.sort_unstable();
+            let all = listed.len();
+            listed.dedup();
+            assert_eq!((all, listed.len()), (expected.len(), expected.len()));
+        }
         let mut seen = 0;
-        for (k, m) in table.into_groups() {
+        for (k, m) in table.groups() {
             let (lines, units, sales) = expected[&k];
             assert_eq!(
                 (m.orders, m.order_lines, m.units, m.sales),

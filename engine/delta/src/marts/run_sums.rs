@@ -223,10 +223,22 @@ impl RunSums {
         };
         let mut client_products = Groups::default();
         client_products.reserve(self.client_products.len());
-        let mut products = Groups::<i64>::default();
-        client_products.insert_new(self.client_products.into_groups().inspect(|(key, m)| {
-            products.add([(key.1, *m)]);
-        }));
+        // Most of a run's finish, alone on a core once the engine is done: on every core.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pairs = &self.client_products;
+        client_products.insert_new(|| pairs.groups(), threads);
+        let products = std::thread::scope(|scope| {
+            let parts: Vec<_> = pairs
+                .parts(threads)
+                .map(|part| scope.spawn(|| part.map(|(key, m)| (key.1, m)).collect()))
+                .collect();
+            let mut products = Groups::<i64>::default();
+            for part in parts {
+                let part: Groups<i64> = part.join().expect("summing does not panic");
+                products.add(part);
+            }
+            products
+        });
         let clients = per_client(&self.client_statuses, &self.repeats)
             .ok_or_else(|| Unsummable("a sum wider than 64 bits".into()))?;
         let marts = Marts {

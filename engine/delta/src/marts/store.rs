@@ -390,8 +390,8 @@ fn write_marts(
     };
     let (big, clients) = (position(CLIENT_PRODUCTS.name), position(CLIENTS.name));
     // The per-client mart names each client's top product: it is built from the sorted pairs.
-    let (pairs, mut batches) = std::thread::scope(|scope| {
-        let pairs = scope.spawn(|| sorted_pairs(&marts.client_products));
+    let (pairs, batches) = std::thread::scope(|scope| {
+        let pairs = scope.spawn(|| sorted_pairs(&marts.client_products, threads));
         let batches: Vec<Result<(usize, RecordBatch), Error>> = MARTS
             .iter()
             .enumerate()
@@ -400,10 +400,10 @@ fn write_marts(
             .collect();
         (pairs.join().expect("sorting does not panic"), batches)
     });
-    batches.push(mart_batch(&MARTS[clients], marts, names, &pairs).map(|b| (clients, b)));
-    // The client × product files first and of equal size, as many as the cores share
-    // evenly (each at most `rows_per_file` rows): the small marts' files fill the gaps.
-    let mut parts: Vec<Part<'_>> = Vec::new();
+    // The per-client mart first (a pass over every pair), then the client × product files,
+    // of equal size, as many as the cores share evenly (each at most `rows_per_file` rows):
+    // the small marts' files fill the gaps.
+    let mut parts: Vec<Part<'_>> = vec![Part::Clients];
     if pairs.is_empty() {
         parts.push(Part::Pairs(&[]));
     }
@@ -418,46 +418,93 @@ fn write_marts(
     );
     for batch in batches {
         let (m, batch) = batch?;
-        let rows = batch.num_rows();
-        parts.extend((0..rows.div_ceil(rows_per_file).max(1)).map(|i| {
-            let start = i * rows_per_file;
-            Part::Batch(m, batch.slice(start, rows_per_file.min(rows - start)))
-        }));
+        parts.push(Part::Batch(m, batch));
     }
     let written = side_by_side(&parts, threads, |part| {
+        // Files of at most `rows_per_file` rows (the client × product parts are already).
         let (m, batch) = match part {
             Part::Batch(m, batch) => (*m, batch.clone()),
             Part::Pairs(rows) => (big, pairs_batch(rows)?),
+            Part::Clients => (clients, mart_batch(&MARTS[clients], marts, names, &pairs)?),
         };
-        write_file(root, &MARTS[m], &nonce(), &batch).map(|add| (m, add))
+        let rows = batch.num_rows();
+        (0..rows.div_ceil(rows_per_file).max(1))
+            .map(|i| {
+                let start = i * rows_per_file;
+                let slice = batch.slice(start, rows_per_file.min(rows - start));
+                write_file(root, &MARTS[m], &nonce(), &slice).map(|add| (m, add))
+            })
+            .collect::<Result<Vec<_>, Error>>()
     })
     .into_iter()
     .collect::<Result<Vec<_>, Error>>()?;
     let mut adds: Vec<Vec<Add>> = vec![Vec::new(); MARTS.len()];
-    for (m, add) in written {
+    for (m, add) in written.into_iter().flatten() {
         adds[m].push(add);
     }
     Ok(adds)
 }
 
-/// A file of a mart to write: rows of a built batch, or of the sorted client × product rows.
+/// File(s) of a mart to write: rows of a built batch, of the sorted client × product rows,
+/// or the per-client mart (built from all of those).
 enum Part<'a> {
     Batch(usize, RecordBatch),
     Pairs(&'a [((i64, i64), &'a Measures)]),
+    Clients,
 }
 
 /// The client × product groups and references to their measures, sorted by group: by a
 /// radix sort of the two ids packed in one word when they fit 32 bits each (a run's always
-/// do; a few times faster than comparing pairs), else by comparison.
-pub(crate) fn sorted_pairs(map: &Groups<(i64, i64)>) -> Vec<((i64, i64), &Measures)> {
-    let mut rows: Vec<((i64, i64), &Measures)> = map.iter().map(|(k, m)| (*k, m)).collect();
+/// do; a few times faster than comparing pairs), else by comparison. The groups are sorted
+/// in `threads` shares side by side, then merged.
+pub(crate) fn sorted_pairs(
+    map: &Groups<(i64, i64)>,
+    threads: usize,
+) -> Vec<((i64, i64), &Measures)> {
     let fits = |v: i64| (0..=i64::from(u32::MAX)).contains(&v);
-    if rows.iter().all(|((c, p), _)| fits(*c) && fits(*p)) {
-        radix_sort_by_key(&mut rows, |((c, p), _)| (*c as u64) << 32 | *p as u64);
-    } else {
-        rows.sort_unstable_by_key(|(k, _)| *k);
+    let packed = map.keys().all(|(c, p)| fits(*c) && fits(*p));
+    let sort = |rows: &mut Vec<((i64, i64), &Measures)>| {
+        if packed {
+            radix_sort_by_key(rows, |((c, p), _)| (*c as u64) << 32 | *p as u64);
+        } else {
+            rows.sort_unstable_by_key(|(k, _)| *k);
+        }
+    };
+    let parts: Vec<Vec<((i64, i64), &Measures)>> = std::thread::scope(|scope| {
+        let sorting: Vec<_> = map
+            .parts(threads)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut rows: Vec<_> = part.map(|(k, m)| (*k, m)).collect();
+                    sort(&mut rows);
+                    rows
+                })
+            })
+            .collect();
+        sorting
+            .into_iter()
+            .map(|s| s.join().expect("sorting does not panic"))
+            .collect()
+    });
+    parts
+        .into_iter()
+        .reduce(|a, b| merged(a, b, |row| row.0))
+        .unwrap_or_default()
+}
+
+/// The items of `a` and `b`, each sorted by `key`, in one sorted vector.
+fn merged<T, K: Ord>(a: Vec<T>, b: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => key(x) <= key(y),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
     }
-    rows
 }
 
 /// Sorts `items` by `key`, least significant 11 bits first; a digit every item shares
@@ -765,11 +812,19 @@ mod tests {
             for k in &extra {
                 *groups.entry(*k) = m;
             }
-            let sorted: Vec<(i64, i64)> = sorted_pairs(&groups).iter().map(|r| r.0).collect();
             let mut expected: Vec<(i64, i64)> = groups.keys().copied().collect();
             expected.sort_unstable();
-            assert_eq!(sorted, expected);
+            // Sorted whole, or in shares merged (an uneven count of them too).
+            for threads in [1, 2, 3] {
+                let sorted: Vec<(i64, i64)> =
+                    sorted_pairs(&groups, threads).iter().map(|r| r.0).collect();
+                assert_eq!(sorted, expected, "{threads} threads");
+            }
         }
+        assert!(sorted_pairs(&Groups::default(), 2).is_empty());
+        let (a, b) = (vec![1, 4, 4, 9], vec![0, 4, 5, 10, 11]);
+        assert_eq!(merged(a, b, |v| *v), [0, 1, 4, 4, 4, 5, 9, 10, 11]);
+        assert_eq!(merged(vec![], vec![2], |v| *v), [2]);
         let mut few = vec![5u64, 3, 3, 0, u64::MAX, 1 << 33];
         radix_sort_by_key(&mut few, |v| *v);
         assert_eq!(few, [0, 3, 3, 5, 1 << 33, u64::MAX]);

@@ -299,7 +299,10 @@ mod tests {
     }
 
     fn top_of(marts: &Marts) -> HashMap<i64, (i64, i128)> {
-        top_products(&crate::marts::store::sorted_pairs(&marts.client_products))
+        top_products(&crate::marts::store::sorted_pairs(
+            &marts.client_products,
+            2,
+        ))
     }
 
     #[test]
