@@ -112,6 +112,10 @@ mod tests {
     struct Seen {
         order_ids: Vec<i64>,
         finished: bool,
+        /// The observer takes this long to finish.
+        finish_takes: std::time::Duration,
+        /// Whether the observer had finished when the lake settled.
+        finished_at_settle: Option<bool>,
     }
 
     struct Recorder(Arc<Mutex<Seen>>);
@@ -124,6 +128,8 @@ mod tests {
         }
 
         fn finish(self: Box<Self>) {
+            let takes = self.0.lock().unwrap().finish_takes;
+            std::thread::sleep(takes);
             self.0.lock().unwrap().finished = true;
         }
     }
@@ -157,16 +163,25 @@ mod tests {
         fn commit(&self, manifest: &Manifest, overwrite: bool) -> Result<Commit, Error> {
             self.0.commit(manifest, overwrite)
         }
+        fn settle(&self) -> Result<(), Error> {
+            let mut seen = self.1.lock().unwrap();
+            seen.finished_at_settle = Some(seen.finished);
+            self.0.settle()
+        }
         fn observer(&self, _: &str, _: chrono::NaiveDate) -> Option<Box<dyn RowObserver>> {
             Some(Box::new(Recorder(self.1.clone())))
         }
     }
 
     fn run(csv: &str) -> (RunOutcome, Seen) {
+        run_with(csv, Seen::default())
+    }
+
+    fn run_with(csv: &str, seen: Seen) -> (RunOutcome, Seen) {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("orders.csv");
         std::fs::write(&input, csv).unwrap();
-        let seen = Arc::new(Mutex::new(Seen::default()));
+        let seen = Arc::new(Mutex::new(seen));
         let lake = Watched(
             LocalLake::open(dir.path().join("lake")).unwrap(),
             seen.clone(),
@@ -210,6 +225,20 @@ mod tests {
         assert!(manifest.counts.quarantined > 0 && manifest.counts.exact_duplicates > 0);
         assert_eq!(seen.order_ids, written);
         assert!(seen.finished);
+        assert_eq!(seen.finished_at_settle, Some(true));
+    }
+
+    #[test]
+    fn the_lake_settles_only_once_a_slow_observer_has_finished() {
+        let rows: String = (1..=200).map(|o| row(o, 1) + "\n").collect();
+        let slow = Seen {
+            finish_takes: std::time::Duration::from_millis(300),
+            ..Seen::default()
+        };
+        let (outcome, seen) = run_with(&format!("{HEADER}\n{rows}"), slow);
+        assert!(matches!(outcome, RunOutcome::Succeeded(_)), "{outcome:?}");
+        // The settle (a Delta lake's fold) uses what the observer leaves.
+        assert_eq!(seen.finished_at_settle, Some(true));
     }
 
     /// A stage whose `dim_clients` file (written after the last window is assembled, beside
