@@ -401,7 +401,7 @@ impl<'c> RowParser<'c> {
             return Err(Rejection::FieldCount(self.spans.len()));
         }
         // Nearly every record is ASCII, which is cheaper to confirm than UTF-8.
-        if !record.is_ascii() && std::str::from_utf8(record).is_err() {
+        if !super::fields::is_ascii(record) && std::str::from_utf8(record).is_err() {
             return Err(Rejection::Utf8);
         }
         let spans = &self.spans;
