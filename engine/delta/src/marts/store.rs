@@ -396,7 +396,7 @@ fn write_marts(
             .iter()
             .enumerate()
             .filter(|(m, _)| *m != big && *m != clients)
-            .map(|(m, def)| mart_batch(def, marts, names, &[]).map(|b| (m, b)))
+            .map(|(m, def)| mart_batch(def, marts, names).map(|b| (m, b)))
             .collect();
         (pairs.join().expect("sorting does not panic"), batches)
     });
@@ -425,7 +425,7 @@ fn write_marts(
         let (m, batch) = match part {
             Part::Batch(m, batch) => (*m, batch.clone()),
             Part::Pairs(rows) => (big, pairs_batch(rows)?),
-            Part::Clients => (clients, mart_batch(&MARTS[clients], marts, names, &pairs)?),
+            Part::Clients => (clients, clients_batch(marts, &pairs)?),
         };
         let rows = batch.num_rows();
         (0..rows.div_ceil(rows_per_file).max(1))
@@ -580,32 +580,41 @@ fn side_by_side<T: Sync, R: Send>(
     done.into_iter().map(|(_, r)| r).collect()
 }
 
-/// A mart's rows as a batch; `pairs` are the client × product groups, sorted, which the
-/// per-client mart and the client × product one are built from.
-fn mart_batch(
-    def: &DeltaTableDef,
-    marts: &Marts,
-    names: &Names,
-    pairs: &[((i64, i64), &Measures)],
-) -> Result<RecordBatch, Error> {
+/// The per-client mart as a batch: each client's measures and the product of its largest
+/// sales, from `pairs`, the client × product groups sorted. A client without such a group
+/// (marts that do not agree) is an error, not a guess.
+fn clients_batch(marts: &Marts, pairs: &[((i64, i64), &Measures)]) -> Result<RecordBatch, Error> {
+    let ints = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+    let rows = sorted(&marts.clients);
+    let top = top_products(pairs);
+    let tops = rows
+        .iter()
+        .map(|(client, _)| {
+            top.get(client).copied().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: client {client} has no client × product group",
+                    CLIENTS.name
+                ))
+            })
+        })
+        .collect::<Result<Vec<(i64, i128)>, Error>>()?;
+    let keys = vec![ints(rows.iter().map(|r| r.0).collect())];
+    let extra = vec![
+        ints(tops.iter().map(|t| t.0).collect()),
+        sums(tops.iter().map(|t| t.1).collect())?,
+    ];
+    let measures: Vec<Measures> = rows.into_iter().map(|r| r.1).collect();
+    with_measures(&CLIENTS, keys, &measures, extra)
+}
+
+/// A mart's rows as a batch, for the marts built from their own groups (the per-client and
+/// client × product marts are built from the sorted pairs: [`clients_batch`], [`pairs_batch`]).
+fn mart_batch(def: &DeltaTableDef, marts: &Marts, names: &Names) -> Result<RecordBatch, Error> {
     let table = def.engine_table.expect("a mart has columns");
     let ints = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
     let texts = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
     let text = |id: u32| names.name(id).to_string();
     let (keys, measures, extra): (Vec<ArrayRef>, Vec<Measures>, Vec<ArrayRef>) = match table.name {
-        n if n == CLIENTS.name => {
-            let rows = sorted(&marts.clients);
-            let top = top_products(pairs);
-            let keys = vec![ints(rows.iter().map(|r| r.0).collect())];
-            let extra = vec![
-                ints(rows.iter().map(|r| top[&r.0].0).collect()),
-                sums(rows.iter().map(|r| top[&r.0].1).collect())?,
-            ];
-            (keys, rows.into_iter().map(|r| r.1).collect(), extra)
-        }
-        n if n == CLIENT_PRODUCTS.name => {
-            return pairs_batch(pairs);
-        }
         n if n == PRODUCTS.name => {
             let rows = sorted(&marts.products);
             let keys = vec![ints(rows.iter().map(|r| r.0).collect())];
@@ -641,6 +650,11 @@ fn mart_batch(
                 texts(rows.iter().map(|r| r.0.1.clone()).collect()),
             ];
             (keys, rows.into_iter().map(|r| r.1).collect(), vec![])
+        }
+        n if n == CLIENTS.name || n == CLIENT_PRODUCTS.name => {
+            return Err(Error::Invalid(format!(
+                "{n}: built from the sorted client × product groups"
+            )));
         }
         other => return Err(Error::Invalid(format!("{other}: not a mart"))),
     };
@@ -829,6 +843,24 @@ mod tests {
         radix_sort_by_key(&mut few, |v| *v);
         assert_eq!(few, [0, 3, 3, 5, 1 << 33, u64::MAX]);
         radix_sort_by_key(&mut Vec::<u64>::new(), |v| *v);
+    }
+
+    #[test]
+    fn a_client_without_a_client_product_group_is_an_error() {
+        let mut names = Names::default();
+        let mut marts = marts_of_size(70, &mut names);
+        let pairs = sorted_pairs(&marts.client_products, 2);
+        let batch = clients_batch(&marts, &pairs).unwrap();
+        assert_eq!(batch.num_rows(), marts.clients.len());
+        // A client the client × product mart does not know: marts that do not agree.
+        *marts.clients.entry(1_000_000) = Measures::default();
+        let e = clients_batch(&marts, &pairs).unwrap_err().to_string();
+        assert!(
+            e.contains("client 1000000 has no client × product group"),
+            "{e}"
+        );
+        let clients = MARTS.iter().find(|d| d.name == CLIENTS.name).unwrap();
+        assert!(mart_batch(clients, &marts, &names).is_err());
     }
 
     #[test]
