@@ -293,12 +293,24 @@ fn the_fault_table_points_at_tests_that_exist() {
             if name == "—" || name.is_empty() {
                 continue;
             }
-            let (dir, path) = match name.strip_prefix("duff-dispatcher ") {
-                Some(rest) => (root.join("dispatcher/tests"), rest),
-                None => (root.join("tests/integration"), name),
+            // A crate's integration tests, or its unit tests (`<module>::tests::<test>`).
+            let (dir, path) = if let Some(rest) = name.strip_prefix("duff-dispatcher ") {
+                (root.join("dispatcher/tests"), rest)
+            } else if let Some(rest) = name.strip_prefix("duff-delta ") {
+                (root.join("engine/delta/src"), rest)
+            } else {
+                (root.join("tests/integration"), name)
             };
             let (module, function) = path.rsplit_once("::").unwrap();
-            let file = dir.join(format!("{}.rs", module.replace("::", "/")));
+            let module = module
+                .strip_suffix("::tests")
+                .unwrap_or(module)
+                .replace("::", "/");
+            let file = [format!("{module}.rs"), format!("{module}/mod.rs")]
+                .into_iter()
+                .map(|f| dir.join(f))
+                .find(|f| f.exists())
+                .unwrap_or_else(|| panic!("{name}: no file for {module} in {}", dir.display()));
             let source = std::fs::read_to_string(&file)
                 .unwrap_or_else(|e| panic!("{name}: {}: {e}", file.display()));
             assert!(
