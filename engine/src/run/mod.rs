@@ -27,6 +27,7 @@ use crate::lake::input::{LocalInput, run_id_for};
 use crate::lake::manifest::{Manifest, SourceInfo};
 use crate::lake::storage::{Commit, Lake, Source, Stage};
 use context::{Processed, RunContext};
+use observe::Observing;
 use record::{Identity, Record};
 
 /// Processes a local file into a local lake: [`run`] over [`LocalInput`] and [`LocalLake`].
@@ -109,18 +110,24 @@ fn run_or_give_up(
             let observing = p.observing.take();
             publish_files(stage.as_ref(), &p)?;
             let manifest = record.succeeded(p, publish.elapsed());
-            let committed = lake.commit(&manifest, options.force);
-            if let Some(observing) = observing {
-                observing.finish();
-            }
-            settled(lake, committed?, manifest, RunOutcome::Succeeded)
+            commit(
+                lake,
+                manifest,
+                options.force,
+                observing,
+                RunOutcome::Succeeded,
+            )
         }
         Err(e) if e.is_file_level() => {
             stage.abort();
             tracing::warn!(run_id, error = %e, "run failed on a file-level error");
-            let manifest = record.failed(&e);
-            let committed = lake.commit(&manifest, options.force)?;
-            settled(lake, committed, manifest, RunOutcome::Failed)
+            commit(
+                lake,
+                record.failed(&e),
+                options.force,
+                None,
+                RunOutcome::Failed,
+            )
         }
         Err(e) => {
             // A writer's storage failure explains a generic encoder error better.
@@ -202,15 +209,22 @@ fn pa_date_of_run(
     }
 }
 
-/// Settles the lake after the manifest's `commit`; when a concurrent attempt of the same run
-/// committed first, this attempt reports the other's manifest as skipped (its files are
+/// Commits the manifest, waits for the lake's observer (it finished beside the commit), then
+/// settles the lake, which uses what the observer left; when a concurrent attempt of the same
+/// run committed first, this attempt reports the other's manifest as skipped (its files are
 /// byte-identical).
-fn settled(
+fn commit(
     lake: &dyn Lake,
-    commit: Commit,
     manifest: Manifest,
+    overwrite: bool,
+    observing: Option<Observing>,
     outcome: fn(Manifest) -> RunOutcome,
 ) -> Result<RunOutcome, Error> {
+    let commit = lake.commit(&manifest, overwrite);
+    if let Some(observing) = observing {
+        observing.finish();
+    }
+    let commit = commit?;
     lake.settle()?;
     match commit {
         Commit::Written => {

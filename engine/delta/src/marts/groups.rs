@@ -131,14 +131,7 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
 
     #[inline]
     fn prefetch_hash(&mut self, h: u64) {
-        let hasher = &self.hasher;
-        let shard = &mut self.shards[shard_of(h)];
-        shard.prefetcher.prefetch(
-            &shard.table,
-            h,
-            |(k, _)| hasher.hash_one(k),
-            |a, b| a.0 == b.0,
-        );
+        self.shards[shard_of(h)].prefetch(h, &self.hasher);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
@@ -193,19 +186,26 @@ fn insert_new_into<K: Hash + Eq + Copy, V>(
             return;
         }
         for (h, shard, _, _) in &batch {
-            let shard = &mut shards[*shard];
-            shard.prefetcher.prefetch(
-                &shard.table,
-                *h,
-                |(k, _)| hasher.hash_one(k),
-                |a, b| a.0 == b.0,
-            );
+            shards[*shard].prefetch(*h, hasher);
         }
         for (h, shard, k, v) in batch.drain(..) {
             let table = &mut shards[shard].table;
             debug_assert!(table.find(h, |(o, _)| *o == k).is_none());
             table.insert_unique(h, (k, v), |(k, _)| hasher.hash_one(k));
         }
+    }
+}
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    /// Asks for the memory a probe for hash `h` touches first.
+    #[inline]
+    fn prefetch(&mut self, h: u64, hasher: &DefaultHashBuilder) {
+        self.prefetcher.prefetch(
+            &self.table,
+            h,
+            |(k, _)| hasher.hash_one(k),
+            |a, b| a.0 == b.0,
+        );
     }
 }
 
