@@ -2,9 +2,10 @@
 //! since it runs beside the engine on the same cores. A run's sums fit 64 bits (checked),
 //! the client × product key packs into one word, and the marts of few groups (statuses,
 //! channels) are arrays. A run has one day, so its per-day-and-channel mart is its
-//! per-channel mart, and its per-client mart is summed at the end from the per-client ×
-//! status one: an order counts once per group it has a line in, so a client's orders are
-//! its orders per status less those counted under several statuses (`repeats`).
+//! per-channel mart. A client's sums per status are kept together ([`ClientSums`]), so an
+//! order updates one entry, and its per-client mart is summed from them at the end: an order
+//! counts once per group it has a line in, so a client's orders are its orders per status
+//! less those counted under several statuses (`repeats`).
 
 use std::hash::Hash;
 
@@ -48,6 +49,10 @@ impl Sums {
         Some(())
     }
 
+    fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
     fn measures(self) -> Measures {
         Measures {
             orders: self.orders.into(),
@@ -59,10 +64,23 @@ impl Sums {
     }
 }
 
+/// Statuses a run may have: each has a slot in a client's sums. The engine accepts three
+/// (`duff_engine::parse::rules::STATUSES`); a run with more is left to the fold.
+const STATUS_SLOTS: usize = 4;
+
+/// A client's sums in a run, per status slot, and the orders they count more than once
+/// (under several of the client's statuses): its per-client sums are their sum less those.
+#[derive(Debug, Default, Clone, Copy)]
+struct ClientSums {
+    statuses: [Sums; STATUS_SLOTS],
+    repeats: u32,
+}
+
 /// What the per-order marts need of a line.
 #[derive(Debug, Clone, Copy)]
 struct OrderLine {
     client: i64,
+    /// The status's slot.
     status: u32,
     channel: u32,
     units: i64,
@@ -82,13 +100,12 @@ const PREFETCH_AHEAD: usize = 8;
 pub(crate) struct RunSums {
     /// Per product too: a product's sums are those of its client × product groups.
     client_products: PairSums,
-    client_statuses: Groups<(i64, u32), Sums>,
-    /// Per client, the orders `client_statuses` counts more than once (under several of
-    /// the client's statuses): its per-client sums are the rest.
-    repeats: Groups<i64, u32>,
-    /// By interned status, and channel.
+    clients: Groups<i64, ClientSums>,
+    /// By status slot, and by interned channel.
     statuses: Vec<Sums>,
     channels: Vec<Sums>,
+    /// The interned status of each slot.
+    status_names: Vec<u32>,
     /// Interned statuses and channels.
     pub names: Names,
     /// The order being read and its lines so far (it may go on in the next rows).
@@ -112,8 +129,8 @@ impl RunSums {
         let units = column("product_ccf")?.as_primitive::<Int64Type>().values();
         let sales = column("total_price")?.as_primitive::<Decimal128Type>();
         let volumes = column("total_volume")?.as_primitive::<Decimal128Type>();
-        let statuses = self.interned(column("status")?)?;
-        let channels = self.interned(column("point_of_sale_channel")?)?;
+        let statuses = self.interned(column("status")?, Self::status_slot)?;
+        let channels = self.interned(column("point_of_sale_channel")?, |_, id| Ok(id))?;
         if sales.null_count() + volumes.null_count() > 0 {
             return Err(Unsummable("a null total".into()));
         }
@@ -143,8 +160,8 @@ impl RunSums {
                 _ => {
                     self.close_order().ok_or_else(overflow)?;
                     self.order = Some(order);
-                    // The order's client group is added when it closes, a few lines on.
-                    self.client_statuses.prefetch(&(clients[i], statuses[i]));
+                    // The order's client is added to when it closes, a few lines on.
+                    self.clients.prefetch(&clients[i]);
                 }
             }
             let narrow = |v: i128| i64::try_from(v).map_err(|_| overflow());
@@ -167,17 +184,24 @@ impl RunSums {
     }
 
     /// The ids of a string column's values, interned (dictionary-encoded, as the engine
-    /// writes them, or plain).
-    fn interned(&mut self, array: &dyn Array) -> Result<Vec<u32>, Unsummable> {
+    /// writes them, or plain), each passed through `then` (once per dictionary value).
+    fn interned(
+        &mut self,
+        array: &dyn Array,
+        mut then: impl FnMut(&mut Self, u32) -> Result<u32, Unsummable>,
+    ) -> Result<Vec<u32>, Unsummable> {
         if let DataType::Dictionary(key, _) = array.data_type()
             && **key == DataType::Int32
         {
             let dict = array.as_dictionary::<Int32Type>();
             let values = dict.values().as_string_opt::<i32>();
             let values = values.ok_or_else(|| Unsummable("a dictionary of non-strings".into()))?;
-            let ids: Vec<u32> = (0..values.len())
-                .map(|i| self.names.id(values.value(i)))
-                .collect();
+            let ids = (0..values.len())
+                .map(|i| {
+                    let id = self.names.id(values.value(i));
+                    then(self, id)
+                })
+                .collect::<Result<Vec<u32>, _>>()?;
             return Ok(dict
                 .keys()
                 .values()
@@ -188,17 +212,31 @@ impl RunSums {
         let strings = array
             .as_string_opt::<i32>()
             .ok_or_else(|| Unsummable(format!("a {} string column", array.data_type())))?;
-        Ok((0..strings.len())
-            .map(|i| self.names.id(strings.value(i)))
-            .collect())
+        (0..strings.len())
+            .map(|i| {
+                let id = self.names.id(strings.value(i));
+                then(self, id)
+            })
+            .collect()
+    }
+
+    /// The slot of interned status `id`, given one when it is new.
+    fn status_slot(&mut self, id: u32) -> Result<u32, Unsummable> {
+        if let Some(slot) = self.status_names.iter().position(|&s| s == id) {
+            return Ok(slot as u32);
+        }
+        if self.status_names.len() == STATUS_SLOTS {
+            return Err(Unsummable(format!("more than {STATUS_SLOTS} statuses")));
+        }
+        self.status_names.push(id);
+        Ok(self.status_names.len() as u32 - 1)
     }
 
     /// Adds the order being read to the per-order marts; `None` on overflow.
     fn close_order(&mut self) -> Option<()> {
         let lines = std::mem::take(&mut self.order_lines);
         if !lines.is_empty() {
-            add_order(&lines, |l| (l.client, l.status), &mut self.client_statuses)?;
-            count_repeats(&lines, &mut self.repeats)?;
+            add_to_clients(&lines, &mut self.clients)?;
             add_order(&lines, |l| l.status, &mut self.statuses)?;
             add_order(&lines, |l| l.channel, &mut self.channels)?;
         }
@@ -214,13 +252,13 @@ impl RunSums {
             .ok_or_else(|| Unsummable("a sum wider than 64 bits".into()))?;
         let mut names = self.names;
         let day = names.id(day);
-        let dense = |sums: &[Sums]| -> Groups<u32> {
-            (0u32..)
-                .zip(sums)
-                .filter(|(_, s)| s.lines > 0)
+        let dense = |ids: &mut dyn Iterator<Item = u32>, sums: &[Sums]| -> Groups<u32> {
+            ids.zip(sums)
+                .filter(|(_, s)| !s.is_empty())
                 .map(|(k, s)| (k, s.measures()))
                 .collect()
         };
+        let status_names = self.status_names.clone();
         let mut client_products = Groups::default();
         client_products.reserve(self.client_products.len());
         // Most of a run's finish, alone on a core once the engine is done: on every core.
@@ -239,110 +277,104 @@ impl RunSums {
             }
             products
         });
-        let clients = per_client(&self.client_statuses, &self.repeats)
+        let clients = per_client(&self.clients)
             .ok_or_else(|| Unsummable("a sum wider than 64 bits".into()))?;
+        let client_statuses = self
+            .clients
+            .iter()
+            .flat_map(|(&client, sums)| {
+                let slots = status_names.iter().zip(&sums.statuses);
+                slots
+                    .filter(|(_, s)| !s.is_empty())
+                    .map(move |(&status, s)| ((client, status), s.measures()))
+            })
+            .collect();
         let marts = Marts {
             clients: measures(clients),
             client_products,
             products,
-            statuses: dense(&self.statuses),
-            channels: dense(&self.channels),
-            daily_channels: dense(&self.channels)
+            statuses: dense(&mut status_names.iter().copied(), &self.statuses),
+            channels: dense(&mut (0u32..), &self.channels),
+            daily_channels: dense(&mut (0u32..), &self.channels)
                 .into_iter()
                 .map(|(c, m)| ((day, c), m))
                 .collect(),
-            client_statuses: measures(self.client_statuses),
+            client_statuses,
         };
         Ok((marts, names))
     }
 }
 
-/// Adds to each client of an order with lines of several statuses the times the order is
-/// counted more than once in `client_statuses` (its distinct statuses but one); `None` on
-/// overflow.
-fn count_repeats(lines: &[OrderLine], repeats: &mut Groups<i64, u32>) -> Option<()> {
+/// Adds an order's lines to its clients' sums per status: the order counts once under each
+/// status it has a line of, and each status past the first is a repeat; `None` on overflow.
+fn add_to_clients(lines: &[OrderLine], clients: &mut Groups<i64, ClientSums>) -> Option<()> {
     let client = lines[0].client;
-    if lines
-        .iter()
-        .all(|l| l.client == client && l.status < u64::BITS)
-    {
-        // One client, as an order has: its distinct statuses (small interned ids) but one.
-        let statuses = lines.iter().fold(0u64, |seen, l| seen | 1 << l.status);
-        let extra = statuses.count_ones() - 1;
-        if extra > 0 {
-            let repeated = repeats.entry(client);
-            *repeated = repeated.checked_add(extra)?;
-        }
-        return Some(());
+    if lines.iter().all(|l| l.client == client) {
+        return add_to_client(lines.iter(), clients.entry(client));
     }
-    let mut pairs: Vec<(i64, u32)> = lines.iter().map(|l| (l.client, l.status)).collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    for same in pairs.chunk_by(|a, b| a.0 == b.0) {
-        if same.len() > 1 {
-            let extra = u32::try_from(same.len() - 1).ok()?;
-            let repeated = repeats.entry(same[0].0);
-            *repeated = repeated.checked_add(extra)?;
-        }
+    // Lines of several clients (not an order's usual shape): each client's in turn.
+    let mut by_client: Vec<&OrderLine> = lines.iter().collect();
+    by_client.sort_by_key(|l| l.client);
+    for same in by_client.chunk_by(|a, b| a.client == b.client) {
+        add_to_client(same.iter().copied(), clients.entry(same[0].client))?;
     }
+    Some(())
+}
+
+/// [`add_to_clients`] for one client's lines of an order.
+fn add_to_client<'a>(
+    lines: impl Iterator<Item = &'a OrderLine>,
+    sums: &mut ClientSums,
+) -> Option<()> {
+    let mut seen = 0u32;
+    for l in lines {
+        let slot = 1 << l.status;
+        sums.statuses[l.status as usize].add(seen & slot == 0, l)?;
+        seen |= slot;
+    }
+    sums.repeats = sums.repeats.checked_add(seen.count_ones() - 1)?;
     Some(())
 }
 
 /// The per-client sums: those of the client's statuses, less the orders they repeat;
 /// `None` on overflow.
-fn per_client(
-    client_statuses: &Groups<(i64, u32), Sums>,
-    repeats: &Groups<i64, u32>,
-) -> Option<Groups<i64, Sums>> {
-    let mut clients: Groups<i64, Sums> = Groups::default();
-    for (&(client, _), s) in client_statuses.iter() {
-        clients.entry(client).merge(s)?;
+fn per_client(clients: &Groups<i64, ClientSums>) -> Option<Groups<i64, Sums>> {
+    let mut summed: Groups<i64, Sums> = Groups::default();
+    summed.reserve(clients.len());
+    for (&client, sums) in clients.iter() {
+        let total = summed.entry(client);
+        for s in &sums.statuses {
+            total.merge(s)?;
+        }
+        total.orders = total.orders.checked_sub(sums.repeats)?;
     }
-    for (client, repeated) in repeats.iter() {
-        let c = clients.entry(*client);
-        c.orders = c.orders.checked_sub(*repeated)?;
-    }
-    Some(clients)
+    Some(summed)
 }
 
 fn measures<K: Hash + Eq + Copy>(sums: Groups<K, Sums>) -> Groups<K> {
     sums.into_iter().map(|(k, s)| (k, s.measures())).collect()
 }
 
-/// A mart being summed: the sums of each group.
-trait SumsByGroup<K> {
-    fn group(&mut self, key: K) -> &mut Sums;
-}
-
-impl<K: Hash + Eq + Copy> SumsByGroup<K> for Groups<K, Sums> {
-    #[inline]
-    fn group(&mut self, key: K) -> &mut Sums {
-        self.entry(key)
+/// The sums of group `key` of a mart of few groups, kept by index.
+#[inline]
+fn group(mart: &mut Vec<Sums>, key: u32) -> &mut Sums {
+    let k = key as usize;
+    if mart.len() <= k {
+        mart.resize(k + 1, Sums::default());
     }
-}
-
-/// A mart of few groups, kept by index.
-impl SumsByGroup<u32> for Vec<Sums> {
-    #[inline]
-    fn group(&mut self, key: u32) -> &mut Sums {
-        let k = key as usize;
-        if self.len() <= k {
-            self.resize(k + 1, Sums::default());
-        }
-        &mut self[k]
-    }
+    &mut mart[k]
 }
 
 /// Adds one order's lines to the mart grouped by `key`: the order counts once in each group
 /// it has a line in (as [`super::Marts::apply`] counts it).
-fn add_order<K: Ord + Copy>(
+fn add_order(
     lines: &[OrderLine],
-    key: impl Fn(&OrderLine) -> K,
-    mart: &mut impl SumsByGroup<K>,
+    key: impl Fn(&OrderLine) -> u32,
+    mart: &mut Vec<Sums>,
 ) -> Option<()> {
     let first = key(&lines[0]);
     if lines.iter().all(|l| key(l) == first) {
-        let sums = mart.group(first);
+        let sums = group(mart, first);
         for (i, l) in lines.iter().enumerate() {
             sums.add(i == 0, l)?;
         }
@@ -352,14 +384,14 @@ fn add_order<K: Ord + Copy>(
         for (i, l) in lines.iter().enumerate() {
             let k = key(l);
             let new = !lines[..i].iter().any(|e| key(e) == k);
-            mart.group(k).add(new, l)?;
+            group(mart, k).add(new, l)?;
         }
         return Some(());
     }
-    let mut keyed: Vec<(K, usize)> = lines.iter().enumerate().map(|(i, l)| (key(l), i)).collect();
+    let mut keyed: Vec<(u32, usize)> = lines.iter().enumerate().map(|(i, l)| (key(l), i)).collect();
     keyed.sort_unstable();
     for same in keyed.chunk_by(|a, b| a.0 == b.0) {
-        let sums = mart.group(same[0].0);
+        let sums = group(mart, same[0].0);
         for (n, (_, i)) in same.iter().enumerate() {
             sums.add(n == 0, &lines[*i])?;
         }
@@ -501,5 +533,16 @@ pub(crate) mod tests {
         let big = (1, 1, 0, 0, 1, i64::MAX / 4);
         sums.add(&batch(&[(1, big), (2, big), (3, big)]))
             .unwrap_err();
+        // More statuses than a client's sums have slots for.
+        let rows: Vec<_> = (0..5).map(|o| (o, (1, o, 0, 0, 1, 1))).collect();
+        let rows = batch(&rows);
+        let status = rows.schema().index_of("status").unwrap();
+        let mut columns = rows.columns().to_vec();
+        columns[status] = Arc::new(StringArray::from_iter_values(["a", "b", "c", "d", "e"]));
+        let five = RecordBatch::try_new(rows.schema(), columns).unwrap();
+        let refused = RunSums::default().add(&five).unwrap_err();
+        assert!(refused.0.contains("statuses"), "{refused:?}");
+        let four = five.slice(0, 4);
+        assert!(RunSums::default().add(&four).is_ok());
     }
 }
