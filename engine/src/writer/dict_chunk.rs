@@ -14,8 +14,7 @@
 //! compression, statistics and offset index. [`DictChunk::try_new`] declines settings under
 //! which the general writer does something else (page statistics, bloom filters, …). What only
 //! the data can trigger — a dictionary that outgrows its page limit, a mini-batch the general
-//! writer would split, a value long enough for statistics truncation — makes the chunk hand
-//! over to the general writer, which is given the chunk's rows again, write for write, read
+//! writer would split — makes the chunk hand over to the general writer, which is given the chunk's rows again, write for write, read
 //! back from the pages written so far ([`ColumnEncoder`] does this).
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
@@ -28,7 +27,6 @@ use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_
 use parquet::basic::{Compression, Encoding, EncodingMask, PageType, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
-use parquet::data_type::ByteArray;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncodingStats};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
@@ -38,11 +36,13 @@ use parquet::schema::types::ColumnDescPtr;
 
 mod entries;
 mod page;
+mod truncate;
 
 use super::rle::{self, RleEncoder};
 use crate::error::Error;
 use entries::{ByteDict, Entries, IntDict, IntValue, value_statistics};
 use page::{DataPage, OpenPage, PageCodec};
+use truncate::{is_utf8, truncated};
 
 /// The encoder of one column chunk: direct while that is exact, else the general writer.
 pub(crate) struct ColumnEncoder {
@@ -135,8 +135,8 @@ pub(crate) struct DictChunk {
     page_row_limit: usize,
     page_byte_limit: usize,
     dict_byte_limit: usize,
-    /// Longest byte value whose statistics the general writer keeps whole (`None`: any).
-    longest_exact: Option<usize>,
+    /// Longest byte value the chunk's statistics keep whole (`None`: any).
+    truncate_length: Option<usize>,
     entries: Entries,
     page: OpenPage,
     pages: Vec<DataPage>,
@@ -203,7 +203,7 @@ impl DictChunk {
             page_row_limit: props.data_page_row_count_limit(),
             batch_rows,
             dict_byte_limit,
-            longest_exact: props.statistics_truncate_length(),
+            truncate_length: props.statistics_truncate_length(),
             descr,
             compression,
             codec,
@@ -229,7 +229,10 @@ impl DictChunk {
             let len = self.batch_rows.min(n - start);
             let rows = start..start + len;
             let fits = match array.data_type() {
-                DataType::Dictionary(_, _) => self.dictionary_rows(array, rows, &mut by_key),
+                DataType::Dictionary(_, _) => {
+                    self.dictionary_rows(array, rows, &mut by_key);
+                    true
+                }
                 DataType::Utf8 => self.string_rows(array.as_string::<i32>(), rows),
                 DataType::Int32 => {
                     let values = array.as_primitive::<Int32Type>().values();
@@ -268,13 +271,13 @@ impl DictChunk {
         Ok(Written::Done)
     }
 
-    /// Rows `rows` of a dictionary array; `false` for a new value too long to keep whole.
+    /// Rows `rows` of a dictionary array.
     fn dictionary_rows(
         &mut self,
         array: &dyn Array,
         rows: std::ops::Range<usize>,
         by_key: &mut Vec<u32>,
-    ) -> bool {
+    ) {
         let dict = array.as_dictionary::<Int32Type>();
         let values = dict.values().as_string::<i32>();
         if by_key.is_empty() {
@@ -283,37 +286,28 @@ impl DictChunk {
         let Entries::Bytes(entries) = &mut self.entries else {
             unreachable!("checked by accepts")
         };
-        let longest = self.longest_exact;
         let mut entry_of = |key: usize| {
             if by_key[key] == u32::MAX {
-                by_key[key] = entries.entry(values.value(key).as_bytes(), longest)?;
+                by_key[key] = entries.entry(values.value(key).as_bytes());
             }
-            Some(by_key[key])
+            by_key[key]
         };
         let keys = &dict.keys().values()[rows];
         let page = &mut self.page;
         if let Some(&key) = same(keys) {
-            let Some(entry) = entry_of(key as usize) else {
-                return false;
-            };
-            page.push_run(entry, keys.len());
+            page.push_run(entry_of(key as usize), keys.len());
             page.value_bytes += values.value_length(key as usize) as i64 * keys.len() as i64;
-            return true;
+            return;
         }
         page.materialize();
         for &key in keys {
-            let Some(entry) = entry_of(key as usize) else {
-                return false;
-            };
-            page.push(entry);
+            page.push(entry_of(key as usize));
             page.value_bytes += values.value_length(key as usize) as i64;
         }
-        true
     }
 
     /// Rows `rows` of a string array; `false` where the general writer would split the
-    /// mini-batch (its values could outgrow the dictionary's byte budget), or for a new value
-    /// too long to keep whole.
+    /// mini-batch (its values could outgrow the dictionary's byte budget).
     fn string_rows(&mut self, array: &StringArray, rows: std::ops::Range<usize>) -> bool {
         let Entries::Bytes(entries) = &mut self.entries else {
             unreachable!("checked by accepts")
@@ -329,10 +323,7 @@ impl DictChunk {
         page.value_bytes += (to - from) as i64;
         for w in offsets[rows.start..=rows.end].windows(2) {
             let v = &data[w[0] as usize..w[1] as usize];
-            let Some(entry) = entries.entry(v, self.longest_exact) else {
-                return false;
-            };
-            page.push(entry);
+            page.push(entries.entry(v));
         }
         true
     }
@@ -542,10 +533,15 @@ impl DictChunk {
         let statistics = match &mut self.entries {
             Entries::Bytes(d) => {
                 let values = || (0..d.ranges.len() as u32).map(|e| d.value(e));
-                let min = values().min().map(|v| ByteArray::from(v.to_vec()));
-                let max = values().max().map(|v| ByteArray::from(v.to_vec()));
+                let (min, max) = (values().min(), values().max());
+                let statistics = match (min, max) {
+                    (Some(min), Some(max)) => {
+                        truncated(min, max, self.truncate_length, is_utf8(&self.descr), signed)
+                    }
+                    _ => Statistics::ByteArray(value_statistics(None, None, signed)),
+                };
                 plain = std::mem::take(&mut d.page);
-                Statistics::ByteArray(value_statistics(min, max, signed))
+                statistics
             }
             Entries::Int32(dict) => dict.plain_and_statistics(&mut plain, signed),
             Entries::Int64(dict) => dict.plain_and_statistics(&mut plain, signed),

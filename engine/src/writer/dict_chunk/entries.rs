@@ -106,9 +106,9 @@ impl ByteDict {
             .map_err(|e| Error::Parquet(ParquetError::External(Box::new(e))))
     }
 
-    /// `v`'s entry, added if new; `None` for a new value longer than `longest`.
+    /// `v`'s entry, added if new.
     #[inline]
-    pub(super) fn entry(&mut self, v: &[u8], longest: Option<usize>) -> Option<u32> {
+    pub(super) fn entry(&mut self, v: &[u8]) -> u32 {
         use std::hash::BuildHasher;
         let hash = self.hasher.hash_one(v);
         let (page, ranges) = (&self.page, &self.ranges);
@@ -116,10 +116,7 @@ impl ByteDict {
             .index
             .find(hash, |&e| &page[ranges[e as usize].clone()] == v)
         {
-            return Some(entry);
-        }
-        if longest.is_some_and(|l| v.len() > l) {
-            return None;
+            return entry;
         }
         let entry = self.ranges.len() as u32;
         self.page.extend_from_slice(&(v.len() as u32).to_le_bytes());
@@ -130,7 +127,7 @@ impl ByteDict {
         self.index.insert_unique(hash, entry, |&e| {
             hasher.hash_one(&page[ranges[e as usize].clone()])
         });
-        Some(entry)
+        entry
     }
 }
 

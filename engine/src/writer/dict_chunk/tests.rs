@@ -232,6 +232,38 @@ fn a_big_dictionary_is_written_as_arrow_writer_writes_it() {
     }
 }
 
+/// Values longer than the statistics' truncation length (an input's path is, at the default
+/// 64 bytes) are written directly, their chunk's statistics cut as the general writer cuts
+/// them: at a character boundary, the maximum incremented, neither marked exact.
+#[test]
+fn values_past_the_truncation_length_are_written_directly() {
+    let codes: Vec<usize> = (0..5000).map(|i| (i * 37 + i / 7) % 400).collect();
+    for truncate in [Some(30), Some(33), Some(1), Some(64)] {
+        for kind in [0, 4] {
+            let settings = Settings {
+                truncate,
+                ..DEFAULTS
+            };
+            let writes = arrays(kind, 400, &codes, &[700, 1300]);
+            let (reference, ours, path) = both(&writes, &props(settings));
+            assert!(reference == ours, "kind {kind}, {settings:?}");
+            assert_eq!(path, Path::Direct, "kind {kind}, {settings:?}");
+        }
+    }
+    // Values that cannot be incremented within the length: the maximum is kept whole.
+    let long = |b: u8| "\u{10FFFF}".repeat(20) + &char::from(b).to_string();
+    let writes: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec![long(b'a'), long(b'b')]))];
+    for truncate in [Some(4), Some(10), Some(3)] {
+        let settings = Settings {
+            truncate,
+            ..DEFAULTS
+        };
+        let (reference, ours, path) = both(&writes, &props(settings));
+        assert!(reference == ours, "{settings:?}");
+        assert_eq!(path, Path::Direct);
+    }
+}
+
 /// Where the general writer would do what this writer does not, the chunk is handed over
 /// and still comes out as the general writer writes it.
 #[test]
@@ -268,21 +300,6 @@ fn hands_over_where_the_general_writer_would_change_course() {
             Settings {
                 dict_bytes: 20_000,
                 batch: 1024,
-                ..DEFAULTS
-            },
-        ),
-        // A value longer than the statistics' truncation length.
-        (
-            4,
-            Settings {
-                truncate: Some(30),
-                ..DEFAULTS
-            },
-        ),
-        (
-            0,
-            Settings {
-                truncate: Some(30),
                 ..DEFAULTS
             },
         ),
