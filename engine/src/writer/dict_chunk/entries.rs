@@ -132,11 +132,13 @@ impl ByteDict {
 }
 
 /// The integer types of dictionary columns, and where their dictionary is.
-pub(super) trait IntValue: Copy + Ord + std::hash::Hash {
+pub(super) trait IntValue: Copy + Ord + Default + std::hash::Hash {
     fn dict(entries: &mut Entries) -> &mut IntDict<Self>;
     /// PLAIN encoding: little-endian.
     fn put_plain(self, out: &mut Vec<u8>);
     fn statistics(values: ValueStatistics<Self>) -> Statistics;
+    /// The value's slot in [`IntDict::recent`].
+    fn recent_slot(self) -> usize;
 }
 
 /// `Entries` and `Statistics` name their variants alike (`Int32`, `Int64`).
@@ -155,6 +157,12 @@ macro_rules! int_value {
             fn statistics(values: ValueStatistics<$t>) -> Statistics {
                 Statistics::$variant(values)
             }
+            #[inline(always)]
+            fn recent_slot(self) -> usize {
+                // Fibonacci hashing: the top bits of the product mix every bit of the value.
+                ((self as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    >> (64 - RECENT.trailing_zeros())) as usize
+            }
         }
     };
 }
@@ -166,13 +174,23 @@ int_value!(i64, Int64);
 pub(super) struct IntDict<T> {
     pub(super) values: Vec<T>,
     pub(super) index: HashMap<T, u32>,
+    /// Entries found lately, by a hash of their value: the few hundred values that make most
+    /// of a column's rows (products, prices) are found here with one load and one compare,
+    /// without a probe of `index`.
+    recent: Box<[(T, u32); RECENT]>,
 }
+
+/// Slots of [`IntDict::recent`] (a power of two): 16 KiB of `i64` entries, within L1.
+const RECENT: usize = 1 << 10;
+/// A slot of [`IntDict::recent`] that holds no entry.
+const NO_ENTRY: u32 = u32::MAX;
 
 impl<T: IntValue> IntDict<T> {
     pub(super) fn new() -> Self {
         IntDict {
             values: Vec::new(),
             index: HashMap::new(),
+            recent: Box::new([(T::default(), NO_ENTRY); RECENT]),
         }
     }
 
@@ -187,14 +205,25 @@ impl<T: IntValue> IntDict<T> {
     #[inline]
     pub(super) fn entry(&mut self, v: T) -> u32 {
         // A handful of values: a scan beats hashing.
-        let found = if self.values.len() <= 8 {
-            self.values.iter().position(|&e| e == v).map(|i| i as u32)
-        } else {
-            self.index.get(&v).copied()
-        };
-        if let Some(entry) = found {
-            return entry;
+        if self.values.len() <= 8 {
+            if let Some(i) = self.values.iter().position(|&e| e == v) {
+                return i as u32;
+            }
+            return self.add(v);
         }
+        let slot = &mut self.recent[v.recent_slot()];
+        if slot.0 == v && slot.1 != NO_ENTRY {
+            return slot.1;
+        }
+        let entry = match self.index.get(&v) {
+            Some(&entry) => entry,
+            None => self.add(v),
+        };
+        self.recent[v.recent_slot()] = (v, entry);
+        entry
+    }
+
+    fn add(&mut self, v: T) -> u32 {
         let entry = self.values.len() as u32;
         self.values.push(v);
         self.index.insert(v, entry);

@@ -380,3 +380,29 @@ fn hands_over_for_values_it_does_not_take() {
         Written::HandOff
     ));
 }
+
+proptest! {
+    /// An integer value's entry is its place in first-occurrence order, however its lookups
+    /// meet in the table of recent entries: zero (the table's empty value), values that share
+    /// a slot (multiples of 2^54 do), domains past the handful scanned without an index.
+    #[test]
+    fn int_entries_are_first_occurrence_indices(
+        codes in prop::collection::vec(0usize..600, 1..3000),
+        spread in prop_oneof![Just(1i64), Just(1 << 54), Just(-7919)],
+    ) {
+        let mut dict = IntDict::<i64>::new();
+        let mut seen: Vec<i64> = Vec::new();
+        for c in codes {
+            let v = (c as i64).wrapping_mul(spread);
+            let expected = match seen.iter().position(|&s| s == v) {
+                Some(i) => i,
+                None => {
+                    seen.push(v);
+                    seen.len() - 1
+                }
+            };
+            prop_assert_eq!(dict.entry(v), expected as u32);
+        }
+        prop_assert_eq!(&dict.values, &seen);
+    }
+}
