@@ -8,7 +8,7 @@
 //! next line, so the rows after a bad quote are never lost.
 
 use memchr::{memchr, memchr_iter};
-use simd_csv::SplitterBuilder;
+use simd_csv::TotalReaderBuilder;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::fields::{
@@ -145,19 +145,26 @@ pub(crate) fn parse_range(
         let slice_end = limit.min(pos + budget);
         let slice_is_eof = eof && slice_end == limit;
         // Start one byte early, on the previous line end: simd-csv skips it as a blank line,
-        // and can never mistake the record's first bytes for a byte-order mark. (The Splitter,
-        // unlike TotalReader, keeps its quote state consistent after probing the first record.)
+        // and can never mistake the record's first bytes for a byte-order mark. The reader
+        // splits the slice in place (a `Splitter` copies its input into a buffer first). Its
+        // first record is read as a header: with headers off it would read that record, then
+        // split again from the start with whatever quote state the read left.
         let base = pos - 1;
-        let mut reader = SplitterBuilder::new()
-            .has_headers(false)
-            .buffer_capacity(64 * 1024)
-            .from_reader(&buf[base..slice_end]);
+        let mut reader = TotalReaderBuilder::new()
+            .has_headers(true)
+            .from_bytes(&buf[base..slice_end]);
+        let mut first = true;
         loop {
             if pos >= nominal_end {
                 break 'readers;
             }
-            // Reading from a slice cannot fail.
-            if reader.split_record().ok().flatten().is_none() {
+            let found = if std::mem::take(&mut first) {
+                // A record has at least one field.
+                !reader.byte_headers().is_empty()
+            } else {
+                reader.split_record().is_some()
+            };
+            if !found {
                 // Only blank lines up to the end of the slice.
                 let blank = memchr_iter(b'\n', &buf[pos..slice_end]).count() as u64;
                 out.newlines += blank;
