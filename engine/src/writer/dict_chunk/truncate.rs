@@ -42,22 +42,30 @@ pub(super) fn truncated(
 
 /// `data` cut to at most `length` bytes, and whether it was cut.
 fn cut_min(data: &[u8], length: Option<usize>, utf8: bool) -> (Vec<u8>, bool) {
-    length
-        .filter(|&l| data.len() > l)
-        .and_then(|l| match std::str::from_utf8(data) {
-            Ok(text) if utf8 => cut_utf8(text, l),
-            _ => Some(data[..l].to_vec()),
-        })
-        .map_or_else(|| (data.to_vec(), false), |cut| (cut, true))
+    cut(data, length, utf8, cut_utf8, |prefix| Some(prefix.to_vec()))
 }
 
 /// `data` cut to at most `length` bytes and incremented, and whether it was cut.
 fn cut_max(data: &[u8], length: Option<usize>, utf8: bool) -> (Vec<u8>, bool) {
+    cut(data, length, utf8, cut_and_increment_utf8, |prefix| {
+        increment(prefix.to_vec())
+    })
+}
+
+/// `data` kept whole when it is no longer than `length` or when the cut (`text` for a string
+/// column's valid UTF-8, else `bytes` of its first `length` bytes) gives nothing.
+fn cut(
+    data: &[u8],
+    length: Option<usize>,
+    utf8: bool,
+    text: fn(&str, usize) -> Option<Vec<u8>>,
+    bytes: impl Fn(&[u8]) -> Option<Vec<u8>>,
+) -> (Vec<u8>, bool) {
     length
         .filter(|&l| data.len() > l)
         .and_then(|l| match std::str::from_utf8(data) {
-            Ok(text) if utf8 => cut_and_increment_utf8(text, l),
-            _ => increment(data[..l].to_vec()),
+            Ok(data) if utf8 => text(data, l),
+            _ => bytes(&data[..l]),
         })
         .map_or_else(|| (data.to_vec(), false), |cut| (cut, true))
 }
