@@ -14,8 +14,9 @@
 //! compression, statistics and offset index. [`DictChunk::try_new`] declines settings under
 //! which the general writer does something else (page statistics, bloom filters, …). What only
 //! the data can trigger — a dictionary that outgrows its page limit, a mini-batch the general
-//! writer would split — makes the chunk hand over to the general writer, which is given the chunk's rows again, write for write, read
-//! back from the pages written so far ([`ColumnEncoder`] does this).
+//! writer would split — makes the chunk hand over to the general writer, which is given the
+//! chunk's rows again, write for write, read back from the pages written so far
+//! ([`ColumnEncoder`] does this).
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{
