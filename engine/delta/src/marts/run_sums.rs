@@ -7,8 +7,6 @@
 //! counts once per group it has a line in, so a client's orders are its orders per status
 //! less those counted under several statuses (`repeats`).
 
-use std::hash::Hash;
-
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type};
 
@@ -258,7 +256,7 @@ impl RunSums {
                 .map(|(k, s)| (k, s.measures()))
                 .collect()
         };
-        let status_names = self.status_names.clone();
+        let status_names = &self.status_names;
         let mut client_products = Groups::default();
         client_products.reserve(self.client_products.len());
         // Most of a run's finish, alone on a core once the engine is done: on every core.
@@ -290,7 +288,7 @@ impl RunSums {
             })
             .collect();
         let marts = Marts {
-            clients: measures(clients),
+            clients,
             client_products,
             products,
             statuses: dense(&mut status_names.iter().copied(), &self.statuses),
@@ -338,21 +336,18 @@ fn add_to_client<'a>(
 
 /// The per-client sums: those of the client's statuses, less the orders they repeat;
 /// `None` on overflow.
-fn per_client(clients: &Groups<i64, ClientSums>) -> Option<Groups<i64, Sums>> {
-    let mut summed: Groups<i64, Sums> = Groups::default();
-    summed.reserve(clients.len());
-    for (&client, sums) in clients.iter() {
-        let total = summed.entry(client);
-        for s in &sums.statuses {
-            total.merge(s)?;
-        }
-        total.orders = total.orders.checked_sub(sums.repeats)?;
-    }
-    Some(summed)
-}
-
-fn measures<K: Hash + Eq + Copy>(sums: Groups<K, Sums>) -> Groups<K> {
-    sums.into_iter().map(|(k, s)| (k, s.measures())).collect()
+fn per_client(clients: &Groups<i64, ClientSums>) -> Option<Groups<i64>> {
+    clients
+        .iter()
+        .map(|(&client, sums)| {
+            let mut total = Sums::default();
+            for s in &sums.statuses {
+                total.merge(s)?;
+            }
+            total.orders = total.orders.checked_sub(sums.repeats)?;
+            Some((client, total.measures()))
+        })
+        .collect()
 }
 
 /// The sums of group `key` of a mart of few groups, kept by index.

@@ -211,7 +211,8 @@ impl<T: IntValue> IntDict<T> {
             }
             return self.add(v);
         }
-        let slot = &mut self.recent[v.recent_slot()];
+        let at = v.recent_slot();
+        let slot = self.recent[at];
         if slot.0 == v && slot.1 != NO_ENTRY {
             return slot.1;
         }
@@ -219,7 +220,7 @@ impl<T: IntValue> IntDict<T> {
             Some(&entry) => entry,
             None => self.add(v),
         };
-        self.recent[v.recent_slot()] = (v, entry);
+        self.recent[at] = (v, entry);
         entry
     }
 
