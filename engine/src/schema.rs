@@ -72,9 +72,11 @@ pub enum Encoding {
     /// units, channels, the constant lineage columns). Falls back to plain when a row group's
     /// dictionary grows past its page limit.
     Dictionary,
-    /// `DELTA_BINARY_PACKED`: for sequences (order ids, line numbers).
+    /// `DELTA_BINARY_PACKED`: for sequences (order ids, line numbers) and for integers that
+    /// rarely repeat (the totals' unscaled decimals): bit-packed, they take about the room
+    /// that Snappy leaves of plain values, for a fraction of its time to write and to read.
     Delta,
-    /// Plain values: for values that rarely repeat (totals, raw text).
+    /// Plain values: for values that rarely repeat and are not integers (raw text).
     Plain,
 }
 
@@ -172,8 +174,8 @@ pub static ORDERS: Table = Table {
         col("product_volume", Decimal),
         col("point_of_sale_channel", LowCardinalityString),
         col("status", LowCardinalityString),
-        col("total_price", Decimal).plain(),
-        col("total_volume", Decimal).plain(),
+        col("total_price", Decimal).delta(),
+        col("total_volume", Decimal).delta(),
     ],
 };
 
@@ -189,8 +191,8 @@ pub static FACT_ORDERS: Table = Table {
         col("channel_id", Int),
         col("units", BigInt),
         col("unit_price", Decimal),
-        col("total_price", Decimal).plain(),
-        col("total_volume", Decimal).plain(),
+        col("total_price", Decimal).delta(),
+        col("total_volume", Decimal).delta(),
     ],
 };
 
