@@ -258,9 +258,18 @@ impl<L: Lake> DeltaLake<L> {
     }
 
     async fn pa_date_of(&self, run_id: &str) -> Result<Option<NaiveDate>, Error> {
-        for def in COMMIT_ORDER.iter().filter(|d| d.engine_table.is_some()) {
+        let defs: Vec<&DeltaTableDef> = COMMIT_ORDER
+            .iter()
+            .filter(|d| d.engine_table.is_some())
+            .collect();
+        let tables = futures::future::try_join_all(defs.iter().map(|def| async move {
             let table = self.load_or_create(def).await?;
-            if self.run_version(&table, def, run_id).await?.is_none() {
+            let version = self.run_version(&table, def, run_id).await?;
+            Ok::<_, Error>((table, version))
+        }))
+        .await?;
+        for (def, (table, version)) in defs.into_iter().zip(tables) {
+            if version.is_none() {
                 continue;
             }
             for add in Self::files_of_run(&table, def, run_id)? {

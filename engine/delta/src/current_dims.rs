@@ -21,7 +21,6 @@ use hashbrown::hash_map::Entry;
 use crate::error::Error;
 use crate::files::{belongs_to_run, data_files};
 use crate::lake::DeltaLake;
-use crate::marts::store::REFLECTS;
 use crate::parquet_io::read_as;
 use crate::tables::{CLIENTS_CURRENT, COMMIT_ORDER, CURRENT_DIMS, DeltaTableDef, ORDER_LINES};
 use crate::workspace::Workspace;
@@ -135,9 +134,9 @@ impl<L: Lake> DeltaLake<L> {
     ) -> Result<(CurrentDims, Option<i64>), Error> {
         let mut dims = CurrentDims::default();
         let mut versions = Vec::new();
-        for (i, def) in CURRENT_DIMS.iter().enumerate() {
-            let table = self.load_or_create(def).await?;
-            versions.push(self.run_version(&table, def, REFLECTS).await?);
+        let tables = self.load_reflecting(&CURRENT_DIMS).await?;
+        for (i, (def, (table, reflects))) in CURRENT_DIMS.iter().zip(tables).enumerate() {
+            versions.push(reflects);
             let files: Vec<String> = data_files(&table, def)?
                 .into_iter()
                 .map(|f| f.path)
@@ -212,9 +211,13 @@ impl<L: Lake> DeltaLake<L> {
         reflects: i64,
     ) -> Result<(), Error> {
         work.renew_lease().await?;
-        for (def, batch) in CURRENT_DIMS.iter().zip(&dims.0) {
-            self.replace_whole(work, def, batch, reflects).await?;
-        }
+        futures::future::try_join_all(
+            CURRENT_DIMS
+                .iter()
+                .zip(&dims.0)
+                .map(|(def, batch)| self.replace_whole(work, def, batch, reflects)),
+        )
+        .await?;
         Ok(())
     }
 

@@ -115,10 +115,15 @@ impl<L: Lake> DeltaLake<L> {
     async fn fold_all(&self, work: &Workspace) -> Result<Vec<String>, Error> {
         let orders_def = crate::tables::COMMIT_ORDER[1];
         debug_assert_eq!(orders_def.name, ORDERS.name);
-        let orders = self.load_table(&orders_def).await?;
         let mut names = Names::default();
-        let mut current = self.load_or_create(&ORDER_LINES).await?;
-        let (mut marts, reflects) = self.load_marts(work, &mut names).await?;
+        // Side by side: each load is mostly waits for other threads.
+        let (orders, mut current, (mut marts, reflects), (mut dims, dims_reflect), mut folds) = futures::try_join!(
+            self.load_table(&orders_def),
+            self.load_or_create(&ORDER_LINES),
+            self.load_marts(work, &mut names),
+            self.load_current_dims(work),
+            self.load_or_create(&FOLDS),
+        )?;
         let version = table_version(&current)?;
         // Empty marts and dimensions are those of an empty order_lines (a new lake's): they
         // need neither a rebuild nor a commit before the first fold commits them.
@@ -133,7 +138,6 @@ impl<L: Lake> DeltaLake<L> {
             marts = self.rebuild_marts(work, &current, &mut names).await?;
             self.commit_marts(work, &marts, &names, version).await?;
         }
-        let (mut dims, dims_reflect) = self.load_current_dims(work).await?;
         if dims_reflect != Some(version) && !(no_lines && dims.is_empty()) {
             tracing::info!(
                 ?dims_reflect,
@@ -143,7 +147,6 @@ impl<L: Lake> DeltaLake<L> {
             dims = self.rebuild_current_dims(work, &current).await?;
             self.commit_current_dims(work, &dims, version).await?;
         }
-        let mut folds = self.load_or_create(&FOLDS).await?;
         let mut done = Vec::new();
         for id in self.succeeded_runs().await? {
             let id = id.as_str();

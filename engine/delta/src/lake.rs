@@ -154,12 +154,10 @@ impl<L: Lake> DeltaLake<L> {
             lake.runtime()
                 .block_on(refuse_legacy_objects(store.as_ref(), &lake.root))?;
         }
-        lake.runtime().block_on(async {
-            for def in &ALL_TABLES {
-                lake.load_or_create(def).await?;
-            }
-            Ok::<_, Error>(())
-        })?;
+        // Side by side: each is a few file reads and writes, mostly waits for other threads.
+        lake.runtime().block_on(futures::future::try_join_all(
+            ALL_TABLES.iter().map(|def| lake.load_or_create(def)),
+        ))?;
         Ok(lake)
     }
 

@@ -48,9 +48,9 @@ impl<L: Lake> DeltaLake<L> {
     ) -> Result<(Marts, Option<i64>), Error> {
         let mut marts = Marts::default();
         let mut versions = Vec::new();
-        for def in &MARTS {
-            let table = self.load_or_create(def).await?;
-            versions.push(self.run_version(&table, def, REFLECTS).await?);
+        let tables = self.load_reflecting(&MARTS).await?;
+        for (def, (table, reflects)) in MARTS.iter().zip(tables) {
+            versions.push(reflects);
             let files = data_files(&table, def)?;
             work.fetch(files.iter().map(|f| format!("{}/{}", def.prefix, f.path)))
                 .await?;
@@ -168,9 +168,13 @@ impl<L: Lake> DeltaLake<L> {
         work.renew_lease().await?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let adds = write_marts(work.root(), marts, names, MART_FILE_ROWS, threads)?;
-        for (def, adds) in MARTS.iter().zip(adds) {
-            self.commit_whole(work, def, adds, reflects).await?;
-        }
+        futures::future::try_join_all(
+            MARTS
+                .iter()
+                .zip(adds)
+                .map(|(def, adds)| self.commit_whole(work, def, adds, reflects)),
+        )
+        .await?;
         tracing::debug!(reflects, "marts committed");
         Ok(())
     }
@@ -178,13 +182,28 @@ impl<L: Lake> DeltaLake<L> {
     /// The `order_lines` version the tables `defs` all reflect, from their logs alone (`None`
     /// when they disagree or were never built).
     pub(crate) async fn reflected(&self, defs: &[DeltaTableDef]) -> Result<Option<i64>, Error> {
-        let mut versions = Vec::new();
-        for def in defs {
-            let table = self.load_or_create(def).await?;
-            versions.push(self.run_version(&table, def, REFLECTS).await?);
-        }
+        let versions: Vec<Option<i64>> = self
+            .load_reflecting(defs)
+            .await?
+            .into_iter()
+            .map(|(_, reflects)| reflects)
+            .collect();
         let agreed = versions.iter().all(|v| *v == versions[0]);
         Ok(if agreed { versions[0] } else { None })
+    }
+
+    /// The tables `defs` (created if missing), each with the `order_lines` version it
+    /// reflects; loaded side by side (each load is mostly waits for other threads).
+    pub(crate) async fn load_reflecting(
+        &self,
+        defs: &[DeltaTableDef],
+    ) -> Result<Vec<(DeltaTable, Option<i64>)>, Error> {
+        futures::future::try_join_all(defs.iter().map(|def| async move {
+            let table = self.load_or_create(def).await?;
+            let reflects = self.run_version(&table, def, REFLECTS).await?;
+            Ok::<_, Error>((table, reflects))
+        }))
+        .await
     }
 
     /// Records that the tables `defs`, unchanged, reflect `order_lines` version `reflects`: a
