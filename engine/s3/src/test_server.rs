@@ -23,11 +23,17 @@ pub const SECRET_KEY: &str = "duff-test-secret";
 pub const REGION: &str = "us-east-1";
 
 /// Faults to inject, by request count. Zero disables a fault.
+///
+/// Requests are counted per object (per bucket and prefix for a listing): what fails does not
+/// depend on how a client's concurrent requests interleave, and a fault is transient, as S3's
+/// are: an object's retried request is its next one. (Counted over all requests, a request's
+/// every retry could fall on a faulty count while other requests run beside it.)
 #[derive(Default)]
 pub struct Faults {
-    /// Every n-th request (of any kind) is answered 503 SlowDown.
+    /// Every n-th request (of any kind) to an object is answered 503 SlowDown.
     pub slow_down_every: AtomicU64,
-    /// Every n-th GET has its body cut off after half of its bytes (the connection drops).
+    /// Every n-th GET of an object has its body cut off after half of its bytes (the
+    /// connection drops).
     pub cut_body_every: AtomicU64,
     /// `(key, bytes)`: after the first GET of `key`, the object is replaced by `bytes`.
     pub replace_after_first_get: Mutex<Option<(String, Vec<u8>)>>,
@@ -76,7 +82,7 @@ impl S3Server {
                 faults: faults.clone(),
                 counts: counts.clone(),
                 lists: lists.clone(),
-                requests: AtomicU64::new(0),
+                requests: Mutex::default(),
                 gets: AtomicU64::new(0),
                 create_lock: tokio::sync::Mutex::new(()),
                 completed: Mutex::default(),
@@ -210,7 +216,9 @@ struct TestStore {
     faults: Arc<Faults>,
     counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
     lists: Arc<Mutex<BTreeMap<String, u64>>>,
-    requests: AtomicU64,
+    /// Requests per object, and (key `(bucket, key, true)`) GETs that passed `arrive`.
+    requests: Mutex<std::collections::HashMap<(String, String, bool), u64>>,
+    /// GETs of any object.
     gets: AtomicU64,
     /// Serialises conditional creates: S3 makes `If-None-Match: *` atomic, s3s-fs does not.
     create_lock: tokio::sync::Mutex<()>,
@@ -219,10 +227,11 @@ struct TestStore {
 }
 
 impl TestStore {
-    /// Counts the request and injects a 503 when it is its turn.
-    fn arrive(&self, op: &'static str) -> S3Result<()> {
+    /// Counts the request to `key` in `bucket` (a listing's prefix) and injects a 503 when
+    /// it is its turn.
+    fn arrive(&self, op: &'static str, bucket: &str, key: &str) -> S3Result<()> {
         *self.counts.lock().unwrap().entry(op).or_default() += 1;
-        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = self.count((bucket, key, false));
         let every = self.faults.slow_down_every.load(Ordering::Relaxed);
         if every > 0 && n.is_multiple_of(every) {
             *self
@@ -234,6 +243,16 @@ impl TestStore {
             return Err(s3_error!(SlowDown, "injected by the test server"));
         }
         Ok(())
+    }
+
+    /// One more request of a kind to an object: its count so far.
+    fn count(&self, (bucket, key, gets): (&str, &str, bool)) -> u64 {
+        let mut requests = self.requests.lock().unwrap();
+        let n = requests
+            .entry((bucket.to_string(), key.to_string(), gets))
+            .or_default();
+        *n += 1;
+        *n
     }
 }
 
@@ -266,7 +285,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.arrive("HeadObject")?;
+        self.arrive("HeadObject", &req.input.bucket, &req.input.key)?;
         let condition = req.input.if_match.clone();
         let out = self.inner.head_object(req).await?;
         if !etag_matches(&condition, &out.output.e_tag) {
@@ -279,8 +298,9 @@ impl S3 for TestStore {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        self.arrive("GetObject")?;
+        self.arrive("GetObject", &req.input.bucket, &req.input.key)?;
         let get = self.gets.fetch_add(1, Ordering::Relaxed) + 1;
+        let object_get = self.count((&req.input.bucket, &req.input.key, true));
         let condition = req.input.if_match.clone();
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let replace = {
@@ -306,7 +326,7 @@ impl S3 for TestStore {
             return Err(s3_error!(PreconditionFailed));
         }
         let every = self.faults.cut_body_every.load(Ordering::Relaxed);
-        if every > 0 && get.is_multiple_of(every) {
+        if every > 0 && object_get.is_multiple_of(every) {
             *self
                 .counts
                 .lock()
@@ -324,7 +344,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.arrive("PutObject")?;
+        self.arrive("PutObject", &req.input.bucket, &req.input.key)?;
         if req.input.if_none_match.is_some() {
             *self
                 .counts
@@ -341,7 +361,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.arrive("CreateMultipartUpload")?;
+        self.arrive("CreateMultipartUpload", &req.input.bucket, &req.input.key)?;
         self.inner.create_multipart_upload(req).await
     }
 
@@ -349,7 +369,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        self.arrive("UploadPart")?;
+        self.arrive("UploadPart", &req.input.bucket, &req.input.key)?;
         self.inner.upload_part(req).await
     }
 
@@ -357,7 +377,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.arrive("CompleteMultipartUpload")?;
+        self.arrive("CompleteMultipartUpload", &req.input.bucket, &req.input.key)?;
         let upload_id = req.input.upload_id.clone();
         if self.completed.lock().unwrap().contains(&upload_id) {
             // As S3 answers a completed upload (s3s-fs says AccessDenied).
@@ -375,7 +395,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        self.arrive("AbortMultipartUpload")?;
+        self.arrive("AbortMultipartUpload", &req.input.bucket, &req.input.key)?;
         self.inner.abort_multipart_upload(req).await
     }
 
@@ -383,7 +403,8 @@ impl S3 for TestStore {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.arrive("ListObjectsV2")?;
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        self.arrive("ListObjectsV2", &req.input.bucket, &prefix)?;
         *self
             .lists
             .lock()
@@ -397,7 +418,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.arrive("DeleteObjects")?;
+        self.arrive("DeleteObjects", &req.input.bucket, "")?;
         if take_one(&self.faults.refuse_deletes) {
             let errors = req
                 .input
@@ -423,7 +444,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.arrive("DeleteObject")?;
+        self.arrive("DeleteObject", &req.input.bucket, &req.input.key)?;
         self.inner.delete_object(req).await
     }
 
@@ -431,7 +452,7 @@ impl S3 for TestStore {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        self.arrive("CopyObject")?;
+        self.arrive("CopyObject", &req.input.bucket, &req.input.key)?;
         self.inner.copy_object(req).await
     }
 }
