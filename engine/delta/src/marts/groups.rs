@@ -6,22 +6,79 @@
 //! it: growing one copies a sliver, and the allocator can place it in memory the engine's
 //! run has just freed (its own tables were of that order), where one table of the whole
 //! mart would need fresh memory on top.
-
-use std::hash::{BuildHasher, Hash};
+//!
+//! Keys are hashed by [`GroupKey::group_hash`], a fixed mix of their bits, the one a run's
+//! client × product sums ([`super::pair_sums`]) use: a pair falls in the same shard of both,
+//! so a run's sums move into a mart shard by shard, each thread reading only its shards'.
 
 use duff_engine::prefetch::Prefetcher;
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::HashTable;
 
 use super::measures::Measures;
 
 /// Tables per mart (a power of two).
-const SHARDS: usize = 16;
+pub(crate) const SHARDS: usize = 16;
+
+/// splitmix64's finaliser: every input bit moves every output bit (the shard bits, the
+/// bucket bits and hashbrown's tag bits alike), and distinct inputs never collide.
+#[inline]
+pub(crate) fn mix(x: u64) -> u64 {
+    let mut h = x ^ (x >> 30);
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// A mart's group key. Its hash is a fixed function of the key (ids from the lake's own
+/// input, not from strangers: no per-process seed is needed against crafted collisions).
+pub(crate) trait GroupKey: Copy + Eq {
+    fn group_hash(&self) -> u64;
+}
+
+impl GroupKey for i64 {
+    #[inline]
+    fn group_hash(&self) -> u64 {
+        mix(*self as u64)
+    }
+}
+
+impl GroupKey for u32 {
+    #[inline]
+    fn group_hash(&self) -> u64 {
+        mix(u64::from(*self))
+    }
+}
+
+impl GroupKey for (u32, u32) {
+    #[inline]
+    fn group_hash(&self) -> u64 {
+        mix(u64::from(self.0) << 32 | u64::from(self.1))
+    }
+}
+
+impl GroupKey for (i64, u32) {
+    #[inline]
+    fn group_hash(&self) -> u64 {
+        mix(mix(self.0 as u64) ^ u64::from(self.1))
+    }
+}
+
+impl GroupKey for (i64, i64) {
+    /// A pair of ids that fit 32 bits each hashes as its packed key in a run's sums.
+    #[inline]
+    fn group_hash(&self) -> u64 {
+        match super::pair_sums::pair_key(self.0, self.1) {
+            Some(packed) => mix(packed),
+            None => mix(mix(self.0 as u64) ^ self.1 as u64),
+        }
+    }
+}
 
 /// Measures (or another sum, `V`) per group key.
 #[derive(Clone)]
 pub(crate) struct Groups<K, V = Measures> {
     shards: Vec<Shard<K, V>>,
-    hasher: DefaultHashBuilder,
 }
 
 #[derive(Clone)]
@@ -39,7 +96,6 @@ impl<K, V> Default for Groups<K, V> {
                     prefetcher: Prefetcher::default(),
                 })
                 .collect(),
-            hasher: DefaultHashBuilder::default(),
         }
     }
 }
@@ -47,13 +103,13 @@ impl<K, V> Default for Groups<K, V> {
 /// The shard of a hash: bits hashbrown uses for neither the bucket (the low bits) nor the
 /// tag (the top seven).
 #[inline]
-fn shard_of(h: u64) -> usize {
+pub(crate) fn shard_of(h: u64) -> usize {
     (h >> 40) as usize & (SHARDS - 1)
 }
 
-impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
+impl<K: GroupKey, V: Default> Groups<K, V> {
     fn hash(&self, key: &K) -> u64 {
-        self.hasher.hash_one(key)
+        key.group_hash()
     }
 
     pub fn len(&self) -> usize {
@@ -74,11 +130,10 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
 
     /// Room for `additional` more groups (spread evenly) without growing.
     pub fn reserve(&mut self, additional: usize) {
-        let hasher = &self.hasher;
         for shard in &mut self.shards {
             shard
                 .table
-                .reserve(additional.div_ceil(SHARDS), |(k, _)| hasher.hash_one(k));
+                .reserve(additional.div_ceil(SHARDS), |(k, _)| k.group_hash());
         }
     }
 
@@ -86,33 +141,31 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
     #[inline]
     pub fn entry(&mut self, key: K) -> &mut V {
         let h = self.hash(&key);
-        let hasher = &self.hasher;
         let (_, m) = self.shards[shard_of(h)]
             .table
-            .entry(h, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k))
+            .entry(h, |(k, _)| *k == key, |(k, _)| k.group_hash())
             .or_insert_with(|| (key, V::default()))
             .into_mut();
         m
     }
 
     /// Adds groups that are not here yet, each key once, on up to `threads` threads: each
-    /// takes a share of the shards and, of the groups `groups()` lists, those that fall in
-    /// them. A batch's slots are prefetched before it is inserted: a mart of millions of
-    /// groups built from another table (a run's sums) then waits for its cache misses a
-    /// batch at a time, not one by one.
-    pub fn insert_new<I>(&mut self, groups: impl Fn() -> I + Sync, threads: usize)
+    /// takes a share of the shards and inserts the groups `shard_groups(s)` lists for each
+    /// of its shards `s` (every group it lists must fall in shard `s`). A batch's slots are
+    /// prefetched before it is inserted: a mart of millions of groups built from another
+    /// table (a run's sums) then waits for its cache misses a batch at a time, not one by one.
+    pub fn insert_new<I>(&mut self, shard_groups: impl Fn(usize) -> I + Sync, threads: usize)
     where
         I: Iterator<Item = (K, V)>,
         K: Send + Sync,
         V: Send,
     {
         let per = SHARDS.div_ceil(threads.clamp(1, SHARDS));
-        let hasher = &self.hasher;
-        let groups = &groups;
+        let shard_groups = &shard_groups;
         std::thread::scope(|scope| {
             let mut shares = self.shards.chunks_mut(per).enumerate().peekable();
             while let Some((i, shards)) = shares.next() {
-                let mut work = move || insert_new_into(shards, i * per, hasher, groups());
+                let mut work = move || insert_new_into(shards, i * per, shard_groups);
                 // The last share on this thread.
                 if shares.peek().is_some() {
                     scope.spawn(work);
@@ -131,7 +184,7 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
 
     #[inline]
     fn prefetch_hash(&mut self, h: u64) {
-        self.shards[shard_of(h)].prefetch(h, &self.hasher);
+        self.shards[shard_of(h)].prefetch(h);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
@@ -153,6 +206,12 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
             })
     }
 
+    /// The groups of shard `shard` (those whose hash [`shard_of`] gives it).
+    #[cfg(test)]
+    pub fn shard_groups(&self, shard: usize) -> impl Iterator<Item = (&K, &V)> {
+        self.shards[shard].table.iter().map(|(k, m)| (k, m))
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.iter().map(|(k, _)| k)
     }
@@ -164,52 +223,49 @@ impl<K: Hash + Eq + Copy, V: Default> Groups<K, V> {
     }
 }
 
-/// [`Groups::insert_new`] of the groups of `groups` whose shard is in `shards`, the shards
-/// `first..first + shards.len()`.
-fn insert_new_into<K: Hash + Eq + Copy, V>(
+/// [`Groups::insert_new`] into `shards`, the shards `first..first + shards.len()`, of the
+/// groups `shard_groups` lists for each.
+fn insert_new_into<K: GroupKey, V, I: Iterator<Item = (K, V)>>(
     shards: &mut [Shard<K, V>],
     first: usize,
-    hasher: &DefaultHashBuilder,
-    groups: impl Iterator<Item = (K, V)>,
+    shard_groups: impl Fn(usize) -> I,
 ) {
     const BATCH: usize = 16;
-    let count = shards.len();
-    let mut groups = groups.filter_map(|(k, v)| {
-        let h = hasher.hash_one(k);
-        let shard = shard_of(h).checked_sub(first)?;
-        (shard < count).then_some((h, shard, k, v))
-    });
-    let mut batch: Vec<(u64, usize, K, V)> = Vec::with_capacity(BATCH);
-    loop {
-        batch.extend(groups.by_ref().take(BATCH));
-        if batch.is_empty() {
-            return;
-        }
-        for (h, shard, _, _) in &batch {
-            shards[*shard].prefetch(*h, hasher);
-        }
-        for (h, shard, k, v) in batch.drain(..) {
-            let table = &mut shards[shard].table;
-            debug_assert!(table.find(h, |(o, _)| *o == k).is_none());
-            table.insert_unique(h, (k, v), |(k, _)| hasher.hash_one(k));
+    let mut batch: Vec<(u64, K, V)> = Vec::with_capacity(BATCH);
+    for (i, shard) in shards.iter_mut().enumerate() {
+        let mut groups = shard_groups(first + i).map(|(k, v)| {
+            let h = k.group_hash();
+            assert_eq!(shard_of(h), first + i, "a group listed for another shard");
+            (h, k, v)
+        });
+        loop {
+            batch.extend(groups.by_ref().take(BATCH));
+            if batch.is_empty() {
+                break;
+            }
+            for (h, _, _) in &batch {
+                shard.prefetch(*h);
+            }
+            for (h, k, v) in batch.drain(..) {
+                debug_assert!(shard.table.find(h, |(o, _)| *o == k).is_none());
+                shard
+                    .table
+                    .insert_unique(h, (k, v), |(k, _)| k.group_hash());
+            }
         }
     }
 }
 
-impl<K: Hash + Eq, V> Shard<K, V> {
+impl<K: GroupKey, V> Shard<K, V> {
     /// Asks for the memory a probe for hash `h` touches first.
     #[inline]
-    fn prefetch(&mut self, h: u64, hasher: &DefaultHashBuilder) {
-        self.prefetcher.prefetch(
-            &self.table,
-            h,
-            |(k, _)| hasher.hash_one(k),
-            |a, b| a.0 == b.0,
-        );
+    fn prefetch(&mut self, h: u64) {
+        self.prefetcher
+            .prefetch(&self.table, h, |(k, _)| k.group_hash(), |a, b| a.0 == b.0);
     }
 }
 
-impl<K: Hash + Eq + Copy> Groups<K> {
+impl<K: GroupKey> Groups<K> {
     /// Adds each group's measures to this one's.
     pub fn add(&mut self, groups: impl IntoIterator<Item = (K, Measures)>) {
         for (k, m) in groups {
@@ -223,7 +279,7 @@ impl<K: Hash + Eq + Copy> Groups<K> {
     }
 }
 
-impl<K: Hash + Eq + Copy> std::ops::Index<&K> for Groups<K> {
+impl<K: GroupKey> std::ops::Index<&K> for Groups<K> {
     type Output = Measures;
 
     /// The group's measures; panics when there is no such group.
@@ -246,7 +302,7 @@ impl<K, V> IntoIterator for Groups<K, V> {
     }
 }
 
-impl<K: Hash + Eq + Copy> FromIterator<(K, Measures)> for Groups<K> {
+impl<K: GroupKey> FromIterator<(K, Measures)> for Groups<K> {
     fn from_iter<I: IntoIterator<Item = (K, Measures)>>(groups: I) -> Self {
         let mut all = Groups::default();
         all.add(groups);
@@ -254,13 +310,13 @@ impl<K: Hash + Eq + Copy> FromIterator<(K, Measures)> for Groups<K> {
     }
 }
 
-impl<K: Hash + Eq + Copy> PartialEq for Groups<K> {
+impl<K: GroupKey> PartialEq for Groups<K> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().all(|(k, m)| other.get(k) == Some(m))
     }
 }
 
-impl<K: Hash + Eq + Copy> Eq for Groups<K> {}
+impl<K: GroupKey> Eq for Groups<K> {}
 
 impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for Groups<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -303,14 +359,15 @@ mod tests {
         let b: Groups<(i64, i64)> = listed.into_iter().collect();
         assert_eq!(a, b);
         // Built from the same groups at once, new keys only.
+        let of_shard = |s: usize| a.shard_groups(s).map(|(k, m)| (*k, *m));
         let mut c: Groups<(i64, i64)> = Groups::default();
         c.reserve(a.len());
-        c.insert_new(|| a.iter().map(|(k, m)| (*k, *m)), 1);
+        c.insert_new(of_shard, 1);
         assert_eq!(c, a);
         // On several threads, each inserting the groups of its shards.
         for threads in [2, 3, 16, 40] {
             let mut d: Groups<(i64, i64)> = Groups::default();
-            d.insert_new(|| a.iter().map(|(k, m)| (*k, *m)), threads);
+            d.insert_new(of_shard, threads);
             assert_eq!(d, a, "{threads} threads");
             let parts: Vec<usize> = a.parts(threads).map(|p| p.count()).collect();
             assert_eq!(parts.len(), threads.min(SHARDS));

@@ -3,8 +3,11 @@
 //! probe group of 16 slots (up to 10 cache lines from where its probe starts), so a prefetch
 //! of the start misses the entry about half the time; here slots are probed linearly from
 //! the start, 32 bytes each (two per cache line), so the prefetched line usually holds the
-//! entry. The table is cut in shards by hash: growing one copies a sliver of the whole.
+//! entry. The table is cut in shards by hash: growing one copies a sliver of the whole. Keys
+//! are hashed and sharded as a mart's ([`super::groups`]), so a mart takes the groups of a
+//! shard of these from the same shard.
 
+use super::groups::{SHARDS, mix, shard_of};
 use super::measures::Measures;
 
 /// A client id (high 32 bits) and product id (low 32 bits).
@@ -45,8 +48,6 @@ struct Shard {
     len: usize,
 }
 
-/// Shards: a power of two, taken from the hash's top bits.
-const SHARD_BITS: u32 = 4;
 /// Slots of a new shard (a power of two).
 const FIRST_SLOTS: usize = 1 << 10;
 
@@ -60,19 +61,15 @@ pub(crate) struct PairSums {
 impl Default for PairSums {
     fn default() -> Self {
         PairSums {
-            shards: (0..1 << SHARD_BITS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
 }
 
+/// The key's hash: every key bit moves shard and slot bits.
 #[inline]
 fn hash(key: PairKey) -> u64 {
-    // A 64-bit mixer (splitmix64's finaliser): every key bit moves shard and slot bits.
-    let mut h = key ^ (key >> 30);
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    mix(key)
 }
 
 impl PairSums {
@@ -83,8 +80,7 @@ impl PairSums {
     #[inline]
     fn place(&self, key: PairKey) -> (usize, usize) {
         let h = hash(key);
-        let shard = (h >> (64 - SHARD_BITS)) as usize;
-        (shard, h as usize)
+        (shard_of(h), h as usize)
     }
 
     /// Asks for the cache line where `key`'s probe starts.
@@ -130,9 +126,9 @@ impl PairSums {
         Some(())
     }
 
-    /// Every group: `((client, product), measures)`.
-    pub fn groups(&self) -> impl Iterator<Item = ((i64, i64), Measures)> {
-        groups_of(&self.shards)
+    /// The groups of shard `shard`: in a mart, they fall in its shard `shard` too.
+    pub fn shard_groups(&self, shard: usize) -> impl Iterator<Item = ((i64, i64), Measures)> {
+        groups_of(std::slice::from_ref(&self.shards[shard]))
     }
 
     /// The groups in `parts` shares (of whole shards) of about equal size.
@@ -140,9 +136,8 @@ impl PairSums {
         &self,
         parts: usize,
     ) -> impl Iterator<Item = impl Iterator<Item = ((i64, i64), Measures)>> {
-        let shards = 1 << SHARD_BITS;
         self.shards
-            .chunks(usize::div_ceil(shards, parts.clamp(1, shards)))
+            .chunks(SHARDS.div_ceil(parts.clamp(1, SHARDS)))
             .map(groups_of)
     }
 }
@@ -216,7 +211,7 @@ mod tests {
             assert_eq!((all, listed.len()), (expected.len(), expected.len()));
         }
         let mut seen = 0;
-        for (k, m) in table.groups() {
+        for (k, m) in (0..SHARDS).flat_map(|s| table.shard_groups(s)) {
             let (lines, units, sales) = expected[&k];
             assert_eq!(
                 (m.orders, m.order_lines, m.units, m.sales),
@@ -226,6 +221,37 @@ mod tests {
             seen += 1;
         }
         assert_eq!(seen, expected.len());
+    }
+
+    /// A mart takes a run's groups shard by shard ([`super::super::groups::Groups::insert_new`]
+    /// asserts that each falls in the shard it is listed for).
+    #[test]
+    fn a_pair_falls_in_the_same_shard_here_and_in_a_mart() {
+        use crate::marts::groups::{GroupKey, Groups};
+        let mut table = PairSums::default();
+        let mut x: u64 = 11;
+        let mut keys = vec![(0, 0), (0, 1), (1, 0), (i64::from(u32::MAX), 0), (5, 7)];
+        for _ in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            keys.push(((x >> 32) as i64, (x & 0xffff_ffff) as i64));
+        }
+        for &(c, p) in &keys {
+            table.add(pair_key(c, p).unwrap(), 1, 1, 1).unwrap();
+        }
+        let mut listed = 0;
+        for shard in 0..SHARDS {
+            for ((c, p), _) in table.shard_groups(shard) {
+                assert_eq!(shard_of((c, p).group_hash()), shard, "({c}, {p})");
+                listed += 1;
+            }
+        }
+        assert_eq!(listed, table.len());
+        let mut mart: Groups<(i64, i64)> = Groups::default();
+        mart.insert_new(|s| table.shard_groups(s), 2);
+        assert_eq!(mart.len(), table.len());
+        assert!(keys.iter().all(|k| mart.get(k).is_some()));
     }
 
     #[test]

@@ -262,7 +262,7 @@ impl RunSums {
         // Most of a run's finish, alone on a core once the engine is done: on every core.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let pairs = &self.client_products;
-        client_products.insert_new(|| pairs.groups(), threads);
+        client_products.insert_new(|shard| pairs.shard_groups(shard), threads);
         let products = std::thread::scope(|scope| {
             let parts: Vec<_> = pairs
                 .parts(threads)

@@ -15,7 +15,7 @@ use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use duff_engine::schema::{SUM_PRECISION, Table};
 use duff_engine::storage::Lake;
 
-use super::groups::Groups;
+use super::groups::{GroupKey, Groups};
 use super::lines::unsorted_sequences;
 use super::lines::{LineSource, Side, stream_orders};
 use super::measures::{Measures, Names};
@@ -356,7 +356,7 @@ impl Marts {
 }
 
 /// How many groups differ between two versions of a mart (either side missing counts).
-fn differing<K: std::hash::Hash + Eq + Copy>(a: &Groups<K>, b: &Groups<K>) -> usize {
+fn differing<K: GroupKey>(a: &Groups<K>, b: &Groups<K>) -> usize {
     let changed = a.iter().filter(|(k, m)| b.get(*k) != Some(*m)).count();
     changed + b.keys().filter(|k| !a.contains_key(*k)).count()
 }
@@ -372,14 +372,14 @@ pub(crate) fn day_of(
 }
 
 /// Rows sorted by their group, so a mart's file is the same for the same state.
-fn sorted<K: std::hash::Hash + Ord + Copy>(map: &Groups<K>) -> Vec<(K, Measures)> {
+fn sorted<K: GroupKey + Ord>(map: &Groups<K>) -> Vec<(K, Measures)> {
     // Keys and references sort faster than whole rows.
     let mut rows: Vec<(K, &Measures)> = map.iter().map(|(k, m)| (*k, m)).collect();
     rows.sort_unstable_by_key(|(k, _)| *k);
     rows.into_iter().map(|(k, m)| (k, *m)).collect()
 }
 
-fn sorted_by_name<K: std::hash::Hash + Eq + Copy>(
+fn sorted_by_name<K: GroupKey>(
     map: &Groups<K>,
     name: impl Fn(K) -> (String, String),
 ) -> Vec<((String, String), Measures)> {

@@ -3,7 +3,7 @@
 
 use hashbrown::HashMap;
 
-use super::groups::Groups;
+use super::groups::{GroupKey, Groups};
 use super::measures::{Line, Measures, Names};
 
 /// Every mart, in memory.
@@ -145,7 +145,7 @@ pub(crate) fn top_products(pairs: &[((i64, i64), &Measures)]) -> HashMap<i64, (i
 }
 
 /// Adds `from`'s groups to `to`'s (taking `from` whole when `to` is empty).
-fn add_groups<K: std::hash::Hash + Eq + Copy>(to: &mut Groups<K>, from: Groups<K>) {
+fn add_groups<K: GroupKey>(to: &mut Groups<K>, from: Groups<K>) {
     if to.len() == 0 {
         *to = from;
     } else {
@@ -160,11 +160,7 @@ const PREFETCH_AHEAD: usize = 12;
 /// Adds each order of `batch` to a mart whose groups an order's lines never share, since
 /// they include the product (an order has one current line per product): each line is
 /// one lookup, prefetched ahead, and counts its order once.
-fn apply_per_line<K: std::hash::Hash + Eq + Copy>(
-    mart: &mut Groups<K>,
-    batch: &Batch,
-    key: impl Fn(&Line) -> K,
-) {
+fn apply_per_line<K: GroupKey>(mart: &mut Groups<K>, batch: &Batch, key: impl Fn(&Line) -> K) {
     for &(start, end, sign) in &batch.orders {
         for i in start..end {
             if let Some(ahead) = batch.lines.get(i + PREFETCH_AHEAD) {
@@ -184,11 +180,7 @@ pub(crate) const SMALL_ORDER: usize = 16;
 
 /// Adds each order of `batch` to the mart grouped by `key`: one lookup when the order's lines
 /// share their group (a client, a channel), else one per line or per group.
-fn apply_to<K: std::hash::Hash + Ord + Copy>(
-    mart: &mut Groups<K>,
-    batch: &Batch,
-    key: impl Fn(&Line) -> K,
-) {
+fn apply_to<K: GroupKey + Ord>(mart: &mut Groups<K>, batch: &Batch, key: impl Fn(&Line) -> K) {
     let mut keys: Vec<(K, usize)> = Vec::new();
     for &(start, end, sign) in &batch.orders {
         let lines = &batch.lines[start..end];
