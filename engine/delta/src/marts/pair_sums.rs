@@ -66,12 +66,6 @@ impl Default for PairSums {
     }
 }
 
-/// The key's hash: every key bit moves shard and slot bits.
-#[inline]
-fn hash(key: PairKey) -> u64 {
-    mix(key)
-}
-
 impl PairSums {
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.len).sum()
@@ -79,7 +73,7 @@ impl PairSums {
 
     #[inline]
     fn place(&self, key: PairKey) -> (usize, usize) {
-        let h = hash(key);
+        let h = mix(key);
         (shard_of(h), h as usize)
     }
 
@@ -169,7 +163,7 @@ impl Shard {
         let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
         let mask = size - 1;
         for slot in old.into_iter().filter(|s| s.key != EMPTY) {
-            let mut i = hash(slot.key) as usize & mask;
+            let mut i = mix(slot.key) as usize & mask;
             while self.slots[i].key != EMPTY {
                 i = (i + 1) & mask;
             }
