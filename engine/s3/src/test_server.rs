@@ -1,8 +1,8 @@
 //! A real S3-protocol server on loopback, for tests and benchmarks (feature `test-server`):
 //! `s3s-fs` (objects in a temporary directory) behind hyper, wrapped to add what S3 does and
-//! s3s-fs does not (`If-Match` on reads, atomic `If-None-Match: *` creates), request counts, and
+//! s3s-fs does not (`If-Match` on reads, atomic `If-None-Match: *` creates), request counts,
 //! server-side fault injection (503 SlowDown, bodies cut mid-stream, an object replaced between
-//! two reads).
+//! two reads) and a request latency like S3's.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,6 +43,10 @@ pub struct Faults {
     /// The next n `DeleteObjects` delete nothing and answer 200 with an AccessDenied error
     /// for every key.
     pub refuse_deletes: AtomicU64,
+    /// Milliseconds every request waits before it is served, as S3's requests take tens of
+    /// milliseconds where loopback takes a fraction of one: what a client's sequence of
+    /// dependent requests costs in AWS (`benches/src/bin/s3_delta_latency.rs`).
+    pub latency_ms: AtomicU64,
 }
 
 /// The running server.
@@ -95,6 +99,7 @@ impl S3Server {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let faults_of_service = faults.clone();
         runtime.spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
@@ -104,9 +109,21 @@ impl S3Server {
                 // delayed ACK (40 ms on Linux), and a Delta commit's requests take seconds.
                 let _ = socket.set_nodelay(true);
                 let service = service.clone();
+                let faults = faults_of_service.clone();
+                let delayed = hyper::service::service_fn(move |req| {
+                    let service = service.clone();
+                    let delay = faults.latency_ms.load(Ordering::Relaxed);
+                    tracing::debug!(method = %req.method(), uri = %req.uri(), "test server request");
+                    async move {
+                        if delay > 0 {
+                            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                        }
+                        hyper::service::Service::call(&service, req).await
+                    }
+                });
                 tokio::spawn(async move {
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(socket), service)
+                        .serve_connection(TokioIo::new(socket), delayed)
                         .await;
                 });
             }
