@@ -169,12 +169,27 @@ impl<L: Lake> DeltaLake<L> {
                 None => Commit::Written,
             });
         }
-        for def in COMMIT_ORDER.iter().filter(|d| d.engine_table.is_some()) {
+        let defs: Vec<&DeltaTableDef> = COMMIT_ORDER
+            .iter()
+            .filter(|d| d.engine_table.is_some())
+            .collect();
+        // The tables' logs and the files' footers are read side by side (mostly waits); the
+        // commits go one after another, in `COMMIT_ORDER`. A concurrent attempt that commits
+        // a table in between is caught by the commit's `txn` conflict, as before.
+        let prepared = futures::future::try_join_all(defs.iter().map(|def| async move {
             let table = self.load_or_create(def).await?;
-            let mut adds = Vec::new();
-            for file in manifest.outputs.iter().filter(|f| f.table == def.name) {
-                adds.push(Self::add_for(&table, def, file, &manifest.pa_date).await?);
-            }
+            let adds = futures::future::try_join_all(
+                manifest
+                    .outputs
+                    .iter()
+                    .filter(|f| f.table == def.name)
+                    .map(|file| Self::add_for(&table, def, file, &manifest.pa_date)),
+            )
+            .await?;
+            Ok::<_, Error>((table, adds))
+        }))
+        .await?;
+        for (def, (table, adds)) in defs.into_iter().zip(prepared) {
             self.commit_table(table, def, run_id, adds, replace).await?;
             // The crash tests stop a run between two of its tables' commits here.
             duff_engine::failpoint::hit(&format!("after_commit_{}", def.name));
