@@ -323,64 +323,78 @@ async fn remove_stale_parts(
         .iter()
         .filter_map(|k| k.rsplit_once('/').map(|(d, _)| format!("{d}/{run_id}")))
         .collect();
-    for prefix in dirs {
-        let mut pages = lake
-            .client
-            .list_objects_v2()
-            .bucket(&lake.root.bucket)
-            .prefix(&prefix)
-            .into_paginator()
-            .send();
-        let mut stale = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(e, &lake.uri_of(&prefix), "ListObjectsV2"))?;
-            for object in page.contents() {
-                let key = object.key().unwrap_or_default();
-                let name = key.rsplit('/').next().unwrap_or(key);
-                if is_file_of_run(name, run_id) && !keep.contains(key) {
-                    stale.push(
-                        ObjectIdentifier::builder()
-                            .key(key)
-                            .build()
-                            .expect("key set"),
-                    );
-                }
+    // Side by side: one listing per table, each a request of S3's latency.
+    futures::future::try_join_all(
+        dirs.iter()
+            .map(|prefix| remove_stale_in(lake, run_id, &keep, prefix)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`remove_stale_parts`] under one prefix: `<table directory>/<run id>`.
+async fn remove_stale_in(
+    lake: &S3Lake,
+    run_id: &str,
+    keep: &BTreeSet<String>,
+    prefix: &str,
+) -> Result<(), Error> {
+    let mut pages = lake
+        .client
+        .list_objects_v2()
+        .bucket(&lake.root.bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut stale = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify(e, &lake.uri_of(prefix), "ListObjectsV2"))?;
+        for object in page.contents() {
+            let key = object.key().unwrap_or_default();
+            let name = key.rsplit('/').next().unwrap_or(key);
+            if is_file_of_run(name, run_id) && !keep.contains(key) {
+                stale.push(
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .build()
+                        .expect("key set"),
+                );
             }
         }
-        if !stale.is_empty() {
-            tracing::info!(
-                count = stale.len(),
-                prefix,
-                "removing stale parts of this run"
-            );
-            let delete = Delete::builder()
-                .set_objects(Some(stale))
-                .build()
-                .expect("objects set");
-            let out = lake
-                .client
-                .delete_objects()
-                .bucket(&lake.root.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(|e| classify(e, &lake.uri_of(&prefix), "DeleteObjects"))?;
-            // A 200 answer can still refuse some keys, each with its own error.
-            if let Some(refused) = out.errors().first() {
-                let key = refused.key().unwrap_or_default();
-                return Err(StorageError {
-                    kind: StorageErrorKind::Transient,
-                    uri: lake.uri_of(key),
-                    operation: "DeleteObjects".into(),
-                    message: format!(
-                        "{} of the keys were not deleted; this one: {} {}",
-                        out.errors().len(),
-                        refused.code().unwrap_or("?"),
-                        refused.message().unwrap_or_default()
-                    ),
-                }
-                .into());
+    }
+    if !stale.is_empty() {
+        tracing::info!(
+            count = stale.len(),
+            prefix,
+            "removing stale parts of this run"
+        );
+        let delete = Delete::builder()
+            .set_objects(Some(stale))
+            .build()
+            .expect("objects set");
+        let out = lake
+            .client
+            .delete_objects()
+            .bucket(&lake.root.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| classify(e, &lake.uri_of(prefix), "DeleteObjects"))?;
+        // A 200 answer can still refuse some keys, each with its own error.
+        if let Some(refused) = out.errors().first() {
+            let key = refused.key().unwrap_or_default();
+            return Err(StorageError {
+                kind: StorageErrorKind::Transient,
+                uri: lake.uri_of(key),
+                operation: "DeleteObjects".into(),
+                message: format!(
+                    "{} of the keys were not deleted; this one: {} {}",
+                    out.errors().len(),
+                    refused.code().unwrap_or("?"),
+                    refused.message().unwrap_or_default()
+                ),
             }
+            .into());
         }
     }
     Ok(())
