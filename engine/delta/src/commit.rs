@@ -2,10 +2,11 @@
 //!
 //! Data files are written by the inner lake, each attempt under its own stem, so attempts
 //! never share, overwrite or delete each other's files. Committing a run commits its files to
-//! each table in [`COMMIT_ORDER`], one Delta commit per table carrying the run id as an
+//! each table of [`COMMIT_ORDER`], one Delta commit per table carrying the run id as an
 //! application transaction (`txn`): a table that already holds the run's `txn` is skipped, and
 //! of two attempts racing for one table the loser's commit fails on the `txn` conflict, so
-//! every table commits each run at most once. The `runs` row comes last.
+//! every table commits each run at most once. Quarantine commits first, the order lines and
+//! the star schema then side by side, and the `runs` row last.
 
 use std::collections::HashMap;
 
@@ -173,9 +174,8 @@ impl<L: Lake> DeltaLake<L> {
             .iter()
             .filter(|d| d.engine_table.is_some())
             .collect();
-        // The tables' logs and the files' footers are read side by side (mostly waits); the
-        // commits go one after another, in `COMMIT_ORDER`. A concurrent attempt that commits
-        // a table in between is caught by the commit's `txn` conflict, as before.
+        // The tables' logs and the files' footers are read side by side: each is a few
+        // requests one after another, mostly waits (tens of milliseconds each in S3).
         let prepared = futures::future::try_join_all(defs.iter().map(|def| async move {
             let table = self.load_or_create(def).await?;
             let adds = futures::future::try_join_all(
@@ -189,11 +189,22 @@ impl<L: Lake> DeltaLake<L> {
             Ok::<_, Error>((table, adds))
         }))
         .await?;
-        for (def, (table, adds)) in defs.into_iter().zip(prepared) {
+        type Prepared = (&'static DeltaTableDef, (DeltaTable, Vec<Add>));
+        let commit = |(def, (table, adds)): Prepared| async move {
             self.commit_table(table, def, run_id, adds, replace).await?;
-            // The crash tests stop a run between two of its tables' commits here.
+            // The crash tests stop a run after each of its tables' commits here.
             duff_engine::failpoint::hit(&format!("after_commit_{}", def.name));
+            Ok::<_, Error>(())
+        };
+        // `COMMIT_ORDER`'s first table, quarantine, first: a run's rejected rows are never
+        // missing while its clean ones show. Then the others side by side, as their commits
+        // do not depend on each other (a concurrent attempt of the run loses each table's
+        // commit on its `txn`, whatever the order), and `runs` last, once all have committed.
+        let mut tables = defs.into_iter().zip(prepared);
+        if let Some(first) = tables.next() {
+            commit(first).await?;
         }
+        futures::future::try_join_all(tables.map(commit)).await?;
         let stem = format!("{run_id}-{:08x}", attempt_nonce());
         let rel = format!("{stem}.parquet");
         let bytes = runs::runs_file(manifest)?;

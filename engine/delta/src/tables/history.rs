@@ -22,8 +22,8 @@ const fn history(table: &'static Table) -> DeltaTableDef {
     }
 }
 
-/// Every table, in the order a run commits them: quarantine first (so a run's rejected rows
-/// are never missing while its clean ones show), the order lines, the star schema, and
+/// Every table a run commits: quarantine first (so a run's rejected rows are never missing
+/// while its clean ones show), then the order lines and the star schema side by side, and
 /// `runs` last, which is what makes the run committed.
 pub static COMMIT_ORDER: [DeltaTableDef; 8] = [
     history(&engine_schema::QUARANTINE),
