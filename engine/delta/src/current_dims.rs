@@ -135,13 +135,20 @@ impl<L: Lake> DeltaLake<L> {
         let mut dims = CurrentDims::default();
         let mut versions = Vec::new();
         let tables = self.load_reflecting(&CURRENT_DIMS).await?;
-        for (i, (def, (table, reflects))) in CURRENT_DIMS.iter().zip(tables).enumerate() {
+        // Side by side: in S3 each dimension's files are requests of their own.
+        let read = CURRENT_DIMS
+            .iter()
+            .zip(&tables)
+            .map(|(def, (table, _))| async move {
+                let files: Vec<String> = data_files(table, def)?
+                    .into_iter()
+                    .map(|f| f.path)
+                    .collect();
+                self.read_files(work, def, &files, &schema_of(def)).await
+            });
+        let rows = futures::future::try_join_all(read).await?;
+        for (i, ((_, reflects), rows)) in tables.into_iter().zip(rows).enumerate() {
             versions.push(reflects);
-            let files: Vec<String> = data_files(&table, def)?
-                .into_iter()
-                .map(|f| f.path)
-                .collect();
-            let rows = self.read_files(work, def, &files, &schema_of(def)).await?;
             dims.merge(i, rows)?;
         }
         let agreed = versions.iter().all(|v| *v == versions[0]);
@@ -164,7 +171,8 @@ impl<L: Lake> DeltaLake<L> {
         dims: &mut CurrentDims,
         run_ids: &[&str],
     ) -> Result<(), Error> {
-        for (i, def) in CURRENT_DIMS.iter().enumerate() {
+        // Side by side: each dimension's log and files are requests of their own.
+        let read = CURRENT_DIMS.iter().map(|def| async move {
             let history = history_of(def);
             let table = self.load_table(&history).await?;
             let files: Vec<String> = data_files(&table, &history)?
@@ -172,9 +180,14 @@ impl<L: Lake> DeltaLake<L> {
                 .filter(|f| run_ids.iter().any(|id| belongs_to_run(&f.path, id)))
                 .map(|f| f.path)
                 .collect();
-            let slices = self
-                .read_files(work, &history, &files, &schema_of(def))
-                .await?;
+            self.read_files(work, &history, &files, &schema_of(def))
+                .await
+        });
+        for (i, slices) in futures::future::try_join_all(read)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
             dims.merge(i, slices)?;
         }
         Ok(())

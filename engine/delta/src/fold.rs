@@ -117,13 +117,15 @@ impl<L: Lake> DeltaLake<L> {
         debug_assert_eq!(orders_def.name, ORDERS.name);
         let mut names = Names::default();
         // Side by side: each load is mostly waits for other threads.
-        let (orders, mut current, (mut marts, reflects), (mut dims, dims_reflect), mut folds) = futures::try_join!(
-            self.load_table(&orders_def),
-            self.load_or_create(&ORDER_LINES),
-            self.load_marts(work, &mut names),
-            self.load_current_dims(work),
-            self.load_or_create(&FOLDS),
-        )?;
+        let (orders, mut current, (mut marts, reflects), (mut dims, dims_reflect), mut folds, runs) =
+            futures::try_join!(
+                self.load_table(&orders_def),
+                self.load_or_create(&ORDER_LINES),
+                self.load_marts(work, &mut names),
+                self.load_current_dims(work),
+                self.load_or_create(&FOLDS),
+                self.succeeded_runs(),
+            )?;
         let version = table_version(&current)?;
         // Empty marts and dimensions are those of an empty order_lines (a new lake's): they
         // need neither a rebuild nor a commit before the first fold commits them.
@@ -148,7 +150,7 @@ impl<L: Lake> DeltaLake<L> {
             self.commit_current_dims(work, &dims, version).await?;
         }
         let mut done = Vec::new();
-        for id in self.succeeded_runs().await? {
+        for id in runs {
             let id = id.as_str();
             work.renew_lease().await?;
             let Some(generation) = self.run_version(&orders, &orders_def, id).await? else {
@@ -158,9 +160,8 @@ impl<L: Lake> DeltaLake<L> {
             if folded.is_some_and(|f| f >= generation) {
                 // Folded, but a crash may have come before its record.
                 if !self.fold_recorded(&folds, id, generation).await? {
-                    self.record_fold(work, id, generation, table_version(&current)?)
+                    self.record_fold(work, &mut folds, id, generation, table_version(&current)?)
                         .await?;
-                    folds = self.load_table(&FOLDS).await?;
                 }
                 continue;
             }
@@ -179,7 +180,11 @@ impl<L: Lake> DeltaLake<L> {
             )
             .await?;
             self.merge_run_dims(work, &mut dims, id).await?;
-            current = self.load_table(&ORDER_LINES).await?;
+            // Only the versions fold_run committed are read (not the whole log again).
+            current
+                .load()
+                .await
+                .map_err(|e| Error::delta(ORDER_LINES.name, "load", e))?;
             duff_engine::failpoint::hit("before_marts_commit");
             let started = std::time::Instant::now();
             self.commit_marts(work, &marts, &names, table_version(&current)?)
@@ -194,9 +199,8 @@ impl<L: Lake> DeltaLake<L> {
                 ms = started.elapsed().as_millis() as u64,
                 "marts committed"
             );
-            self.record_fold(work, id, generation, table_version(&current)?)
+            self.record_fold(work, &mut folds, id, generation, table_version(&current)?)
                 .await?;
-            folds = self.load_table(&FOLDS).await?;
             done.push(id.to_string());
         }
         // Marts observed for a run this fold did not fold (its attempt lost) are not needed.
@@ -219,10 +223,12 @@ impl<L: Lake> DeltaLake<L> {
     }
 
     /// Appends the run's row to `folds` (its `txn` is the run's id at `generation`, so a
-    /// retried record commits once), after the run is in `order_lines` and the marts.
+    /// retried record commits once), after the run is in `order_lines` and the marts; `folds`
+    /// is then the table as of that commit.
     async fn record_fold(
         &self,
         work: &Workspace,
+        folds: &mut DeltaTable,
         run_id: &str,
         generation: i64,
         order_lines_version: i64,
@@ -242,7 +248,8 @@ impl<L: Lake> DeltaLake<L> {
         let add = crate::marts::store::write_file(work.root(), &FOLDS, &nonce, &batch)?;
         work.publish(&[format!("{}/{}", FOLDS.prefix, add.path)])
             .await?;
-        let folds = self.load_or_create(&FOLDS).await?;
+        // A commit by another process since `folds` was read is one the commit finds and
+        // builds on (an append conflicts with nothing).
         let snapshot = folds
             .snapshot()
             .map_err(|e| Error::delta(FOLDS.name, "snapshot", e))?;
@@ -261,7 +268,10 @@ impl<L: Lake> DeltaLake<L> {
             )
             .await;
         match committed {
-            Ok(_) => Ok(()),
+            Ok(done) => {
+                folds.state = Some(done.snapshot());
+                Ok(())
+            }
             Err(e) => Err(Error::delta(FOLDS.name, "commit", e)),
         }
     }
