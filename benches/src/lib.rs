@@ -49,3 +49,14 @@ pub fn pool(threads: usize) -> rayon::ThreadPool {
         .build()
         .expect("thread pool")
 }
+
+/// Logs on stderr when `RUST_LOG` asks for them (the lake's commits, the fold's stages and
+/// timings; `duff_s3=debug`: the S3 test server's every request).
+pub fn log_to_stderr_if_asked() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}

@@ -25,13 +25,7 @@ static GLOBAL: duff_alloc::Allocator = duff_alloc::Allocator;
 
 fn main() -> anyhow::Result<()> {
     duff_alloc::tune();
-    // The lake's logs (commits, the fold's stages) on stderr when RUST_LOG asks for them.
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    duff_benches::log_to_stderr_if_asked();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let input = args
         .first()
