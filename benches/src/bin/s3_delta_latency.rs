@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         .context("usage: s3-delta-latency <file.csv> [runs] [latency ms]")?;
     let runs: usize = args.get(1).map_or(Ok(5), |r| r.parse())?;
     let latency_ms: u64 = args.get(2).map_or(Ok(20), |l| l.parse())?;
+    anyhow::ensure!(runs > 0, "runs: at least one");
     let server = S3Server::start(&["inbox", "lake"]);
     server.put_file("inbox", "bench/first.csv", Path::new(input));
     server.put_file("inbox", "bench/second.csv", Path::new(input));
