@@ -102,6 +102,35 @@ fn only_run_id(lake: &Path) -> String {
     runs[0].run_id.clone()
 }
 
+/// A lake loads a table again from the version it last loaded (only the newer commits): it
+/// must still see what another process committed since.
+#[test]
+fn a_table_loaded_again_holds_what_another_process_committed_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample(dir.path(), 2_000);
+    let root = dir.path().join("lake");
+    let orders = &COMMIT_ORDER[1];
+    let lake = DeltaLake::open_local(&root).unwrap();
+    let before = lake.load(orders).unwrap();
+    assert!(delta_rows(&root, orders).is_empty());
+
+    must_succeed(duff_run(&input, &root, None, &[]));
+    let after = lake.load(orders).unwrap();
+    assert!(
+        after.version() > before.version(),
+        "{:?} after {:?}",
+        after.version(),
+        before.version()
+    );
+    let (files_before, files_after) = (
+        before.snapshot().unwrap().log_data().iter().count(),
+        after.snapshot().unwrap().log_data().iter().count(),
+    );
+    assert_eq!(files_before, 0);
+    assert!(files_after > 0);
+    assert_eq!(files_after, delta_files(&root, orders).len());
+}
+
 #[test]
 fn a_crash_between_any_two_commits_is_completed_by_the_retry_and_readers_see_whole_runs() {
     let dir = tempfile::tempdir().unwrap();
