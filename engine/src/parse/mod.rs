@@ -7,6 +7,7 @@
 //! range's records into typed columns), `window` (a window's ranges in parallel, repaired where
 //! a guessed record start was wrong).
 
+mod digits;
 pub mod fields;
 pub mod header;
 pub mod number;

@@ -66,6 +66,26 @@ fn sign_error(s: &[u8]) -> NumError {
 /// Parses a positive 64-bit integer (`[0-9]+`, surrounding blanks allowed, value > 0).
 #[inline]
 pub fn parse_positive_int(field: &[u8]) -> Result<i64, NumError> {
+    parse_positive_int_at(field, 0, field.len())
+}
+
+/// [`parse_positive_int`] of `text[start..end]`; the bytes after `end` (the rest of a record)
+/// let a plain number be read a word at a time.
+#[inline(always)]
+pub(crate) fn parse_positive_int_at(
+    text: &[u8],
+    start: usize,
+    end: usize,
+) -> Result<i64, NumError> {
+    match super::digits::positive_int(text, start, end) {
+        Some(v) => Ok(v),
+        None => parse_positive_int_scalar(&text[start..end]),
+    }
+}
+
+/// [`parse_positive_int`] a byte at a time: every spelling, and the reference of the fast path.
+#[inline(never)]
+pub(crate) fn parse_positive_int_scalar(field: &[u8]) -> Result<i64, NumError> {
     let s = trim(field);
     if s.is_empty() || !s[0].is_ascii_digit() {
         return Err(sign_error(s));
@@ -100,6 +120,21 @@ pub fn parse_positive_int(field: &[u8]) -> Result<i64, NumError> {
 /// values are never rounded.
 #[inline]
 pub fn parse_decimal(field: &[u8]) -> Result<i64, NumError> {
+    parse_decimal_at(field, 0, field.len())
+}
+
+/// [`parse_decimal`] of `text[start..end]`, as [`parse_positive_int_at`].
+#[inline(always)]
+pub(crate) fn parse_decimal_at(text: &[u8], start: usize, end: usize) -> Result<i64, NumError> {
+    match super::digits::decimal(text, start, end) {
+        Some(v) => Ok(v),
+        None => parse_decimal_scalar(&text[start..end]),
+    }
+}
+
+/// [`parse_decimal`] a byte at a time: every spelling, and the reference of the fast path.
+#[inline(never)]
+pub(crate) fn parse_decimal_scalar(field: &[u8]) -> Result<i64, NumError> {
     let s = trim(field);
     if s.is_empty() || !s[0].is_ascii_digit() {
         return Err(sign_error(s));
