@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::dedup::Verdict;
 use crate::error::Error;
+use crate::parse::bytes::short_eq;
 use crate::parse::number::{PRECISION, SCALE};
 use crate::parse::range::{ChunkRows, StrCol, ValidRows};
 use crate::parse::reason::Reason;
@@ -109,27 +110,6 @@ fn bytes(c: &StrCol, i: usize) -> &[u8] {
 /// Keeps the rows marked in `keep`, in place: the columns are still plain vectors here, so
 /// dropping rows before they become Arrow arrays saves filtering (copying) both tables' batches.
 fn compact(v: &mut ValidRows, keep: &[bool]) {
-    fn retain<T: Copy>(col: &mut Vec<T>, keep: &[bool]) {
-        let mut i = 0;
-        col.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-    }
-    fn retain_strings(col: &mut StrCol, keep: &[bool]) {
-        let (mut rows, mut end) = (0, 0);
-        for (i, &k) in keep.iter().enumerate() {
-            if k {
-                let (from, to) = (col.offsets[i] as usize, col.offsets[i + 1] as usize);
-                col.values.copy_within(from..to, end);
-                end += to - from;
-                rows += 1;
-                col.offsets[rows] = end as i32;
-            }
-        }
-        col.values.truncate(end);
-        col.offsets.truncate(rows + 1);
-    }
     retain(&mut v.client_id, keep);
     retain(&mut v.order_id, keep);
     retain(&mut v.product_id, keep);
@@ -143,6 +123,42 @@ fn compact(v: &mut ValidRows, keep: &[bool]) {
     retain(&mut v.line_rel, keep);
     retain_strings(&mut v.client_name, keep);
     retain_strings(&mut v.description, keep);
+}
+
+/// Keeps `col[i]` where `keep[i]`.
+fn retain<T: Copy>(col: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    col.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+/// Keeps row `i` of a string column where `keep[i]`.
+fn retain_strings(col: &mut StrCol, keep: &[bool]) {
+    // A run of kept rows moves in one copy: a copy per row cost a call per row.
+    let (mut rows, mut end, mut i) = (0, 0, 0);
+    while i < keep.len() {
+        if !keep[i] {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        while i < keep.len() && keep[i] {
+            i += 1;
+        }
+        // Offsets at or after `first` are not rewritten yet: `rows <= first`.
+        let (from, to) = (col.offsets[first] as usize, col.offsets[i] as usize);
+        col.values.copy_within(from..to, end);
+        let shift = (from - end) as i32;
+        for r in first..i {
+            rows += 1;
+            col.offsets[rows] = col.offsets[r + 1] - shift;
+        }
+        end += to - from;
+    }
+    col.values.truncate(end);
+    col.offsets.truncate(rows + 1);
 }
 
 /// Builds the batches of one range. `first_line` is the absolute line of the range's start;
@@ -198,7 +214,7 @@ pub(crate) fn assemble(
     let text = |c: &StrCol, i: usize| String::from_utf8_lossy(bytes(c, i)).into_owned();
     let clients = known.clients.of_range(
         &v.client_id,
-        |i, name| name.as_bytes() == bytes(&v.client_name, i),
+        |i, name| short_eq(name.as_bytes(), bytes(&v.client_name, i)),
         |i| text(&v.client_name, i),
     );
     let products = known.products.of_range(
@@ -206,7 +222,7 @@ pub(crate) fn assemble(
         |i, p| {
             p.price == v.price[i]
                 && p.volume == v.volume[i]
-                && p.description.as_bytes() == bytes(&v.description, i)
+                && short_eq(p.description.as_bytes(), bytes(&v.description, i))
         },
         |i| ProductInfo {
             description: text(&v.description, i),
@@ -393,4 +409,31 @@ pub(crate) fn dim_channels_batch(k: &RunConstants) -> Result<RecordBatch, Error>
             Arc::new(StringArray::from_iter_values(k.channel_names.iter())),
         ],
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Compacting a string column in place gives the rows a plain filter keeps.
+        #[test]
+        fn retain_strings_keeps_the_kept_rows(
+            rows in prop::collection::vec(("[a-z]{0,5}", any::<bool>()), 0..60)
+        ) {
+            let mut col = StrCol::with_capacity(rows.len(), 0);
+            for (text, _) in &rows {
+                col.push(text.as_bytes());
+            }
+            let keep: Vec<bool> = rows.iter().map(|r| r.1).collect();
+            retain_strings(&mut col, &keep);
+            let kept: Vec<&str> = rows.iter().filter(|r| r.1).map(|r| r.0.as_str()).collect();
+            prop_assert_eq!(col.offsets.len(), kept.len() + 1);
+            let got: Vec<&[u8]> = (0..kept.len()).map(|i| bytes(&col, i)).collect();
+            let want: Vec<&[u8]> = kept.iter().map(|k| k.as_bytes()).collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(col.values.len(), kept.iter().map(|k| k.len()).sum::<usize>());
+        }
+    }
 }

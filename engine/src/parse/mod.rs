@@ -2,11 +2,13 @@
 //! range's records split into fields, typed and checked against the contract's rules; a row
 //! that breaks one is quarantined with its [`reason::Reason`].
 //!
-//! Inside, from the bottom up: [`fields`] (the strict RFC 4180 splitter), [`number`] (exact
-//! decimals), [`reason`] and [`rules`] (the contract), [`header`] (the header row), `range` (one
+//! Inside, from the bottom up: `bytes` (short strings compared inline), [`fields`] (the strict
+//! RFC 4180 splitter), [`number`] (exact decimals; `digits` reads the plain ones a word at a
+//! time), [`reason`] and [`rules`] (the contract), [`header`] (the header row), `range` (one
 //! range's records into typed columns), `window` (a window's ranges in parallel, repaired where
 //! a guessed record start was wrong).
 
+pub(crate) mod bytes;
 mod digits;
 pub mod fields;
 pub mod header;

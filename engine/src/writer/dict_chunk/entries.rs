@@ -13,6 +13,7 @@ use parquet::errors::ParquetError;
 use parquet::file::statistics::{Statistics, ValueStatistics};
 
 use crate::error::Error;
+use crate::parse::bytes::short_eq;
 
 /// The chunk's dictionary, in first-occurrence order.
 pub(super) enum Entries {
@@ -114,7 +115,7 @@ impl ByteDict {
         let (page, ranges) = (&self.page, &self.ranges);
         if let Some(&entry) = self
             .index
-            .find(hash, |&e| &page[ranges[e as usize].clone()] == v)
+            .find(hash, |&e| short_eq(&page[ranges[e as usize].clone()], v))
         {
             return entry;
         }
