@@ -6,6 +6,8 @@
 //! values, garbage), which the scalar parsers in [`crate::parse::number`] then judge, with their
 //! exact error. So the fast path can only be faster, never different; a property test checks it.
 
+use super::fields::bytes_equal;
+
 /// `text[start..end]` as a positive integer, when it is 1 to 16 digits and not zero.
 #[inline(always)]
 pub(crate) fn positive_int(text: &[u8], start: usize, end: usize) -> Option<i64> {
@@ -31,7 +33,7 @@ pub(crate) fn decimal(text: &[u8], start: usize, end: usize) -> Option<i64> {
         return None;
     }
     let word = word_at(text, start);
-    let dots = zero_bytes(word ^ repeat(b'.')) & low_bytes(len);
+    let dots = bytes_equal(word, b'.') & low_bytes(len);
     if dots == 0 {
         return Some(digits(word, len)? as i64 * 10_000);
     }
@@ -88,13 +90,6 @@ fn word_at(text: &[u8], at: usize) -> u64 {
             u64::from_le_bytes(bytes)
         }
     }
-}
-
-/// `0x80` in each byte of `word` that is zero, `0` in the others (exact: no false positives).
-#[inline(always)]
-fn zero_bytes(word: u64) -> u64 {
-    let low7 = repeat(0x7F);
-    !(((word & low7) + low7) | word | low7)
 }
 
 /// A mask of the first `n` (0 to 8) bytes of a word.

@@ -286,7 +286,7 @@ fn each_bit(mut mask: u64, mut f: impl FnMut(u32)) {
 /// `(x - 0x0101..) & !x & 0x8080..` only says whether some byte matches: its borrow can also
 /// flag the byte after a match.)
 #[inline(always)]
-fn bytes_equal(word: u64, byte: u8) -> u64 {
+pub(crate) fn bytes_equal(word: u64, byte: u8) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let x = word ^ (u64::from(byte) * 0x0101_0101_0101_0101);
     // A byte of x is zero iff neither its low seven bits (the carry into bit 7) nor bit 7 is set.
