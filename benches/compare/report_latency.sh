@@ -3,11 +3,11 @@
 #   benches/compare/report_latency.sh <lake> [--rounds N] [--threads N]
 # The lake: the latency bench's, e.g. target/bench-delta-lake-1GiB (built by
 # `cargo bench -p duff-api --bench latency`). Installs duckdb, deltalake, pyarrow and pytz into
-# target/bench-venv-reports once.
+# target/bench-venv-reports (under CARGO_TARGET_DIR when set) once.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-venv="$root/target/bench-venv-reports"
+venv="${CARGO_TARGET_DIR:-$root/target}/bench-venv-reports"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet duckdb==2.0.0 deltalake==1.6.6 pyarrow==26.0.1 pytz==2025.2

@@ -6,11 +6,14 @@
 #                          [--track exact|idiomatic|both] [--threads 2] [--timeout 900] [--diff]
 #                          [--no-scaling] [--max-bad-fraction F]
 #
-# DUFF_BIN=/path/to/duff skips the cargo build. See benches/compare/README.md.
+# DUFF_BIN=/path/to/duff skips the cargo build. The venv, the generated inputs and the reports
+# live in cargo's target directory (CARGO_TARGET_DIR when set). See benches/compare/README.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/benches/compare"
+# Where cargo puts the engine, and where the Rust benches cache their inputs too.
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 SIZE=1GiB
 CSV=
 RUNS=3
@@ -19,7 +22,7 @@ THREADS=2
 EXTRA=()
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 while [[ $# -gt 0 ]]; do
@@ -40,7 +43,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 # 1. The peers, pinned, in a venv of their own.
-VENV="$ROOT/target/bench-venv"
+VENV="$TARGET/bench-venv"
 if [[ ! -x "$VENV/bin/python" ]]; then
     echo "creating $VENV"
     python3 -m venv "$VENV"
@@ -63,13 +66,13 @@ fi
 # 2. The engine.
 if [[ -z "${DUFF_BIN:-}" ]]; then
     (cd "$ROOT" && cargo build --release -p duff)
-    DUFF_BIN="$ROOT/target/release/duff"
+    DUFF_BIN="$TARGET/release/duff"
 fi
 [[ -x "$DUFF_BIN" ]] || { echo "not executable: $DUFF_BIN" >&2; exit 1; }
 
 # 3. The input: a given file (such as edge_cases.csv), or a datagen file generated once.
 if [[ -z "$CSV" ]]; then
-    DATA="$ROOT/target/bench-data"
+    DATA="$TARGET/bench-data"
     CSV="$DATA/orders-$SIZE.csv"
     mkdir -p "$DATA"
     if [[ ! -f "$CSV" || ! -f "$CSV.expected.json" ]]; then
@@ -81,5 +84,5 @@ fi
 
 # 4. The comparison.
 exec "$VENV/bin/python" "$HERE/compare.py" --csv "$CSV" --duff "$DUFF_BIN" --runs "$RUNS" \
-    --peers "$PEERS" --threads "$THREADS" --work "$ROOT/target/bench-tmp" \
-    --results "$ROOT/target/bench-results" "${EXTRA[@]}"
+    --peers "$PEERS" --threads "$THREADS" --work "$TARGET/bench-tmp" \
+    --results "$TARGET/bench-results" "${EXTRA[@]}"
