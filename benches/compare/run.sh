@@ -12,8 +12,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/benches/compare"
-# Where cargo puts the engine, and where the Rust benches cache their inputs too.
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+# Where cargo puts the engine, and where the Rust benches cache their inputs too (a relative
+# CARGO_TARGET_DIR is taken from the workspace root, where the build below runs cargo).
+TARGET="${CARGO_TARGET_DIR:-target}"
+[[ "$TARGET" == /* ]] || TARGET="$ROOT/$TARGET"
 SIZE=1GiB
 CSV=
 RUNS=3
