@@ -175,6 +175,36 @@ mod tests {
         prop::collection::vec(byte, 0..20)
     }
 
+    /// Plain decimals of at most 8 bytes — the fast path's whole domain — with 0 to 4 places
+    /// and 1 to 8 integer digits, built to fit rather than filtered (a filter rejected most
+    /// draws and made proptest give up on some seeds).
+    fn short_decimal() -> impl Strategy<Value = String> {
+        (0usize..5)
+            .prop_flat_map(|places| {
+                let widest = if places == 0 { 8 } else { 7 - places };
+                (Just(places), 1..=widest)
+            })
+            .prop_flat_map(|(places, digits)| {
+                let low = if digits == 1 {
+                    0
+                } else {
+                    10u64.pow(digits as u32 - 1)
+                };
+                (
+                    Just(places),
+                    low..10u64.pow(digits as u32),
+                    0..10u32.pow(places as u32),
+                )
+            })
+            .prop_map(|(places, int, fraction)| {
+                if places == 0 {
+                    int.to_string()
+                } else {
+                    format!("{int}.{fraction:0places$}")
+                }
+            })
+    }
+
     proptest! {
         /// The fast path agrees with the scalar parsers whenever it answers, and answers for
         /// every plain number it is meant for; whatever bytes follow the field.
@@ -195,13 +225,8 @@ mod tests {
         }
 
         #[test]
-        fn every_short_decimal_is_read(int in 0u64..10_000_000, fraction in 0u32..10_000, places in 0usize..5) {
-            let text = if places == 0 {
-                int.to_string()
-            } else {
-                format!("{int}.{:0places$}", fraction % 10u32.pow(places as u32))
-            };
-            prop_assume!(text.len() <= 8);
+        fn every_short_decimal_is_read(text in short_decimal()) {
+            prop_assert!(text.len() <= 8);
             prop_assert_eq!(decimal(text.as_bytes(), 0, text.len()).map(Ok), Some(parse_decimal_scalar(text.as_bytes())));
         }
     }
