@@ -5,7 +5,10 @@
 //! the start, 32 bytes each (two per cache line), so the prefetched line usually holds the
 //! entry. The table is cut in shards by hash: growing one copies a sliver of the whole. Keys
 //! are hashed and sharded as a mart's ([`super::groups`]), so a mart takes the groups of a
-//! shard of these from the same shard.
+//! shard of these from the same shard. A batch of lines is added shard by shard: a shard's
+//! pages stay within the TLB's reach while its lines are added, where lines in file order
+//! would each touch a page anywhere in the whole table (a page walk per line, most of the
+//! time).
 
 use super::groups::{SHARDS, mix, shard_of};
 use super::measures::Measures;
@@ -51,17 +54,34 @@ struct Shard {
 /// Slots of a new shard (a power of two).
 const FIRST_SLOTS: usize = 1 << 10;
 
+/// A line to add to its client and product's group: `key` from [`pair_key`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PairLine {
+    pub key: PairKey,
+    pub units: i64,
+    pub sales: i64,
+    pub volume: i64,
+}
+
+/// Lines ahead (in a shard's share of a batch) whose slot is prefetched.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Sums per client and product of one run's lines (each line counts its order once: an
 /// order has one line per product).
 #[derive(Debug)]
 pub(crate) struct PairSums {
     shards: Vec<Shard>,
+    /// A batch's lines, shard by shard, and each line's shard: kept to be reused.
+    by_shard: Vec<PairLine>,
+    shard_of_line: Vec<u8>,
 }
 
 impl Default for PairSums {
     fn default() -> Self {
         PairSums {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            by_shard: Vec::new(),
+            shard_of_line: Vec::new(),
         }
     }
 }
@@ -71,52 +91,36 @@ impl PairSums {
         self.shards.iter().map(|s| s.len).sum()
     }
 
-    #[inline]
-    fn place(&self, key: PairKey) -> (usize, usize) {
-        let h = mix(key);
-        (shard_of(h), h as usize)
-    }
-
-    /// Asks for the cache line where `key`'s probe starts.
-    #[inline]
-    pub fn prefetch(&self, key: PairKey) {
-        let (shard, h) = self.place(key);
-        let slots = &self.shards[shard].slots;
-        if !slots.is_empty() {
-            duff_engine::prefetch::prefetch_line(
-                &slots[h & (slots.len() - 1)] as *const Slot as usize,
-            );
+    /// Adds each line's `units`, `sales` and `volume` to its key's group, shard by shard;
+    /// `None` on overflow (the sums are then partly added).
+    pub fn add_lines(&mut self, lines: &[PairLine]) -> Option<()> {
+        let mut starts = [0usize; SHARDS + 1];
+        self.shard_of_line.clear();
+        self.shard_of_line.extend(lines.iter().map(|line| {
+            let shard = shard_of(mix(line.key));
+            starts[shard + 1] += 1;
+            shard as u8
+        }));
+        for s in 0..SHARDS {
+            starts[s + 1] += starts[s];
         }
-    }
-
-    /// Adds a line of `units`, `sales` and `volume` to `key`'s group; `None` on overflow.
-    #[inline]
-    pub fn add(&mut self, key: PairKey, units: i64, sales: i64, volume: i64) -> Option<()> {
-        debug_assert_ne!(key, EMPTY);
-        let (shard, h) = self.place(key);
-        let shard = &mut self.shards[shard];
-        if (shard.len + 1) * 5 > shard.slots.len() * 4 {
-            shard.grow();
+        let mut next = starts;
+        self.by_shard.clear();
+        self.by_shard.resize(lines.len(), PairLine::default());
+        for (line, &shard) in lines.iter().zip(&self.shard_of_line) {
+            let at = &mut next[usize::from(shard)];
+            self.by_shard[*at] = *line;
+            *at += 1;
         }
-        let mask = shard.slots.len() - 1;
-        let mut i = h & mask;
-        loop {
-            let slot = &mut shard.slots[i];
-            if slot.key == key {
-                break;
+        for (shard, part) in self.shards.iter_mut().zip(starts.windows(2)) {
+            let part = &self.by_shard[part[0]..part[1]];
+            for (i, line) in part.iter().enumerate() {
+                if let Some(ahead) = part.get(i + PREFETCH_AHEAD) {
+                    shard.prefetch(mix(ahead.key));
+                }
+                shard.add(line)?;
             }
-            if slot.key == EMPTY {
-                slot.key = key;
-                shard.len += 1;
-                break;
-            }
-            i = (i + 1) & mask;
         }
-        let slot = &mut shard.slots[i];
-        slot.lines = slot.lines.checked_add(1)?;
-        slot.units = slot.units.checked_add(u32::try_from(units).ok()?)?;
-        slot.sales = slot.sales.checked_add(sales)?;
-        slot.volume = slot.volume.checked_add(volume)?;
         Some(())
     }
 
@@ -157,6 +161,44 @@ fn groups_of(shards: &[Shard]) -> impl Iterator<Item = ((i64, i64), Measures)> {
 }
 
 impl Shard {
+    /// Asks for the cache line where the probe of a key hashed to `h` starts.
+    #[inline]
+    fn prefetch(&self, h: u64) {
+        if !self.slots.is_empty() {
+            let slot = &self.slots[h as usize & (self.slots.len() - 1)];
+            duff_engine::prefetch::prefetch_line(slot as *const Slot as usize);
+        }
+    }
+
+    /// Adds `line` to its key's group; `None` on overflow.
+    #[inline]
+    fn add(&mut self, line: &PairLine) -> Option<()> {
+        debug_assert_ne!(line.key, EMPTY);
+        if (self.len + 1) * 5 > self.slots.len() * 4 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = mix(line.key) as usize & mask;
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.key == line.key {
+                break;
+            }
+            if slot.key == EMPTY {
+                slot.key = line.key;
+                self.len += 1;
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        let slot = &mut self.slots[i];
+        slot.lines = slot.lines.checked_add(1)?;
+        slot.units = slot.units.checked_add(u32::try_from(line.units).ok()?)?;
+        slot.sales = slot.sales.checked_add(line.sales)?;
+        slot.volume = slot.volume.checked_add(line.volume)?;
+        Some(())
+    }
+
     /// Doubles the slots (or makes the first ones) and places every key again.
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(FIRST_SLOTS);
@@ -183,17 +225,24 @@ mod tests {
         let mut table = PairSums::default();
         let mut expected: HashMap<(i64, i64), (i64, i64, i128)> = HashMap::new();
         let mut x: u64 = 7;
+        // Batches of every size from one line to many times a shard's first slots.
+        let mut batch = Vec::new();
+        let sizes = [1, 2, 9, 1_000, 40_000, 3];
         for i in 0..300_000i64 {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let (client, product) = ((x >> 40) as i64 % 5_000, (x >> 20) as i64 % 97);
             let key = pair_key(client, product).unwrap();
-            table.prefetch(key);
-            table.add(key, i % 7, i, 2 * i).unwrap();
+            batch.push(line(key, i % 7, i, 2 * i));
+            if batch.len() == sizes[i as usize % sizes.len()] {
+                table.add_lines(&batch).unwrap();
+                batch.clear();
+            }
             let e = expected.entry((client, product)).or_default();
             *e = (e.0 + 1, e.1 + i % 7, e.2 + i128::from(i));
         }
+        table.add_lines(&batch).unwrap();
         assert_eq!(table.len(), expected.len());
         // In shares, every group once.
         for parts in [1, 2, 3, 16, 40] {
@@ -231,9 +280,11 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             keys.push(((x >> 32) as i64, (x & 0xffff_ffff) as i64));
         }
-        for &(c, p) in &keys {
-            table.add(pair_key(c, p).unwrap(), 1, 1, 1).unwrap();
-        }
+        let lines: Vec<PairLine> = keys
+            .iter()
+            .map(|&(c, p)| line(pair_key(c, p).unwrap(), 1, 1, 1))
+            .collect();
+        table.add_lines(&lines).unwrap();
         let mut listed = 0;
         for shard in 0..SHARDS {
             for ((c, p), _) in table.shard_groups(shard) {
@@ -256,8 +307,30 @@ mod tests {
         assert_eq!(pair_key(u32::MAX.into(), u32::MAX.into()), None);
         let mut table = PairSums::default();
         let key = pair_key(1, 1).unwrap();
-        assert_eq!(table.add(key, -1, 0, 0), None);
-        assert_eq!(table.add(key, 1, i64::MAX, 0), Some(()));
-        assert_eq!(table.add(key, 1, 1, 0), None);
+        assert_eq!(table.add_lines(&[line(key, -1, 0, 0)]), None);
+        assert_eq!(table.add_lines(&[line(key, 1, i64::MAX, 0)]), Some(()));
+        assert_eq!(table.add_lines(&[line(key, 1, 1, 0)]), None);
+        // An overflow amid a batch, on a line of another shard than the first's.
+        let other = (2..)
+            .map(|c| pair_key(c, 1).unwrap())
+            .find(|k| shard_of(mix(*k)) != shard_of(mix(key)))
+            .unwrap();
+        let mut table = PairSums::default();
+        let batch = [
+            line(other, 1, 1, 1),
+            line(key, 1, i64::MAX, 0),
+            line(key, 1, 1, 0),
+        ];
+        assert_eq!(table.add_lines(&batch), None);
+        assert_eq!(table.add_lines(&batch[..1]), Some(()));
+    }
+
+    fn line(key: PairKey, units: i64, sales: i64, volume: i64) -> PairLine {
+        PairLine {
+            key,
+            units,
+            sales,
+            volume,
+        }
     }
 }

@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type};
 
 use super::groups::Groups;
 use super::measures::{Measures, Names};
-use super::pair_sums::{PairSums, pair_key};
+use super::pair_sums::{PairLine, PairSums, pair_key};
 use super::sums::{Marts, SMALL_ORDER};
 
 /// The sums of a run's lines in one group.
@@ -90,14 +90,13 @@ struct OrderLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unsummable(pub String);
 
-/// Lines ahead whose client × product group is prefetched.
-const PREFETCH_AHEAD: usize = 8;
-
 /// The sums of one run's rows, by mart.
 #[derive(Debug, Default)]
 pub(crate) struct RunSums {
     /// Per product too: a product's sums are those of its client × product groups.
     client_products: PairSums,
+    /// A batch's client × product lines, added together (kept to be reused).
+    pair_lines: Vec<PairLine>,
     clients: Groups<i64, ClientSums>,
     /// By status slot, and by interned channel.
     statuses: Vec<Sums>,
@@ -140,13 +139,8 @@ impl RunSums {
             })
         };
         let overflow = || Unsummable("a sum wider than 64 bits".into());
+        self.pair_lines.clear();
         for i in 0..batch.num_rows() {
-            if let Some(ahead) = (i + PREFETCH_AHEAD < batch.num_rows())
-                .then(|| packed(i + PREFETCH_AHEAD).ok())
-                .flatten()
-            {
-                self.client_products.prefetch(ahead);
-            }
             let order = orders[i];
             match self.order {
                 Some(o) if o == order => {}
@@ -172,13 +166,18 @@ impl RunSums {
                 volume: narrow(volumes[i])?,
             };
             // An order has one line per product: each line counts its order once here.
-            self.client_products
-                .add(packed(i)?, line.units, line.sales, line.volume)
-                .ok_or_else(overflow)?;
+            self.pair_lines.push(PairLine {
+                key: packed(i)?,
+                units: line.units,
+                sales: line.sales,
+                volume: line.volume,
+            });
             self.order_lines.push(line);
             self.rows += 1;
         }
-        Ok(())
+        self.client_products
+            .add_lines(&self.pair_lines)
+            .ok_or_else(overflow)
     }
 
     /// The ids of a string column's values, interned (dictionary-encoded, as the engine
