@@ -4,7 +4,7 @@
 use hashbrown::HashMap;
 
 use super::groups::{GroupKey, Groups};
-use super::measures::{Line, Measures, Names};
+use super::measures::{Line, Measures, Names, prefetched};
 
 /// Every mart, in memory.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -130,16 +130,25 @@ impl Marts {
 /// client × product groups sorted by client, then product.
 pub(crate) fn top_products(pairs: &[((i64, i64), &Measures)]) -> HashMap<i64, (i64, i128)> {
     let mut top: HashMap<i64, (i64, i128)> = HashMap::new();
-    for same in pairs.chunk_by(|a, b| a.0.0 == b.0.0) {
-        let ((client, mut product), first) = same[0];
-        let mut sales = first.sales;
-        // Products ascend: a later one must sell more to win a tie's place.
-        for &((_, p), m) in &same[1..] {
-            if m.sales > sales {
-                (product, sales) = (p, m.sales);
+    // The client being read, its top product so far and that product's sales.
+    let mut best: Option<(i64, i64, i128)> = None;
+    for &((client, product), m) in prefetched(pairs) {
+        match &mut best {
+            // Products ascend: a later one must sell more to win a tie's place.
+            Some((c, p, sales)) if *c == client => {
+                if m.sales > *sales {
+                    (*p, *sales) = (product, m.sales);
+                }
+            }
+            _ => {
+                if let Some((c, p, sales)) = best.replace((client, product, m.sales)) {
+                    top.insert(c, (p, sales));
+                }
             }
         }
-        top.insert(client, (product, sales));
+    }
+    if let Some((c, p, sales)) = best {
+        top.insert(c, (p, sales));
     }
     top
 }
@@ -295,6 +304,33 @@ mod tests {
             &marts.client_products,
             2,
         ))
+    }
+
+    #[test]
+    fn each_clients_top_product_is_its_best_seller() {
+        let mut x: u64 = 5;
+        let mut next = move |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) % n) as i64
+        };
+        let mut groups: Groups<(i64, i64)> = Groups::default();
+        for _ in 0..5_000 {
+            // Few sales values: many ties.
+            let sales = i128::from(next(20));
+            groups.entry((next(300), next(40))).sales = sales;
+        }
+        let mut expected: HashMap<i64, (i64, i128)> = HashMap::new();
+        for (&(client, product), m) in groups.iter() {
+            let best = expected.entry(client).or_insert((product, m.sales));
+            if (m.sales, -product) > (best.1, -best.0) {
+                *best = (product, m.sales);
+            }
+        }
+        let pairs = crate::marts::store::sorted_pairs(&groups, 2);
+        assert_eq!(top_products(&pairs), expected);
+        assert!(top_products(&[]).is_empty());
     }
 
     #[test]
