@@ -384,7 +384,7 @@ fn only_run_id_of(input: &std::path::Path) -> String {
 }
 
 /// The encodings found in each column of a table's files: `(column, encodings)`.
-fn encodings_by_column(files: &[std::path::PathBuf]) -> Vec<(String, Vec<String>)> {
+pub(crate) fn encodings_by_column(files: &[std::path::PathBuf]) -> Vec<(String, Vec<String>)> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let mut by_column: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
         Default::default();
@@ -405,7 +405,7 @@ fn encodings_by_column(files: &[std::path::PathBuf]) -> Vec<(String, Vec<String>
 
 #[test]
 fn the_arrow_encoder_writes_the_same_rows_with_the_encodings_the_schema_declares() {
-    use duff_engine::schema::{Encoding, FACT_ORDERS, ORDERS};
+    use duff_engine::schema::{FACT_ORDERS, ORDERS};
     use duff_engine::writer::Encoder;
 
     let dir = tempfile::tempdir().unwrap();
@@ -458,21 +458,27 @@ fn the_arrow_encoder_writes_the_same_rows_with_the_encodings_the_schema_declares
             "{}: the two encoders' encodings differ",
             table.name
         );
-        for (column, encodings) in &engine {
-            let declared = table.columns.iter().find(|c| c.name == column).unwrap();
-            let has = |e: &str| encodings.iter().any(|x| x == e);
-            let dictionary = has("RLE_DICTIONARY") || has("PLAIN_DICTIONARY");
-            match declared.encoding {
-                Encoding::Dictionary => assert!(dictionary, "{column}: {encodings:?}"),
-                Encoding::Delta => assert!(
-                    has("DELTA_BINARY_PACKED") && !dictionary,
-                    "{column}: {encodings:?}"
-                ),
-                Encoding::Plain => assert!(
-                    !dictionary && !has("DELTA_BINARY_PACKED"),
-                    "{column}: {encodings:?}"
-                ),
-            }
+        assert_encoded_as_declared(table, &engine);
+    }
+}
+
+/// Asserts that each column of `encodings` (see [`encodings_by_column`]) holds the encoding
+/// `table` declares for it, and only that one's kind.
+pub(crate) fn assert_encoded_as_declared(
+    table: &duff_engine::schema::Table,
+    encodings: &[(String, Vec<String>)],
+) {
+    use duff_engine::schema::Encoding;
+    assert!(!encodings.is_empty(), "{}: no column", table.name);
+    for (column, encodings) in encodings {
+        let declared = table.columns.iter().find(|c| c.name == column).unwrap();
+        let has = |e: &str| encodings.iter().any(|x| x == e);
+        let dictionary = has("RLE_DICTIONARY") || has("PLAIN_DICTIONARY");
+        let context = format!("{}.{column}: {encodings:?}", table.name);
+        match declared.encoding {
+            Encoding::Dictionary => assert!(dictionary, "{context}"),
+            Encoding::Delta => assert!(has("DELTA_BINARY_PACKED") && !dictionary, "{context}"),
+            Encoding::Plain => assert!(!dictionary && !has("DELTA_BINARY_PACKED"), "{context}"),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 use duff_datagen::{Dirt, GenConfig, Size};
 
 use crate::common::{self, delta_files, delta_rows};
+use crate::guarantees::{assert_encoded_as_declared, encodings_by_column};
 use crate::lake::{
     assert_check_finds, assert_check_healthy, derive_csv, duff_lake, duff_run, latest_of_history,
     must_succeed,
@@ -124,6 +125,21 @@ fn optimize_compacts_small_files_without_changing_a_row_and_later_folds_stay_exa
     assert_eq!(rewritten.len(), 1, "{rewritten:?}");
     assert_ne!(rewritten[0], compacted[0]);
     assert!(assert_clustered(&lake.join(&rewritten[0])) >= 4);
+
+    // The files the lake writes itself are encoded as their tables declare, as a run's are:
+    // the compacted file, the fold's rewrite of it, every mart's.
+    for file in [&compacted[0], &rewritten[0]] {
+        let encodings = encodings_by_column(&[lake.join(file)]);
+        assert_encoded_as_declared(&duff_engine::schema::ORDERS, &encodings);
+    }
+    for def in &duff_delta::tables::MARTS {
+        let files: Vec<PathBuf> = delta_files(&lake, def)
+            .iter()
+            .map(|f| lake.join(f))
+            .collect();
+        let encodings = encodings_by_column(&files);
+        assert_encoded_as_declared(def.engine_table.unwrap(), &encodings);
+    }
 }
 
 /// Asserts that the row groups of the `order_lines` file at `path` hold ascending, disjoint

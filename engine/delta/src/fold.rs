@@ -672,7 +672,7 @@ fn rewrite(
             }
             let file = match &mut writer {
                 Some(file) => file,
-                None => writer.insert(LakeFileWriter::create(&to, kept.schema())?),
+                None => writer.insert(LakeFileWriter::create(&to, kept.schema(), &ORDERS)?),
             };
             file.write(&kept)?;
         }

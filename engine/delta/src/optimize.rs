@@ -365,7 +365,7 @@ fn write_clustered(
     clients.sort_unstable();
     let ranges = client_ranges(&clients, group_rows);
     drop(clients);
-    let mut file = LakeFileWriter::create(path, schema.clone())?;
+    let mut file = LakeFileWriter::create(path, schema.clone(), &ORDERS)?;
     let mut written = 0u64;
     for pass in passes(&ranges, PASS_ROWS) {
         let (lo, hi) = (pass[0].lo, pass[pass.len() - 1].hi);

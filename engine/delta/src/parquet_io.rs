@@ -12,11 +12,14 @@ use arrow::datatypes::SchemaRef;
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::error::ArrowError;
 use deltalake_core::kernel::Add;
+use duff_engine::schema::Table;
+use duff_engine::writer::declared_encodings;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder, RowFilter,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::file::properties::EnabledStatistics;
 use parquet::file::statistics::Statistics;
 
 use crate::error::Error;
@@ -221,25 +224,24 @@ pub(crate) struct LakeFileWriter {
 }
 
 impl LakeFileWriter {
-    /// Creates the file at `path` (and its directory).
-    pub(crate) fn create(path: &Path, schema: SchemaRef) -> Result<Self, Error> {
+    /// Creates the file at `path` (and its directory), its columns encoded as `table` declares
+    /// them.
+    pub(crate) fn create(path: &Path, schema: SchemaRef, table: &Table) -> Result<Self, Error> {
         crate::workspace::create_parent(path)?;
         let file =
             File::create(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-        let mut properties = parquet::file::properties::WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::SNAPPY);
+        let mut properties = declared_encodings(
+            parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::SNAPPY),
+            table,
+        );
         for field in schema.fields() {
-            // Sums (the marts' DECIMAL(38,4)) hardly repeat: a dictionary would only be tried,
-            // filled and abandoned. Nothing prunes on them either, and their bounds cost a
-            // 16-byte comparison per value.
+            // Sums (the marts' DECIMAL(38,4), declared plain: they hardly repeat): nothing
+            // prunes on them, and their bounds cost a 16-byte comparison per value.
             if matches!(field.data_type(), DataType::Decimal128(p, _) if *p > 18) {
                 let column = parquet::schema::types::ColumnPath::from(field.name().as_str());
-                properties = properties
-                    .set_column_dictionary_enabled(column.clone(), false)
-                    .set_column_statistics_enabled(
-                        column,
-                        parquet::file::properties::EnabledStatistics::None,
-                    );
+                properties =
+                    properties.set_column_statistics_enabled(column, EnabledStatistics::None);
             }
         }
         let properties = properties.build();

@@ -16,6 +16,6 @@ pub(crate) mod star;
 pub(crate) mod table;
 
 pub use crate::lake::manifest::WrittenFile;
-pub use options::{Codec, Encoder, ParquetOptions};
+pub use options::{Codec, Encoder, ParquetOptions, declared_encodings};
 pub use star::write_orders_and_fact;
 pub use table::encode_batches;

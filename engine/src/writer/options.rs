@@ -2,7 +2,7 @@
 //! derived from them and from each column's declared encoding.
 
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
@@ -95,23 +95,33 @@ impl ParquetOptions {
             Codec::Snappy => Compression::SNAPPY,
             Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")),
         };
-        let mut b = WriterProperties::builder()
+        let b = WriterProperties::builder()
             .set_compression(compression)
             .set_created_by(format!("duff-engine {}", env!("CARGO_PKG_VERSION")))
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_max_row_group_bytes(Some(self.row_group_bytes))
             .set_write_batch_size(self.batch_rows);
-        for c in table.columns {
-            let path = ColumnPath::from(c.name);
-            b = match c.encoding {
-                ColumnEncoding::Dictionary => b.set_column_dictionary_enabled(path, true),
-                ColumnEncoding::Delta => b
-                    .set_column_dictionary_enabled(path.clone(), false)
-                    .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED),
-                ColumnEncoding::Plain => b.set_column_dictionary_enabled(path, false),
-            };
-        }
-        b.build()
+        declared_encodings(b, table).build()
     }
+}
+
+/// `builder` with each column of `table` encoded as the table declares it: the one place a
+/// declared encoding becomes a writer property, for a run's files and the lake's rewrites of
+/// them alike.
+pub fn declared_encodings(
+    mut builder: WriterPropertiesBuilder,
+    table: &Table,
+) -> WriterPropertiesBuilder {
+    for c in table.columns {
+        let path = ColumnPath::from(c.name);
+        builder = match c.encoding {
+            ColumnEncoding::Dictionary => builder.set_column_dictionary_enabled(path, true),
+            ColumnEncoding::Delta => builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED),
+            ColumnEncoding::Plain => builder.set_column_dictionary_enabled(path, false),
+        };
+    }
+    builder
 }

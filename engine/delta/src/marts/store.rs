@@ -738,7 +738,9 @@ pub(crate) fn write_file(
     batch: &RecordBatch,
 ) -> Result<Add, Error> {
     let rel = format!("part-{nonce}.parquet");
-    let mut file = LakeFileWriter::create(&root.join(def.prefix).join(&rel), batch.schema())?;
+    let table = def.engine_table.expect("a mart has columns");
+    let mut file =
+        LakeFileWriter::create(&root.join(def.prefix).join(&rel), batch.schema(), table)?;
     file.write(batch)?;
     file.finish(rel)
 }
