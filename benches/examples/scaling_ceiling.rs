@@ -125,12 +125,14 @@ fn main() {
     let mut threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (mut rounds, mut mib) = (5usize, 256usize);
     let mut args = std::env::args().skip(1);
+    let usage = |problem: String| -> ! {
+        eprintln!("error: {problem}\n\n{HELP}");
+        std::process::exit(2)
+    };
     while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .and_then(|v| v.parse::<usize>().ok())
-                .filter(|v| *v > 0)
-                .unwrap_or_else(|| panic!("{arg} needs a positive number\n\n{HELP}"))
+        let mut value = || match args.next().map(|v| v.parse::<usize>()) {
+            Some(Ok(v)) if v > 0 => v,
+            _ => usage(format!("{arg} needs a positive number")),
         };
         match arg.as_str() {
             "--threads" => threads = value(),
@@ -140,7 +142,7 @@ fn main() {
                 println!("{HELP}");
                 return;
             }
-            other => panic!("unknown option {other}\n\n{HELP}"),
+            other => usage(format!("unknown option {other}")),
         }
     }
     let mut buffers: Vec<Buffers> = (0..threads).map(|_| Buffers::new(mib << 20)).collect();
